@@ -1,0 +1,1 @@
+"""Metrics, reports with plots, model comparison and benchmarks."""

@@ -1,0 +1,72 @@
+"""The `medcode` console script. Each package contributes its subcommands through `register(subparsers)`.
+
+Errors a user can act on print as one line on stderr with a non-zero exit; never a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from data.errors import MedcodeError
+
+# Modules that contribute subcommands, each with `register(subparsers) -> None`.
+# A subcommand stores its handler as `func` (args -> exit code).
+COMMAND_MODULES = (
+    "data.cli",
+    "model.cli",
+    "training.cli",
+    "evaluation.cli",
+    "serving.cli",
+)
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medcode",
+        description="AI-assisted medical coding: suggest, review, train and evaluate.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a package without commands yet
+            if exc.name == name:
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    func: Handler | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except MedcodeError as exc:
+        print(f"medcode: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medcode: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as exc:
+        print(f"medcode: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The one settings object of medcode, read from the environment (and a `.env` file if present).
+
+Every package reads configuration through `get_settings()`; no module reads `os.environ` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "medcode"
+
+
+class Settings(BaseSettings):
+    """Configuration of the whole product. Environment variables win over defaults."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    environment: str = Field("development", alias="MEDCODE_ENV")
+    home: Path = Field(default_factory=_default_home, alias="MEDCODE_HOME")
+    data_dir: Path | None = Field(None, alias="MEDCODE_DATA_DIR")
+    database_url: str | None = Field(None, alias="MEDCODE_DATABASE_URL")
+    mlflow_tracking_uri: str | None = Field(None, alias="MLFLOW_TRACKING_URI")
+    registered_model_name: str = Field("medcode", alias="MEDCODE_REGISTERED_MODEL")
+    model_ref: str = Field("champion", alias="MEDCODE_MODEL")
+    cpt_file: Path | None = Field(None, alias="MEDCODE_CPT_FILE")
+    ncci_file: Path | None = Field(None, alias="MEDCODE_NCCI_FILE")
+    max_note_chars: int = Field(200_000, alias="MEDCODE_MAX_NOTE_CHARS")
+    review_lease_seconds: int = Field(900, alias="MEDCODE_REVIEW_LEASE_SECONDS")
+    model_poll_seconds: float = Field(30.0, alias="MEDCODE_MODEL_POLL_SECONDS")
+    session_secret: str = Field("development-only-secret", alias="MEDCODE_SESSION_SECRET")
+    log_level: str = Field("INFO", alias="MEDCODE_LOG_LEVEL")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_outside_development(self) -> Settings:
+        if self.environment != "development" and self.session_secret == "development-only-secret":
+            raise ValueError("MEDCODE_SESSION_SECRET must be set when MEDCODE_ENV is not 'development'")
+        return self
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'medcode.db'}"
+
+    @property
+    def resolved_mlflow_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        return self.home / "mlartifacts"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,1 @@
+"""Text pipeline, candidate generation, ranking, calibration, coding rules, routing and model packs."""

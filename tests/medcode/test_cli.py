@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from data.errors import MedcodeError
+from medcode import cli
+
+
+def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    assert "medcode" in capsys.readouterr().out
+
+
+def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([]) == 2
+    assert "usage" in capsys.readouterr().out
+
+
+def test_user_error_is_one_line_and_nonzero(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def boom(_: object) -> int:
+        raise MedcodeError("something the user can fix")
+
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_command(parser(), boom))
+    assert cli.main(["boom"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "medcode: error: something the user can fix"
+
+
+def _with_command(parser, func):  # type: ignore[no-untyped-def]
+    sub = next(a for a in parser._actions if a.dest == "command")
+    sub.add_parser("boom").set_defaults(func=func)
+    return parser

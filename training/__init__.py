@@ -1,0 +1,1 @@
+"""Training sets, fitting, MLflow tracking and registry, the promotion gate."""
