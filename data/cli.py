@@ -1,0 +1,341 @@
+"""`medcode codes show|search` and `medcode data check`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from data.errors import DatasetNotFoundError, UnknownCodeError
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    codes = subparsers.add_parser(
+        "codes", help="look up and search medical codes", description="Code lookup."
+    )
+    codes_sub = codes.add_subparsers(dest="codes_command", metavar="ACTION")
+    codes.set_defaults(func=lambda args: _help(codes))
+
+    show = codes_sub.add_parser(
+        "show",
+        help="show one code: title, parents, billable, chapter/block, notes",
+        description="Show one code (ICD-10-CM, ICD-10-PCS, HCPCS or CPT): title, parents, billable, notes.",
+    )
+    show.add_argument("code", metavar="CODE", help='the code, with or without a dot ("E11.22", "e1122")')
+    show.add_argument("--system", help="ICD-10-CM, ICD-10-PCS, HCPCS or CPT (default: guessed from the code)")
+    show.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    show.set_defaults(func=_show)
+
+    search = codes_sub.add_parser(
+        "search",
+        help="search codes by text (titles, inclusion terms, index terms)",
+        description="Rank codes by text similarity to TEXT.",
+    )
+    search.add_argument("text", metavar="TEXT", nargs="+", help="words to search for")
+    search.add_argument("--system", help="restrict to ICD-10-CM, ICD-10-PCS, HCPCS or CPT")
+    search.add_argument("--limit", type=int, default=10, help="number of results (default 10)")
+    search.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    search.set_defaults(func=_search)
+
+    data = subparsers.add_parser("data", help="inspect the datasets folder", description="Dataset tools.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    data.set_defaults(func=lambda args: _help(data))
+    check = data_sub.add_parser(
+        "check",
+        help="list the datasets present under MEDCODE_DATA_DIR with document and label counts",
+        description="Which datasets are present under the data folder, with document and label counts.",
+    )
+    check.add_argument("--data-dir", type=Path, help="datasets folder (default: MEDCODE_DATA_DIR)")
+    check.add_argument("--format", choices=("text", "json"), default="text", help="output format")
+    check.set_defaults(func=_check)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+# ---------------------------------------------------------------------------------------------- codes show
+
+
+def _icd10cm_details(code: str) -> dict[str, Any]:
+    from data.icd10cm import NOTE_KINDS, load_icd10cm
+
+    icd = load_icd10cm()
+    entry = icd[code]
+    chapter = icd.groupings.get(entry.chapter)
+    block = icd.groupings.get(entry.block)
+    notes = {kind: list(entry.notes_of(kind)) for kind in NOTE_KINDS}
+    inherited = {
+        kind: [
+            f"{where}: {text}"
+            for where, text in icd.applicable_notes(entry.code, kind)
+            if where != entry.code
+        ]
+        for kind in NOTE_KINDS
+    }
+    return {
+        "system": "ICD-10-CM",
+        "version": icd.version,
+        "code": entry.code,
+        "title": entry.title,
+        "billable": entry.billable,
+        "chapter": {"id": entry.chapter, "title": chapter.title if chapter else ""},
+        "block": {"id": entry.block, "title": block.title if block else ""},
+        "parents": [{"code": p, "title": icd[p].title} for p in icd.parents(entry.code)],
+        "children": icd.children(entry.code),
+        "inclusion_terms": list(entry.inclusion_terms),
+        "includes": list(entry.includes),
+        "notes": list(entry.notes),
+        **notes,
+        "inherited_notes": {k: v for k, v in inherited.items() if v},
+        "seventh_characters": dict(entry.seventh_chars),
+    }
+
+
+def _other_details(code: str, system: str | None) -> dict[str, Any]:
+    from data.codesystems import load_code_sets
+
+    code_sets = load_code_sets()
+    info = code_sets.lookup(code, system)
+    if info is None:
+        raise UnknownCodeError(code, system or _guess_system_name(code_sets, code))
+    details: dict[str, Any] = {
+        "system": info.system,
+        "version": code_sets.available().get(info.system, info.system),
+        "code": info.code,
+        "title": info.title,
+        "billable": info.billable,
+    }
+    pcs = code_sets.icd10pcs
+    if info.system == "ICD-10-PCS" and pcs is not None and pcs.tables is not None:
+        details["axes"] = [
+            {"position": a.position, "axis": a.axis, "value": a.label} for a in pcs.tables.axes(code)
+        ]
+    if info.system == "CPT" and info.code in code_sets.cpt.em_visits:
+        visit = code_sets.cpt.em_visits[info.code]
+        details["em"] = {
+            "patient": visit.patient,
+            "mdm": visit.mdm,
+            "minutes": [visit.time_min, visit.time_max],
+        }
+    return details
+
+
+def _guess_system_name(code_sets: Any, code: str) -> str:
+    systems = code_sets.candidate_systems(code)
+    return "/".join(systems) if systems else "medical"
+
+
+def show_details(code: str, system: str | None = None) -> dict[str, Any]:
+    """Everything `medcode codes show` prints, as a dict; UnknownCodeError when no system knows the code."""
+    from data.codesystems import canonical_system, load_code_sets
+
+    code = code.strip()
+    wanted = canonical_system(system) if system else None
+    if wanted is None:
+        code_sets = load_code_sets()
+        info = code_sets.lookup(code)
+        if info is None:
+            raise UnknownCodeError(code, _guess_system_name(code_sets, code))
+        wanted = info.system
+    if wanted == "ICD-10-CM":
+        return _icd10cm_details(code)
+    return _other_details(code, wanted)
+
+
+def _print_details(details: dict[str, Any]) -> None:
+    print(f"{details['code']}  {details['title']}")
+    print(f"  system:    {details['version']}")
+    print(f"  billable:  {'yes' if details['billable'] else 'no'}")
+    if "chapter" in details:
+        print(f"  chapter:   {details['chapter']['id']}  {details['chapter']['title']}")
+        print(f"  block:     {details['block']['id']}  {details['block']['title']}")
+    for parent in details.get("parents", []):
+        print(f"  parent:    {parent['code']}  {parent['title']}")
+    if details.get("children"):
+        shown = ", ".join(details["children"][:12])
+        more = len(details["children"]) - 12
+        print(f"  children:  {shown}{f' (+{more} more)' if more > 0 else ''}")
+    labels = (
+        ("inclusion_terms", "inclusion"),
+        ("includes", "includes"),
+        ("notes", "note"),
+        ("excludes1", "Excludes1"),
+        ("excludes2", "Excludes2"),
+        ("code_first", "code first"),
+        ("use_additional", "use additional"),
+        ("code_also", "code also"),
+    )
+    for key, label in labels:
+        for text in details.get(key, []):
+            print(f"  {label + ':':<24} {text}")
+    for kind, texts in details.get("inherited_notes", {}).items():
+        for text in texts:
+            print(f"  {kind.replace('_', ' ') + ' (above):':<24} {text}")
+    for char, meaning in details.get("seventh_characters", {}).items():
+        print(f"  7th char {char}:  {meaning}")
+    for axis in details.get("axes", []):
+        print(f"  {axis['position']} {axis['axis']}: {axis['value']}")
+    if "em" in details:
+        em = details["em"]
+        low, high = em["minutes"]
+        minutes = f"{low}-{high} min" if low is not None else "no time threshold"
+        print(f"  E/M:       {em['patient']} patient, MDM {em['mdm']}, {minutes}")
+
+
+def _show(args: argparse.Namespace) -> int:
+    details = show_details(args.code, args.system)
+    if args.format == "json":
+        print(json.dumps(details, ensure_ascii=False))
+    else:
+        _print_details(details)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- search
+
+
+def _search(args: argparse.Namespace) -> int:
+    from data.codesystems import canonical_system
+    from data.search import get_code_search
+
+    text = " ".join(args.text)
+    system = canonical_system(args.system) if args.system else None
+    if args.limit < 1:
+        raise ValueError("--limit must be at least 1")
+    hits = get_code_search().search(text, system=system, limit=args.limit)
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "query": text,
+                    "hits": [
+                        {
+                            "code": h.code,
+                            "system": h.system,
+                            "title": h.title,
+                            "score": h.score,
+                            "matched_term": h.matched_term,
+                        }
+                        for h in hits
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return 0
+    if not hits:
+        print("no matching codes")
+        return 0
+    width = max(len(h.code) for h in hits)
+    for hit in hits:
+        matched = "" if hit.matched_term in (hit.title, hit.code) else f"  [{hit.matched_term}]"
+        print(f"{hit.code:<{width}}  {hit.score:.3f}  {hit.system:<10}  {hit.title}{matched}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- data check
+
+
+def check_datasets(data_dir: Path) -> dict[str, Any]:
+    """What `medcode data check` reports, as a dict."""
+    from data import codiesp
+    from data.corpora import load_codiesp
+    from data.disease_ontology import find_do_folder, load_disease_ontology
+    from data.hcpcs import find_hcpcs_file, load_hcpcs
+    from data.icd10cm_index import find_index_files, read_any
+    from data.icd10pcs import find_pcs_files, load_icd10pcs
+
+    report: dict[str, Any] = {"data_dir": str(data_dir), "datasets": {}}
+    found = report["datasets"]
+    root = codiesp.resolve_root(data_dir)
+    splits = codiesp.available_splits(root)
+    if splits:
+        found["codiesp"] = {
+            split: load_codiesp(root, split).report.summary()  # type: ignore[union-attr]
+            for split in splits
+        }
+        background = root / "background_text_files_en.tar.gz"
+        found["codiesp"]["background_archive"] = background.is_file()
+    index_files = find_index_files(data_dir)
+    if index_files:
+        found["icd10cm_index"] = {
+            kind: {"file": path.name, "rows": len(read_any(path, kind))} for kind, path in index_files.items()
+        }
+    codes_file, tables_file = find_pcs_files(data_dir)
+    if codes_file is not None:
+        pcs = load_icd10pcs(data_dir, with_tables=False)
+        found["icd10pcs"] = {
+            "version": pcs.version,
+            "codes": len(pcs),
+            "tables": tables_file.name if tables_file else None,
+        }
+    if find_hcpcs_file(data_dir) is not None:
+        hcpcs = load_hcpcs(data_dir)
+        found["hcpcs"] = {"version": hcpcs.version, "codes": len(hcpcs), "modifiers": len(hcpcs.modifiers())}
+    if find_do_folder(data_dir) is not None:
+        ontology = load_disease_ontology(data_dir)
+        found["disease_ontology"] = {
+            "version": ontology.version,
+            "terms": len(ontology),
+            "pairs_with_icd10cm": sum(1 for _ in ontology.pairs()),
+        }
+    mimic = data_dir / "mimic-iv-demo" / "hosp"
+    if mimic.is_dir():
+        found["mimic_iv_demo"] = {"files": sorted(p.name for p in mimic.glob("*.csv*"))}
+    return report
+
+
+def _print_check(report: dict[str, Any]) -> None:
+    print(f"data folder: {report['data_dir']}")
+    datasets = report["datasets"]
+    if not datasets:
+        print("  no known datasets found")
+    for split, summary in datasets.get("codiesp", {}).items():
+        if split == "background_archive":
+            print(f"  codiesp background: {'present' if summary else 'absent'}")
+            continue
+        missing_p = summary["missing_procedure_codes"]
+        print(
+            f"  codiesp {split}: {summary['documents']} documents, "
+            f"{summary['diagnosis_labels']} diagnosis labels ({summary['distinct_diagnosis']} codes, "
+            f"{summary['missing_diagnosis_codes']} not in ICD-10-CM), "
+            f"{summary['procedure_labels']} procedure labels ({summary['distinct_procedure']} codes, "
+            f"{'unchecked' if missing_p is None else missing_p} not in ICD-10-PCS)"
+        )
+    for kind, info in datasets.get("icd10cm_index", {}).items():
+        print(f"  icd10cm index ({kind}): {info['rows']} rows from {info['file']}")
+    if "icd10pcs" in datasets:
+        pcs = datasets["icd10pcs"]
+        print(f"  icd10pcs: {pcs['version']}, {pcs['codes']} codes, tables: {pcs['tables'] or 'absent'}")
+    if "hcpcs" in datasets:
+        h = datasets["hcpcs"]
+        print(f"  hcpcs: {h['version']}, {h['codes']} codes ({h['modifiers']} modifiers)")
+    if "disease_ontology" in datasets:
+        d = datasets["disease_ontology"]
+        print(
+            f"  disease ontology: {d['version']}, {d['terms']} terms, {d['pairs_with_icd10cm']} ICD-10-CM synonyms"
+        )
+    if "mimic_iv_demo" in datasets:
+        print(f"  mimic-iv demo: {len(datasets['mimic_iv_demo']['files'])} files")
+
+
+def _check(args: argparse.Namespace) -> int:
+    from medcode.settings import get_settings
+
+    data_dir = args.data_dir or get_settings().data_dir
+    if data_dir is None:
+        raise DatasetNotFoundError("no data folder: set MEDCODE_DATA_DIR or pass --data-dir")
+    if not Path(data_dir).is_dir():
+        raise DatasetNotFoundError(f"data folder not found: {data_dir}")
+    report = check_datasets(Path(data_dir))
+    if args.format == "json":
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        _print_check(report)
+    return 0 if report["datasets"] else 1

@@ -1,0 +1,228 @@
+"""The built-in model (preset "builtin"): knowledge-based, no labelled data, no training.
+
+Candidates come from the present mentions of the note (the text pipeline's lexicon concepts and lexical
+retrieval over ICD-10-CM titles, inclusion terms, index entries and synonyms; ICD-10-PCS when a PCS code
+list is configured) and are scored by how well the mention matches the code's name. Each present mention
+suggests at most its best code; the others remain ranked alternatives. Confidence is not calibrated and
+every result routes to review with the reason `cold_start_model`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from data.types import Encounter, Result, Task
+
+from model.candidates.generate import (
+    Candidate,
+    CandidateGenerator,
+    EncounterView,
+    GeneratorConfig,
+    Hit,
+    blocked,
+    mention_evidence,
+    read_encounter,
+)
+from model.candidates.lexical import LexicalIndex
+from model.catalog import CodeCatalog, code_set_version, load_catalog
+from model.mentions import Extractor, default_extractor
+from model.pack import PackManifest, save_pack
+from model.result import Scored, build_result
+from model.thresholds import TaskThresholds
+
+log = logging.getLogger(__name__)
+
+PRESET = "builtin"
+VERSION = "builtin-1"
+
+
+@dataclass
+class BuiltinConfig:
+    decision_threshold: float = 0.75
+    lexicon_score: float = 0.9
+    non_billable_factor: float = 0.9
+    historical_factor: float = 0.6
+    possible_factor: float = 0.7
+    repeat_bonus: float = 0.15
+    """Share of the remaining headroom added per extra supporting mention (at most two)."""
+    generator: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BuiltinConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class BuiltinCoder:
+    """Knowledge-based coder: ICD-10-CM (and PCS) names matched against the note's present mentions."""
+
+    preset = PRESET
+
+    def __init__(
+        self,
+        catalog: CodeCatalog | None = None,
+        extractor: Extractor | None = None,
+        config: BuiltinConfig | None = None,
+    ) -> None:
+        self.config = config or BuiltinConfig()
+        self._catalog = catalog
+        self._extractor = extractor
+        self._generator: CandidateGenerator | None = None
+        self._lock = threading.Lock()
+
+    # Coder protocol ------------------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return VERSION
+
+    @property
+    def code_set_version(self) -> str:
+        return code_set_version()
+
+    @property
+    def calibrated(self) -> bool:
+        return False
+
+    def thresholds(self, task: Task) -> TaskThresholds:
+        return TaskThresholds(decision=self.config.decision_threshold, auto_accept=1.01)
+
+    def suggest(self, encounter: Encounter) -> Result:
+        generator, extractor = self._parts()
+        view = read_encounter(encounter, extractor)
+        candidates = generator.generate(view)
+        scored = self.score(view, list(candidates.values()))
+        return build_result(
+            encounter,
+            scored,
+            self.thresholds,
+            model_version=self.version,
+            code_set_version=self.code_set_version,
+            calibrated=False,
+            mentions=view.mentions,
+        )
+
+    # scoring -------------------------------------------------------------------------------------------
+    def hit_score(self, view: EncounterView, hit: Hit) -> float:
+        cfg = self.config
+        if hit.source == "lexicon":
+            score = cfg.lexicon_score
+        else:
+            score = hit.score * (0.4 + 0.6 * hit.query_coverage) * (0.8 + 0.2 * hit.term_coverage)
+        assertion = view.mentions[hit.mention].assertion
+        if assertion.historical and hit.source != "history":
+            score *= cfg.historical_factor
+        if assertion.possible:
+            score *= cfg.possible_factor
+        return score
+
+    def score(self, view: EncounterView, candidates: list[Candidate]) -> list[Scored]:
+        catalog, cfg = self.catalog, self.config
+        per_mention_best: dict[tuple[int, str], tuple[float, str]] = {}
+        scores: dict[tuple[str, str], float] = {}
+        for cand in candidates:
+            if blocked(cand) or not cand.present:
+                continue
+            info = catalog.info(cand.system, cand.code)
+            factor = 1.0 if info is None or info.billable else cfg.non_billable_factor
+            by_mention: dict[int, float] = {}
+            for hit in cand.present:
+                s = self.hit_score(view, hit) * factor
+                by_mention[hit.mention] = max(by_mention.get(hit.mention, 0.0), s)
+                key = (hit.mention, cand.system)
+                tie = (s, _tiebreak(info))
+                best = per_mention_best.get(key)
+                if best is None or tie > (best[0], _tiebreak(catalog.info(cand.system, best[1]))):
+                    per_mention_best[key] = (s, cand.code)
+            ranked = sorted(by_mention.values(), reverse=True)
+            score = ranked[0]
+            for _ in ranked[1:3]:
+                score += (1.0 - score) * cfg.repeat_bonus
+            scores[cand.key] = score
+        best_codes = {(system, code) for (_, system), (_, code) in per_mention_best.items()}
+        out: list[Scored] = []
+        for cand in candidates:
+            if cand.key not in scores:
+                continue
+            best = cand.best()
+            out.append(
+                Scored(
+                    system=cand.system,
+                    code=cand.code,
+                    confidence=round(scores[cand.key], 6),
+                    evidence=mention_evidence(view, cand),
+                    description=catalog.title(cand.system, cand.code),
+                    rationale=_rationale(view, cand, best),
+                    eligible=cand.key in best_codes,
+                )
+            )
+        return out
+
+    # parts ---------------------------------------------------------------------------------------------
+    @property
+    def catalog(self) -> CodeCatalog:
+        if self._catalog is None:
+            from medcode.settings import get_settings
+
+            self._catalog = load_catalog(get_settings().data_dir)
+        return self._catalog
+
+    def _parts(self) -> tuple[CandidateGenerator, Extractor]:
+        with self._lock:
+            if self._generator is None:
+                catalog = self.catalog
+                lexical = {system: LexicalIndex(catalog.terms(system)) for system in catalog.systems()}
+                gen_config = GeneratorConfig(**(self.config.generator or {}))
+                self._generator = CandidateGenerator(catalog, lexical, None, gen_config)
+            if self._extractor is None:
+                self._extractor = default_extractor()
+            return self._generator, self._extractor
+
+    def warm_up(self) -> None:
+        """Build the indexes now rather than on the first request."""
+        self._parts()
+
+    def save(self, path: Path) -> Path:
+        manifest = PackManifest(
+            preset=PRESET,
+            version=self.version,
+            code_set_version=self.code_set_version,
+            thresholds={t: self.thresholds(t).to_json() for t in ("diagnosis", "procedure")},
+            calibration={"method": "identity"},
+            training_data={"fingerprint": None, "note": "no labelled data"},
+            config=self.config.to_json(),
+        )
+        return save_pack(path, manifest)
+
+
+def load_pack(path: Path, manifest: PackManifest) -> BuiltinCoder:
+    return BuiltinCoder(config=BuiltinConfig.from_json(manifest.config))
+
+
+def _tiebreak(info: Any) -> tuple[int, int, int]:
+    """Prefer billable codes, then default ('unspecified'/NOS) codes, then shallower ones."""
+    if info is None:
+        return (0, 0, 0)
+    return (int(info.billable), int(info.unspecified), -int(info.depth))
+
+
+def _rationale(view: EncounterView, cand: Candidate, best: Hit | None) -> str:
+    if best is None:
+        return ""
+    mention = view.mentions[best.mention].text
+    how = {
+        "lexicon": "lexicon match",
+        "lexical": "name match",
+        "pair": "combination of two conditions in one sentence",
+        "history": "personal history",
+        "dense": "semantic match",
+    }.get(best.source, best.source)
+    n = len({h.mention for h in cand.present})
+    more = f"; {n} supporting mentions" if n > 1 else ""
+    return f"{how} on '{mention}' (score {best.score:.2f}){more}"

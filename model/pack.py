@@ -1,0 +1,222 @@
+"""Model packs: a folder with `manifest.json` and the weights a preset needs.
+
+A pack is what `medcode train` produces, what MLflow stores as an artifact and what `load_model` reads.
+
+    pack/
+      manifest.json        preset, version, code-set version, thresholds, calibration, training-data
+                           fingerprint, metrics, resolved config, and a sha256 of every weight file
+      arrays.npz           named numpy arrays (optional)
+      objects/NAME.joblib  fitted scikit-learn objects (optional)
+      ...                  anything else a preset writes itself (e.g. `*.safetensors`)
+
+Presets own their weights; this module only writes and reads the container. `load_pack(path)` reads the
+manifest and hands the folder to the preset's loader, `PACK_LOADERS[preset]` — a "module:function" that
+takes `(path: Path, manifest: PackManifest)` and returns a `Coder`. A preset not listed there is looked up
+as `model.<preset>:load_pack`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.errors import ModelNotFoundError
+from model.base import Coder
+
+log = logging.getLogger(__name__)
+
+PACK_FORMAT = "medcode-pack"
+PACK_FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ARRAYS = "arrays.npz"
+OBJECTS_DIR = "objects"
+
+PACK_LOADERS: dict[str, str] = {
+    "builtin": "model.builtin:load_pack",
+    "default": "model.trained.coder:load_pack",
+    "transformer": "model.transformer:load_pack",
+}
+"""preset -> "module:function" taking (pack folder, manifest) and returning a Coder."""
+
+
+@dataclass
+class PackManifest:
+    """Everything about a model pack except its weights; `manifest.json` on disk."""
+
+    preset: str
+    version: str
+    code_set_version: str
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    training_data: dict[str, Any] = field(default_factory=dict)
+    """Dataset name, splits, document counts and `fingerprint` (sha256 of the training encounters)."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    """The resolved training configuration (every option with its effective value)."""
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    files: dict[str, str] = field(default_factory=dict)
+    """Relative path -> sha256 of every other file of the pack (filled in by `save_pack`)."""
+    format: str = PACK_FORMAT
+    format_version: int = PACK_FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PackManifest:
+        if data.get("format") != PACK_FORMAT:
+            raise ModelNotFoundError(f"not a medcode model pack (format={data.get('format')!r})")
+        if int(data.get("format_version", 0)) > PACK_FORMAT_VERSION:
+            raise ModelNotFoundError(
+                f"model pack format {data.get('format_version')} is newer than this medcode "
+                f"understands ({PACK_FORMAT_VERSION}); upgrade medcode"
+            )
+        known = {f for f in cls.__dataclass_fields__}
+        missing = {"preset", "version", "code_set_version"} - set(data)
+        if missing:
+            raise ModelNotFoundError(f"model pack manifest lacks {sorted(missing)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def save_pack(
+    path: Path,
+    manifest: PackManifest,
+    arrays: Mapping[str, np.ndarray] | None = None,
+    objects: Mapping[str, Any] | None = None,
+    write_extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write a pack folder (created if missing; existing pack files are replaced) and return it.
+
+    `write_extra(folder)` lets a preset write files of its own (e.g. safetensors) before the checksums
+    are taken.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if arrays:
+        np.savez(path / ARRAYS, **{k: np.asarray(v) for k, v in arrays.items()})
+    if objects:
+        import joblib
+
+        (path / OBJECTS_DIR).mkdir(exist_ok=True)
+        for name, obj in objects.items():
+            _check_name(name)
+            joblib.dump(obj, path / OBJECTS_DIR / f"{name}.joblib", compress=3)
+    if write_extra is not None:
+        write_extra(path)
+    manifest.files = {
+        str(p.relative_to(path)): _sha256(p)
+        for p in sorted(path.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    (path / MANIFEST).write_text(
+        json.dumps(manifest.to_json(), indent=2, sort_keys=True, default=_json_default)
+    )
+    log.info("saved model pack %s (preset %s, version %s)", path, manifest.preset, manifest.version)
+    return path
+
+
+def read_manifest(path: Path) -> PackManifest:
+    """Read and check a pack's manifest; raises ModelNotFoundError when the folder is not a pack."""
+    file = Path(path) / MANIFEST
+    if not file.is_file():
+        raise ModelNotFoundError(f"no model pack at {path} (missing {MANIFEST})")
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelNotFoundError(f"model pack manifest {file} is not valid JSON: {exc}") from exc
+    return PackManifest.from_json(data)
+
+
+def verify_pack(path: Path, manifest: PackManifest | None = None) -> None:
+    """Check every file listed in the manifest exists with its recorded checksum."""
+    manifest = manifest or read_manifest(path)
+    for rel, digest in manifest.files.items():
+        file = Path(path) / rel
+        if not file.is_file():
+            raise ModelNotFoundError(f"model pack {path} is incomplete: {rel} is missing")
+        if _sha256(file) != digest:
+            raise ModelNotFoundError(f"model pack {path} is corrupt: {rel} does not match its checksum")
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    file = Path(path) / ARRAYS
+    if not file.is_file():
+        return {}
+    with np.load(file, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def load_object(path: Path, name: str) -> Any:
+    import joblib
+
+    _check_name(name)
+    file = Path(path) / OBJECTS_DIR / f"{name}.joblib"
+    if not file.is_file():
+        raise ModelNotFoundError(f"model pack {path} lacks object {name!r}")
+    return joblib.load(file)
+
+
+def load_pack(path: Path) -> Coder:
+    """Load a model pack folder as a Coder, dispatching on the manifest's preset."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    verify_pack(path, manifest)
+    loader = _loader_for(manifest.preset)
+    coder = loader(path, manifest)
+    log.info("loaded model pack %s (preset %s, version %s)", path, manifest.preset, manifest.version)
+    return coder
+
+
+def _loader_for(preset: str) -> Callable[[Path, PackManifest], Coder]:
+    target = PACK_LOADERS.get(preset, f"model.{preset}:load_pack")
+    module_name, _, func_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ModelNotFoundError(f"model pack preset {preset!r} is not available in this install") from exc
+    func = getattr(module, func_name, None)
+    if func is None:
+        raise ModelNotFoundError(f"model pack preset {preset!r} has no loader {target}")
+    return func  # type: ignore[no-any-return]
+
+
+def fingerprint_texts(items: list[str]) -> str:
+    """A stable sha256 over an ordered list of strings (used for training-data fingerprints)."""
+    digest = hashlib.sha256()
+    for item in items:
+        data = item.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"invalid pack object name {name!r}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable in a pack manifest: {type(value).__name__}")

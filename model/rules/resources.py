@@ -1,0 +1,27 @@
+"""The rules' data files (model/rules/resources/*.json), read once and cached."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+RESOURCE_FILES = (
+    "terms.json",
+    "note_cues.json",
+    "combinations.json",
+    "age_sex_edits.json",
+    "em_levels.json",
+    "code_notes.json",
+)
+
+
+@lru_cache(maxsize=None)
+def load_resource(name: str) -> dict[str, Any]:
+    """One packaged data file as a dict (cached; callers must not mutate it)."""
+    if name not in RESOURCE_FILES:
+        raise ValueError(f"unknown rules resource {name!r}; expected one of {', '.join(RESOURCE_FILES)}")
+    text = (resources.files("model.rules") / "resources" / name).read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data

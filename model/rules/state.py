@@ -1,0 +1,241 @@
+"""The rules' working state for one encounter, and what the step returns.
+
+Rules never delete a code: a code taken out of the suggested set moves to the candidates (keeping its
+confidence, so ranking metrics keep it in place), and every change is a `RuleFiring` written into the
+rationale and warnings of the codes it touched, plus a routing reason where it leaves doubt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from data.types import CodeSuggestion, Encounter, Evidence, Mention
+
+from model.rules.context import NoteContext
+from model.rules.refs import compact
+from model.rules.tabular import RuleTabular
+
+
+@dataclass(frozen=True)
+class RuleFiring:
+    """One rule acting on one encounter: which rule, the codes it touched, what it did and why."""
+
+    rule: str
+    codes: tuple[str, ...]
+    message: str
+    reason: str | None = None
+    """The routing reason it added, if it left doubt for a coder."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"rule": self.rule, "codes": list(self.codes), "message": self.message, "reason": self.reason}
+
+
+@dataclass
+class RulesOutcome:
+    """The codes after the rules, the candidates (codes moved out land here), reasons and firings."""
+
+    codes: list[CodeSuggestion]
+    candidates: list[CodeSuggestion]
+    reasons: list[str]
+    firings: list[RuleFiring]
+
+    def firing_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for firing in self.firings:
+            counts[firing.rule] = counts.get(firing.rule, 0) + 1
+        return counts
+
+
+@dataclass
+class RulesState:
+    """Mutable state the rules pass along: suggested codes (in sequence order) and candidates."""
+
+    encounter: Encounter
+    context: NoteContext
+    tabular: RuleTabular
+    codes: list[CodeSuggestion]
+    candidates: list[CodeSuggestion]
+    reasons: list[str] = field(default_factory=list)
+    firings: list[RuleFiring] = field(default_factory=list)
+
+    @classmethod
+    def start(
+        cls,
+        encounter: Encounter,
+        mentions: list[Mention],
+        codes: list[CodeSuggestion],
+        candidates: list[CodeSuggestion],
+        tabular: RuleTabular,
+    ) -> RulesState:
+        own_codes = [c.model_copy(deep=True) for c in codes]
+        own_candidates = [c.model_copy(deep=True) for c in candidates]
+        state = cls(
+            encounter=encounter,
+            context=NoteContext(encounter=encounter, mentions=list(mentions)),
+            tabular=tabular,
+            codes=[],
+            candidates=[],
+        )
+        for suggestion in own_codes:
+            state._add_unique(state.codes, suggestion)
+        final = {state.key(c) for c in state.codes}
+        for suggestion in own_candidates:
+            if state.key(suggestion) not in final:
+                state._add_unique(state.candidates, suggestion)
+        return state
+
+    def outcome(self) -> RulesOutcome:
+        return RulesOutcome(
+            codes=list(self.codes),
+            candidates=list(self.candidates),
+            reasons=list(self.reasons),
+            firings=list(self.firings),
+        )
+
+    # lookup ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def key(suggestion: CodeSuggestion) -> str:
+        return f"{suggestion.system}:{compact(suggestion.code)}"
+
+    @staticmethod
+    def icd_key(code: str) -> str:
+        return f"ICD-10-CM:{compact(code)}"
+
+    def diagnoses(self) -> list[CodeSuggestion]:
+        return [c for c in self.codes if c.system == "ICD-10-CM"]
+
+    def final(self, code: str, system: str = "ICD-10-CM") -> CodeSuggestion | None:
+        wanted = f"{system}:{compact(code)}"
+        return next((c for c in self.codes if self.key(c) == wanted), None)
+
+    def candidate(self, code: str, system: str = "ICD-10-CM") -> CodeSuggestion | None:
+        wanted = f"{system}:{compact(code)}"
+        return next((c for c in self.candidates if self.key(c) == wanted), None)
+
+    # changes --------------------------------------------------------------------------------------------
+    def _add_unique(self, items: list[CodeSuggestion], suggestion: CodeSuggestion) -> None:
+        wanted = self.key(suggestion)
+        for index, existing in enumerate(items):
+            if self.key(existing) == wanted:
+                if suggestion.confidence > existing.confidence:
+                    items[index] = _merged(suggestion, existing)
+                else:
+                    items[index] = _merged(existing, suggestion)
+                return
+        items.append(suggestion)
+
+    def move_out(self, suggestion: CodeSuggestion) -> None:
+        """Take a code out of the suggested set into the candidates (its confidence is kept)."""
+        wanted = self.key(suggestion)
+        self.codes = [c for c in self.codes if self.key(c) != wanted]
+        self._add_unique(self.candidates, suggestion)
+
+    def add_final(self, suggestion: CodeSuggestion, before: CodeSuggestion | None = None) -> CodeSuggestion:
+        """Put a code into the suggested set (from the candidates if it is there), optionally just before
+        another code; returns the code as stored."""
+        wanted = self.key(suggestion)
+        existing = next((c for c in self.candidates if self.key(c) == wanted), None)
+        if existing is not None:
+            self.candidates = [c for c in self.candidates if self.key(c) != wanted]
+            suggestion = (
+                _merged(suggestion, existing)
+                if suggestion.confidence >= existing.confidence
+                else _merged(existing, suggestion)
+            )
+        current = next((c for c in self.codes if self.key(c) == wanted), None)
+        if current is not None:
+            return current
+        at = _position(self.codes, before) if before is not None else None
+        if at is not None:
+            self.codes.insert(at, suggestion)
+        else:
+            self.codes.append(suggestion)
+        return suggestion
+
+    def add_candidate(self, suggestion: CodeSuggestion) -> None:
+        if self.final(suggestion.code, suggestion.system) is None:
+            self._add_unique(self.candidates, suggestion)
+
+    def place_before(self, first: CodeSuggestion, second: CodeSuggestion) -> bool:
+        """Sequence `first` before `second` in the suggested codes; True when the order changed."""
+        i, j = _position(self.codes, first), _position(self.codes, second)
+        if i is None or j is None or i < j:
+            return False
+        self.codes.pop(i)
+        self.codes.insert(j, first)
+        return True
+
+    def add_reason(self, reason: str) -> None:
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+    def fire(
+        self,
+        rule: str,
+        touched: list[CodeSuggestion],
+        message: str,
+        *,
+        reason: str | None = None,
+        warning: dict[str, str] | None = None,
+    ) -> None:
+        """Record a firing: reason (if any) for routing, message in each touched code's rationale and
+        `warning[code]` (default '<rule>') in its warnings."""
+        firing = RuleFiring(rule=rule, codes=tuple(c.code for c in touched), message=message, reason=reason)
+        self.firings.append(firing)
+        if reason:
+            self.add_reason(reason)
+        for suggestion in touched:
+            note = f"[rule {rule}] {message}"
+            if note not in suggestion.rationale:
+                suggestion.rationale = f"{suggestion.rationale}; {note}" if suggestion.rationale else note
+            flag = (warning or {}).get(suggestion.code, rule)
+            if flag not in suggestion.warnings:
+                suggestion.warnings.append(flag)
+
+
+def derived(
+    code: str,
+    description: str,
+    confidence: float,
+    evidence: list[Evidence],
+    rationale: str,
+    system: str = "ICD-10-CM",
+) -> CodeSuggestion:
+    """A code the rules add (a billable child, a combination code, a 7th-character completion)."""
+    seen: set[tuple[str, int, int]] = set()
+    unique: list[Evidence] = []
+    for item in evidence:
+        spot = (item.document_id, item.start, item.end)
+        if spot not in seen:
+            seen.add(spot)
+            unique.append(item.model_copy())
+    return CodeSuggestion(
+        system=system,  # type: ignore[arg-type]
+        code=code,
+        description=description,
+        confidence=round(max(0.0, min(1.0, confidence)), 6),
+        evidence=unique,
+        rationale=rationale,
+    )
+
+
+def _position(items: list[CodeSuggestion], item: CodeSuggestion) -> int | None:
+    """Index of this very object in the list (identity, not equality)."""
+    return next((i for i, c in enumerate(items) if c is item), None)
+
+
+def _merged(keep: CodeSuggestion, other: CodeSuggestion) -> CodeSuggestion:
+    """`keep` with the evidence, rationale and warnings of `other` added."""
+    spots = {(e.document_id, e.start, e.end) for e in keep.evidence}
+    for item in other.evidence:
+        if (item.document_id, item.start, item.end) not in spots:
+            keep.evidence.append(item)
+            spots.add((item.document_id, item.start, item.end))
+    if other.rationale and other.rationale not in keep.rationale:
+        keep.rationale = f"{keep.rationale}; {other.rationale}" if keep.rationale else other.rationale
+    for flag in other.warnings:
+        if flag not in keep.warnings:
+            keep.warnings.append(flag)
+    if not keep.description and other.description:
+        keep.description = other.description
+    return keep

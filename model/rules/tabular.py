@@ -1,0 +1,190 @@
+"""What the rules ask of the ICD-10-CM tabular, computed once per code and cached.
+
+Wraps `data.icd10cm.ICD10CM` (any release, the packaged one or a file) with the questions the rules ask:
+is this code final (billable), does it still need its 7th character, which billable codes below a header
+could the note support, which patterns do its Excludes1 / code-first / use-additional notes name (its own
+notes and those of its ancestors, block and chapter), and which codes does a pattern cover.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from model.rules.refs import CodePattern, compact, parse_patterns, patterns_of
+from model.rules.resources import load_resource
+
+if TYPE_CHECKING:
+    from data.icd10cm import CodeEntry, ICD10CM
+
+
+@dataclass(frozen=True)
+class NoteGroup:
+    """One code-first or use-additional instruction: its text, the patterns it names, and whether it is
+    mandatory (a manifestation's 'code first underlying disease') or applies only 'if applicable'."""
+
+    where: str
+    text: str
+    patterns: tuple[CodePattern, ...]
+    mandatory: bool
+
+
+class RuleTabular:
+    """Cached rule-oriented views of one ICD-10-CM release."""
+
+    def __init__(self, icd: ICD10CM) -> None:
+        self.icd = icd
+        self.version: str = icd.version
+        markers = load_resource("code_notes.json")
+        self._optional = tuple(m.lower() for m in markers["optional_markers"])
+        self._mandatory_titles = tuple(m.lower() for m in markers["manifestation_title_markers"])
+        self._additional_mandatory = tuple(m.lower() for m in markers["use_additional_mandatory_markers"])
+        self._sorted: list[str] | None = None
+        self._entry = lru_cache(maxsize=65536)(self._resolve)
+        self._excl = lru_cache(maxsize=65536)(self._excludes1_patterns)
+        self._groups = lru_cache(maxsize=65536)(self._note_groups)
+        self._targets = lru_cache(maxsize=16384)(self._target_codes)
+
+    # lookup -------------------------------------------------------------------------------------------
+    def entry(self, code: str) -> CodeEntry | None:
+        """The tabular entry of a code; "S01.20X" (placeholder without 7th character) -> S01.20."""
+        return self._entry(code)
+
+    def _resolve(self, code: str) -> CodeEntry | None:
+        entry = self.icd.get(code)
+        if entry is not None:
+            return entry
+        trimmed = compact(code)
+        while trimmed.endswith("X") and len(trimmed) > 3:
+            trimmed = trimmed[:-1]
+            entry = self.icd.get(trimmed)
+            if entry is not None:
+                return entry
+        return None
+
+    def title(self, code: str) -> str:
+        entry = self.entry(code)
+        return entry.title if entry is not None else ""
+
+    def ancestors(self, code: str) -> list[str]:
+        entry = self.entry(code)
+        return [] if entry is None else self.icd.parents(entry.code)
+
+    def is_ancestor(self, maybe_ancestor: str, code: str) -> bool:
+        a, c = compact(maybe_ancestor), compact(code)
+        return a != c and c.startswith(a)
+
+    # billable / 7th character --------------------------------------------------------------------------
+    def needs_seventh(self, entry: CodeEntry) -> bool:
+        """A code that is complete but for its 7th character (S52.521 -> S52.521A)."""
+        if not entry.seventh_chars or entry.seventh_char is not None or entry.billable:
+            return False
+        children = self.icd.children(entry.code)
+        return bool(children) and all(self.icd[c].seventh_char is not None for c in children)
+
+    def is_header(self, entry: CodeEntry) -> bool:
+        """Non-billable and not merely waiting for its 7th character: a category or subcategory."""
+        return not entry.billable and not self.needs_seventh(entry)
+
+    def targets(self, code: str) -> tuple[str, ...]:
+        """Codes below a header that can end a choice: billable codes, or codes waiting for a 7th char."""
+        return self._targets(code)
+
+    def _target_codes(self, code: str) -> tuple[str, ...]:
+        entry = self.entry(code)
+        if entry is None:
+            return ()
+        out: list[str] = []
+        stack = list(reversed(self.icd.children(entry.code)))
+        while stack:
+            current = stack.pop()
+            child = self.icd[current]
+            if child.billable or self.needs_seventh(child):
+                out.append(child.code)
+                continue
+            stack.extend(reversed(self.icd.children(current)))
+        return tuple(out)
+
+    # notes --------------------------------------------------------------------------------------------
+    def excludes1_patterns(self, code: str) -> tuple[CodePattern, ...]:
+        """Patterns of every Excludes1 note applying to a code (own, ancestors, block, chapter)."""
+        return self._excl(code)
+
+    def _excludes1_patterns(self, code: str) -> tuple[CodePattern, ...]:
+        entry = self.entry(code)
+        if entry is None:
+            return ()
+        texts = [text for _, text in self.icd.applicable_notes(entry.code, "excludes1")]
+        refs = self.icd.applicable_refs(entry.code, "excludes1") if not texts else []
+        return patterns_of([*texts, *refs])
+
+    def note_groups(self, code: str, kind: str) -> tuple[NoteGroup, ...]:
+        """Code-first ("code_first") or use-additional ("use_additional") instructions of a code, one group
+        per instruction (a header note ending in ':' takes the item notes after it)."""
+        return self._groups(code, kind)
+
+    def _note_groups(self, code: str, kind: str) -> tuple[NoteGroup, ...]:
+        entry = self.entry(code)
+        if entry is None:
+            return ()
+        by_where: dict[str, list[str]] = {}
+        for where, text in self.icd.applicable_notes(entry.code, kind):
+            by_where.setdefault(where, []).append(text)
+        groups: list[NoteGroup] = []
+        manifestation = any(m in entry.title.lower() for m in self._mandatory_titles)
+        for where, texts in by_where.items():
+            current: list[str] = []
+            for text in texts:
+                continues = bool(current) and current[0].rstrip().endswith(":") and not _starts_instruction(text)
+                if current and not continues:
+                    groups.append(self._group(where, current, manifestation, kind))
+                    current = []
+                current.append(text)
+            if current:
+                groups.append(self._group(where, current, manifestation, kind))
+        return tuple(g for g in groups if g.patterns)
+
+    def _group(self, where: str, texts: list[str], manifestation: bool, kind: str) -> NoteGroup:
+        joined = " ".join(texts)
+        lowered = joined.lower()
+        optional = any(marker in lowered for marker in self._optional)
+        if kind == "code_first":
+            mandatory = manifestation or ("underlying" in lowered and not optional)
+        else:
+            mandatory = not optional and any(marker in lowered for marker in self._additional_mandatory)
+        return NoteGroup(
+            where=where, text=joined, patterns=patterns_of(texts), mandatory=mandatory
+        )
+
+    # pattern expansion --------------------------------------------------------------------------------
+    def _all_codes(self) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(compact(e.code) for e in self.icd.entries() if e.billable)
+        return self._sorted
+
+    def expand(self, pattern: CodePattern, limit: int = 200) -> list[str]:
+        """Billable codes a pattern covers, in code order (at most `limit`; [] when it covers more)."""
+        codes = self._all_codes()
+        start = bisect.bisect_left(codes, pattern.lo)
+        out: list[str] = []
+        upper = pattern.hi or pattern.lo
+        for item in codes[start:]:
+            if item[: len(upper)] > upper:
+                break
+            if pattern.matches(item):
+                out.append(self.icd.normalize(item))
+                if len(out) > limit:
+                    return []
+        return out
+
+
+def _starts_instruction(text: str) -> bool:
+    """A note that opens a new instruction rather than listing an item of the previous one."""
+    return bool(re.match(r"\s*(code|any|underlying|to identify)\b", text, re.IGNORECASE))
+
+
+def patterns_in(text: str) -> tuple[CodePattern, ...]:
+    return parse_patterns(text)

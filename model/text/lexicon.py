@@ -1,0 +1,169 @@
+"""The term lexicon of mention recognition: normalised term keys -> mention type and codes.
+
+A key is the sequence of a term's token normal forms (see normalize.py) joined by spaces, so "Crohn's
+diseases" and "crohn disease" share the key "crohn disease", and "HTN" the key "hypertension". Matching is
+leftmost-longest over those keys (`Lexicon.get` / `Lexicon.is_prefix`). Every entry keeps the codes its
+terms point at (highest-priority source first): they become `Mention.concepts`, the candidates of the
+ranking step.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spacy.tokenizer import Tokenizer
+
+from model.text.normalize import Normalization
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MENTION_TYPES = ("condition", "sign_symptom", "procedure", "injury")
+MAX_KEY_TOKENS = 10
+DEFAULT_MAX_CODES = 25
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """One term for the lexicon: its text as written, the mention type and the codes it points at."""
+
+    text: str
+    type: str = "condition"
+    codes: tuple[str, ...] = ()
+    source: str = "explicit"
+
+
+@dataclass
+class LexiconEntry:
+    type: str
+    codes: tuple[str, ...]
+    source: str
+
+
+@dataclass
+class Lexicon:
+    """Normalised term keys -> entries, with the set of key prefixes for longest matching."""
+
+    entries: dict[str, tuple[str, tuple[str, ...], str]]
+    """key -> (mention type, codes, source of the first term that produced the key)."""
+    prefixes: set[str] = field(default_factory=set)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.prefixes:
+            self.prefixes = _prefixes(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.entries
+
+    def get(self, key: str) -> LexiconEntry | None:
+        found = self.entries.get(key)
+        return None if found is None else LexiconEntry(*found)
+
+    def is_prefix(self, key: str) -> bool:
+        return key in self.prefixes
+
+    # build ------------------------------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        specs: Iterable[TermSpec],
+        keyer: TermKeyer,
+        *,
+        stop_keys: frozenset[str] = frozenset(),
+        max_codes: int = DEFAULT_MAX_CODES,
+        meta: dict[str, Any] | None = None,
+    ) -> Lexicon:
+        """Compile terms (highest priority first: the first term of a key sets its type)."""
+        spec_list = list(specs)
+        merged: dict[str, tuple[str, list[str], str]] = {}
+        for spec, key in zip(spec_list, keyer.keys(s.text for s in spec_list), strict=True):
+            if not key or key in stop_keys or not keyer.acceptable(key, spec.source):
+                continue
+            current = merged.get(key)
+            if current is None:
+                merged[key] = (spec.type, list(dict.fromkeys(spec.codes)), spec.source)
+                continue
+            codes = current[1]
+            if len(codes) < max_codes:
+                for code in spec.codes:
+                    if code not in codes:
+                        codes.append(code)
+                del codes[max_codes:]
+        types = {t: t for t in MENTION_TYPES}
+        entries = {
+            key: (types.get(kind, kind), tuple(codes), source) for key, (kind, codes, source) in merged.items()
+        }
+        return cls(entries, meta=dict(meta or {}))
+
+    # persistence ------------------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with tmp.open("wb") as handle:
+            pickle.dump(
+                {"format": FORMAT_VERSION, "entries": self.entries, "meta": self.meta},
+                handle,
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> Lexicon:
+        with path.open("rb") as handle:
+            payload = pickle.load(handle)
+        if payload.get("format") != FORMAT_VERSION:
+            raise ValueError(f"lexicon cache {path} has format {payload.get('format')}, not {FORMAT_VERSION}")
+        return cls(payload["entries"], meta=payload.get("meta", {}))
+
+
+def _prefixes(entries: Iterable[str]) -> set[str]:
+    prefixes: set[str] = set()
+    for key in entries:
+        position = key.find(" ")
+        while position != -1:
+            prefixes.add(key[:position])
+            position = key.find(" ", position + 1)
+    return prefixes
+
+
+class TermKeyer:
+    """Turns term texts into lexicon keys with the pipeline's own tokenizer and normalisation."""
+
+    def __init__(self, tokenizer: Tokenizer, normalization: Normalization, stopwords: frozenset[str]) -> None:
+        self.tokenizer = tokenizer
+        self.normalization = normalization
+        self.stopwords = stopwords
+
+    def key(self, text: str) -> str:
+        return next(self.keys([text]))
+
+    def keys(self, texts: Iterable[str]) -> Iterator[str]:
+        norm = self.normalization
+        for doc in self.tokenizer.pipe(texts, batch_size=2000):
+            pieces: list[str] = []
+            for token in doc:
+                if token.is_space or norm.is_transparent(token.text):
+                    continue
+                pieces.extend(norm.token(token.text).split())
+            yield " ".join(pieces)
+
+    def acceptable(self, key: str, source: str) -> bool:
+        """A key worth matching: not too long, with a content word; short single words only if curated."""
+        words = key.split(" ")
+        if len(words) > MAX_KEY_TOKENS:
+            return False
+        content = [w for w in words if w not in self.stopwords and any(ch.isalpha() for ch in w)]
+        if not content:
+            return False
+        if len(words) == 1 and source not in ("core", "abbreviation") and (len(key) < 4 or not key.isalpha()):
+            return False
+        return True

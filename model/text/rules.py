@@ -1,0 +1,138 @@
+"""Loading the text pipeline's data files (model/text/resources/) and matching phrases over tokens.
+
+Rules, sections, abbreviations and modifiers are data files, not Python literals (STYLE.md): this module
+reads them and offers `PhraseTrie`, a small token trie with longest match and number wildcards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+RESOURCE_PACKAGE = "model.text.resources"
+NUM = "<NUM>"
+YEAR = "<YEAR>"
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve several few many a".split()
+)
+_NUMBER_RE = re.compile(r"^\d+(?:[.,]\d+)?$")
+_YEAR_RE = re.compile(r"^(?:19|20)\d\d$")
+
+V = TypeVar("V")
+
+
+def resource_path(name: str) -> Path:
+    """Path of a data file shipped in model/text/resources/ (or `name` itself when it is a path)."""
+    candidate = Path(name)
+    if candidate.is_absolute() or candidate.exists() and candidate.is_file():
+        return candidate
+    return Path(str(resources.files(RESOURCE_PACKAGE) / name))
+
+
+@lru_cache(maxsize=32)
+def load_json_resource(name: str) -> dict[str, Any]:
+    """A JSON data file from model/text/resources/ (cached; callers must not mutate it)."""
+    with resource_path(name).open(encoding="utf-8") as handle:
+        data = json.load(handle)
+    if not isinstance(data, dict):
+        raise ValueError(f"resource {name} must hold a JSON object")
+    return data
+
+
+def resources_fingerprint(names: Iterable[str]) -> str:
+    """A short hash of the content of some resource files (part of cache keys)."""
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        path = resource_path(name)
+        digest.update(name.encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def is_number(token: str) -> bool:
+    return bool(_NUMBER_RE.match(token)) or token in _NUMBER_WORDS
+
+
+def is_year(token: str) -> bool:
+    return bool(_YEAR_RE.match(token))
+
+
+class PhraseTrie(Generic[V]):
+    """Token sequences -> values, with leftmost-longest matching; `<NUM>` and `<YEAR>` are wildcards."""
+
+    _END = "\x00end"
+
+    def __init__(self) -> None:
+        self._root: dict[str, Any] = {}
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, tokens: Sequence[str], value: V) -> None:
+        """Add a phrase; a phrase added twice keeps every value (in insertion order)."""
+        if not tokens:
+            return
+        node = self._root
+        for token in tokens:
+            node = node.setdefault(token, {})
+        values = node.setdefault(self._END, [])
+        if not values:
+            self._size += 1
+        values.append(value)
+
+    def _children(self, node: dict[str, Any], token: str) -> list[dict[str, Any]]:
+        out = []
+        child = node.get(token)
+        if child is not None:
+            out.append(child)
+        if NUM in node and is_number(token):
+            out.append(node[NUM])
+        if YEAR in node and is_year(token):
+            out.append(node[YEAR])
+        return out
+
+    def longest_at(self, tokens: Sequence[str], start: int) -> tuple[int, list[V]] | None:
+        """The longest phrase starting at `start`: (end index, exclusive; values) or None."""
+        best: tuple[int, list[V]] | None = None
+        frontier = [self._root]
+        position = start
+        while frontier and position < len(tokens):
+            token = tokens[position]
+            next_frontier: list[dict[str, Any]] = []
+            for node in frontier:
+                next_frontier.extend(self._children(node, token))
+            position += 1
+            for node in next_frontier:
+                if self._END in node:
+                    best = (position, node[self._END])
+                    break
+            frontier = next_frontier
+        return best
+
+    def find_all(self, tokens: Sequence[str]) -> list[tuple[int, int, list[V]]]:
+        """Leftmost-longest, non-overlapping matches: (start, end exclusive, values)."""
+        found: list[tuple[int, int, list[V]]] = []
+        position = 0
+        while position < len(tokens):
+            if tokens[position] not in self._root and not (
+                (NUM in self._root and is_number(tokens[position]))
+                or (YEAR in self._root and is_year(tokens[position]))
+            ):
+                position += 1
+                continue
+            match = self.longest_at(tokens, position)
+            if match is None:
+                position += 1
+                continue
+            end, values = match
+            found.append((position, end, values))
+            position = end
+        return found

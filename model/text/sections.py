@@ -1,0 +1,140 @@
+"""Section detection: headers ("PMH:", "HISTORY OF PRESENT ILLNESS", "A/P:", "FHx -") from a data file.
+
+A header is recognised at the start of a line, followed by ':' or ' - ' or alone on its line, or after a
+sentence end when followed by ':' and capitalised. Its section runs until the next header. Header tokens are
+marked so that later steps never read them as mentions or context triggers (a header must neither break nor
+leak modifiers: "HISTORY OF PRESENT ILLNESS:" is not "history of").
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from model.text.extensions import register_extensions
+from model.text.rules import load_json_resource
+
+SECTIONIZER_FACTORY = "medcode.sectionizer.v1"
+UNKNOWN_SECTION = "unknown"
+_BULLET = r"(?:[-*\u2022#>]+[ \t]*|\(?\d{1,2}[.)][ \t]+|[A-Za-z][.)][ \t]+)?"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of a note: its header's character span and where its body ends."""
+
+    name: str
+    header_start: int
+    header_end: int
+    end: int
+    assertion: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def body_start(self) -> int:
+        return self.header_end
+
+
+@dataclass(frozen=True)
+class SectionRules:
+    """Header spelling -> section name, and the assertion flags each section implies."""
+
+    header_to_section: dict[str, str]
+    section_assertions: dict[str, dict[str, bool]]
+    version: str
+
+    @classmethod
+    def load(cls, name: str = "sections.json") -> SectionRules:
+        data = load_json_resource(name)
+        headers: dict[str, str] = {}
+        assertions: dict[str, dict[str, bool]] = {}
+        for section in data["sections"]:
+            for header in section["headers"]:
+                headers.setdefault(_header_key(header), section["name"])
+            if section.get("assertion"):
+                assertions[section["name"]] = dict(section["assertion"])
+        return cls(headers, assertions, str(data.get("version", "")))
+
+
+def _header_key(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _header_regex(headers: list[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    alternatives = sorted(headers, key=len, reverse=True)
+    body = "|".join(r"\s+".join(re.escape(word) for word in header.split()) for header in alternatives)
+    line_start = re.compile(
+        rf"^[ \t]*{_BULLET}(?P<h>{body})[ \t]*(?P<sep>:|[ \t]-[ \t]|(?=\r?\n)|\Z)",
+        re.IGNORECASE | re.MULTILINE,
+    )
+    mid_line = re.compile(rf"(?<=[.;!?])[ \t]+(?P<h>{body})[ \t]*(?P<sep>:)", re.IGNORECASE)
+    return line_start, mid_line
+
+
+class Sectionizer:
+    """Pipeline step: find section headers, assign a section to every token, mark header tokens."""
+
+    def __init__(self, rules: SectionRules) -> None:
+        register_extensions()
+        self.rules = rules
+        self._line_start, self._mid_line = _header_regex(list(rules.header_to_section))
+
+    def find_sections(self, text: str) -> list[Section]:
+        """Sections of a text, in order (text before the first header belongs to no section)."""
+        headers: dict[int, tuple[int, str]] = {}
+        for pattern, mid in ((self._line_start, False), (self._mid_line, True)):
+            for match in pattern.finditer(text):
+                header = match.group("h")
+                if not self._plausible(header, mid):
+                    continue
+                name = self.rules.header_to_section[_header_key(header)]
+                end = match.end("sep") if match.group("sep") else match.end("h")
+                headers.setdefault(match.start("h"), (end, name))
+        kept: list[tuple[int, int, str]] = []
+        for start in sorted(headers):
+            header_end, name = headers[start]
+            if kept and start < kept[-1][1]:
+                continue
+            kept.append((start, header_end, name))
+        sections: list[Section] = []
+        for index, (start, header_end, name) in enumerate(kept):
+            end = kept[index + 1][0] if index + 1 < len(kept) else len(text)
+            assertion = dict(self.rules.section_assertions.get(name, {}))
+            sections.append(Section(name, start, header_end, end, assertion))
+        return sections
+
+    @staticmethod
+    def _plausible(header: str, mid_line: bool) -> bool:
+        letters = [ch for ch in header if ch.isalpha()]
+        if not letters:
+            return False
+        if (mid_line or len(letters) <= 3) and not header[0].isupper():
+            return False
+        return True
+
+    def __call__(self, doc: Doc) -> Doc:
+        sections = self.find_sections(doc.text)
+        starts = [s.header_start for s in sections]
+        token_sections: list[str] = []
+        header_tokens: list[bool] = []
+        for token in doc:
+            index = bisect.bisect_right(starts, token.idx) - 1
+            if index < 0:
+                token_sections.append(UNKNOWN_SECTION)
+                header_tokens.append(False)
+                continue
+            section = sections[index]
+            token_sections.append(section.name)
+            header_tokens.append(token.idx < section.header_end and not token.is_space)
+        doc._.sections = sections
+        doc._.token_sections = token_sections
+        doc._.header_tokens = header_tokens
+        return doc
+
+
+@Language.factory(SECTIONIZER_FACTORY, default_config={"rules": "sections.json"})
+def make_sectionizer(nlp: Language, name: str, rules: str) -> Sectionizer:
+    return Sectionizer(SectionRules.load(rules))

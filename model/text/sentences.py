@@ -1,0 +1,93 @@
+"""Sentence segmentation for clinical text.
+
+Newlines end sentences (CodiEsp English text is one sentence per line; list items and vitals lines of other
+notes too), except a soft line wrap (a line not ending in punctuation, continued in lower case). '.', '!'
+and '?' end a sentence when the next word starts with a capital letter, a digit or a bullet; dotted
+abbreviations ("Dr.", "e.g.", "q.d.") are single tokens (tokenizer special cases) and do not, decimals
+("1.5 cm") are single tokens, and "1." at the start of a line is a list marker. Section headers start a
+sentence and so does the text after them.
+"""
+
+from __future__ import annotations
+
+from spacy.language import Language
+from spacy.tokens import Doc, Token
+
+from model.text.extensions import register_extensions
+from model.text.rules import load_json_resource
+
+SENTENCIZER_FACTORY = "medcode.sentencizer.v1"
+_TERMINAL = frozenset({".", "!", "?", "...", "…"})
+_LINE_END_PUNCT = frozenset({".", ":", ";", "!", "?", "...", "…"})
+_OPENERS = frozenset({"-", "*", "•", "(", "[", '"', "'", "#", ">"})
+
+
+class ClinicalSentencizer:
+    """Pipeline step: set `token.is_sent_start` on every token."""
+
+    def __init__(self, sentence_final: frozenset[str]) -> None:
+        register_extensions()
+        self.sentence_final = sentence_final
+
+    def __call__(self, doc: Doc) -> Doc:
+        headers: list[bool] | None = doc._.header_tokens
+        header_starts = {s.header_start for s in doc._.sections or ()}
+        last_content: Token | None = None
+        for i, token in enumerate(doc):
+            if i == 0:
+                token.is_sent_start = True
+            elif token.is_space:
+                token.is_sent_start = False
+                continue
+            elif token.idx in header_starts:
+                token.is_sent_start = True
+            elif headers is not None and last_content is not None and headers[last_content.i] and not headers[i]:
+                token.is_sent_start = True  # the body after a header
+            else:
+                token.is_sent_start = self._starts(doc, token, last_content, headers)
+            last_content = token
+        return doc
+
+    def _starts(self, doc: Doc, token: Token, last: Token | None, headers: list[bool] | None) -> bool:
+        if last is None:
+            return True
+        between = doc[last.i + 1 : token.i]
+        newlines = sum(t.text.count("\n") for t in between)
+        if newlines:
+            wrapped = (
+                newlines == 1
+                and last.text not in _LINE_END_PUNCT
+                and token.text[:1].islower()
+                and not (headers is not None and headers[last.i])
+            )
+            return not wrapped
+        previous = last.text
+        if previous in _TERMINAL:
+            if self._is_list_marker(doc, last):
+                return False
+            first = token.text[:1]
+            return first.isupper() or first.isdigit() or first in _OPENERS
+        if previous in self.sentence_final:
+            return token.text[:1].isupper()
+        return False
+
+    @staticmethod
+    def _is_list_marker(doc: Doc, period: Token) -> bool:
+        """'1.' / 'a.' at the start of a line (or of the text) is a list marker, not a sentence end."""
+        if period.text != "." or period.i == 0:
+            return False
+        number = doc[period.i - 1]
+        if not (number.text.isdigit() and len(number.text) <= 2) and not (
+            len(number.text) == 1 and number.text.isalpha()
+        ):
+            return False
+        if number.i == 0:
+            return True
+        before = doc[number.i - 1]
+        return "\n" in before.text or "\n" in before.whitespace_
+
+
+@Language.factory(SENTENCIZER_FACTORY, default_config={"tokenizer_rules": "tokenizer.json"})
+def make_sentencizer(nlp: Language, name: str, tokenizer_rules: str) -> ClinicalSentencizer:
+    data = load_json_resource(tokenizer_rules)
+    return ClinicalSentencizer(frozenset(data.get("sentence_final", [])))

@@ -1,0 +1,405 @@
+"""The trained default model (preset "default"): candidates from the note's mentions (lexicon, lexical,
+dense) and from document classifiers, ranked by a gradient-boosted ranker per task, calibrated on held-out
+data, cut by tuned thresholds.
+
+Inference only; `training.default` fits it. The pack carries everything needed to serve without the
+datasets folder: the ranker, classifiers, calibration, thresholds, code priors, and the code knowledge
+(index, ontology, ICD-10-PCS names) the model was trained with.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.types import Encounter, Evidence, Result, Task
+
+from model.calibration import Calibrator
+from model.candidates.dense import DenseCodeIndex, Encoder, build_code_index, get_encoder
+from model.candidates.generate import (
+    Candidate,
+    CandidateGenerator,
+    EncounterView,
+    GeneratorConfig,
+    blocked,
+    mention_evidence,
+    read_encounter,
+    sentence_evidence,
+)
+from model.candidates.lexical import LexicalIndex
+from model.catalog import CM, PCS, CodeCatalog, Knowledge, build_catalog, code_set_version
+from model.mentions import Extractor, default_extractor
+from model.pack import PackManifest, load_arrays, load_object, save_pack
+from model.result import Scored, build_result
+from model.thresholds import TaskThresholds
+from model.trained.classifier import ClassifierConfig, DocScores, DocumentClassifier
+from model.trained.features import FEATURES, DocContext, candidate_features, doc_context
+
+log = logging.getLogger(__name__)
+
+PRESET = "default"
+TASKS: tuple[Task, ...] = ("diagnosis", "procedure")
+SYSTEM_OF: dict[str, str] = {"diagnosis": CM, "procedure": PCS}
+KNOWLEDGE_FILE = "knowledge.json.gz"
+
+
+@dataclass
+class DefaultConfig:
+    """Every option of the default preset (stored resolved in the pack)."""
+
+    use_dense: bool = True
+    classifier: dict[str, Any] = field(default_factory=dict)
+    generator: dict[str, Any] = field(default_factory=dict)
+    classifier_top_n: int = 30
+    max_candidates_per_task: int = 300
+    folds: int = 5
+    ranker_max_iter: int = 300
+    ranker_learning_rate: float = 0.06
+    ranker_max_leaf_nodes: int = 31
+    ranker_min_samples_leaf: int = 40
+    calibration: str = "isotonic"
+    target_precision: float = 0.95
+    per_code_min_support: int = 25
+    seed: int = 13
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DefaultConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Prepared:
+    """An encounter read once: mentions, sentences, vectors and mention candidates (per system)."""
+
+    view: EncounterView
+    candidates: dict[tuple[str, str], Candidate]
+    text: str
+    document_vector: np.ndarray | None
+    blocked: set[tuple[str, str]] = field(default_factory=set)
+    """Codes whose only evidence is negated, family or hypothetical mentions: never candidates."""
+
+
+@dataclass
+class TaskModel:
+    """What one task (diagnosis or procedure) learned."""
+
+    classifier: DocumentClassifier
+    ranker: Any
+    calibrator: Calibrator
+    thresholds: TaskThresholds
+    train_count: dict[str, int]
+    n_train_docs: int
+    titles: dict[str, str] = field(default_factory=dict)
+    """Titles of training codes the catalog does not know (CodiEsp codes outside this code set)."""
+
+
+class CodeResources:
+    """The catalog, retrieval indexes and encoder a default model reads notes with."""
+
+    def __init__(self, knowledge: Knowledge, config: DefaultConfig, extra_pcs_codes: Sequence[str] = ()) -> None:
+        self.knowledge = knowledge
+        self.extra_pcs_codes = sorted(set(extra_pcs_codes))
+        self.config = config
+        self.catalog: CodeCatalog = build_catalog(knowledge)
+        self.lexical = {system: LexicalIndex(self.catalog.terms(system)) for system in self.catalog.systems()}
+        self.encoder: Encoder | None = get_encoder() if config.use_dense else None
+        self.dense: dict[str, DenseCodeIndex] = {}
+        if self.encoder is not None:
+            self.dense = self._dense_indexes(extra_pcs_codes)
+        self.generator = CandidateGenerator(
+            self.catalog, self.lexical, self.dense, GeneratorConfig(**config.generator)
+        )
+
+    def _dense_indexes(self, extra_pcs_codes: Sequence[str]) -> dict[str, DenseCodeIndex]:
+        out: dict[str, DenseCodeIndex] = {}
+        for system in self.catalog.systems():
+            codes = self.catalog.codes(system)
+            if system == PCS:
+                wanted = set(extra_pcs_codes)
+                codes = [c for c in codes if len(c) <= 4 or c in wanted]
+            codes = sorted(c for c in codes if self.catalog.title(system, c))
+            if not codes:
+                continue
+            texts = [self.catalog.title(system, c) for c in codes]
+            key = f"{self.catalog.fingerprint}-{system.replace(' ', '')}-{_digest(codes)}"
+            out[system] = build_code_index(codes, texts, key, self.encoder)
+        return out
+
+    def prepare(self, encounter: Encounter, extractor: Extractor) -> Prepared:
+        view = read_encounter(encounter, extractor, self.encoder)
+        doc_vector = None
+        if view.sentence_vectors is not None and len(view.sentence_vectors):
+            v = view.sentence_vectors.mean(axis=0)
+            doc_vector = v / max(float(np.linalg.norm(v)), 1e-9)
+        text = "\n".join(d.text for d in encounter.documents)
+        generated = self.generator.generate(view)
+        return Prepared(
+            view,
+            {k: c for k, c in generated.items() if not blocked(c)},
+            text,
+            doc_vector,
+            {k for k, c in generated.items() if blocked(c)},
+        )
+
+    def code_vector(self, system: str, code: str) -> np.ndarray | None:
+        index = self.dense.get(system)
+        return index.code_vector(code) if index is not None else None
+
+
+def _digest(codes: Sequence[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(codes).encode()).hexdigest()[:12]
+
+
+class DefaultCoder:
+    """The trained default model."""
+
+    preset = PRESET
+
+    def __init__(
+        self,
+        resources: CodeResources,
+        tasks: dict[str, TaskModel],
+        config: DefaultConfig,
+        *,
+        version: str,
+        metrics: dict[str, Any] | None = None,
+        training_data: dict[str, Any] | None = None,
+        extractor: Extractor | None = None,
+    ) -> None:
+        self.resources = resources
+        self.tasks = tasks
+        self.config = config
+        self._version = version
+        self.metrics = metrics or {}
+        self.training_data = training_data or {}
+        self._extractor = extractor
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def code_set_version(self) -> str:
+        return code_set_version()
+
+    @property
+    def calibrated(self) -> bool:
+        return True
+
+    def thresholds(self, task: Task) -> TaskThresholds:
+        model = self.tasks.get(task)
+        return model.thresholds if model is not None else TaskThresholds(decision=1.01, auto_accept=1.01)
+
+    @property
+    def extractor(self) -> Extractor:
+        with self._lock:
+            if self._extractor is None:
+                self._extractor = default_extractor()
+            return self._extractor
+
+    def suggest(self, encounter: Encounter) -> Result:
+        prepared = self.resources.prepare(encounter, self.extractor)
+        scored: list[Scored] = []
+        for task, model in self.tasks.items():
+            scores = model.classifier.scores([prepared.text], _vec(prepared.document_vector))[0]
+            keys, x = task_rows(self.resources, prepared, task, model, scores, self.config)
+            if not keys:
+                continue
+            raw = model.ranker.predict_proba(x)[:, 1]
+            conf = model.calibrator(raw)
+            scored.extend(self._scored(prepared, task, model, keys, conf))
+        return build_result(
+            encounter,
+            scored,
+            self.thresholds,
+            model_version=self.version,
+            code_set_version=self.code_set_version,
+            calibrated=True,
+            mentions=prepared.view.mentions,
+        )
+
+    def _scored(
+        self, prepared: Prepared, task: str, model: TaskModel, keys: list[str], conf: np.ndarray
+    ) -> list[Scored]:
+        system = SYSTEM_OF[task]
+        catalog = self.resources.catalog
+        view = prepared.view
+        out: list[Scored] = []
+        for code, c in zip(keys, conf, strict=True):
+            cand = prepared.candidates.get((system, code))
+            if cand is not None and cand.present:
+                evidence = mention_evidence(view, cand)
+                best = cand.best()
+                assert best is not None
+                rationale = f"{best.source} match on '{view.mentions[best.mention].text}'"
+            else:
+                evidence = self._sentence_evidence(view, system, code)
+                rationale = "document classifier; evidence is the best-matching sentence"
+            if not evidence:
+                continue
+            title = catalog.title(system, code) or model.titles.get(code, "")
+            out.append(
+                Scored(system, code, float(c), evidence, description=title, rationale=rationale)
+            )
+        return out
+
+    def _sentence_evidence(self, view: EncounterView, system: str, code: str) -> list[Evidence]:
+        if not view.sentences:
+            return []
+        vector = self.resources.code_vector(system, code)
+        if vector is not None and view.sentence_vectors is not None:
+            return [sentence_evidence(view, int(np.argmax(view.sentence_vectors @ vector)))]
+        title = self.resources.catalog.title(system, code)
+        if title:
+            from model.candidates.tokens import tokens
+
+            words = set(tokens(title))
+            overlap = [len(words & set(tokens(s.text))) for s in view.sentences]
+            return [sentence_evidence(view, int(np.argmax(overlap)))]
+        return [sentence_evidence(view, 0)]
+
+    # persistence -----------------------------------------------------------------------------------------
+    def save(self, path: Path) -> Path:
+        arrays: dict[str, np.ndarray] = {}
+        objects: dict[str, Any] = {}
+        task_meta: dict[str, Any] = {}
+        for task, model in self.tasks.items():
+            a, o, meta = model.classifier.state()
+            arrays.update({f"{task}.{k}": v for k, v in a.items()})
+            objects.update({f"{task}.{k}": v for k, v in o.items()})
+            objects[f"{task}.ranker"] = model.ranker
+            task_meta[task] = {
+                "classifier": meta,
+                "train_count": model.train_count,
+                "n_train_docs": model.n_train_docs,
+                "titles": model.titles,
+            }
+        config = self.config.to_json()
+        config["features"] = list(FEATURES)
+        config["tasks"] = task_meta
+        config["extra_pcs_codes"] = self.resources.extra_pcs_codes
+        manifest = PackManifest(
+            preset=PRESET,
+            version=self.version,
+            code_set_version=self.code_set_version,
+            thresholds={t: m.thresholds.to_json() for t, m in self.tasks.items()},
+            calibration={t: m.calibrator.to_json() for t, m in self.tasks.items()},
+            training_data=dict(self.training_data),
+            metrics=dict(self.metrics),
+            config=config,
+        )
+        knowledge = self.resources.knowledge
+
+        def write_knowledge(folder: Path) -> None:
+            with gzip.open(folder / KNOWLEDGE_FILE, "wt", encoding="utf-8") as fh:
+                json.dump(knowledge.to_json(), fh)
+
+        return save_pack(path, manifest, arrays=arrays, objects=objects, write_extra=write_knowledge)
+
+
+def load_pack(path: Path, manifest: PackManifest) -> DefaultCoder:
+    path = Path(path)
+    config = DefaultConfig.from_json(manifest.config)
+    with gzip.open(path / KNOWLEDGE_FILE, "rt", encoding="utf-8") as fh:
+        knowledge = Knowledge.from_json(json.load(fh))
+    resources = CodeResources(knowledge, config, manifest.config.get("extra_pcs_codes", []))
+    arrays = load_arrays(path)
+    tasks: dict[str, TaskModel] = {}
+    for task, meta in manifest.config.get("tasks", {}).items():
+        prefix = f"{task}."
+        clf = DocumentClassifier.from_state(
+            {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
+            {
+                "vectorizer": load_object(path, f"{task}.vectorizer"),
+                "train_tfidf": load_object(path, f"{task}.train_tfidf"),
+            },
+            meta["classifier"],
+        )
+        tasks[task] = TaskModel(
+            classifier=clf,
+            ranker=load_object(path, f"{task}.ranker"),
+            calibrator=Calibrator.from_json(manifest.calibration[task]),
+            thresholds=TaskThresholds.from_json(manifest.thresholds[task]),
+            train_count={str(k): int(v) for k, v in meta["train_count"].items()},
+            n_train_docs=int(meta["n_train_docs"]),
+            titles=dict(meta.get("titles", {})),
+        )
+    return DefaultCoder(
+        resources,
+        tasks,
+        config,
+        version=manifest.version,
+        metrics=manifest.metrics,
+        training_data=manifest.training_data,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- rows
+
+
+def task_candidates(
+    resources: CodeResources, prepared: Prepared, task: str, scores: DocScores, config: DefaultConfig
+) -> list[Candidate]:
+    """Mention candidates of the task's system plus the classifiers' top codes (no blocked code)."""
+    system = SYSTEM_OF[task]
+    found = {code: cand for (s, code), cand in prepared.candidates.items() if s == system}
+    for code in scores.codes(config.classifier_top_n):
+        if code not in found and (system, code) not in prepared.blocked:
+            found[code] = Candidate(system, code, sources={"classifier"})
+    cands = list(found.values())
+    if len(cands) > config.max_candidates_per_task:
+        cands.sort(key=lambda c: -_prefilter(c, scores))
+        cands = cands[: config.max_candidates_per_task]
+    return cands
+
+
+def _prefilter(cand: Candidate, scores: DocScores) -> float:
+    best = max((h.score for h in cand.present), default=0.0)
+    return best + scores.lr.get(cand.code, 0.0) + scores.knn_tfidf.get(cand.code, 0.0) + 0.5 * len(cand.present) / 10
+
+
+def task_rows(
+    resources: CodeResources,
+    prepared: Prepared,
+    task: str,
+    model: TaskModel | Any,
+    scores: DocScores,
+    config: DefaultConfig,
+) -> tuple[list[str], np.ndarray]:
+    """(codes, feature matrix) of one encounter's candidates for one task."""
+    system = SYSTEM_OF[task]
+    ctx: DocContext = doc_context(scores, prepared.document_vector)
+    cands = task_candidates(resources, prepared, task, scores, config)
+    rows = [
+        candidate_features(
+            prepared.view,
+            cand,
+            resources.catalog.info(system, cand.code),
+            ctx,
+            model.train_count,
+            model.n_train_docs,
+            resources.code_vector(system, cand.code),
+        )
+        for cand in cands
+    ]
+    x = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
+    return [c.code for c in cands], x
+
+
+def _vec(v: np.ndarray | None) -> np.ndarray | None:
+    return None if v is None else v[None, :]

@@ -1,0 +1,158 @@
+"""Features of one (encounter, code) pair for the ranker.
+
+The same function builds training rows and inference rows, so the ranker always sees the same signals:
+mention retrieval (lexicon, lexical, dense, combination pairs, history), assertion and section of the
+supporting mentions, document classifier scores, code priors from training, and the code's place in the
+classification.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.candidates.generate import MENTION_TYPES, SECTIONS, Candidate, EncounterView
+from model.catalog import CodeInfo
+from model.trained.classifier import DocScores
+
+FEATURES: tuple[str, ...] = (
+    "lex_max",
+    "lex_qcov",
+    "lex_tcov",
+    "lex_rank",
+    "lex_n",
+    "lexicon_n",
+    "pair_max",
+    "history_max",
+    "dense_max",
+    "dense_rank",
+    "dense_n",
+    "n_support",
+    "n_absent",
+    "historical_frac",
+    "possible_frac",
+    "first_position",
+    "section",
+    "mention_type",
+    "lr_prob",
+    "lr_rank",
+    "knn_tfidf",
+    "knn_dense",
+    "sentence_sim",
+    "document_sim",
+    "train_count",
+    "prior",
+    "billable",
+    "depth",
+    "chapter",
+    "unspecified",
+    "code_length",
+    "in_catalog",
+)
+CATEGORICAL: tuple[str, ...] = ("section", "mention_type", "chapter")
+
+_SECTION_ID = {name: i for i, name in enumerate(SECTIONS)}
+_TYPE_ID = {name: i for i, name in enumerate(MENTION_TYPES)}
+_CHAPTERS = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+@dataclass
+class DocContext:
+    """What is computed once per encounter and task, shared by all its candidates."""
+
+    scores: DocScores
+    lr_rank: dict[str, int]
+    document_vector: np.ndarray | None
+
+
+def doc_context(scores: DocScores, document_vector: np.ndarray | None) -> DocContext:
+    ranked = sorted(scores.lr.items(), key=lambda kv: (-kv[1], kv[0]))
+    return DocContext(scores, {c: i for i, (c, _) in enumerate(ranked)}, document_vector)
+
+
+def chapter_id(info: CodeInfo | None, code: str) -> int:
+    if info is not None and info.system == "ICD-10-CM":
+        try:
+            return int(info.chapter)
+        except ValueError:
+            return 0
+    ch = code[:1].upper()
+    return 30 + _CHAPTERS.index(ch) if ch in _CHAPTERS else 0
+
+
+def candidate_features(
+    view: EncounterView,
+    cand: Candidate,
+    info: CodeInfo | None,
+    ctx: DocContext,
+    train_count: Mapping[str, int],
+    n_train_docs: int,
+    code_vector: np.ndarray | None,
+) -> list[float]:
+    def best(source: str) -> tuple[float, float, float, int]:
+        hits = [h for h in cand.present if h.source == source]
+        if not hits:
+            return 0.0, 0.0, 0.0, 99
+        h = max(hits, key=lambda x: (x.score, x.query_coverage))
+        return h.score, h.query_coverage, h.term_coverage, min(x.rank for x in hits)
+
+    lex, lex_q, lex_t, lex_rank = best("lexical")
+    dense, _, _, dense_rank = best("dense")
+    mentions = {h.mention for h in cand.present}
+    support = [view.mentions[i] for i in mentions]
+    hist = sum(1 for m in support if m.assertion.historical)
+    poss = sum(1 for m in support if m.assertion.possible)
+    top = cand.best()
+    section = mtype = -1
+    first = 1.0
+    if top is not None:
+        m = view.mentions[top.mention]
+        section = _SECTION_ID.get(m.section, len(SECTIONS))
+        mtype = _TYPE_ID.get(m.type, len(MENTION_TYPES))
+        lengths = view.doc_lengths
+        first = min(view.mentions[i].start / max(lengths.get(view.mentions[i].document_id, 1), 1) for i in mentions)
+    sentence_sim = document_sim = -1.0
+    if code_vector is not None:
+        if view.sentence_vectors is not None and len(view.sentence_vectors):
+            sentence_sim = float((view.sentence_vectors @ code_vector).max())
+        if ctx.document_vector is not None:
+            document_sim = float(ctx.document_vector @ code_vector)
+    code = cand.code
+    count = train_count.get(code, 0)
+    return [
+        lex,
+        lex_q,
+        lex_t,
+        float(lex_rank),
+        float(len({h.mention for h in cand.present if h.source == "lexical"})),
+        float(len({h.mention for h in cand.present if h.source == "lexicon"})),
+        max((h.score for h in cand.present if h.source == "pair"), default=0.0),
+        max((h.score for h in cand.present if h.source == "history"), default=0.0),
+        dense,
+        float(dense_rank),
+        float(len({h.mention for h in cand.present if h.source == "dense"})),
+        float(len(mentions)),
+        float(len({h.mention for h in cand.absent})),
+        hist / len(support) if support else 0.0,
+        poss / len(support) if support else 0.0,
+        first,
+        float(section),
+        float(mtype),
+        ctx.scores.lr.get(code, 0.0),
+        float(ctx.lr_rank.get(code, 999)),
+        ctx.scores.knn_tfidf.get(code, 0.0),
+        ctx.scores.knn_dense.get(code, 0.0),
+        sentence_sim,
+        document_sim,
+        math.log1p(count),
+        count / max(n_train_docs, 1),
+        float(info.billable) if info else -1.0,
+        float(info.depth) if info else -1.0,
+        float(chapter_id(info, code)),
+        float(info.unspecified) if info else -1.0,
+        float(len(code.replace(".", ""))),
+        float(info is not None),
+    ]

@@ -1,0 +1,122 @@
+"""Code systems as the transformer needs them: label identity, titles, and the billable retrieval set."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from data.errors import MedcodeError
+from data.types import Encounter, Task
+
+log = logging.getLogger(__name__)
+
+_PCS_RE = re.compile(r"^[0-9A-HJ-NP-Z]{3,7}$")
+_HCPCS_RE = re.compile(r"^[A-V][0-9]{4}$")
+_CPT_RE = re.compile(r"^[0-9]{4}[0-9FTU]$")
+
+
+@dataclass(frozen=True, order=True)
+class Label:
+    """One code the model scores: its system, code and title (what the label query is built from)."""
+
+    system: str
+    code: str
+    title: str = ""
+
+    @property
+    def task(self) -> Task:
+        return "diagnosis" if self.system == "ICD-10-CM" else "procedure"
+
+    def to_json(self) -> dict[str, str]:
+        return {"system": self.system, "code": self.code, "title": self.title}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Label:
+        return cls(system=str(data["system"]), code=str(data["code"]), title=str(data.get("title", "")))
+
+
+def system_of(task: Task, code: str) -> str:
+    """The code system of a gold code: ICD-10-CM for diagnoses; PCS, HCPCS or CPT for procedures."""
+    if task == "diagnosis":
+        return "ICD-10-CM"
+    info = _lookup(code, None)
+    if info is not None and getattr(info, "system", None) in ("ICD-10-PCS", "HCPCS", "CPT"):
+        return str(info.system)
+    bare = code.replace(".", "").upper()
+    if _CPT_RE.match(bare):
+        return "CPT"
+    if _HCPCS_RE.match(bare):
+        return "HCPCS"
+    return "ICD-10-PCS"
+
+
+def code_set_version() -> str:
+    return str(_icd10cm().version)
+
+
+def title_of(system: str, code: str) -> str:
+    """The official title of a code, or '' when the code system does not know it (e.g. a partial PCS code)."""
+    if system == "ICD-10-CM":
+        entry = _icd10cm().get(code)
+        if entry is not None:
+            return str(entry.title)
+    info = _lookup(code, system)
+    return str(getattr(info, "title", "") or "") if info is not None else ""
+
+
+def label_text(label: Label) -> str:
+    """What the encoder reads for a label: its title, or the bare code when no title is known."""
+    return label.title or f"{label.system} code {label.code}"
+
+
+def gold_labels(encounter: Encounter) -> list[Label]:
+    """The encounter's gold codes as labels (without titles: identity is system + code)."""
+    if encounter.gold is None:
+        return []
+    out = [Label("ICD-10-CM", c) for c in encounter.gold.diagnosis]
+    out += [Label(system_of("procedure", c), c) for c in encounter.gold.procedure]
+    return out
+
+
+def billable_diagnosis_codes(restrict: list[str] | None = None) -> list[tuple[str, str]]:
+    """(code, title) of every billable ICD-10-CM code, or of the `restrict` codes the code set knows."""
+    icd = _icd10cm()
+    if restrict is not None:
+        out = []
+        for code in restrict:
+            entry = icd.get(code)
+            if entry is not None:
+                out.append((str(entry.code), str(entry.title)))
+        return out
+    return [(str(code), str(icd[code].title)) for code in icd.billable_codes()]
+
+
+def _icd10cm() -> Any:
+    from data.icd10cm import load_icd10cm
+
+    return load_icd10cm()
+
+
+@lru_cache(maxsize=1)
+def _code_sets() -> Any | None:
+    try:
+        module = importlib.import_module("data.codesystems")
+    except ModuleNotFoundError as exc:
+        if exc.name == "data.codesystems":
+            return None
+        raise
+    return module.load_code_sets()
+
+
+def _lookup(code: str, system: str | None) -> Any | None:
+    sets = _code_sets()
+    if sets is None:
+        return None
+    try:
+        return sets.lookup(code, system)
+    except (MedcodeError, KeyError, ValueError):  # an unknown code simply has no title
+        return None

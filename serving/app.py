@@ -1,0 +1,113 @@
+"""The FastAPI app factory.
+
+`create_app()` connects the database and runs its migrations, and installs the routers, the error
+handlers and the request middleware. The model loads once, in the app's startup (or on first use when the
+app runs without its lifespan), into a `ModelHolder` that an admin reload or the registry poller can
+swap without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from fastapi import FastAPI
+
+from medcode.settings import Settings, get_settings
+from model.base import Coder
+from serving.db import Database
+from serving.errors import install_error_handlers
+from serving.holder import Loader, ModelHolder, VersionProbe, is_pollable_ref, warm_up
+from serving.middleware import RequestContextMiddleware
+from serving.orm import utcnow
+from serving.routers import admin, audit, codes, encounters, fhir, health, review, suggest
+from serving.services.encounters import PriorityFn, confidence_priority
+
+logger = logging.getLogger(__name__)
+
+API_DESCRIPTION = """Suggests ICD-10-CM, ICD-10-PCS, HCPCS and CPT codes for clinical encounters, with
+confidence and evidence; routes them to auto-accept or a coder review queue. Every endpoint but
+`/health` takes an API key: `Authorization: Bearer mck_...` (create one with `medcode keys create`)."""
+
+
+def create_app(
+    settings: Settings | None = None,
+    coder: Coder | None = None,
+    *,
+    loader: Loader | None = None,
+    version_probe: VersionProbe | None = None,
+    clock: Callable[[], datetime] | None = None,
+    priority_fn: PriorityFn | None = None,
+) -> FastAPI:
+    """The medcode API. `coder` skips model loading (tests); `loader`/`version_probe` replace the registry's."""
+    settings = settings or get_settings()
+    database = Database.connect(settings.resolved_database_url)
+    holder = ModelHolder(
+        settings.model_ref,
+        loader=loader,
+        coder=coder,
+        version_probe=version_probe,
+        warm=warm_up if loader is None else None,
+    )
+    poll = coder is None and settings.model_poll_seconds > 0 and is_pollable_ref(settings.model_ref)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(holder.ensure_loaded)
+        logger.info("serving model %s (%s)", holder.coder.version, holder.coder.code_set_version)
+        poller = asyncio.create_task(holder.poll_forever(settings.model_poll_seconds)) if poll else None
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            database.dispose()
+
+    app = FastAPI(
+        title="medcode",
+        version=_version(),
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        telemetry={"tracing": False, "metrics": False, "logs": False},  # type: ignore[call-arg]
+    )
+    app.state.settings = settings
+    app.state.db = database
+    app.state.model = holder
+    app.state.clock = clock or utcnow
+    app.state.priority_fn = priority_fn or confidence_priority
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=max(8 * settings.max_note_chars, 1 << 20))
+    for module in (health, suggest, encounters, review, codes, audit, fhir, admin):
+        app.include_router(module.router)
+    _include_ui(app)
+    return app
+
+
+def _include_ui(app: FastAPI) -> None:
+    """The coder UI's router, when the serving.ui package is installed (it is built separately)."""
+    try:
+        ui = importlib.import_module("serving.ui")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("serving.ui",):
+            raise
+        logger.debug("serving.ui not present; the API runs without the coder UI")
+        return
+    router = getattr(ui, "router", None)
+    if router is not None:
+        app.include_router(router)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("medcode")
+    except PackageNotFoundError:
+        return "0.0.0"

@@ -1,0 +1,153 @@
+"""Finalized reviews as typed training examples (the learning loop reads this).
+
+One example per encounter: its latest finalized review, replayed decision by decision so that the latest
+decision on each code wins. The example carries the note, the final codes with the evidence the coder
+accepted or selected, the rejected and replaced codes as explicit negatives, who finalized and when, and
+the model that made the suggestions. `encounter.gold` holds the final codes, so an example can go
+straight into training code that reads gold labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from data.types import Encounter, Evidence, Gold, Result, task_of_system
+from serving.orm import ApiKey, DecisionRow, EncounterRow, ReviewItemRow, RevisionRow
+from serving.services.review import item_state
+
+PositiveSource = Literal["accepted", "kept", "replacement", "added"]
+"""accepted: explicitly accepted; kept: suggested and left undecided at finalize (counts as accepted);
+replacement: chosen to replace a suggested code; added: added by the coder with its evidence."""
+
+
+class FeedbackCode(BaseModel):
+    system: str
+    code: str
+    description: str = ""
+    evidence: list[Evidence] = Field(default_factory=list)
+    source: PositiveSource
+    model_confidence: float | None = None
+    """The model's confidence when it suggested the code; None for codes the coder brought."""
+
+
+class FeedbackNegative(BaseModel):
+    system: str
+    code: str
+    kind: Literal["rejected", "replaced"]
+    reason: str | None = None
+    replaced_by: str | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    """The evidence the model cited for the wrong code."""
+    model_confidence: float | None = None
+
+
+class FeedbackExample(BaseModel):
+    encounter_id: str
+    revision: int
+    item_id: int
+    encounter: Encounter
+    final_codes: list[FeedbackCode]
+    rejected: list[FeedbackNegative]
+    """Explicit negatives: codes the coder rejected or replaced."""
+    reviewer: str
+    reviewer_name: str
+    finalized_at: datetime
+    model_version: str
+    code_set_version: str
+
+
+def export_feedback(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    exclude_encounter_ids: Iterable[str] = (),
+) -> list[FeedbackExample]:
+    """Every encounter's latest finalized review, oldest finalization first."""
+    excluded = set(exclude_encounter_ids)
+    latest = (
+        select(func.max(ReviewItemRow.id))
+        .where(ReviewItemRow.status == "final")
+        .group_by(ReviewItemRow.encounter_pk)
+        .scalar_subquery()
+    )
+    query = (
+        select(ReviewItemRow, EncounterRow, RevisionRow)
+        .join(EncounterRow, EncounterRow.id == ReviewItemRow.encounter_pk)
+        .join(RevisionRow, RevisionRow.id == ReviewItemRow.revision_id)
+        .where(ReviewItemRow.id.in_(latest))
+        .order_by(ReviewItemRow.finalized_at, ReviewItemRow.id)
+    )
+    if since is not None:
+        query = query.where(ReviewItemRow.finalized_at >= since)
+    names = {key.key_id: key.name for key in session.scalars(select(ApiKey))}
+    examples = []
+    for item, encounter_row, revision in session.execute(query).all():
+        if encounter_row.encounter_id in excluded:
+            continue
+        examples.append(_example(session, item, encounter_row, revision, names))
+    return examples
+
+
+def _example(
+    session: Session, item: ReviewItemRow, encounter_row: EncounterRow, revision: RevisionRow, names: dict[str, str]
+) -> FeedbackExample:
+    result = Result.model_validate(revision.result_json)
+    rows = list(session.scalars(select(DecisionRow).where(DecisionRow.item_id == item.id).order_by(DecisionRow.id)))
+    state = item_state(result, rows)
+    positives = []
+    for code in state.final_codes():
+        source: PositiveSource
+        if code.origin == "added":
+            source = "added"
+        elif code.origin == "replacement":
+            source = "replacement"
+        else:
+            source = "accepted" if code.status == "accepted" else "kept"
+        positives.append(
+            FeedbackCode(
+                system=code.system,
+                code=code.code,
+                description=code.description,
+                evidence=code.evidence,
+                source=source,
+                model_confidence=code.confidence,
+            )
+        )
+    negatives = [
+        FeedbackNegative(
+            system=code.system,
+            code=code.code,
+            kind="replaced" if code.status == "replaced" else "rejected",
+            reason=code.reason,
+            replaced_by=code.replaced_by,
+            evidence=code.evidence,
+            model_confidence=code.confidence,
+        )
+        for code in state.negatives()
+    ]
+    gold = Gold(
+        diagnosis=[c.code for c in positives if task_of_system(c.system) == "diagnosis"],
+        procedure=[c.code for c in positives if task_of_system(c.system) == "procedure"],
+    )
+    encounter = Encounter.model_validate(revision.encounter_json).model_copy(update={"gold": gold})
+    reviewer = item.finalized_by or ""
+    assert item.finalized_at is not None
+    return FeedbackExample(
+        encounter_id=encounter_row.encounter_id,
+        revision=revision.revision,
+        item_id=item.id,
+        encounter=encounter,
+        final_codes=positives,
+        rejected=negatives,
+        reviewer=reviewer,
+        reviewer_name=names.get(reviewer, reviewer),
+        finalized_at=item.finalized_at,
+        model_version=revision.model_version,
+        code_set_version=revision.code_set_version,
+    )

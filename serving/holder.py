@@ -1,0 +1,190 @@
+"""The loaded model, held so that a newly promoted champion can replace it without a restart.
+
+`ModelHolder.coder` is what requests use (loaded once, at startup or on first use). `swap()` replaces it
+atomically; `reload()` loads the configured reference again and keeps the old model when loading fails;
+`poll_once()` asks a cheap *version probe* (e.g. which registry version the `champion` alias points at)
+and reloads only when the answer changes. `poll_forever()` runs that every `interval` seconds in the
+app's lifespan. In-flight requests keep the model object they started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from model.base import Coder
+from serving.orm import utcnow
+
+logger = logging.getLogger(__name__)
+
+Loader = Callable[[str], Coder]
+WarmUp = Callable[[Coder], None]
+VersionProbe = Callable[[str], str | None]
+"""ref -> an identifier that changes when the model behind `ref` changes (None: unknown)."""
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    reloaded: bool
+    version: str
+    """The version now serving."""
+    previous_version: str | None
+    error: str | None = None
+    at: datetime | None = None
+
+
+def default_loader(ref: str) -> Coder:
+    from model.registry import load_model
+
+    return load_model(ref)
+
+
+def default_version_probe(ref: str) -> str | None:
+    """Which registry version `ref` points at ("none" while nothing is registered); None: cannot tell.
+
+    Cheap (a registry query, no model load), so the poller can ask it every few seconds."""
+    from data.errors import ModelNotFoundError
+    from medcode.settings import get_settings
+
+    try:
+        from model import registry
+    except ImportError:
+        return None
+    resolve = getattr(registry, "resolve_version", None)
+    if resolve is None:
+        return None
+    if ref == "champion":
+        exists = getattr(registry, "registry_exists", None)
+        if exists is not None and not exists():
+            return "none"
+        ref = f"models:/{get_settings().registered_model_name}@champion"
+    elif not ref.startswith("models:/"):
+        return None
+    try:
+        value = resolve(ref)
+    except ModelNotFoundError:
+        return "none"
+    return "/".join(value) if isinstance(value, tuple) else str(value)
+
+
+def warm_up(coder: Coder) -> None:
+    """One tiny suggestion, so that lazily loaded resources are ready before real requests arrive."""
+    from data.types import Document, Encounter
+
+    text = "Assessment: essential hypertension. Denies chest pain."
+    coder.suggest(Encounter(encounter_id="warm-up", documents=[Document(document_id="d1", text=text)]))
+
+
+def is_pollable_ref(ref: str) -> bool:
+    """References whose target can move: the champion alias, and registry aliases (models:/NAME@alias)."""
+    return ref == "champion" or (ref.startswith("models:/") and "@" in ref)
+
+
+class ModelHolder:
+    def __init__(
+        self,
+        ref: str,
+        *,
+        loader: Loader | None = None,
+        coder: Coder | None = None,
+        version_probe: VersionProbe | None = None,
+        warm: WarmUp | None = None,
+    ) -> None:
+        self.ref = ref
+        self._warm = warm
+        self._loader = loader or default_loader
+        self._probe = version_probe or default_version_probe
+        self._coder = coder
+        self._lock = threading.RLock()
+        self._reload_lock = threading.Lock()
+        self._last_probe: str | None = None
+        self.loaded_at: datetime | None = utcnow() if coder is not None else None
+
+    @property
+    def loaded(self) -> bool:
+        return self._coder is not None
+
+    @property
+    def coder(self) -> Coder:
+        coder = self._coder
+        if coder is not None:
+            return coder
+        with self._lock:
+            if self._coder is None:
+                self._install(self._load())
+            assert self._coder is not None
+            return self._coder
+
+    def ensure_loaded(self) -> Coder:
+        return self.coder
+
+    def swap(self, new_coder: Coder) -> Coder | None:
+        """Serve `new_coder` from now on; returns the previous model."""
+        with self._lock:
+            old = self._coder
+            self._install(new_coder)
+        logger.info(
+            "model swapped: %s -> %s", old.version if old is not None else None, new_coder.version
+        )
+        return old
+
+    def reload(self) -> ReloadOutcome:
+        """Load the configured reference again; on failure keep serving the current model."""
+        with self._reload_lock:
+            previous = self._coder.version if self._coder is not None else None
+            probe = self._safe_probe()
+            try:
+                new = self._load()
+            except Exception as exc:
+                if self._coder is None:
+                    raise
+                logger.error("model reload of %r failed (%s); keeping %s", self.ref, type(exc).__name__, previous)
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                return ReloadOutcome(False, self._coder.version, previous, error, utcnow())
+            self.swap(new)
+            if probe is not None:
+                self._last_probe = probe
+            return ReloadOutcome(True, new.version, previous, None, utcnow())
+
+    def poll_once(self) -> ReloadOutcome | None:
+        """Reload when the probe's answer differs from the one seen at the last load; else None."""
+        probe = self._safe_probe()
+        if probe is None or probe == self._last_probe:
+            return None
+        logger.info("model reference %r moved (%s -> %s); reloading", self.ref, self._last_probe, probe)
+        outcome = self.reload()
+        if not outcome.reloaded:
+            self._last_probe = probe  # do not retry a broken model on every tick
+        return outcome
+
+    async def poll_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.poll_once)
+            except Exception as exc:  # a failing probe must not stop the poller
+                logger.warning("model poll failed: %s", type(exc).__name__)
+
+    def _load(self) -> Coder:
+        logger.info("loading model %r", self.ref)
+        if self._last_probe is None:
+            self._last_probe = self._safe_probe()
+        coder = self._loader(self.ref)
+        if self._warm is not None:
+            self._warm(coder)  # a model that cannot answer is a failed load: the old one keeps serving
+        return coder
+
+    def _install(self, coder: Coder) -> None:
+        self._coder = coder
+        self.loaded_at = utcnow()
+
+    def _safe_probe(self) -> str | None:
+        try:
+            return self._probe(self.ref)
+        except Exception as exc:
+            logger.warning("model version probe failed: %s", type(exc).__name__)
+            return None

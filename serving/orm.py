@@ -1,0 +1,180 @@
+"""The service's tables as SQLAlchemy 2 typed models (the Alembic migrations create exactly these).
+
+Times are stored as naive UTC and read back as aware UTC datetimes (`UTCDateTime`), so that lease
+comparisons behave the same on SQLite and PostgreSQL. `decisions` and `audit_events` are append-only:
+no code path updates or deletes them, and the migration installs triggers that refuse it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out; naive UTC in the column."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """The public prefix of the key (printed by `medcode keys list`); the secret part is never stored."""
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """sha256 hex digest of the whole key."""
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class EncounterRow(Base):
+    __tablename__ = "encounters"
+    __table_args__ = (Index("ix_encounters_status_updated", "status", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    encounter_id: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(20))
+    """auto_accepted | in_review | final."""
+    current_revision: Mapped[int] = mapped_column(Integer)
+    final_revision: Mapped[int | None] = mapped_column(Integer)
+    """The revision whose final codes are current (auto-accepted or finalized by a coder)."""
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class RevisionRow(Base):
+    __tablename__ = "encounter_revisions"
+    __table_args__ = (UniqueConstraint("encounter_pk", "revision", name="uq_revision_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    encounter_pk: Mapped[int] = mapped_column(ForeignKey("encounters.id"), index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    encounter_json: Mapped[dict[str, Any]]
+    """The encounter as received (note text included, gold excluded)."""
+    result_json: Mapped[dict[str, Any]]
+    """The Result with the service's routing (forced reasons added)."""
+    model_version: Mapped[str] = mapped_column(String(200))
+    code_set_version: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(20))
+    reasons: Mapped[list[Any]]
+    forced_review: Mapped[bool] = mapped_column(Boolean)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class ReviewItemRow(Base):
+    __tablename__ = "review_items"
+    __table_args__ = (Index("ix_review_items_queue", "status", "priority", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    encounter_pk: Mapped[int] = mapped_column(ForeignKey("encounters.id"), index=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("encounter_revisions.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(20))
+    """open | final | superseded."""
+    priority: Mapped[float] = mapped_column(Float)
+    """Lower is served first."""
+    reasons: Mapped[list[Any]]
+    reason_kinds: Mapped[str] = mapped_column(String(1000))
+    """'|low_confidence|cold_start_model|': the reasons' kinds, for filtering with LIKE."""
+    n_codes: Mapped[int] = mapped_column(Integer)
+    lowest_confidence: Mapped[float | None] = mapped_column(Float)
+    lease_holder: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None]
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+    """How many times the item was claimed (a lease generation counter)."""
+    created_at: Mapped[datetime]
+    finalized_at: Mapped[datetime | None]
+    finalized_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class DecisionRow(Base):
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    decision_id: Mapped[str] = mapped_column(String(200), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("review_items.id"), index=True)
+    action: Mapped[str] = mapped_column(String(10))
+    system: Mapped[str] = mapped_column(String(20))
+    code: Mapped[str] = mapped_column(String(20))
+    replacement: Mapped[str | None] = mapped_column(String(20))
+    replacement_system: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[list[Any]]
+    actor: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class FinalCodeRow(Base):
+    __tablename__ = "final_codes"
+    __table_args__ = (Index("ix_final_codes_revision", "revision_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    encounter_pk: Mapped[int] = mapped_column(ForeignKey("encounters.id"), index=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("encounter_revisions.id"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("review_items.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    system: Mapped[str] = mapped_column(String(20))
+    code: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[list[Any]]
+    source: Mapped[str] = mapped_column(String(20))
+    """auto (auto-accepted), model (suggested and kept by a coder), coder (added or replacement)."""
+    finalized_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class AuditEventRow(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(32))
+    actor_name: Mapped[str] = mapped_column(String(200))
+    actor_role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    entity_type: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(200))
+    encounter_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(64))

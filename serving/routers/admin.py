@@ -1,0 +1,62 @@
+"""Admin: API keys and model reload."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from serving.deps import Admin, DatabaseDep, JsonBody, ModelDep, SessionDep
+from serving.schemas.admin import KeyCreate, KeyCreatedPublic, KeyListPublic, KeyPublic, ModelReloadPublic
+from serving.services import audit
+from serving.services import keys as key_service
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@router.get("/keys", response_model=KeyListPublic)
+def list_keys(principal: Admin, session: SessionDep) -> KeyListPublic:
+    return KeyListPublic(keys=[KeyPublic(**vars(k)) for k in key_service.all_keys(session)])
+
+
+@router.post("/keys", response_model=KeyCreatedPublic, status_code=status.HTTP_201_CREATED, dependencies=[JsonBody])
+def create_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreatedPublic:
+    created = key_service.create(session, principal, body.role, body.name)
+    return KeyCreatedPublic(key_id=created.key_id, name=created.name, role=created.role, key=created.key)
+
+
+@router.delete("/keys/{key_id}", response_model=KeyPublic)
+def revoke_key(key_id: str, principal: Admin, session: SessionDep) -> KeyPublic:
+    return KeyPublic(**vars(key_service.revoke(session, principal, key_id)))
+
+
+@router.post(
+    "/model/reload",
+    response_model=ModelReloadPublic,
+    responses={503: {"model": ModelReloadPublic, "description": "Loading failed; the old model keeps serving"}},
+)
+async def reload_model(principal: Admin, holder: ModelDep, database: DatabaseDep) -> JSONResponse:
+    outcome = await run_in_threadpool(holder.reload)
+    body = ModelReloadPublic(
+        reloaded=outcome.reloaded,
+        version=outcome.version,
+        previous_version=outcome.previous_version,
+        error=outcome.error,
+    )
+
+    def record() -> None:
+        with database.sessions() as session:
+            audit.record(
+                session,
+                principal,
+                "model.reloaded" if outcome.reloaded else "model.reload_failed",
+                "model",
+                holder.ref,
+                before={"version": outcome.previous_version},
+                after={"version": outcome.version, "error": outcome.error},
+                model_version=outcome.version,
+            )
+            session.commit()
+
+    await run_in_threadpool(record)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if outcome.reloaded else 503)

@@ -1,0 +1,33 @@
+"""GET /v1/audit: the audit log (admin only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from serving.deps import Auditor, SessionDep
+from serving.services import audit as service
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+
+@router.get("/audit", response_model=service.AuditPagePublic)
+def audit_events(
+    principal: Auditor,
+    session: SessionDep,
+    encounter_id: str | None = None,
+    action: str | None = None,
+    actor: Annotated[str | None, Query(description="key id of the actor")] = None,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> service.AuditPagePublic:
+    if since is not None and since.tzinfo is None:
+        from datetime import UTC
+
+        since = since.replace(tzinfo=UTC)
+    return service.list_events(
+        session, encounter_id=encounter_id, action=action, actor=actor, since=since, limit=limit, offset=offset
+    )

@@ -1,0 +1,77 @@
+"""Encounters: store + suggest + route, read one, list with filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
+
+from data.types import Encounter
+from serving.deps import (
+    EncounterReader,
+    EncounterWriter,
+    JsonBody,
+    ModelDep,
+    NowDep,
+    PriorityDep,
+    SessionDep,
+    SettingsDep,
+)
+from serving.schemas.encounters import EncounterListPublic, EncounterPublic, EncounterStatus
+from serving.services import encounters as service
+
+router = APIRouter(prefix="/v1/encounters", tags=["encounters"])
+
+
+@router.post(
+    "",
+    response_model=EncounterPublic,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[JsonBody],
+    responses={200: {"description": "The same content was already stored: nothing new, the current state"}},
+)
+def submit_encounter(
+    encounter: Encounter,
+    principal: EncounterWriter,
+    session: SessionDep,
+    holder: ModelDep,
+    settings: SettingsDep,
+    now: NowDep,
+    priority_fn: PriorityDep,
+    response: Response,
+    route: Annotated[Literal["review"] | None, Query(description="`review` forces human review")] = None,
+) -> EncounterPublic:
+    service.check_note_size(encounter, settings.max_note_chars)
+    result = service.suggest(holder.coder, encounter)
+    view, created = service.submit_encounter(
+        session, principal, encounter, result, force_review=route == "review", now=now, priority_fn=priority_fn
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return view
+
+
+@router.get("", response_model=EncounterListPublic)
+def list_encounters(
+    principal: EncounterReader,
+    session: SessionDep,
+    status_: Annotated[EncounterStatus | None, Query(alias="status")] = None,
+    since: Annotated[datetime | None, Query(description="updated at or after (ISO 8601)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> EncounterListPublic:
+    return service.list_encounters(session, status=status_, since=_aware(since), limit=limit, offset=offset)
+
+
+@router.get("/{encounter_id}", response_model=EncounterPublic)
+def get_encounter(encounter_id: str, principal: EncounterReader, session: SessionDep) -> EncounterPublic:
+    return service.get_encounter(session, encounter_id)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

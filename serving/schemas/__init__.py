@@ -1,0 +1,1 @@
+"""API schemas, named by role: `...Create` comes in, `...Public` goes out."""

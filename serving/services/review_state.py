@@ -1,0 +1,164 @@
+"""The codes of one review item as its decisions leave them (a pure function of result + decisions).
+
+The item starts with the model's suggested codes (status `pending`); decisions apply in the order they
+were stored, and the latest decision on a code wins:
+
+- accept CODE: the code is kept; reject CODE (with a reason): dropped, an explicit negative;
+- replace CODE with NEW: CODE is dropped (`replaced`), NEW is kept and inherits CODE's evidence;
+- add CODE with evidence: a code the model did not suggest, kept.
+
+A decision naming a code that is not in the item (or adding one that is) is a conflict. Finalizing keeps
+every code whose status is pending, accepted or added: an undecided suggestion counts as accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from data.types import Evidence, Result
+from serving.services.codes import normalize_key
+
+Origin = Literal["model", "added", "replacement"]
+KEPT = frozenset({"pending", "accepted", "added"})
+
+
+class DecisionConflict(Exception):
+    """A decision that does not fit the item's codes (HTTP 409)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """A decision as stored (codes canonical, evidence validated)."""
+
+    action: str
+    system: str
+    code: str
+    replacement: str | None = None
+    replacement_system: str | None = None
+    reason: str | None = None
+    evidence: tuple[Evidence, ...] = ()
+    title: str = ""
+    """Title of the added or replacement code."""
+    actor: str = ""
+
+
+@dataclass
+class CodeState:
+    system: str
+    code: str
+    description: str
+    confidence: float | None
+    evidence: list[Evidence]
+    origin: Origin
+    status: str = "pending"
+    rationale: str = ""
+    warnings: list[str] = field(default_factory=list)
+    reason: str | None = None
+    replaced_by: str | None = None
+    decided_by: str | None = None
+
+    @property
+    def kept(self) -> bool:
+        return self.status in KEPT
+
+
+class ItemState:
+    def __init__(self, result: Result) -> None:
+        self._codes: dict[tuple[str, str], CodeState] = {}
+        for suggestion in result.codes:
+            self._codes[(suggestion.system, normalize_key(suggestion.code))] = CodeState(
+                system=suggestion.system,
+                code=suggestion.code,
+                description=suggestion.description,
+                confidence=suggestion.confidence,
+                evidence=list(suggestion.evidence),
+                origin="model",
+                rationale=suggestion.rationale,
+                warnings=list(suggestion.warnings),
+            )
+
+    @classmethod
+    def replay(cls, result: Result, decisions: list[StoredDecision]) -> ItemState:
+        state = cls(result)
+        for decision in decisions:
+            state.apply(decision)
+        return state
+
+    @property
+    def codes(self) -> list[CodeState]:
+        return list(self._codes.values())
+
+    def find(self, code: str, system: str | None = None) -> CodeState | None:
+        key = normalize_key(code)
+        if system is not None:
+            return self._codes.get((system, key))
+        for (_, code_key), state in self._codes.items():
+            if code_key == key:
+                return state
+        return None
+
+    def apply(self, decision: StoredDecision) -> None:
+        current = self.find(decision.code, decision.system)
+        if decision.action == "add":
+            if current is not None:
+                raise DecisionConflict(
+                    f"{decision.code} is already in the item ({current.status}); accept it instead",
+                    "code_already_in_item",
+                )
+            self._put(
+                CodeState(
+                    decision.system,
+                    decision.code,
+                    decision.title,
+                    None,
+                    list(decision.evidence),
+                    "added",
+                    status="added",
+                    decided_by=decision.actor,
+                )
+            )
+            return
+        if current is None:
+            raise DecisionConflict(f"{decision.code} is not a code of this item", "code_not_in_item")
+        current.decided_by = decision.actor
+        if decision.action == "accept":
+            current.status, current.reason, current.replaced_by = "accepted", None, None
+        elif decision.action == "reject":
+            current.status, current.reason, current.replaced_by = "rejected", decision.reason, None
+        elif decision.action == "replace":
+            assert decision.replacement is not None and decision.replacement_system is not None
+            current.status, current.reason = "replaced", decision.reason
+            current.replaced_by = decision.replacement
+            target = self.find(decision.replacement, decision.replacement_system)
+            if target is not None:
+                target.status, target.reason, target.replaced_by = "accepted", None, None
+                target.decided_by = decision.actor
+            else:
+                self._put(
+                    CodeState(
+                        decision.replacement_system,
+                        decision.replacement,
+                        decision.title,
+                        None,
+                        list(current.evidence),
+                        "replacement",
+                        status="accepted",
+                        decided_by=decision.actor,
+                    )
+                )
+        else:
+            raise ValueError(f"unknown action {decision.action!r}")
+
+    def final_codes(self) -> list[CodeState]:
+        return [state for state in self._codes.values() if state.kept]
+
+    def negatives(self) -> list[CodeState]:
+        return [state for state in self._codes.values() if state.status in ("rejected", "replaced")]
+
+    def _put(self, state: CodeState) -> None:
+        self._codes[(state.system, normalize_key(state.code))] = state

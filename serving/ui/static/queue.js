@@ -1,0 +1,128 @@
+// The review queue: items by priority with their routing reasons, filters, and "claim next".
+import { api, el, formatAge, formatPercent, isTyping, say } from "./api.js";
+
+const me = document.getElementById("queue-app").dataset.me;
+
+const body = document.getElementById("queue-body");
+const empty = document.getElementById("queue-empty");
+const status = document.getElementById("status");
+const reasonFilter = document.getElementById("filter-reason");
+const statusFilter = document.getElementById("filter-status");
+const claimButton = document.getElementById("claim-next");
+
+let items = [];
+
+export const reasonKind = (reason) => String(reason).split(":")[0];
+const labelOf = (kind) => kind.replaceAll("_", " ");
+
+function codeCount(item) {
+  if (typeof item.n_codes === "number") return item.n_codes;
+  if (Array.isArray(item.codes)) return item.codes.length;
+  return null;
+}
+
+function lowestConfidence(item) {
+  const v = item.lowest_confidence ?? item.min_confidence;
+  return typeof v === "number" ? v : null;
+}
+
+function itemStatus(item) {
+  return item.claimed ? "claimed" : "waiting";
+}
+
+function ensureOptions(select, values, label) {
+  const have = new Set([...select.options].map((o) => o.value));
+  for (const value of values) {
+    if (!have.has(value)) select.append(el("option", { value, text: label(value) }));
+  }
+}
+
+function render() {
+  const reason = reasonFilter.value;
+  const wanted = statusFilter.value;
+  const shown = items
+    .filter((it) => !reason || (it.reasons || []).some((r) => reasonKind(r) === reason))
+    .filter((it) => !wanted || itemStatus(it) === wanted)
+    .sort((a, b) => (a.priority ?? 0) - (b.priority ?? 0) || a.item_id - b.item_id);
+  body.replaceChildren(
+    ...shown.map((it) => {
+      const n = codeCount(it);
+      const low = lowestConfidence(it);
+      const created = it.created_at ?? it.queued_at ?? it.submitted_at;
+      return el(
+        "tr",
+        { dataset: { itemId: it.item_id, encounterId: it.encounter_id } },
+        el("td", { class: "prio num", title: "lower is served first", text: Number(it.priority ?? 0).toFixed(3) }),
+        el(
+          "td",
+          {},
+          el("a", {
+            href: `/ui/review/${encodeURIComponent(it.item_id)}`,
+            text: it.encounter_id,
+            "aria-label": `View encounter ${it.encounter_id} (review item ${it.item_id})`,
+          }),
+        ),
+        el(
+          "td",
+          {},
+          ...(it.reasons || []).map((r) => el("span", { class: "badge reason", text: r })),
+        ),
+        el("td", { class: "num", title: created || "", text: formatAge(created) }),
+        el("td", { class: "num", text: n === null ? "–" : String(n) }),
+        el("td", { class: "num", text: formatPercent(low) }),
+        el("td", {}, el("span", { class: "badge", text: it.claimed && it.lease_holder === me ? "claimed by you" : itemStatus(it) })),
+      );
+    }),
+  );
+  empty.hidden = shown.length > 0;
+  say(status, `${shown.length} of ${items.length} items shown`);
+}
+
+async function load() {
+  try {
+    const data = await api("GET", "/v1/review/queue?limit=200");
+    items = (data && data.items) || [];
+    const kinds = [...new Set(items.flatMap((it) => (it.reasons || []).map(reasonKind)))].sort();
+    ensureOptions(reasonFilter, kinds, labelOf);
+    render();
+    if (data && typeof data.total === "number" && data.total > items.length) {
+      say(status, `${items.length} of ${data.total} items loaded (highest priority first)`);
+    }
+  } catch (err) {
+    say(status, err.message, "error");
+  }
+}
+
+async function claimNext() {
+  claimButton.disabled = true;
+  try {
+    const claim = await api("POST", "/v1/review/claim");
+    if (!claim) {
+      say(status, "The queue is empty: nothing to claim.", "ok");
+      return;
+    }
+    window.location.assign(`/ui/review/${encodeURIComponent(claim.item_id)}`);
+  } catch (err) {
+    say(status, err.message, "error");
+  } finally {
+    claimButton.disabled = false;
+  }
+}
+
+reasonFilter.addEventListener("change", render);
+statusFilter.addEventListener("change", render);
+document.getElementById("refresh").addEventListener("click", load);
+claimButton.addEventListener("click", claimNext);
+document.addEventListener("keydown", (event) => {
+  if (isTyping(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.key === "n") {
+    event.preventDefault();
+    claimNext();
+  } else if (event.key === "r") {
+    event.preventDefault();
+    load();
+  }
+});
+
+load();
+setInterval(load, 30000);

@@ -1,0 +1,116 @@
+"""Eight coders on a real uvicorn server: 50 items, 50 distinct claims, each decision stored once, and an
+expired lease gives its item back (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from serving.orm import DecisionRow, FinalCodeRow, ReviewItemRow
+from serving.server import serve_in_thread
+
+from .conftest import bearer, new_key
+from .fakes import FakeClock, encounter_json
+
+N_ITEMS = 50
+N_CODERS = 8
+
+
+@pytest.fixture
+def base_url(app: FastAPI) -> Iterator[str]:
+    with serve_in_thread(app) as url:
+        yield url
+
+
+def _fill_queue(app: FastAPI, base_url: str, n: int) -> None:
+    headers = bearer(new_key(app, "integration"))
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
+        for i in range(n):
+            response = http.post("/v1/encounters", json=encounter_json(f"e{i:03d}", f"Diabetes, visit {i}."))
+            assert response.status_code == 201, response.text
+
+
+def test_eight_coders_claim_fifty_items_without_overlap(app: FastAPI, base_url: str) -> None:
+    _fill_queue(app, base_url, N_ITEMS)
+    coder_keys = [new_key(app, "coder", f"coder {i}") for i in range(N_CODERS)]
+    start = threading.Barrier(N_CODERS)
+    claimed: list[list[int]] = [[] for _ in range(N_CODERS)]
+    errors: list[str] = []
+
+    def work(index: int) -> None:
+        with httpx.Client(base_url=base_url, headers=bearer(coder_keys[index]), timeout=60) as http:
+            start.wait()
+            while True:
+                response = http.post("/v1/review/claim")
+                if response.status_code == 204:
+                    return
+                if response.status_code != 200:
+                    errors.append(f"claim {response.status_code}: {response.text}")
+                    return
+                item = response.json()["item_id"]
+                claimed[index].append(item)
+                decision = {"code": "E11.9", "action": "accept", "decision_id": f"accept-{item}"}
+                for _attempt in range(2):  # the retry must store nothing new
+                    decided = http.post(f"/v1/review/items/{item}/decisions", json={"decisions": [decision]})
+                    if decided.status_code != 200:
+                        errors.append(f"decide {decided.status_code}: {decided.text}")
+                finalized = http.post(f"/v1/review/items/{item}/finalize")
+                if finalized.status_code != 200:
+                    errors.append(f"finalize {finalized.status_code}: {finalized.text}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(N_CODERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors[:5]
+    everything = [item for items in claimed for item in items]
+    assert len(everything) == N_ITEMS
+    assert len(set(everything)) == N_ITEMS, Counter(everything).most_common(3)
+    assert sum(1 for items in claimed if items) > 1  # the work was actually shared
+    with app.state.db.sessions() as session:
+        per_item = Counter(session.scalars(select(DecisionRow.item_id)).all())
+        assert len(per_item) == N_ITEMS and set(per_item.values()) == {1}
+        assert session.scalar(select(func.count()).select_from(FinalCodeRow)) == N_ITEMS
+        statuses = Counter(session.scalars(select(ReviewItemRow.status)).all())
+        assert statuses == {"final": N_ITEMS}
+
+
+def test_simultaneous_claims_never_share_an_item(app: FastAPI, base_url: str) -> None:
+    _fill_queue(app, base_url, N_CODERS)
+    coder_keys = [new_key(app, "coder", f"coder {i}") for i in range(N_CODERS * 2)]
+    start = threading.Barrier(len(coder_keys))
+    results: list[int | None] = [None] * len(coder_keys)
+
+    def claim(index: int) -> None:
+        with httpx.Client(base_url=base_url, headers=bearer(coder_keys[index]), timeout=60) as http:
+            start.wait()
+            response = http.post("/v1/review/claim")
+            results[index] = response.json()["item_id"] if response.status_code == 200 else None
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(coder_keys))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    won = [r for r in results if r is not None]
+    assert len(won) == N_CODERS and len(set(won)) == N_CODERS  # 8 items, 16 coders: 8 win, 8 get 204
+
+
+def test_an_expired_lease_returns_its_item(app: FastAPI, base_url: str, clock: FakeClock) -> None:
+    _fill_queue(app, base_url, 1)
+    first, second = bearer(new_key(app, "coder", "a")), bearer(new_key(app, "coder", "b"))
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        item = http.post("/v1/review/claim", headers=first).json()["item_id"]
+        assert http.post("/v1/review/claim", headers=second).status_code == 204
+        clock.advance(app.state.settings.review_lease_seconds + 1)
+        assert http.post("/v1/review/claim", headers=second).json()["item_id"] == item
+        late = http.post(f"/v1/review/items/{item}/finalize", headers=first)
+        assert late.status_code == 409
+        assert http.post(f"/v1/review/items/{item}/finalize", headers=second).status_code == 200

@@ -1,0 +1,289 @@
+"""The review queue over HTTP: priority, claims and leases, decisions, finalize, release, 409s."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from serving.orm import DecisionRow
+
+from .fakes import FakeClock, encounter_json
+
+Auth = Callable[[str], dict[str, str]]
+NOTE = "Type 2 diabetes. Asthma. Hypertension."
+
+
+def _submit(client: TestClient, auth: Auth, encounter_id: str, text_: str = NOTE) -> dict:
+    response = client.post("/v1/encounters", json=encounter_json(encounter_id, text_), headers=auth("integration"))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _claim(client: TestClient, headers: dict[str, str]) -> dict:
+    response = client.post("/v1/review/claim", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _decide(client: TestClient, headers: dict[str, str], item_id: int, *decisions: dict, **kw: object):
+    return client.post(
+        f"/v1/review/items/{item_id}/decisions", json={"decisions": list(decisions)}, headers=headers, **kw
+    )
+
+
+def test_claim_serves_lowest_confidence_first(client: TestClient, as_role: Auth) -> None:
+    _submit(client, as_role, "diabetes", "Diabetes.")  # 0.62
+    _submit(client, as_role, "asthma", "Asthma.")  # 0.41
+    queue = client.get("/v1/review/queue", headers=as_role("coder")).json()
+    assert [i["encounter_id"] for i in queue["items"]] == ["asthma", "diabetes"]
+    assert queue["items"][0]["priority"] == pytest.approx(0.41)
+    assert queue["items"][0]["lowest_confidence"] == pytest.approx(0.41) and queue["items"][0]["n_codes"] == 1
+    assert _claim(client, as_role("coder"))["encounter_id"] == "asthma"
+
+
+def test_claim_on_an_empty_queue_answers_204(client: TestClient, as_role: Auth) -> None:
+    response = client.post("/v1/review/claim", headers=as_role("coder"))
+    assert response.status_code == 204 and response.content == b""
+
+
+def test_claiming_again_resumes_the_held_item(client: TestClient, as_role: Auth, clock: FakeClock) -> None:
+    _submit(client, as_role, "a")
+    _submit(client, as_role, "b")
+    first = _claim(client, as_role("coder"))
+    clock.advance(10)
+    again = _claim(client, as_role("coder"))
+    assert again["item_id"] == first["item_id"] and again["resumed"] is True
+    assert again["lease_expires_at"] > first["lease_expires_at"]
+
+
+def test_decisions_then_finalize_give_the_final_codes(client: TestClient, app: FastAPI, as_role: Auth) -> None:
+    _submit(client, as_role, "e1")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    response = _decide(
+        client,
+        coder,
+        item,
+        {"code": "I10", "action": "accept"},
+        {"code": "J45.909", "action": "reject", "reason": "not supported by the note"},
+        {"code": "e11.9", "action": "replace", "replacement": "e1165"},
+        {"action": "add", "code": "N18.32", "evidence": [{"document_id": "d1", "start": 0, "end": 16}]},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["stored"]) == 4
+    status = {c["code"]: c["status"] for c in body["codes"]}
+    assert status == {
+        "I10": "accepted",
+        "J45.909": "rejected",
+        "E11.9": "replaced",
+        "E11.65": "accepted",
+        "N18.32": "added",
+    }
+    added = body["stored"][3]
+    assert added["evidence"] == [{"document_id": "d1", "start": 0, "end": 16, "text": "Type 2 diabetes."}]
+
+    final = client.post(f"/v1/review/items/{item}/finalize", headers=coder)
+    assert final.status_code == 200
+    codes = {(c["code"], c["source"]) for c in final.json()["final_codes"]}
+    assert codes == {("I10", "model"), ("E11.65", "coder"), ("N18.32", "coder")}
+    encounter = client.get("/v1/encounters/e1", headers=as_role("integration")).json()
+    assert encounter["status"] == "final"
+    assert {c["code"] for c in encounter["final_codes"]} == {"I10", "E11.65", "N18.32"}
+    replaced = next(c for c in encounter["final_codes"] if c["code"] == "E11.65")
+    assert replaced["evidence"][0]["text"] == "diabetes"
+
+
+def test_undecided_codes_are_kept_at_finalize(client: TestClient, as_role: Auth) -> None:
+    _submit(client, as_role, "e1", "Diabetes.")
+    item = _claim(client, as_role("coder"))["item_id"]
+    final = client.post(f"/v1/review/items/{item}/finalize", headers=as_role("coder")).json()
+    assert [(c["code"], c["source"]) for c in final["final_codes"]] == [("E11.9", "model")]
+
+
+def test_latest_decision_on_a_code_wins(client: TestClient, as_role: Auth) -> None:
+    _submit(client, as_role, "e1", "Diabetes.")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    _decide(client, coder, item, {"code": "E11.9", "action": "reject", "reason": "no"})
+    body = _decide(client, coder, item, {"code": "E11.9", "action": "accept"}).json()
+    assert [c["status"] for c in body["codes"]] == ["accepted"]
+
+
+@pytest.mark.parametrize(
+    ("decision", "code"),
+    [
+        ({"code": "Z99.89", "action": "accept"}, "code_not_in_item"),
+        ({"code": "I10", "action": "reject", "reason": "x"}, "code_not_in_item"),
+        ({"code": "E11.9", "action": "add", "evidence": [{"document_id": "d1", "start": 0, "end": 5}]}, "code_already_in_item"),
+    ],
+)
+def test_decision_that_does_not_fit_the_item_conflicts(
+    client: TestClient, as_role: Auth, decision: dict, code: str
+) -> None:
+    _submit(client, as_role, "e1", "Diabetes.")
+    item = _claim(client, as_role("coder"))["item_id"]
+    response = _decide(client, as_role("coder"), item, decision)
+    assert response.status_code == 409 and response.json()["code"] == code
+
+
+@pytest.mark.parametrize(
+    "decision",
+    [
+        {"action": "add", "code": "I10", "evidence": [{"document_id": "d1", "start": 0, "end": 999}]},
+        {"action": "add", "code": "I10", "evidence": [{"document_id": "d9", "start": 0, "end": 3}]},
+        {"action": "add", "code": "I10", "evidence": [{"document_id": "d1", "start": 0, "end": 3, "text": "xyz"}]},
+        {"action": "add", "code": "I10", "evidence": [{"document_id": "d1", "start": 4, "end": 4}]},
+        {"action": "add", "code": "I10", "evidence": []},
+        {"action": "add", "code": "Q99.999", "evidence": [{"document_id": "d1", "start": 0, "end": 3}]},
+        {"action": "replace", "code": "E11.9", "replacement": "NOPE1"},
+        {"action": "reject", "code": "E11.9"},
+        {"action": "accept", "code": "E11.9", "replacement": "E11.65"},
+    ],
+)
+def test_invalid_decision_is_422_and_stores_nothing(
+    client: TestClient, app: FastAPI, as_role: Auth, decision: dict
+) -> None:
+    _submit(client, as_role, "e1", "Diabetes.")
+    item = _claim(client, as_role("coder"))["item_id"]
+    response = _decide(client, as_role("coder"), item, {"code": "E11.9", "action": "accept"}, decision)
+    assert response.status_code == 422, response.text
+    with app.state.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(DecisionRow)) == 0
+
+
+def test_decisions_without_a_lease_conflict(client: TestClient, app: FastAPI, as_role: Auth) -> None:
+    from .conftest import bearer, new_key
+
+    _submit(client, as_role, "e1", "Diabetes.")
+    item = _claim(client, as_role("coder"))["item_id"]
+    other = bearer(new_key(app, "coder", "other coder"))
+    response = _decide(client, other, item, {"code": "E11.9", "action": "accept"})
+    assert response.status_code == 409 and response.json()["code"] == "lease_held_by_another"
+    for action in ("finalize", "release"):
+        response = client.post(f"/v1/review/items/{item}/{action}", headers=other)
+        assert response.status_code == 409
+
+
+def test_unclaimed_item_needs_a_claim(client: TestClient, as_role: Auth) -> None:
+    item = _submit(client, as_role, "e1", "Diabetes.")["review_item_id"]
+    response = _decide(client, as_role("coder"), item, {"code": "E11.9", "action": "accept"})
+    assert response.status_code == 409 and response.json()["code"] == "lease_not_held"
+
+
+def test_unknown_item_is_404(client: TestClient, as_role: Auth) -> None:
+    response = client.post("/v1/review/items/999/finalize", headers=as_role("coder"))
+    assert response.status_code == 404
+
+
+def test_an_expired_lease_returns_the_item_to_the_queue(
+    client: TestClient, app: FastAPI, as_role: Auth, clock: FakeClock
+) -> None:
+    from .conftest import bearer, new_key
+
+    _submit(client, as_role, "e1", "Diabetes.")
+    first = as_role("coder")
+    item = _claim(client, first)["item_id"]
+    second = bearer(new_key(app, "coder", "second coder"))
+    assert client.post("/v1/review/claim", headers=second).status_code == 204
+
+    clock.advance(app.state.settings.review_lease_seconds + 1)
+    stale = _decide(client, first, item, {"code": "E11.9", "action": "accept"})
+    assert stale.status_code == 409 and stale.json()["code"] == "lease_expired"
+    assert _claim(client, second)["item_id"] == item
+    stale = _decide(client, first, item, {"code": "E11.9", "action": "accept"})
+    assert stale.json()["code"] == "lease_held_by_another"
+    assert _decide(client, second, item, {"code": "E11.9", "action": "accept"}).status_code == 200
+
+
+def test_finalizing_twice_conflicts(client: TestClient, as_role: Auth) -> None:
+    _submit(client, as_role, "e1", "Diabetes.")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    assert client.post(f"/v1/review/items/{item}/finalize", headers=coder).status_code == 200
+    again = client.post(f"/v1/review/items/{item}/finalize", headers=coder)
+    assert again.status_code == 409 and again.json()["code"] == "item_final"
+    late = _decide(client, coder, item, {"code": "E11.9", "action": "accept"})
+    assert late.status_code == 409
+
+
+def test_release_returns_the_item_to_the_queue(client: TestClient, app: FastAPI, as_role: Auth) -> None:
+    from .conftest import bearer, new_key
+
+    _submit(client, as_role, "e1", "Diabetes.")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    queue = client.get("/v1/review/queue?unclaimed=true", headers=coder).json()
+    assert queue["items"] == []
+    assert client.post(f"/v1/review/items/{item}/release", headers=coder).json()["released"] is True
+    other = bearer(new_key(app, "coder", "other"))
+    assert _claim(client, other)["item_id"] == item
+
+
+def test_a_decision_id_is_stored_once(client: TestClient, app: FastAPI, as_role: Auth) -> None:
+    _submit(client, as_role, "e1", "Diabetes.")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    decision = {"code": "E11.9", "action": "accept", "decision_id": "client-1"}
+    first = _decide(client, coder, item, decision).json()
+    again = _decide(client, coder, item, decision).json()
+    assert len(first["stored"]) == 1 and first["replayed"] == []
+    assert again["stored"] == [] and [d["decision_id"] for d in again["replayed"]] == ["client-1"]
+    reused = _decide(client, coder, item, {"code": "E11.9", "action": "reject", "reason": "x", "decision_id": "client-1"})
+    assert reused.status_code == 409 and reused.json()["code"] == "decision_id_reused"
+    with app.state.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(DecisionRow)) == 1
+
+
+def test_an_idempotency_key_makes_a_retry_harmless(client: TestClient, app: FastAPI, as_role: Auth) -> None:
+    _submit(client, as_role, "e1")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    decisions = ({"code": "E11.9", "action": "accept"}, {"code": "I10", "action": "accept"})
+    headers = coder | {"Idempotency-Key": "retry-42"}
+    assert len(_decide(client, headers, item, *decisions).json()["stored"]) == 2
+    client.post(f"/v1/review/items/{item}/finalize", headers=coder)
+    retried = _decide(client, headers, item, *decisions)  # after finalize: still a harmless replay
+    assert retried.status_code == 200 and len(retried.json()["replayed"]) == 2
+    with app.state.db.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(DecisionRow)) == 2
+
+
+def test_queue_filters_by_reason_kind(client: TestClient, as_role: Auth) -> None:
+    _submit(client, as_role, "low", "Diabetes.")
+    client.post("/v1/encounters?route=review", json=encounter_json("forced", "Hypertension."), headers=as_role("integration"))
+    coder = as_role("coder")
+    forced = client.get("/v1/review/queue?reason=forced_review", headers=coder).json()
+    assert [i["encounter_id"] for i in forced["items"]] == ["forced"]
+    low = client.get("/v1/review/queue?reason=low_confidence", headers=coder).json()
+    assert [i["encounter_id"] for i in low["items"]] == ["low"]
+
+
+def test_review_item_shows_the_note_codes_and_decisions(client: TestClient, as_role: Auth) -> None:
+    _submit(client, as_role, "e1", "Diabetes.")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    _decide(client, coder, item, {"code": "E11.9", "action": "reject", "reason": "ruled out"})
+    body = client.get(f"/v1/review/items/{item}", headers=coder).json()
+    assert body["documents"][0]["text"] == "Diabetes."
+    assert body["codes"][0]["status"] == "rejected" and body["codes"][0]["reason"] == "ruled out"
+    assert [d["action"] for d in body["decisions"]] == ["reject"]
+    assert body["result"]["model_version"] == "fake-1"
+
+
+def test_decisions_are_append_only_in_the_database(client: TestClient, app: FastAPI, as_role: Auth) -> None:
+    _submit(client, as_role, "e1", "Diabetes.")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    _decide(client, coder, item, {"code": "E11.9", "action": "accept"})
+    for statement in ("UPDATE decisions SET action = 'reject'", "DELETE FROM decisions"):
+        with app.state.db.sessions() as session, pytest.raises(DBAPIError):
+            session.execute(text(statement))
+            session.commit()
+    with app.state.db.sessions() as session:
+        assert session.scalars(select(DecisionRow.action)).all() == ["accept"]

@@ -1,0 +1,138 @@
+"""UI test fixtures: a deterministic coder for one clinical note, and the real app served by uvicorn on
+127.0.0.1 in a thread (SQLite in tmp_path) for the browser tests."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from data.types import CodeSuggestion, Encounter, Evidence, Result, Routing
+from serving.app import create_app
+from tests.serving.conftest import make_settings, new_key
+
+NOTE = (
+    "CHIEF COMPLAINT: Follow-up of diabetes and kidney disease.\n"
+    "\n"
+    "HISTORY OF PRESENT ILLNESS: 67-year-old woman with type 2 diabetes mellitus with diabetic chronic "
+    "kidney disease. She has essential hypertension. She denies chest pain. Family history of breast "
+    "cancer in her mother.\n"
+    "\n"
+    "ASSESSMENT AND PLAN: Type 2 diabetes with chronic kidney disease stage 3b. Hypertension, continue "
+    "lisinopril. Hyperlipidemia, continue atorvastatin. Obesity.\n"
+)
+NEGATED_PHRASE = "chest pain"
+ADD_PHRASE = "chronic kidney disease stage 3b"
+
+# phrase -> (code, description, confidence, warnings)
+PHRASES: dict[str, tuple[str, str, float, list[str]]] = {
+    "type 2 diabetes mellitus with diabetic chronic kidney disease": (
+        "E11.22",
+        "Type 2 diabetes mellitus with diabetic chronic kidney disease",
+        0.88,
+        ["use_additional:N18.-"],
+    ),
+    "essential hypertension": ("I10", "Essential (primary) hypertension", 0.95, []),
+    "obesity": ("E66.9", "Obesity, unspecified", 0.41, ["unspecified"]),
+    "hyperlipidemia": ("E78.5", "Hyperlipidemia, unspecified", 0.55, ["unspecified"]),
+    "chest pain": ("R07.9", "Chest pain, unspecified", 0.9, []),
+}
+_NEGATION = re.compile(r"\b(no|denies|without|negative for)\b[^.]*$", re.IGNORECASE)
+
+
+@dataclass
+class NoteCoder:
+    """Finds fixed phrases; a phrase under a negation cue becomes a low candidate, never a code."""
+
+    version: str = "ui-test-coder-1"
+    code_set_version: str = "ICD-10-CM 2026"
+    calls: list[str] = field(default_factory=list)
+
+    def suggest(self, encounter: Encounter) -> Result:
+        self.calls.append(encounter.encounter_id)
+        codes: list[CodeSuggestion] = []
+        candidates: list[CodeSuggestion] = []
+        for doc in encounter.documents:
+            lowered = doc.text.lower()
+            for phrase, (code, description, confidence, warnings) in PHRASES.items():
+                start = lowered.find(phrase)
+                if start < 0:
+                    continue
+                end = start + len(phrase)
+                negated = _NEGATION.search(doc.text[max(0, start - 40) : start]) is not None
+                suggestion = CodeSuggestion(
+                    code=code,
+                    description=description,
+                    confidence=0.04 if negated else confidence,
+                    evidence=[Evidence(document_id=doc.document_id, start=start, end=end, text=doc.text[start:end])],
+                    rationale=f"phrase {phrase!r}" + (" (negated: not coded)" if negated else ""),
+                    warnings=list(warnings),
+                )
+                (candidates if negated else codes).append(suggestion)
+        reasons = ["cold_start_model"] + [f"low_confidence:{c.code}" for c in codes if c.confidence < 0.9]
+        return Result(
+            encounter_id=encounter.encounter_id,
+            model_version=self.version,
+            code_set_version=self.code_set_version,
+            codes=codes,
+            candidates=candidates,
+            routing=Routing(decision="review", reasons=reasons),
+            calibrated=False,
+        )
+
+
+def encounter_payload(encounter_id: str, text: str = NOTE) -> dict[str, object]:
+    return {
+        "encounter_id": encounter_id,
+        "patient": {"age": 67, "sex": "female"},
+        "setting": "outpatient",
+        "documents": [{"document_id": "d1", "type": "progress_note", "text": text}],
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    keys: dict[str, str]
+    key_ids: dict[str, str]
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The real app (fake coder, SQLite file) served by uvicorn on a free loopback port."""
+    import uvicorn
+
+    settings = make_settings(f"sqlite:///{tmp_path / 'medcode.db'}", session_secret="ui-test-secret")
+    app = create_app(settings, coder=NoteCoder())
+    keys = {role: new_key(app, role, f"ui {role}") for role in ("coder", "integration", "admin")}
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="uvicorn-ui-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveServer(
+            url=f"http://127.0.0.1:{port}",
+            keys=keys,
+            key_ids={role: key.split("_")[1] for role, key in keys.items()},
+        )
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        app.state.db.dispose()

@@ -1,0 +1,296 @@
+"""Fit the trained default model (preset "default") on coded encounters.
+
+1. Read every training note once (mentions, sentences, vectors, mention candidates).
+2. Per task, K-fold: document classifiers and code counts fitted on the other folds score each fold, so
+   the ranker's training rows carry out-of-fold classifier probabilities and priors (never overfit ones).
+3. The ranker (histogram gradient boosting) is fitted on those rows. Its own held-out scores — K-fold
+   out-of-fold by default, or a held-out share of the training documents (`holdout`) — fit the
+   calibration and tune the thresholds. The reported split is never used for any of this.
+4. The classifiers and code counts are refitted on all training documents for serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from data.types import Encounter
+
+from model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
+from model.catalog import PCS, Knowledge
+from model.mentions import Extractor, default_extractor
+from model.pack import fingerprint_texts
+from model.thresholds import tune_task_thresholds
+from model.trained.classifier import ClassifierConfig, DocScores, DocumentClassifier
+from model.trained.coder import (
+    SYSTEM_OF,
+    TASKS,
+    CodeResources,
+    DefaultCoder,
+    DefaultConfig,
+    Prepared,
+    TaskModel,
+    task_rows,
+)
+from model.trained.features import CATEGORICAL, FEATURES
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[Sequence[Any], str], Sequence[Any]]
+
+
+def _no_progress(items: Sequence[Any], desc: str) -> Sequence[Any]:
+    return items
+
+
+@dataclass
+class _Counts:
+    """Stand-in for a TaskModel while building out-of-fold rows (only the priors are read)."""
+
+    train_count: dict[str, int]
+    n_train_docs: int
+
+
+@dataclass
+class TaskFit:
+    """Diagnostics of one task's fit (logged to MLflow by the trainer)."""
+
+    rows: int = 0
+    positives: int = 0
+    missed: int = 0
+    heldout_ece: float = 0.0
+    heldout_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    heldout_labels: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def training_fingerprint(encounters: Sequence[Encounter]) -> str:
+    items = []
+    for enc in sorted(encounters, key=lambda e: e.encounter_id):
+        gold = enc.gold
+        codes = ",".join(sorted(gold.diagnosis)) + "|" + ",".join(sorted(gold.procedure)) if gold else ""
+        items.append(enc.encounter_id)
+        items.extend(d.text for d in enc.documents)
+        items.append(codes)
+    return fingerprint_texts(items)
+
+
+def fit_default(
+    train: Sequence[Encounter],
+    knowledge: Knowledge,
+    config: DefaultConfig | None = None,
+    *,
+    extractor: Extractor | None = None,
+    holdout: float = 0.0,
+    progress: Progress = _no_progress,
+    dataset: str = "",
+) -> tuple[DefaultCoder, dict[str, TaskFit]]:
+    config = config or DefaultConfig()
+    started = time.perf_counter()
+    train = [e for e in train if e.gold is not None]
+    if len(train) < 4:
+        from data.errors import InvalidInputError
+
+        raise InvalidInputError(f"the default model needs at least 4 coded encounters, got {len(train)}")
+    extractor = extractor or default_extractor()
+    pcs_codes = sorted({c for e in train for c in (e.gold.procedure if e.gold else [])})
+    resources = CodeResources(knowledge, config, extra_pcs_codes=pcs_codes)
+    log.info("resources ready in %.1f s", time.perf_counter() - started)
+    prepared = [resources.prepare(e, extractor) for e in progress(train, "reading notes")]
+    log.info("notes read in %.1f s", time.perf_counter() - started)
+    rng = np.random.default_rng(config.seed)
+    n = len(train)
+    folds = max(2, min(config.folds, n))
+    fold_of = rng.permutation(np.arange(n) % folds)
+    heldout_mask = np.zeros(n, dtype=bool)
+    if holdout > 0:
+        heldout_mask[rng.permutation(n)[: max(1, int(round(n * holdout)))]] = True
+    tasks: dict[str, TaskModel] = {}
+    fits: dict[str, TaskFit] = {}
+    for task in TASKS:
+        labels = [set(e.gold.codes(task)) if e.gold else set() for e in train]
+        if sum(len(g) for g in labels) == 0:
+            log.info("no %s labels in the training data; task skipped", task)
+            continue
+        model, fit = _fit_task(task, resources, prepared, labels, fold_of, heldout_mask, config, progress)
+        tasks[task] = model
+        fits[task] = fit
+    fingerprint = training_fingerprint(train)
+    version = f"default-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{fingerprint[:8]}"
+    coder = DefaultCoder(
+        resources,
+        tasks,
+        config,
+        version=version,
+        training_data={
+            "dataset": dataset,
+            "documents": n,
+            "fingerprint": fingerprint,
+            "holdout": holdout,
+            "calibration_data": f"{holdout:.0%} of train held out" if holdout > 0 else f"{folds}-fold out-of-fold",
+        },
+        extractor=extractor,
+    )
+    log.info("default model fitted in %.1f s", time.perf_counter() - started)
+    return coder, fits
+
+
+def _fit_task(
+    task: str,
+    resources: CodeResources,
+    prepared: list[Prepared],
+    labels: list[set[str]],
+    fold_of: np.ndarray,
+    heldout_mask: np.ndarray,
+    config: DefaultConfig,
+    progress: Progress,
+) -> tuple[TaskModel, TaskFit]:
+    n = len(prepared)
+    texts = [p.text for p in prepared]
+    vectors = _doc_vectors(prepared)
+    clf_config = ClassifierConfig(**config.classifier)
+    folds = int(fold_of.max()) + 1
+    # rows with out-of-fold classifier scores and priors
+    doc_scores: list[DocScores | None] = [None] * n
+    counts_of_fold: list[_Counts] = []
+    for k in progress(list(range(folds)), f"{task}: out-of-fold classifiers"):
+        inside = np.nonzero(fold_of != k)[0]
+        outside = np.nonzero(fold_of == k)[0]
+        clf = DocumentClassifier(clf_config).fit(
+            [texts[i] for i in inside], [sorted(labels[i]) for i in inside], _take(vectors, inside)
+        )
+        for i, s in zip(outside, clf.scores([texts[i] for i in outside], _take(vectors, outside)), strict=True):
+            doc_scores[i] = s
+        counts = Counter(c for i in inside for c in labels[i])
+        counts_of_fold.append(_Counts(dict(counts), len(inside)))
+    keys: list[list[str]] = []
+    blocks: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    missed = 0
+    for i in range(n):
+        scores = doc_scores[i]
+        assert scores is not None
+        codes, x = task_rows(resources, prepared[i], task, counts_of_fold[int(fold_of[i])], scores, config)
+        keys.append(codes)
+        blocks.append(x)
+        ys.append(np.fromiter((c in labels[i] for c in codes), dtype=bool, count=len(codes)))
+        missed += len(labels[i] - set(codes))
+    doc_index = np.concatenate([np.full(len(k), i) for i, k in enumerate(keys)]) if keys else np.zeros(0, int)
+    x_all = np.vstack(blocks)
+    y_all = np.concatenate(ys)
+    fit = TaskFit(rows=len(y_all), positives=int(y_all.sum()), missed=missed)
+    log.info("%s: %d rows, %d positives, %d gold codes never proposed", task, fit.rows, fit.positives, missed)
+    # held-out ranker scores -> calibration and thresholds
+    if heldout_mask.any():
+        fit_rows = ~heldout_mask[doc_index]
+        ranker = _ranker(config).fit(x_all[fit_rows], y_all[fit_rows])
+        held = ~fit_rows
+        raw = ranker.predict_proba(x_all[held])[:, 1]
+        y_held, doc_held = y_all[held], doc_index[held]
+        positives_held = sum(len(labels[i]) for i in range(n) if heldout_mask[i])
+        final_ranker = ranker
+    else:
+        raw = np.zeros(len(y_all))
+        for k in progress(list(range(folds)), f"{task}: out-of-fold ranker"):
+            inside = fold_of[doc_index] != k
+            ranker = _ranker(config).fit(x_all[inside], y_all[inside])
+            raw[~inside] = ranker.predict_proba(x_all[~inside])[:, 1]
+        y_held, doc_held = y_all, doc_index
+        positives_held = sum(len(g) for g in labels)
+        final_ranker = _ranker(config).fit(x_all, y_all)
+    keep = _top_per_doc(raw, doc_held, 50)
+    raw, y_held = raw[keep], y_held[keep]
+    calibrator: Calibrator = (
+        fit_isotonic(raw, y_held) if config.calibration == "isotonic" else fit_platt(raw, y_held)
+    )
+    conf = calibrator(raw)
+    codes_held = [keys[d][j] for d, j in _positions(doc_held[keep], keys, keep, doc_held)]
+    thresholds = tune_task_thresholds(
+        codes_held,
+        conf,
+        y_held,
+        n_positive=positives_held,
+        min_code_support=config.per_code_min_support,
+        target_precision=config.target_precision,
+    )
+    fit.heldout_ece = expected_calibration_error(conf, y_held)
+    fit.heldout_scores, fit.heldout_labels = conf, y_held
+    log.info(
+        "%s: threshold %.3f (%d per-code), auto-accept %.3f, held-out ECE %.4f",
+        task,
+        thresholds.decision,
+        len(thresholds.per_code),
+        thresholds.auto_accept,
+        fit.heldout_ece,
+    )
+    # serving classifier and priors on all training documents
+    classifier = DocumentClassifier(clf_config).fit(texts, [sorted(g) for g in labels], vectors)
+    counts = Counter(c for g in labels for c in g)
+    system = SYSTEM_OF[task]
+    titles = {
+        c: "" for c in counts if resources.catalog.info(system, c) is None
+    }
+    if system == PCS:
+        titles = {c: t for c, t in titles.items()}
+    model = TaskModel(
+        classifier=classifier,
+        ranker=final_ranker,
+        calibrator=calibrator,
+        thresholds=thresholds,
+        train_count=dict(counts),
+        n_train_docs=n,
+        titles=titles,
+    )
+    return model, fit
+
+
+def _ranker(config: DefaultConfig) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    categorical = [FEATURES.index(name) for name in CATEGORICAL]
+    mask = np.zeros(len(FEATURES), dtype=bool)
+    mask[categorical] = True
+    return HistGradientBoostingClassifier(
+        max_iter=config.ranker_max_iter,
+        learning_rate=config.ranker_learning_rate,
+        max_leaf_nodes=config.ranker_max_leaf_nodes,
+        min_samples_leaf=config.ranker_min_samples_leaf,
+        categorical_features=mask,
+        early_stopping=False,
+        random_state=config.seed,
+    )
+
+
+def _doc_vectors(prepared: Sequence[Prepared]) -> np.ndarray | None:
+    if any(p.document_vector is None for p in prepared):
+        return None
+    return np.vstack([p.document_vector for p in prepared if p.document_vector is not None])
+
+
+def _take(vectors: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+    return None if vectors is None else vectors[idx]
+
+
+def _top_per_doc(scores: np.ndarray, docs: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` best-scored rows of every document (what a Result keeps per task)."""
+    keep: list[int] = []
+    for d in np.unique(docs):
+        rows = np.nonzero(docs == d)[0]
+        keep.extend(rows[np.argsort(-scores[rows], kind="stable")[:k]].tolist())
+    return np.asarray(sorted(keep), dtype=int)
+
+
+def _positions(
+    docs_kept: np.ndarray, keys: list[list[str]], keep: np.ndarray, doc_held: np.ndarray
+) -> list[tuple[int, int]]:
+    """(document, position within its candidate list) of each kept held-out row."""
+    first_row: dict[int, int] = {}
+    for row, d in enumerate(doc_held):
+        first_row.setdefault(int(d), row)
+    return [(int(doc_held[r]), int(r - first_row[int(doc_held[r])])) for r in keep]
