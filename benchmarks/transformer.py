@@ -35,14 +35,20 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    out: dict[str, Any] = {"benchmark": args.command, "device": args.device, "torch_threads": torch.get_num_threads()}
+    out: dict[str, Any] = {
+        "benchmark": args.command,
+        "device": args.device,
+        "torch_threads": torch.get_num_threads(),
+    }
     out.update(args.func(args))
     print(json.dumps(out, sort_keys=True))
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, helptext in (
         ("train-step", bench_train_step, "seconds per optimisation step on CodiEsp-size notes"),
@@ -60,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.choices["train-step"].add_argument("--batch-size", type=int, default=4)
     sub.choices["train-step"].add_argument("--steps", type=int, default=5)
     sub.choices["train-step"].add_argument("--labels", type=int, default=2000)
-    sub.choices["infer"].add_argument("--pack", type=Path, default=None, help="a trained pack (default: untrained)")
+    sub.choices["infer"].add_argument(
+        "--pack", type=Path, default=None, help="a trained pack (default: untrained)"
+    )
     sub.choices["infer"].add_argument("--notes", type=int, default=40)
     sub.choices["infer"].add_argument("--labels", type=int, default=2000)
     sub.choices["infer"].add_argument("--batch-size", type=int, default=1, help="notes per forward pass")
@@ -70,6 +78,18 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--encoder-lr", type=float, default=5e-5)
     c.add_argument("--head-lr", type=float, default=1e-3)
     c.add_argument("--freeze-layers", type=int, default=0)
+    c.add_argument("--min-code-count", type=int, default=1)
+    c.add_argument("--label-sample", type=int, default=None, help="labels scored per training step")
+    c.add_argument("--no-retrieval", action="store_true")
+    c.add_argument(
+        "--skip-later-encounters", action="store_true", help="retrieval pool without D/S 7th chars"
+    )
+    c.add_argument(
+        "--mentions",
+        choices=("default", "clause", "none"),
+        default="default",
+        help="mention extractor: the text pipeline (default), its clause-based fallback, or none",
+    )
     c.add_argument("--limit", type=int, default=None, help="use only the first N train notes")
     c.add_argument("--out", type=Path, default=None, help="save the pack here")
     return parser
@@ -102,7 +122,9 @@ def _synthetic_notes(n: int) -> list[Encounter]:
     rng = random.Random(0)
     out = []
     for i in range(n):
-        sentences = [f"The patient presented with {rng.choice(titles).lower()} and was admitted." for _ in range(36)]
+        sentences = [
+            f"The patient presented with {rng.choice(titles).lower()} and was admitted." for _ in range(36)
+        ]
         out.append(
             Encounter(
                 encounter_id=f"bench{i}",
@@ -230,6 +252,16 @@ def bench_infer(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _extractor(name: str) -> Any:
+    if name == "default":
+        return None
+    if name == "none":
+        return lambda encounter: []
+    from model.mentions import clause_mentions
+
+    return lambda encounter: [m for d in encounter.documents for m in clause_mentions(d.text, d.document_id)]
+
+
 def bench_codiesp(args: argparse.Namespace) -> dict[str, Any]:
     from training.transformer_train import train_transformer
 
@@ -245,10 +277,16 @@ def bench_codiesp(args: argparse.Namespace) -> dict[str, Any]:
         encoder_lr=args.encoder_lr,
         head_lr=args.head_lr,
         freeze_layers=args.freeze_layers,
+        min_code_count=args.min_code_count,
+        train_label_sample=args.label_sample,
+        retrieval=not args.no_retrieval,
+        retrieval_skip_later_encounters=args.skip_later_encounters,
         extra={"command": " ".join(sys.argv)},
     )
     started = time.perf_counter()
-    coder = train_transformer(train, dev, config, device=args.device)
+    coder = train_transformer(
+        train, dev, config, device=args.device, mention_extractor=_extractor(args.mentions)
+    )
     total = time.perf_counter() - started
     if args.out is not None:
         from model.transformer import save_pack

@@ -45,6 +45,8 @@ class IndexTerm:
     """Nonessential modifiers in parentheses, e.g. "(mellitus) (sugar)"."""
     source: str = "index"
     """"index", "external", "neoplasm" or "drug"."""
+    text: str = ""
+    """A ready-made phrase (table cells: "malignant primary neoplasm of abdomen"); else built from path."""
 
     @property
     def level(self) -> int:
@@ -57,7 +59,7 @@ class IndexTerm:
 
     @property
     def phrase(self) -> str:
-        return natural_phrase(self.path)
+        return self.text or natural_phrase(self.path)
 
     @property
     def code_prefix(self) -> str | None:
@@ -166,7 +168,7 @@ def read_neoplasm_csv(path: Path) -> list[IndexTerm]:
             code = _clean_code(row.get(column) or "")
             if code:
                 phrase = f"{label} of {site}" if site else label
-                out.append(IndexTerm(path=(phrase,), code=code, source="neoplasm"))
+                out.append(IndexTerm(path=term_path, code=code, source="neoplasm", text=phrase))
     return out
 
 
@@ -178,7 +180,9 @@ def read_drug_csv(path: Path) -> list[IndexTerm]:
         for column, template in DRUG_COLUMNS.items():
             code = _clean_code(row.get(column) or "")
             if code:
-                out.append(IndexTerm(path=(template.format(substance),), code=code, source="drug"))
+                out.append(
+                    IndexTerm(path=term_path, code=code, source="drug", text=template.format(substance))
+                )
     return out
 
 
@@ -262,7 +266,7 @@ def read_table_xml(path: Path, source: str) -> list[IndexTerm]:
             column = int(cell.get("col", "0") or 0)
             phrase = _table_phrase(source, column, term_path)
             if code and phrase:
-                out.append(IndexTerm(path=(phrase,), code=code, source=source))
+                out.append(IndexTerm(path=term_path, code=code, source=source, text=phrase))
         for child in node.findall("term"):
             walk(child, term_path)
 

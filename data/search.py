@@ -358,6 +358,13 @@ def fingerprint(code_sets: CodeSets) -> str:
     return digest.hexdigest()[:20]
 
 
+def _prune(folder: Path, keep: int) -> None:
+    """Delete all but the `keep` most recently written index files (each source set has its own)."""
+    files = sorted(folder.glob("index-*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in files[keep:]:
+        stale.unlink(missing_ok=True)
+
+
 def load_code_search(code_sets: CodeSets | None = None, use_cache: bool = True) -> CodeSearch:
     """Build (or load from the disk cache) the search index over the given or default code sets."""
     from medcode.settings import get_settings
@@ -384,6 +391,7 @@ def load_code_search(code_sets: CodeSets | None = None, use_cache: bool = True) 
             with tmp.open("wb") as handle:
                 pickle.dump(search._p, handle, protocol=pickle.HIGHEST_PROTOCOL)
             tmp.replace(cache)
+            _prune(cache.parent, keep=4)
         except OSError as exc:
             logger.warning("could not write the search cache %s: %s", cache, exc)
     logger.info("built the code search index (%d rows) in %.2f s", len(search), time.perf_counter() - started)

@@ -43,16 +43,17 @@ class TerminologyLike(Protocol):
 
 
 def default_extractor() -> Extractor | None:
-    """The project's text pipeline (`model.text.get_pipeline()`), or None when it is not available."""
+    """The project's text pipeline (`model.text.get_pipeline()`), or None when it cannot be imported."""
     try:
         module = importlib.import_module("model.text")
-    except ImportError:
-        module = None
-    get_pipeline = getattr(module, "get_pipeline", None)
-    if get_pipeline is None:
+        get_pipeline = getattr(module, "get_pipeline", None)
+        pipeline = get_pipeline() if get_pipeline is not None else None
+    except ImportError as exc:
+        log.warning("the text pipeline cannot be loaded (%s): the safety check is skipped", exc)
+        return None
+    if pipeline is None:
         log.warning("model.text.get_pipeline is not available: the safety check is skipped")
         return None
-    pipeline = get_pipeline()
 
     def extract(text: str, document_id: str) -> list[Mention]:
         return list(pipeline.extract(text, document_id=document_id))
@@ -116,6 +117,33 @@ def classify_evidence(
     return "no_mention", []
 
 
+class _MentionsOf:
+    """document_id -> the mentions of that document of one encounter, extracted once."""
+
+    def __init__(self, encounter: Encounter, extractor: Extractor) -> None:
+        self.encounter = encounter
+        self.extractor = extractor
+        self.cache: dict[str, list[Mention]] = {}
+
+    def __call__(self, document_id: str) -> list[Mention]:
+        if document_id not in self.cache:
+            self.cache[document_id] = self.extractor(self.encounter.document(document_id).text, document_id)
+        return self.cache[document_id]
+
+
+def cached(extractor: Extractor) -> Extractor:
+    """The same extractor, remembering each (text, document id) it has seen (both tasks share the work)."""
+    memo: dict[tuple[str, str], list[Mention]] = {}
+
+    def extract(text: str, document_id: str) -> list[Mention]:
+        key = (document_id, text)
+        if key not in memo:
+            memo[key] = extractor(text, document_id)
+        return memo[key]
+
+    return extract
+
+
 def safety_check(
     task: Task,
     encounters: Sequence[Encounter],
@@ -132,15 +160,7 @@ def safety_check(
         if extractor is None:
             counts.update("no_evidence" for c in codes if not c.evidence)
             continue
-        cache: dict[str, list[Mention]] = {}
-
-        def mentions_of(
-            document_id: str, encounter: Encounter = encounter, cache: dict = cache
-        ) -> list[Mention]:  # type: ignore[type-arg]
-            if document_id not in cache:
-                cache[document_id] = extractor(encounter.document(document_id).text, document_id)
-            return cache[document_id]
-
+        mentions_of = _MentionsOf(encounter, extractor)
         for code in codes:
             verdict, why = classify_evidence(code, encounter, mentions_of)
             counts[verdict] += 1

@@ -12,13 +12,14 @@ the report files and MLflow.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from data.errors import MedcodeError
 from data.types import Encounter, Task
 from evaluation import checks
-from evaluation.report import build_report
+from evaluation.report import build_report, clean_json
 from evaluation.runner import ModelRun, run_coder, valid_code_filters
 from evaluation.scoring import TASKS, training_frequencies
 from model.base import Coder
@@ -47,12 +48,14 @@ def evaluate_coder(
     with neither, the frequency breakdown is None. `data_dir` helps find the ICD-10-PCS list for the valid
     code set.
     """
+    if not any(e.gold is not None and (e.gold.diagnosis or e.gold.procedure) for e in encounters):
+        raise MedcodeError(f"no gold codes in {dataset} {split}: nothing to evaluate against")
     if run is None:
         run = run_coder(coder, encounters, desc=f"suggest ({model_ref})", progress=progress)
     if frequencies is None and train:
         frequencies = {task: training_frequencies(train, task) for task in TASKS}
     valid = valid_code_filters([*encounters, *(train or [])], data_dir)
-    return build_report(
+    report, curves = build_report(
         dataset=dataset,
         split=split,
         model_ref=model_ref,
@@ -66,6 +69,35 @@ def evaluate_coder(
         extractor=checks.default_extractor() if safety else None,
         terminology=checks.default_terminology() if rules else None,
     )
+    provenance = model_training_data(coder)
+    report["model_training_data"] = clean_json(provenance)
+    report["warnings"] = held_out_warnings(provenance, dataset, split)
+    for warning in report["warnings"]:
+        log.warning("%s", warning)
+    return report, curves
+
+
+def model_training_data(coder: Coder) -> dict[str, Any] | None:
+    """What the model pack says about its training and calibration data (read only), when it says it."""
+    try:
+        data = getattr(coder, "training_data", None)
+    except AttributeError:
+        return None
+    return dict(data) if isinstance(data, Mapping) else None
+
+
+def held_out_warnings(provenance: Mapping[str, Any] | None, dataset: str, split: str) -> list[str]:
+    """Warn when the split being reported is one the model was trained or tuned on."""
+    if not provenance:
+        return []
+    trained_on = str(provenance.get("dataset") or "").lower()
+    splits = provenance.get("splits") or ([provenance["split"]] if provenance.get("split") else ["train"])
+    if trained_on == dataset.lower() and split in {str(s) for s in splits}:
+        return [
+            f"the model was trained or tuned on {dataset}/{split}: these figures are not held-out; "
+            "report a split the model never saw"
+        ]
+    return []
 
 
 def write_and_log(

@@ -53,6 +53,9 @@ def _reliability(plt: Any, report: Mapping[str, Any], curves: Mapping[str, Any],
         width = bins[0]["upper"] - bins[0]["lower"] if bins else 0.1
         acc = [b["accuracy"] if b["accuracy"] is not None else 0.0 for b in bins]
         ax.bar(centers, acc, width=width * 0.9, color=COLORS.get(task, "gray"), alpha=0.8, label="observed")
+        for c, b, a in zip(centers, bins, acc, strict=True):
+            if b["count"]:
+                ax.text(c, min(a + 0.02, 0.95), str(b["count"]), ha="center", fontsize=6, rotation=90)
         conf = [(c, b["mean_confidence"]) for c, b in zip(centers, bins, strict=True) if b["count"]]
         if conf:
             ax.plot([c for c, _ in conf], [m for _, m in conf], "k.", label="mean confidence")
@@ -60,7 +63,7 @@ def _reliability(plt: Any, report: Mapping[str, Any], curves: Mapping[str, Any],
         ece = report["tasks"][task].get("ece")
         ax.set_title(f"{task} (ECE {ece:.3f})" if isinstance(ece, float) else task)
         ax.set_xlabel("confidence")
-        ax.set_ylabel("share of codes that are gold")
+        ax.set_ylabel("share of codes that are gold (bar labels: pairs)")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.legend(loc="upper left", fontsize=8)

@@ -44,6 +44,10 @@ DEFINITIONS = {
     f"1-{FREQUENT_MIN - 1}, unseen 0",
     "safety": "suggested codes whose evidence spans overlap only negated, family or hypothetical mentions "
     "of the text pipeline (should be 0); codes without evidence counted apart",
+    "rules": "in the suggested codes: non-billable ICD-10-CM headers, Excludes1 pairs both present (notes of "
+    "the code, its ancestors, block and chapter), codes missing a required 7th character, codes not in "
+    "ICD-10-CM; and the coding rules that fired, by rule (the codes' warnings); procedure codes get the "
+    "firings only",
     "thresholds": "read from the model: the evaluation fits no threshold and no calibration",
 }
 
@@ -60,6 +64,7 @@ def evaluate_results(
     """Per task: the figures of the JSON contract and the curves behind the plots."""
     tasks: dict[str, Any] = {}
     curves: dict[str, Any] = {}
+    extractor = checks.cached(extractor) if extractor is not None else None
     for task in TASKS:
         view = build_task_view(task, encounters, results, (valid or {}).get(task))
         row, task_curves = score_task(view, frequencies.get(task) if frequencies is not None else None)
@@ -196,6 +201,8 @@ def render_summary(report: Mapping[str, Any], plots: Sequence[str] = ()) -> str:
         f"calibrated: {report.get('calibrated')}",
         f"- documents: {report['n_documents']}; created: {report.get('created_at')}",
         f"- code frequencies from: {report.get('frequency_source') or 'not available'}",
+        f"- model training data (from the model): {report.get('model_training_data') or 'not stated'}",
+        *[f"\n> **Warning:** {w}" for w in report.get("warnings") or []],
         "",
         "## Headline figures",
         "",

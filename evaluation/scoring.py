@@ -125,7 +125,9 @@ def score_task(
             "micro_auc": _none_if_nan(metrics.micro_auc(view.ranked, golds)),
             "macro_auc": _none_if_nan(metrics.macro_auc(view.ranked, golds)),
             "exact_match": metrics.exact_match(predicted, golds),
-            "ece": calibration.expected_calibration_error(pairs_conf, pairs_label),
+            "ece": calibration.expected_calibration_error(pairs_conf, pairs_label)
+            if len(pairs_conf)
+            else None,
             "automation_at_95": automation.recall,
             "automation_threshold_95": automation.threshold,
             "encounters_auto_accepted": automation.encounters_auto_accepted,

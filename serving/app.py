@@ -25,6 +25,7 @@ from serving.holder import Loader, ModelHolder, VersionProbe, is_pollable_ref, w
 from serving.middleware import RequestContextMiddleware
 from serving.orm import utcnow
 from serving.routers import admin, audit, codes, encounters, fhir, health, review, suggest
+from serving.services.codes import lookup_code
 from serving.services.encounters import PriorityFn, confidence_priority
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(holder.ensure_loaded)
         logger.info("serving model %s (%s)", holder.coder.version, holder.coder.code_set_version)
+        if coder is None and loader is None:
+            await asyncio.to_thread(_warm_code_sets)
         poller = asyncio.create_task(holder.poll_forever(settings.model_poll_seconds)) if poll else None
         try:
             yield
@@ -88,6 +91,14 @@ def create_app(
         app.include_router(module.router)
     _include_ui(app)
     return app
+
+
+def _warm_code_sets() -> None:
+    """Load the code sets that validate coders' codes now, not in the first coder's request."""
+    try:
+        lookup_code("I10", "ICD-10-CM")
+    except Exception as exc:  # a missing optional code set is reported when used
+        logger.warning("code sets not loaded at startup: %s", type(exc).__name__)
 
 
 def _include_ui(app: FastAPI) -> None:

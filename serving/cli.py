@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -22,17 +23,24 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--db", metavar="URL", help="database URL (default: MEDCODE_DATABASE_URL or SQLite)")
+    _add_db_option(serve)
     serve.add_argument(
-        "--model", metavar="REF", help="model: champion (default), builtin, models:/NAME@alias or a pack folder"
+        "--model",
+        metavar="REF",
+        help="model: champion (default), builtin, models:/NAME@alias or a pack folder",
     )
     serve.add_argument("--log-level", default=None, help="log level (default: MEDCODE_LOG_LEVEL or INFO)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes, each with its own copy of the model (default 1; >1 suits PostgreSQL)",
+    )
     serve.set_defaults(func=_serve)
 
     keys = subparsers.add_parser(
         "keys", help="manage API keys", description="Create, list and revoke API keys (stored hashed)."
     )
-    keys.add_argument("--db", metavar="URL", help="database URL (default: MEDCODE_DATABASE_URL or SQLite)")
     actions = keys.add_subparsers(dest="keys_command", metavar="ACTION")
     create = actions.add_parser(
         "create", help="create a key and print it once", description="Create an API key; it is printed once."
@@ -40,12 +48,21 @@ def register(subparsers: Any) -> None:
     create.add_argument("--role", required=True, choices=ROLES, help="what the key may do")
     create.add_argument("--name", help="a label: who or what uses the key")
     create.set_defaults(func=_keys_create)
-    listing = actions.add_parser("list", help="list keys (ids, names, roles; never the keys)", description="List keys.")
+    _add_db_option(create)
+    listing = actions.add_parser(
+        "list", help="list keys (ids, names, roles; never the keys)", description="List keys."
+    )
     listing.set_defaults(func=_keys_list)
+    _add_db_option(listing)
     revoke = actions.add_parser("revoke", help="revoke a key by its id", description="Revoke an API key.")
     revoke.add_argument("key_id", help="the key's id, as `medcode keys list` shows it")
     revoke.set_defaults(func=_keys_revoke)
+    _add_db_option(revoke)
     keys.set_defaults(func=lambda args: _missing_action(keys))
+
+
+def _add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", metavar="URL", help="database URL (default: MEDCODE_DATABASE_URL or SQLite)")
 
 
 def _missing_action(parser: argparse.ArgumentParser) -> int:
@@ -73,10 +90,30 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(level)
     logging.getLogger("serving").setLevel(level)
     from serving.db import Database
+    from serving.services import keys
 
-    open_database(Database.connect, settings.resolved_database_url).dispose()
-    app = create_app(settings)
+    database = open_database(Database.connect, settings.resolved_database_url)
+    with database.sessions() as session:
+        has_keys = bool(keys.all_keys(session))
+    database.dispose()
+    if not has_keys:
+        print("no API keys yet: create one with `medcode keys create --role admin`", file=sys.stderr)
     print(f"medcode serving on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
+    if args.workers > 1:
+        # Worker processes build the app themselves from the environment: pass the overrides on.
+        os.environ["MEDCODE_DATABASE_URL"] = settings.resolved_database_url
+        os.environ["MEDCODE_MODEL"] = settings.model_ref
+        uvicorn.run(
+            "serving.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=level.lower(),
+            access_log=False,
+        )
+        return 0
+    app = create_app(settings)
     uvicorn.run(app, host=args.host, port=args.port, log_level=level.lower(), access_log=False)
     return 0
 
@@ -94,7 +131,9 @@ def open_database(connect: Any, url: str) -> Any:
     try:
         return connect(url)
     except (ArgumentError, OperationalError) as exc:
-        raise InvalidInputError(f"cannot open the database ({type(exc).__name__}); check --db or MEDCODE_DATABASE_URL") from None
+        raise InvalidInputError(
+            f"cannot open the database ({type(exc).__name__}); check --db or MEDCODE_DATABASE_URL"
+        ) from None
 
 
 def _keys_create(args: argparse.Namespace) -> int:

@@ -27,8 +27,9 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout, foreign keys and `BEGIN IMMEDIATE`."""
+def make_engine(url: str, *, immediate: bool = True) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout, foreign keys and `BEGIN IMMEDIATE`
+    (`immediate=False`: a plain deferred BEGIN, for read-only work that must not queue behind writers)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -49,9 +50,11 @@ def make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
     return engine
 
@@ -61,6 +64,9 @@ def migrate(engine: Engine) -> None:
     from alembic import command
     from alembic.config import Config
 
+    alembic_log = logging.getLogger("alembic")
+    if alembic_log.level == logging.NOTSET:
+        alembic_log.setLevel(logging.WARNING)  # its INFO lines say nothing an operator needs on every start
     config = Config(str(_PACKAGE_DIR / "alembic.ini"))
     config.set_main_option("script_location", str(_PACKAGE_DIR / "migrations"))
     with engine.begin() as connection:
@@ -74,13 +80,20 @@ class Database:
 
     engine: Engine
     sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
+    """For short read-only look-ups (API key checks): on SQLite they never wait for the write lock."""
 
     @classmethod
     def connect(cls, url: str, *, run_migrations: bool = True) -> Database:
         engine = make_engine(url)
         if run_migrations:
             migrate(engine)
-        return cls(engine=engine, sessions=sessionmaker(engine, expire_on_commit=False))
+        reader = make_engine(url, immediate=False) if is_sqlite(url) else engine
+        return cls(
+            engine=engine,
+            sessions=sessionmaker(engine, expire_on_commit=False),
+            read_sessions=sessionmaker(reader, expire_on_commit=False),
+        )
 
     def ping(self) -> bool:
         try:
@@ -93,3 +106,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        reader = self.read_sessions.kw.get("bind")
+        if reader is not None and reader is not self.engine:
+            reader.dispose()

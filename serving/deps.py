@@ -73,7 +73,9 @@ def get_current_principal(
         if ui_principal is not None:
             return ui_principal
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("an API key is required (Authorization: Bearer KEY)", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized(
+            "an API key is required (Authorization: Bearer KEY)", headers={"WWW-Authenticate": "Bearer"}
+        )
     principal = authenticate_key(session, credentials.credentials)
     session.rollback()  # end the read: the request's own transaction starts when it needs one
     if principal is None:
@@ -114,8 +116,12 @@ def require_json(request: Request, _principal: CurrentPrincipal) -> None:
     message = Message()
     message["content-type"] = header
     subtype = message.get_content_subtype()
-    if message.get_content_maintype() != "application" or not (subtype == "json" or subtype.endswith("+json")):
-        raise UnsupportedMediaType(f"unsupported content type {message.get_content_type()!r}; send application/json")
+    if message.get_content_maintype() != "application" or not (
+        subtype == "json" or subtype.endswith("+json")
+    ):
+        raise UnsupportedMediaType(
+            f"unsupported content type {message.get_content_type()!r}; send application/json"
+        )
 
 
 JsonBody = Depends(require_json)

@@ -87,7 +87,13 @@ def is_fhir_path(path: str) -> bool:
 
 
 FHIR_ISSUE_CODES = {400: "structure", 401: "login", 403: "forbidden", 404: "not-found", 409: "conflict"}
-FHIR_ISSUE_CODES |= {413: "too-costly", 415: "not-supported", 422: "invalid", 500: "exception", 503: "transient"}
+FHIR_ISSUE_CODES |= {
+    413: "too-costly",
+    415: "not-supported",
+    422: "invalid",
+    500: "exception",
+    503: "transient",
+}
 
 
 def operation_outcome(status: int, diagnostics: Sequence[str], request_id: str | None) -> dict[str, Any]:
@@ -132,7 +138,11 @@ def clean_validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Validation errors without the offending input (it may hold note text) or internal context."""
     cleaned = []
     for error in errors:
-        item = {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": error.get("type")}
+        item = {
+            "loc": list(error.get("loc", ())),
+            "msg": str(error.get("msg", "")),
+            "type": error.get("type"),
+        }
         cleaned.append(item)
     return cleaned
 

@@ -95,10 +95,16 @@ def export_feedback(
 
 
 def _example(
-    session: Session, item: ReviewItemRow, encounter_row: EncounterRow, revision: RevisionRow, names: dict[str, str]
+    session: Session,
+    item: ReviewItemRow,
+    encounter_row: EncounterRow,
+    revision: RevisionRow,
+    names: dict[str, str],
 ) -> FeedbackExample:
     result = Result.model_validate(revision.result_json)
-    rows = list(session.scalars(select(DecisionRow).where(DecisionRow.item_id == item.id).order_by(DecisionRow.id)))
+    rows = list(
+        session.scalars(select(DecisionRow).where(DecisionRow.item_id == item.id).order_by(DecisionRow.id))
+    )
     state = item_state(result, rows)
     positives = []
     for code in state.final_codes():

@@ -127,9 +127,7 @@ class ModelHolder:
         with self._lock:
             old = self._coder
             self._install(new_coder)
-        logger.info(
-            "model swapped: %s -> %s", old.version if old is not None else None, new_coder.version
-        )
+        logger.info("model swapped: %s -> %s", old.version if old is not None else None, new_coder.version)
         return old
 
     def reload(self) -> ReloadOutcome:
@@ -142,7 +140,9 @@ class ModelHolder:
             except Exception as exc:
                 if self._coder is None:
                     raise
-                logger.error("model reload of %r failed (%s); keeping %s", self.ref, type(exc).__name__, previous)
+                logger.error(
+                    "model reload of %r failed (%s); keeping %s", self.ref, type(exc).__name__, previous
+                )
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 return ReloadOutcome(False, self._coder.version, previous, error, utcnow())
             self.swap(new)

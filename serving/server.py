@@ -11,7 +11,9 @@ from fastapi import FastAPI
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0, timeout: float = 60.0) -> Iterator[str]:
+def serve_in_thread(
+    app: FastAPI, host: str = "127.0.0.1", port: int = 0, timeout: float = 60.0
+) -> Iterator[str]:
     """Start uvicorn on `host` (port 0: any free port), yield its base URL, stop it on exit."""
     import uvicorn
 

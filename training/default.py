@@ -100,7 +100,8 @@ def fit_default(
         raise InvalidInputError(f"the default model needs at least 4 coded encounters, got {len(train)}")
     extractor = extractor or default_extractor()
     pcs_codes = sorted({c for e in train for c in (e.gold.procedure if e.gold else [])})
-    resources = CodeResources(knowledge, config, extra_pcs_codes=pcs_codes)
+    cm_codes = sorted({c for e in train for c in (e.gold.diagnosis if e.gold else [])})
+    resources = CodeResources(knowledge, config, extra_pcs_codes=pcs_codes, training_codes=cm_codes)
     log.info("resources ready in %.1f s", time.perf_counter() - started)
     prepared = [resources.prepare(e, extractor) for e in progress(train, "reading notes")]
     log.info("notes read in %.1f s", time.perf_counter() - started)

@@ -288,8 +288,9 @@ class Trainer:
                         states = self.net.token_states(batch)
                     else:
                         states = _pad_states([cached[i] for i in idx]).to(self.device)
-                    logits, _ = self.net.label_logits(states, batch.token_mask)
-                    loss = label_loss(logits.float(), y, cfg)
+                    rows = self._sample_labels(y, generator)
+                    logits, _ = self.net.label_logits(states, batch.token_mask, rows)
+                    loss = label_loss(logits.float(), y if rows is None else y[:, rows], cfg)
                     if cfg.retrieval and cfg.retrieval_weight > 0:
                         loss = loss + cfg.retrieval_weight * self._retrieval_loss(
                             states, batch, y, title_ids, title_mask, generator, descriptions
@@ -309,6 +310,23 @@ class Trainer:
         bar.close()
         self.net.eval()
         return history
+
+    def _sample_labels(self, y: Any, generator: random.Random) -> Any | None:
+        """The label rows scored this step: all (None), or the batch's gold labels plus random others."""
+        import torch
+
+        n_labels = int(y.shape[1])
+        size = self.config.train_label_sample
+        if size is None or size >= n_labels:
+            return None
+        chosen = torch.nonzero(y.sum(0) > 0).flatten().tolist()
+        taken = set(chosen)
+        while len(chosen) < size:
+            k = generator.randrange(n_labels)
+            if k not in taken:
+                taken.add(k)
+                chosen.append(k)
+        return torch.tensor(sorted(chosen), dtype=torch.long, device=y.device)
 
     def _cache_states(self, encoded: Sequence[Any], pad_id: int) -> list[Any]:
         """Token states of every encounter from the (frozen) encoder, float16 on the CPU."""

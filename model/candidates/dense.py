@@ -154,33 +154,61 @@ class DenseCodeIndex:
         return vec / max(float(np.linalg.norm(vec)), 1e-9)
 
 
+CHUNK = 2048
+
+
 def build_code_index(
-    codes: Sequence[str],
-    texts: Sequence[str],
-    key: str,
-    encoder: Encoder | None = None,
-    use_cache: bool = True,
+    codes: Sequence[str], texts: Sequence[str], key: str, encoder: Encoder | None = None, use_cache: bool = True
 ) -> DenseCodeIndex:
-    """Embed code names, through the on-disk cache keyed by `key` (catalog fingerprint + system)."""
-    cache = get_settings().cache_dir / "dense" / f"{ENCODER_NAME}-{key}-{len(codes)}.npy"
-    vectors: np.ndarray | None = None
-    if use_cache and cache.is_file():
-        try:
-            vectors = np.load(cache)
-            if vectors.shape != (len(codes), DIM):
-                vectors = None
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable dense cache %s: %s", cache, exc)
-            vectors = None
-    if vectors is None:
-        log.info("embedding %d code names (cached afterwards in %s)", len(texts), cache)
-        vectors = (encoder or get_encoder()).encode(list(texts), progress=True)
-        if use_cache:
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp.npy")
-                np.save(tmp, vectors)
-                tmp.replace(cache)
-            except OSError as exc:
-                log.warning("could not write the dense cache %s: %s", cache, exc)
-    return DenseCodeIndex(codes, texts, vectors)
+    """Embed code names through the on-disk cache (`cache_dir/dense`), chunk by chunk, so that a long
+    first embedding resumes where it stopped. `key` names the code set (catalog fingerprint + system)."""
+    folder = get_settings().cache_dir / "dense" / ENCODER_NAME
+    parts: list[np.ndarray] = []
+    todo = [i for i in range(0, len(texts), CHUNK)]
+    if todo and not all((folder / f"{_chunk_key(texts[i : i + CHUNK])}.npy").is_file() for i in todo):
+        log.info("embedding %d code names (cached afterwards under %s)", len(texts), folder)
+    for start in _maybe_progress(todo, len(texts) > CHUNK):
+        chunk = list(texts[start : start + CHUNK])
+        file = folder / f"{_chunk_key(chunk)}.npy"
+        vectors = _read(file) if use_cache else None
+        if vectors is None or vectors.shape != (len(chunk), DIM):
+            vectors = (encoder or get_encoder()).encode(chunk)
+            if use_cache:
+                _write(file, vectors)
+        parts.append(vectors)
+    matrix = np.vstack(parts) if parts else np.zeros((0, DIM), dtype=np.float32)
+    return DenseCodeIndex(codes, texts, matrix)
+
+
+def _chunk_key(texts: Sequence[str]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()[:24]
+
+
+def _maybe_progress(items: list[int], show: bool) -> Sequence[int]:
+    if not show:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="embedding code names", unit="chunk", leave=False)  # type: ignore[return-value]
+
+
+def _read(file: Path) -> np.ndarray | None:
+    if not file.is_file():
+        return None
+    try:
+        return np.load(file)
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable dense cache %s: %s", file, exc)
+        return None
+
+
+def _write(file: Path, vectors: np.ndarray) -> None:
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(file)
+    except OSError as exc:
+        log.warning("could not write the dense cache %s: %s", file, exc)

@@ -37,7 +37,10 @@ def _patterns(items: list[str]) -> tuple[CodePattern, ...]:
 def load_edits(data: dict[str, Any] | None = None) -> tuple[list[SexEdit], list[AgeEdit]]:
     data = data if data is not None else load_resource("age_sex_edits.json")
     sex = [SexEdit(e["sex"], e["label"], _patterns(e["codes"])) for e in data["sex_edits"]]
-    age = [AgeEdit(e["label"], int(e["min_age"]), int(e["max_age"]), _patterns(e["codes"])) for e in data["age_edits"]]
+    age = [
+        AgeEdit(e["label"], int(e["min_age"]), int(e["max_age"]), _patterns(e["codes"]))
+        for e in data["age_edits"]
+    ]
     return sex, age
 
 
@@ -78,5 +81,5 @@ class AgeSexRule:
                     [suggestion],
                     "; ".join(problems),
                     reason=f"age_sex_conflict:{suggestion.code}",
-                    warning={suggestion.code: "age_sex_conflict"},
+                    warning={suggestion.code: "age_sex:conflict"},
                 )

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from data.types import CodeSuggestion, Evidence
-
 from model.rules.refs import CodePattern, any_match, parse_patterns
 from model.rules.resources import load_resource
 from model.rules.state import RulesState, derived
-
 
 _MOVED_OUT = ("combination:", "assertion:", "code_set:")
 """Warnings of codes the rules took out: such a candidate no longer documents a condition."""
@@ -83,10 +81,6 @@ class _Support:
     final: bool
 
     @property
-    def confidence(self) -> float | None:
-        return max((c.confidence for c in self.codes), default=None)
-
-    @property
     def evidence(self) -> list[Evidence]:
         return [e for c in self.codes for e in c.evidence]
 
@@ -125,7 +119,7 @@ class CombinationRule:
             if c.system == "ICD-10-CM"
             and c.confidence >= self.candidate_floor
             and any_match(patterns, c.code)
-            and state.context.is_supported(c)
+            and state.context.is_supported(c, state.tabular.title(c.code))
             and not any(w.startswith(_MOVED_OUT) for w in c.warnings)
         ]
         if candidates:
@@ -156,7 +150,9 @@ class CombinationRule:
             entry = state.tabular.entry(target)
             assert entry is not None
             confidences = [
-                max(base.get(state.key(c), c.confidence) for c in s.codes) for s in supports.values() if s.codes
+                max(base.get(state.key(c), c.confidence) for c in s.codes)
+                for s in supports.values()
+                if s.codes
             ]
             roles = ", ".join(
                 f"{role}: {'/'.join([c.code for c in s.codes] or s.concepts)}" for role, s in supports.items()

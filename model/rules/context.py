@@ -17,7 +17,6 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from data.types import CodeSuggestion, Encounter, Evidence, Mention
-
 from model.rules.refs import CodePattern, compact
 from model.rules.resources import load_resource
 from model.rules.terms import content_words
@@ -63,15 +62,25 @@ class NoteContext:
     def absent(self) -> list[Mention]:
         return [m for m in self.mentions if not m.assertion.is_present]
 
-    def evidence_is_present(self, evidence: Evidence) -> bool:
-        """Evidence supports a code unless it falls only on negated / family / hypothetical mentions."""
-        if any(_overlaps(evidence, m) for m in self.present):
-            return True
-        return not any(_overlaps(evidence, m) for m in self.absent)
+    def evidence_is_present(self, evidence: Evidence, words: frozenset[str] = frozenset()) -> bool:
+        """Evidence supports a code unless it falls only on negated / family / hypothetical mentions.
 
-    def evidence_all_absent(self, suggestion: CodeSuggestion) -> bool:
+        When a span covers several mentions (a whole sentence), only those sharing words with the code's
+        title (`words`) count, if any does: "no fever, has cough" does not support fever."""
+        hits = [m for m in self.mentions if _overlaps(evidence, m)]
+        if not hits:
+            return True
+        if words:
+            relevant = [m for m in hits if content_words(m.text) & words]
+            hits = relevant or hits
+        return any(m.assertion.is_present for m in hits)
+
+    def evidence_all_absent(self, suggestion: CodeSuggestion, title: str = "") -> bool:
         """Every evidence span of the code falls on a non-present mention (and none on a present one)."""
-        return bool(suggestion.evidence) and not any(self.evidence_is_present(e) for e in suggestion.evidence)
+        words = content_words(title or suggestion.description)
+        return bool(suggestion.evidence) and not any(
+            self.evidence_is_present(e, words) for e in suggestion.evidence
+        )
 
     def evidence_only_uncertain(self, suggestion: CodeSuggestion) -> bool:
         """Every evidence span falls on a 'possible' (uncertain) mention and none on a certain one."""
@@ -92,9 +101,10 @@ class NoteContext:
         pats = list(patterns)
         return [(m, c) for m in self.present for c in m.concepts if any(p.matches(c) for p in pats)]
 
-    def is_supported(self, suggestion: CodeSuggestion) -> bool:
+    def is_supported(self, suggestion: CodeSuggestion, title: str = "") -> bool:
         """A candidate the note supports: evidence on a present mention, or a present mention's concept."""
-        if any(self.evidence_is_present(e) for e in suggestion.evidence):
+        words = content_words(title or suggestion.description)
+        if any(self.evidence_is_present(e, words) for e in suggestion.evidence):
             return True
         target = compact(suggestion.code)
         return any(compact(c) == target for m in self.present for c in m.concepts)

@@ -18,7 +18,6 @@ from typing import Any
 
 from data.cpt import EmVisit, load_em_office_visits
 from data.types import CodeSuggestion, Evidence
-
 from model.rules.resources import load_resource
 from model.rules.state import RulesState
 
@@ -124,7 +123,9 @@ class EmLevelRule:
             detail = f"{chosen.code} for {article} {status_text}: total time {minutes} minutes documented"
             findings = [*time_found, *status_found]
         else:
-            timing = f"; documented time {minutes} minutes is below every level" if minutes is not None else ""
+            timing = (
+                f"; documented time {minutes} minutes is below every level" if minutes is not None else ""
+            )
             detail = f"{chosen.code} for {article} {status_text}: medical decision making {mdm} ({mdm_detail}){timing}"
             findings = [*status_found, *mdm_found]
         return EmDecision(
@@ -139,7 +140,9 @@ class EmLevelRule:
             evidence=tuple(findings[:6]),
         )
 
-    def _find(self, documents: list[Any], patterns: list[re.Pattern[str]]) -> list[tuple[Finding, re.Match[str]]]:
+    def _find(
+        self, documents: list[Any], patterns: list[re.Pattern[str]]
+    ) -> list[tuple[Finding, re.Match[str]]]:
         out = []
         for document in documents:
             for pattern in patterns:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from data.types import CodeSuggestion, Evidence, Mention
-
 from model.rules.refs import CodePattern, any_match
 from model.rules.state import RulesState, derived
 from model.rules.tabular import NoteGroup
@@ -29,8 +28,10 @@ def _supported_candidates(
             if c.system == "ICD-10-CM"
             and c.confidence >= floor
             and any_match(patterns, c.code)
-            and state.context.is_supported(c)
-            and not any(w.startswith(("assertion:", "combination:", "code_set:", "excludes1:")) for w in c.warnings)
+            and state.context.is_supported(c, state.tabular.title(c.code))
+            and not any(
+                w.startswith(("assertion:", "combination:", "code_set:", "excludes1:")) for w in c.warnings
+            )
             and (entry := state.tabular.entry(c.code)) is not None
             and entry.billable
         ),
@@ -60,7 +61,10 @@ class CodeFirstRule:
                     self.name,
                     [*moved, code],
                     f"sequenced {', '.join(e.code for e in moved)} before {code.code} (code first: {group.text})",
-                    warning={code.code: f"code_first:{moved[0].code}", **{e.code: f"code_first:{code.code}" for e in moved}},
+                    warning={
+                        code.code: f"code_first:{moved[0].code}",
+                        **{e.code: f"code_first:{code.code}" for e in moved},
+                    },
                 )
             return
         if not group.mandatory:

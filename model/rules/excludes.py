@@ -10,7 +10,6 @@ When their confidences are within `margin`, the encounter routes with
 from __future__ import annotations
 
 from data.types import CodeSuggestion
-
 from model.rules.state import RulesState
 from model.rules.tabular import RuleTabular
 
@@ -36,7 +35,9 @@ class Excludes1Rule:
         ranked = sorted(diagnoses, key=lambda c: (-c.confidence, -len(c.evidence), order[id(c)]))
         kept: list[CodeSuggestion] = []
         for suggestion in ranked:
-            rival = next((k for k in kept if excludes1_conflict(state.tabular, k.code, suggestion.code)), None)
+            rival = next(
+                (k for k in kept if excludes1_conflict(state.tabular, k.code, suggestion.code)), None
+            )
             if rival is None:
                 kept.append(suggestion)
                 continue
@@ -51,5 +52,8 @@ class Excludes1Rule:
                 [rival, suggestion],
                 message + ("; too close to call" if close else ""),
                 reason=f"rule_conflict:excludes1:{rival.code}|{suggestion.code}" if close else None,
-                warning={rival.code: f"excludes1:{suggestion.code}", suggestion.code: f"excludes1:{rival.code}"},
+                warning={
+                    rival.code: f"excludes1:{suggestion.code}",
+                    suggestion.code: f"excludes1:{rival.code}",
+                },
             )

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.errors import DatasetNotFoundError, InvalidInputError
-
 from model.rules.state import RulesState
 
 PROCEDURE_SYSTEMS = ("CPT", "HCPCS")
@@ -69,7 +68,9 @@ def _date(text: str, path: Path, line: int) -> dt.date | None:
             return dt.datetime.strptime(value, fmt).date()
         except ValueError:
             continue
-    raise InvalidInputError(f"{path}:{line}: unreadable date {value!r} (expected YYYYMMDD, YYYY-MM-DD or MM/DD/YYYY)")
+    raise InvalidInputError(
+        f"{path}:{line}: unreadable date {value!r} (expected YYYYMMDD, YYYY-MM-DD or MM/DD/YYYY)"
+    )
 
 
 def read_ncci_file(path: Path) -> list[PtpEdit]:
@@ -95,13 +96,17 @@ def read_ncci_file(path: Path) -> list[PtpEdit]:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) <= max(columns.values()):
-            raise InvalidInputError(f"{path}:{offset}: expected {max(columns.values()) + 1} columns, got {len(row)}")
+            raise InvalidInputError(
+                f"{path}:{offset}: expected {max(columns.values()) + 1} columns, got {len(row)}"
+            )
         first, second = row[columns["column1"]].strip().upper(), row[columns["column2"]].strip().upper()
         if not first or not second:
             continue
         modifier = row[columns["modifier"]].strip() or "9"
         if modifier not in ("0", "1", "9"):
-            raise InvalidInputError(f"{path}:{offset}: modifier indicator must be 0, 1 or 9, got {modifier!r}")
+            raise InvalidInputError(
+                f"{path}:{offset}: modifier indicator must be 0, 1 or 9, got {modifier!r}"
+            )
         effective = _date(row[columns["effective"]], path, offset) if "effective" in columns else None
         deletion = _date(row[columns["deletion"]], path, offset) if "deletion" in columns else None
         edits.append(PtpEdit(first, second, modifier, effective, deletion))
@@ -129,7 +134,11 @@ class NcciRule:
                     continue
                 if not any(c is first for c in state.codes):
                     break
-                active = [e for e in self.edits.get((first.code.upper(), second.code.upper()), ()) if e.active_on(day)]
+                active = [
+                    e
+                    for e in self.edits.get((first.code.upper(), second.code.upper()), ())
+                    if e.active_on(day)
+                ]
                 if not active:
                     continue
                 edit = active[-1]

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from data.types import CodeSuggestion, Encounter, Mention
-
 from model.rules.age_sex import AgeSexRule
 from model.rules.combinations import CombinationRule
 from model.rules.em import EmLevelRule

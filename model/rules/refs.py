@@ -20,6 +20,7 @@ _PART = re.compile(
 )
 _LOOSE = re.compile(rf"(?<![A-Za-z0-9])(?P<lo>{_CODE})(?:\.?-)?(?:-(?P<hi>{_CODE})(?:\.?-)?)?(?![0-9A-Za-z])")
 _PAREN = re.compile(r"\(([^()]*)\)")
+_WORD_QUALIFIER = re.compile(r"\bwith\s+(?!\.|(?:fifth|sixth|seventh|final|[0-9]))[a-z]{3,}", re.IGNORECASE)
 _ORDINALS = {
     "first": 0,
     "1st": 0,
@@ -75,9 +76,6 @@ class CodePattern:
                 return False
         return self.suffix is None or target.endswith(self.suffix)
 
-    def is_prefix_of_range(self) -> bool:
-        return self.hi is not None
-
 
 def _qualifier(text: str) -> dict[str, object] | None:
     """Parse the words after 'with' in a pattern; None when they are not a code qualifier."""
@@ -90,7 +88,9 @@ def _qualifier(text: str) -> dict[str, object] | None:
     m = re.fullmatch(r"final characters?\s*-?\s*([0-9a-z]{1,3})", q)
     if m:
         return {"suffix": m.group(1).upper()}
-    m = re.fullmatch(r"((?:[a-z0-9]+)(?:\s+or\s+[a-z0-9]+)*)\s+characters?\s+([0-9a-z])(?:\s*-\s*([0-9a-z]))?", q)
+    m = re.fullmatch(
+        r"((?:[a-z0-9]+)(?:\s+or\s+[a-z0-9]+)*)\s+characters?\s+([0-9a-z])(?:\s*-\s*([0-9a-z]))?", q
+    )
     if m:
         places = tuple(_ORDINALS[w] for w in re.split(r"\s+or\s+", m.group(1)) if w in _ORDINALS)
         if not places:
@@ -108,7 +108,7 @@ def _pattern(text: str, lo: str, hi: str | None, qual: str | None) -> CodePatter
     if qual:
         parsed = _qualifier(qual)
         if parsed is None:
-            return CodePattern(text=text.strip(), lo=lo_c, hi=hi_c)  # unknown wording: keep the base range
+            return None  # "with ketoacidosis": a condition we cannot read as codes; no pattern
         extra = parsed
     return CodePattern(text=text.strip(), lo=lo_c, hi=hi_c, **extra)  # type: ignore[arg-type]
 
@@ -117,15 +117,22 @@ def _pattern(text: str, lo: str, hi: str | None, qual: str | None) -> CodePatter
 def parse_patterns(text: str) -> tuple[CodePattern, ...]:
     """Every code pattern in one note text (or one bare reference such as "E11.2-" or "E08-E13")."""
     out: list[CodePattern] = []
-    groups = _PAREN.findall(text) or [text]
+    groups = _PAREN.findall(text)
+    if not groups:
+        first = _LOOSE.search(text)
+        if first is not None and _WORD_QUALIFIER.search(text[first.end() :]):
+            return ()  # "see categories E08-E10, E11, E13 with ketoacidosis": qualified by words
+        groups = [text]
+    read = False
     for group in groups:
         for part in group.split(","):
             m = _PART.match(part)
             if m:
+                read = True
                 p = _pattern(part, m.group("lo"), m.group("hi"), m.group("qual"))
                 if p is not None:
                     out.append(p)
-    if not out:
+    if not read:
         for m in _LOOSE.finditer(text):
             p = _pattern(m.group(0), m.group("lo"), m.group("hi"), None)
             if p is not None:

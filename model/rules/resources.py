@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -17,7 +17,7 @@ RESOURCE_FILES = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_resource(name: str) -> dict[str, Any]:
     """One packaged data file as a dict (cached; callers must not mutate it)."""
     if name not in RESOURCE_FILES:

@@ -16,7 +16,7 @@ class AssertionRule:
     def __call__(self, state: RulesState) -> None:
         context = state.context
         for suggestion in list(state.codes):
-            if context.evidence_all_absent(suggestion):
+            if context.evidence_all_absent(suggestion, state.tabular.title(suggestion.code)):
                 state.move_out(suggestion)
                 state.fire(
                     self.name,

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from data.types import CodeSuggestion
-
 from model.rules.refs import compact
 from model.rules.state import RulesState, derived
 from model.rules.terms import title_support, title_terms
@@ -78,13 +77,19 @@ class SeventhCharacterRule:
         if position is not None and stored in state.codes:
             state.codes.remove(stored)
             state.codes.insert(min(position, len(state.codes)), stored)
-        reason = f"unspecified:{full}" if "unspecified" in meaning.lower() else None
+        lowered = meaning.lower()
+        reason = (
+            f"unspecified:{full}" if "unspecified" in lowered and "not applicable" not in lowered else None
+        )
         state.fire(
             self.name,
             [stored, suggestion],
             f"7th character '{full[-1]}' ({meaning}) from {why}",
             reason=reason,
-            warning={stored.code: f"seventh_character:{suggestion.code}", suggestion.code: f"seventh_character:{full}"},
+            warning={
+                stored.code: f"seventh_character:{suggestion.code}",
+                suggestion.code: f"seventh_character:{full}",
+            },
         )
 
     # encounter episodes -------------------------------------------------------------------------------
@@ -94,7 +99,10 @@ class SeventhCharacterRule:
         context = state.context
         episodes = context.episode(suggestion)
         if not episodes:
-            return None, "the note does not say whether this is the initial encounter, a later one or a sequela"
+            return (
+                None,
+                "the note does not say whether this is the initial encounter, a later one or a sequela",
+            )
         if len(episodes) > 1:
             return None, f"the note documents several encounter episodes ({', '.join(episodes)})"
         episode = episodes[0]
@@ -114,7 +122,9 @@ class SeventhCharacterRule:
                 return None, "the note calls the fracture both open and closed"
             else:
                 options = {c: m for c, m in options.items() if "open" not in m.lower()}
-                why.append("a closed fracture" if is_closed else "a fracture not documented as open (coded closed)")
+                why.append(
+                    "a closed fracture" if is_closed else "a fracture not documented as open (coded closed)"
+                )
         if len(options) > 1 and episode == "subsequent":
             healing = context.which("healing")
             if len(healing) > 1:
@@ -143,7 +153,9 @@ class SeventhCharacterRule:
         if len(scored) > 1:
             return None, "the note supports several of them equally"
         defaults = [
-            c for c, m in chars.items() if not title_terms(m).required and not title_support(m, words).violated
+            c
+            for c, m in chars.items()
+            if not title_terms(m).required and not title_support(m, words).violated
         ]
         if len(defaults) == 1:
             meaning = chars[defaults[0]]

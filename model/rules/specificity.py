@@ -10,7 +10,6 @@ any, is offered as a candidate).
 from __future__ import annotations
 
 from data.types import CodeSuggestion
-
 from model.rules.refs import compact
 from model.rules.state import RulesState, derived
 from model.rules.terms import title_support, title_terms
@@ -19,7 +18,9 @@ from model.rules.terms import title_support, title_terms
 class SpecificityRule:
     name = "specificity"
 
-    def __init__(self, candidate_floor: float = 0.05, discount: float = 0.9, min_coverage: float = 0.5) -> None:
+    def __init__(
+        self, candidate_floor: float = 0.05, discount: float = 0.9, min_coverage: float = 0.5
+    ) -> None:
         self.candidate_floor = candidate_floor
         self.discount = discount
         self.min_coverage = min_coverage
@@ -36,7 +37,9 @@ class SpecificityRule:
         targets = tabular.targets(code)
         target_keys = {compact(t): t for t in targets}
         # 1. a more specific code below it is already suggested: the header is redundant
-        below = [c for c in state.diagnoses() if c is not header and compact(c.code).startswith(compact(code))]
+        below = [
+            c for c in state.diagnoses() if c is not header and compact(c.code).startswith(compact(code))
+        ]
         if below:
             state.move_out(header)
             state.fire(
@@ -53,7 +56,7 @@ class SpecificityRule:
             if c.system == "ICD-10-CM"
             and compact(c.code) in target_keys
             and c.confidence >= self.candidate_floor
-            and state.context.is_supported(c)
+            and state.context.is_supported(c, state.tabular.title(c.code))
         ]
         if supported:
             best = max(supported, key=lambda c: c.confidence)
@@ -61,7 +64,12 @@ class SpecificityRule:
             return
         # 3. a present mention whose concept is below it
         concepts = sorted(
-            {target_keys[compact(c)] for m in state.context.present for c in m.concepts if compact(c) in target_keys}
+            {
+                target_keys[compact(c)]
+                for m in state.context.present
+                for c in m.concepts
+                if compact(c) in target_keys
+            }
         )
         if len(concepts) == 1:
             self._replace(state, header, concepts[0], "a present mention's concept", None)
@@ -73,7 +81,9 @@ class SpecificityRule:
             return
         self._unresolved(state, header, code, targets)
 
-    def _by_title(self, state: RulesState, header: CodeSuggestion, code: str, targets: tuple[str, ...]) -> str | None:
+    def _by_title(
+        self, state: RulesState, header: CodeSuggestion, code: str, targets: tuple[str, ...]
+    ) -> str | None:
         words = state.context.words_for([header])
         given = title_terms(state.tabular.title(code)).required
         scored: list[tuple[int, int, str]] = []
@@ -115,7 +125,9 @@ class SpecificityRule:
             warning={stored.code: f"specificity:{header.code}", header.code: f"specificity:{entry.code}"},
         )
 
-    def _unresolved(self, state: RulesState, header: CodeSuggestion, code: str, targets: tuple[str, ...]) -> None:
+    def _unresolved(
+        self, state: RulesState, header: CodeSuggestion, code: str, targets: tuple[str, ...]
+    ) -> None:
         state.move_out(header)
         given = title_terms(state.tabular.title(code)).required
         defaults = sorted(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from data.types import CodeSuggestion, Encounter, Evidence, Mention
-
 from model.rules.context import NoteContext
 from model.rules.refs import compact
 from model.rules.tabular import RuleTabular

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from model.rules.refs import CodePattern, compact, parse_patterns, patterns_of
+from model.rules.refs import CodePattern, compact, patterns_of
 from model.rules.resources import load_resource
 
 if TYPE_CHECKING:
-    from data.icd10cm import CodeEntry, ICD10CM
+    from data.icd10cm import ICD10CM, CodeEntry
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,9 @@ class RuleTabular:
         for where, texts in by_where.items():
             current: list[str] = []
             for text in texts:
-                continues = bool(current) and current[0].rstrip().endswith(":") and not _starts_instruction(text)
+                continues = (
+                    bool(current) and current[0].rstrip().endswith(":") and not _starts_instruction(text)
+                )
                 if current and not continues:
                     groups.append(self._group(where, current, manifestation, kind))
                     current = []
@@ -155,9 +157,7 @@ class RuleTabular:
             mandatory = manifestation or ("underlying" in lowered and not optional)
         else:
             mandatory = not optional and any(marker in lowered for marker in self._additional_mandatory)
-        return NoteGroup(
-            where=where, text=joined, patterns=patterns_of(texts), mandatory=mandatory
-        )
+        return NoteGroup(where=where, text=joined, patterns=patterns_of(texts), mandatory=mandatory)
 
     # pattern expansion --------------------------------------------------------------------------------
     def _all_codes(self) -> list[str]:
@@ -184,7 +184,3 @@ class RuleTabular:
 def _starts_instruction(text: str) -> bool:
     """A note that opens a new instruction rather than listing an item of the previous one."""
     return bool(re.match(r"\s*(code|any|underlying|to identify)\b", text, re.IGNORECASE))
-
-
-def patterns_in(text: str) -> tuple[CodePattern, ...]:
-    return parse_patterns(text)

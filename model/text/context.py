@@ -24,12 +24,12 @@ from spacy.tokens import Doc, Span
 
 from model.text.extensions import ASSERTION_ATTRS, CATEGORY_TO_ASSERTION, MENTIONS_KEY, register_extensions
 from model.text.normalize import Normalization
-from model.text.rules import NUM, YEAR, PhraseTrie, load_json_resource
+from model.text.rules import END, EOS, NUM, YEAR, PhraseTrie, load_json_resource
 
-CONTEXT_FACTORY = "medcode.context.v1"
+CONTEXT_FACTORY = "medcode_context_v1"
 DIRECTIONS = frozenset({"FORWARD", "BACKWARD", "BIDIRECTIONAL", "PSEUDO", "TERMINATE"})
 _SLOT_RE = re.compile(r"\{([A-Z]+)\}")
-_PLACEHOLDERS = {NUM: "7", YEAR: "1999"}
+_PLACEHOLDERS = {NUM: "7", YEAR: "1999", END: "\u00a7"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class ContextRules:
     break_tokens: frozenset[str]
     clause_tokens: frozenset[str]
     conflicts: list[tuple[str, str]]
+    suppress: dict[str, frozenset[str]] = field(default_factory=dict)
     version: str = ""
     rules: list[ContextRule] = field(default_factory=list)
 
@@ -72,25 +73,27 @@ class ContextRules:
             if direction not in DIRECTIONS:
                 raise ValueError(f"context rule direction {direction!r} is not one of {sorted(DIRECTIONS)}")
             for literal in _expand_slots(group["literals"], slots):
-                rule = ContextRule(
-                    literal=literal,
-                    direction=direction,
-                    categories=tuple(group.get("categories", ())),
-                    clause=bool(group.get("clause", False)),
-                    max_scope=group.get("max_scope"),
-                    exclude_types=frozenset(group.get("exclude_types", ())),
-                    terminates=frozenset(group.get("terminates", ())),
+                rules.append(
+                    ContextRule(
+                        literal=literal,
+                        direction=direction,
+                        categories=tuple(group.get("categories", ())),
+                        clause=bool(group.get("clause", False)),
+                        max_scope=group.get("max_scope"),
+                        exclude_types=frozenset(group.get("exclude_types", ())),
+                        terminates=frozenset(group.get("terminates", ())),
+                    )
                 )
-                tokens = literal_tokens(tokenizer, normalization, literal)
-                if tokens:
-                    trie.add(tokens, rule)
-                    rules.append(rule)
+        for rule, tokens in zip(rules, literal_tokens(tokenizer, normalization, [r.literal for r in rules]), strict=True):
+            if tokens:
+                trie.add(tokens, rule)
         return cls(
             trie=trie,
             cross_termination={k: frozenset(v) for k, v in data.get("cross_termination", {}).items()},
             break_tokens=frozenset(data.get("break_tokens", ())),
             clause_tokens=frozenset(data.get("clause_tokens", ())),
             conflicts=[(a, b) for a, b in data.get("conflicts", [])],
+            suppress={k: frozenset(v) for k, v in data.get("suppress", {}).items()},
             version=str(data.get("version", "")),
             rules=rules,
         )
@@ -111,13 +114,21 @@ def _expand_slots(literals: Iterable[str], slots: dict[str, list[str]]) -> list[
     return list(dict.fromkeys(out))
 
 
-def literal_tokens(tokenizer: Tokenizer, normalization: Normalization, literal: str) -> list[str]:
-    """A trigger literal as the folded tokens it matches, with <NUM>/<YEAR> wildcards kept."""
-    text = literal
-    for placeholder, sample in _PLACEHOLDERS.items():
-        text = text.replace(placeholder, f" {sample} " if placeholder == YEAR else sample)
+def literal_tokens(
+    tokenizer: Tokenizer, normalization: Normalization, literals: Sequence[str]
+) -> list[list[str]]:
+    """Trigger literals as the folded tokens they match, with <NUM>/<YEAR> wildcards kept."""
     reverse = {sample: placeholder for placeholder, sample in _PLACEHOLDERS.items()}
-    return [reverse.get(t.text, normalization.fold(t.text)) for t in tokenizer(text) if not t.is_space]
+    texts = []
+    for literal in literals:
+        text = literal
+        for placeholder, sample in _PLACEHOLDERS.items():
+            text = text.replace(placeholder, f" {sample} " if placeholder != NUM else sample)
+        texts.append(text)
+    return [
+        [reverse.get(t.text, normalization.fold(t.text)) for t in doc if not t.is_space]
+        for doc in tokenizer.pipe(texts, batch_size=1000)
+    ]
 
 
 @dataclass
@@ -226,11 +237,18 @@ class ConTextComponent:
                             previous = found[index].get(category)
                             if previous is None or distance < previous:
                                 found[index][category] = distance
-        for flags in found:
-            for a, b in self.rules.conflicts:
-                if a in flags and b in flags:
-                    del flags[b if flags[a] <= flags[b] else a]
-        return found
+        return [self.resolve(flags) for flags in found]
+
+    def resolve(self, flags: dict[str, int]) -> dict[str, int]:
+        """Settle conflicting categories (nearer trigger wins) and suppressed ones."""
+        for a, b in self.rules.conflicts:
+            if a in flags and b in flags:
+                del flags[b if flags[a] <= flags[b] else a]
+        for key, suppressed in self.rules.suppress.items():
+            if key in flags:
+                for category in suppressed:
+                    flags.pop(category, None)
+        return flags
 
     def __call__(self, doc: Doc) -> Doc:
         spans = list(doc.spans.get(MENTIONS_KEY, []))
@@ -257,6 +275,7 @@ class ConTextComponent:
                     continue
                 positions[i] = len(words)
                 words.append(fold(token.text))
+            words.append(EOS)
             mentions: list[tuple[int, int, str]] = []
             for span in members:
                 inside = [positions[i] for i in range(span.start, span.end) if i in positions]
@@ -274,8 +293,7 @@ class ConTextComponent:
         for name, attr in ASSERTION_ATTRS.items():
             setattr(span._, attr, name in assertions)
 
-    @staticmethod
-    def _apply_sections(doc: Doc, spans: list[Span]) -> None:
+    def _apply_sections(self, doc: Doc, spans: list[Span]) -> None:
         sections = doc._.sections or []
         if not any(s.assertion for s in sections):
             return
@@ -286,6 +304,10 @@ class ConTextComponent:
                     for name, value in section.assertion.items():
                         if value and name in ASSERTION_ATTRS:
                             setattr(span._, ASSERTION_ATTRS[name], True)
+            for key, suppressed in self.rules.suppress.items():
+                if getattr(span._, ASSERTION_ATTRS[CATEGORY_TO_ASSERTION[key]]):
+                    for category in suppressed:
+                        setattr(span._, ASSERTION_ATTRS[CATEGORY_TO_ASSERTION[category]], False)
 
 
 def _sentence_ranges(doc: Doc) -> list[tuple[int, int]]:
@@ -307,4 +329,11 @@ def make_context(
     nlp: Language, name: str, rules: str, normalization: str, abbreviations: str
 ) -> ConTextComponent:
     norm = Normalization.load(normalization, abbreviations)
-    return ConTextComponent(ContextRules.load(nlp.tokenizer, norm, rules), norm)
+    key = (rules, normalization, abbreviations)
+    if key not in _RULES_CACHE:
+        _RULES_CACHE[key] = ContextRules.load(nlp.tokenizer, norm, rules)
+    return ConTextComponent(_RULES_CACHE[key], norm)
+
+
+_RULES_CACHE: dict[tuple[str, str, str], ContextRules] = {}
+"""Compiled rules per resource names (compiling tokenizes thousands of literals)."""

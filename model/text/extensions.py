@@ -28,6 +28,18 @@ CATEGORY_TO_ASSERTION: dict[str, str] = {
 }
 
 
+def doc_text(doc: Doc) -> str:
+    """The doc's text, read once per doc (`Doc.text` is rebuilt from the tokens on every access)."""
+    text = doc.user_data.get(_TEXT_KEY)
+    if not isinstance(text, str):
+        text = doc.text
+        doc.user_data[_TEXT_KEY] = text
+    return text
+
+
+_TEXT_KEY = "medcode.text"
+
+
 def register_extensions() -> None:
     """Register every custom attribute the pipeline uses (safe to call many times)."""
     doc_defaults: dict[str, object] = {"sections": None, "token_sections": None, "header_tokens": None}

@@ -26,6 +26,8 @@ FORMAT_VERSION = 1
 MENTION_TYPES = ("condition", "sign_symptom", "procedure", "injury")
 MAX_KEY_TOKENS = 10
 DEFAULT_MAX_CODES = 25
+TRUSTED_SOURCES = frozenset({"explicit", "core", "abbreviation"})
+"""Sources whose one-word terms are kept even when short ("HIV", "gout")."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ class Lexicon:
         """Compile terms (highest priority first: the first term of a key sets its type)."""
         spec_list = list(specs)
         merged: dict[str, tuple[str, list[str], str]] = {}
-        for spec, key in zip(spec_list, keyer.keys(s.text for s in spec_list), strict=True):
+        keyed = zip(spec_list, keyer.keys(s.text for s in spec_list), strict=True)
+        for spec, key in _with_variants(keyed):
             if not key or key in stop_keys or not keyer.acceptable(key, spec.source):
                 continue
             current = merged.get(key)
@@ -123,6 +126,16 @@ class Lexicon:
         if payload.get("format") != FORMAT_VERSION:
             raise ValueError(f"lexicon cache {path} has format {payload.get('format')}, not {FORMAT_VERSION}")
         return cls(payload["entries"], meta=payload.get("meta", {}))
+
+
+def _with_variants(keyed: Iterable[tuple[TermSpec, str]]) -> Iterator[tuple[TermSpec, str]]:
+    """Each (term, key), then key variants: "ckd stage 3b" also matches "ckd 3b"."""
+    later: list[tuple[TermSpec, str]] = []
+    for spec, key in keyed:
+        yield spec, key
+        if " stage " in key:
+            later.append((spec, key.replace(" stage ", " ")))
+    yield from later
 
 
 def _prefixes(entries: Iterable[str]) -> set[str]:
@@ -164,6 +177,6 @@ class TermKeyer:
         content = [w for w in words if w not in self.stopwords and any(ch.isalpha() for ch in w)]
         if not content:
             return False
-        if len(words) == 1 and source not in ("core", "abbreviation") and (len(key) < 4 or not key.isalpha()):
+        if len(words) == 1 and source not in TRUSTED_SOURCES and sum(ch.isalpha() for ch in key) < 4:
             return False
         return True

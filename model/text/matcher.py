@@ -16,7 +16,7 @@ from model.text.lexicon import Lexicon
 from model.text.normalize import Normalization
 from model.text.sections import UNKNOWN_SECTION
 
-MATCHER_FACTORY = "medcode.mention_matcher.v1"
+MATCHER_FACTORY = "medcode_mention_matcher_v1"
 _BARRIER = "\x00"
 
 

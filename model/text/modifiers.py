@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from model.text.extensions import MENTIONS_KEY, register_extensions
+from model.text.extensions import MENTIONS_KEY, doc_text, register_extensions
 from model.text.normalize import Normalization
 from model.text.rules import PhraseTrie, load_json_resource, resource_path
 
-MODIFIERS_FACTORY = "medcode.modifiers.v1"
+MODIFIERS_FACTORY = "medcode_modifiers_v1"
 _WINDOW_STOPS = frozenset({",", ";", ":", "(", ")", "[", "]", ".", "and", "or", "but", "with", "without"})
 _ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5"}
 
@@ -94,7 +94,7 @@ class ModifierTagger:
             steps += not following.is_space
         return start, end
 
-    def attributes(self, doc: Doc, span: Span, taken: set[int]) -> dict[str, str]:
+    def attributes(self, doc: Doc, span: Span, taken: set[int], text: str | None = None) -> dict[str, str]:
         start, end = self._window(doc, span, taken)
         words: list[str] = []
         owners: list[int] = []
@@ -116,7 +116,9 @@ class ModifierTagger:
                 found.setdefault(attribute, value)
         if inside_anatomy is not None:
             found["anatomy"] = inside_anatomy
-        window_text = doc.text[doc[start].idx : doc[end - 1].idx + len(doc[end - 1].text)]
+        if text is None:
+            text = doc_text(doc)
+        window_text = text[doc[start].idx : doc[end - 1].idx + len(doc[end - 1].text)]
         for pattern in self.rules.stage_patterns:
             match = pattern.search(window_text)
             if match:
@@ -129,9 +131,10 @@ class ModifierTagger:
         if not spans:
             return doc
         covered = {i for span in spans for i in range(span.start, span.end)}
+        text = doc_text(doc)
         for span in spans:
             taken = covered.difference(range(span.start, span.end))
-            span._.attributes = self.attributes(doc, span, taken)
+            span._.attributes = self.attributes(doc, span, taken, text)
         return doc
 
 

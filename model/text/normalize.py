@@ -17,7 +17,7 @@ from spacy.tokens import Doc
 
 from model.text.rules import load_json_resource
 
-NORMALIZER_FACTORY = "medcode.normalizer.v1"
+NORMALIZER_FACTORY = "medcode_normalizer_v1"
 _CACHE_LIMIT = 200_000
 
 
@@ -86,6 +86,8 @@ class Normalization:
     def word(self, text: str) -> str:
         """The normal form of one word, without abbreviation expansion."""
         folded = self.fold(text)
+        if len(folded) == 2 and folded[1] == "." and folded[0].isalpha():
+            folded = folded[0]  # "B." at a sentence end is the letter B
         for old, new in self.spellings:
             if old in folded:
                 folded = folded.replace(old, new)

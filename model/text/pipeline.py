@@ -138,11 +138,17 @@ class TextPipeline:
 def to_mention(span: Span, document_id: str) -> Mention:
     kind = span.label_ if span.label_ in MENTION_TYPES else "condition"
     assertion = Assertion(**{name: bool(getattr(span._, attr)) for name, attr in ASSERTION_ATTRS.items()})
+    end = span.end_char
+    text = span.text
+    last = span[-1].text
+    if len(last) == 2 and last[1] == "." and last[0].isalpha():
+        end -= 1  # "hepatitis B." at a sentence end: the tokenizer keeps "B." whole
+        text = text[:-1]
     return Mention(
         document_id=document_id,
         start=span.start_char,
-        end=span.end_char,
-        text=span.text,
+        end=end,
+        text=text,
         type=kind,  # type: ignore[arg-type]
         section=span._.section,
         assertion=assertion,

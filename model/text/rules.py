@@ -18,6 +18,10 @@ from typing import Any, Generic, TypeVar
 RESOURCE_PACKAGE = "model.text.resources"
 NUM = "<NUM>"
 YEAR = "<YEAR>"
+END = "<END>"
+EOS = "\x00eos"
+"""Appended to a sentence's words by callers that use the <END> wildcard."""
+_CLAUSE_END = frozenset({",", ";", ".", ":", ")", "!", "?", EOS})
 _NUMBER_WORDS = frozenset(
     "one two three four five six seven eight nine ten eleven twelve several few many a".split()
 )
@@ -97,6 +101,8 @@ class PhraseTrie(Generic[V]):
             out.append(node[NUM])
         if YEAR in node and is_year(token):
             out.append(node[YEAR])
+        if END in node and token in _CLAUSE_END:
+            out.append(node[END])
         return out
 
     def longest_at(self, tokens: Sequence[str], start: int) -> tuple[int, list[V]] | None:
@@ -118,21 +124,30 @@ class PhraseTrie(Generic[V]):
         return best
 
     def find_all(self, tokens: Sequence[str]) -> list[tuple[int, int, list[V]]]:
-        """Leftmost-longest, non-overlapping matches: (start, end exclusive, values)."""
-        found: list[tuple[int, int, list[V]]] = []
-        position = 0
-        while position < len(tokens):
-            if tokens[position] not in self._root and not (
-                (NUM in self._root and is_number(tokens[position]))
-                or (YEAR in self._root and is_year(tokens[position]))
-            ):
-                position += 1
+        """Non-overlapping matches, longest first (ties: leftmost), in text order: (start, end, values).
+
+        Like spaCy's `filter_spans`: "has no history of" reads as "has" + "no history of", since the
+        three-word trigger beats the two-word one that overlaps it.
+        """
+        candidates: list[tuple[int, int, list[V]]] = []
+        root = self._root
+        wild_num = NUM in root
+        wild_year = YEAR in root
+        for position, token in enumerate(tokens):
+            if token not in root and not (wild_num and is_number(token)) and not (wild_year and is_year(token)):
                 continue
             match = self.longest_at(tokens, position)
-            if match is None:
-                position += 1
+            if match is not None:
+                candidates.append((position, match[0], match[1]))
+        if len(candidates) <= 1:
+            return candidates
+        taken = [False] * len(tokens)
+        chosen: list[tuple[int, int, list[V]]] = []
+        for start, end, values in sorted(candidates, key=lambda c: (c[0] - c[1], c[0])):
+            if any(taken[start:end]):
                 continue
-            end, values = match
-            found.append((position, end, values))
-            position = end
-        return found
+            for i in range(start, end):
+                taken[i] = True
+            chosen.append((start, end, values))
+        chosen.sort(key=lambda c: c[0])
+        return chosen

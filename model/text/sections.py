@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import bisect
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from model.text.extensions import register_extensions
+from model.text.extensions import doc_text, register_extensions
 from model.text.rules import load_json_resource
 
-SECTIONIZER_FACTORY = "medcode.sectionizer.v1"
+SECTIONIZER_FACTORY = "medcode_sectionizer_v1"
 UNKNOWN_SECTION = "unknown"
 _BULLET = r"(?:[-*\u2022#>]+[ \t]*|\(?\d{1,2}[.)][ \t]+|[A-Za-z][.)][ \t]+)?"
 
@@ -47,6 +48,7 @@ class SectionRules:
     version: str
 
     @classmethod
+    @lru_cache(maxsize=8)
     def load(cls, name: str = "sections.json") -> SectionRules:
         data = load_json_resource(name)
         headers: dict[str, str] = {}
@@ -63,7 +65,8 @@ def _header_key(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _header_regex(headers: list[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+@lru_cache(maxsize=8)
+def _header_regex(headers: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
     alternatives = sorted(headers, key=len, reverse=True)
     body = "|".join(r"\s+".join(re.escape(word) for word in header.split()) for header in alternatives)
     line_start = re.compile(
@@ -74,13 +77,37 @@ def _header_regex(headers: list[str]) -> tuple[re.Pattern[str], re.Pattern[str]]
     return line_start, mid_line
 
 
+_CONTINUATION = re.compile(r"[ \t]+\S|[-*\u2022>][ \t]|\(?\d{1,2}[.)][ \t]|[a-z]")
+
+
+def _inline_body_end(text: str, header_end: int, limit: int) -> int:
+    """Where a section ends when its body starts on the header's line ("FHx: mother with DM").
+
+    Such a section covers its line and the lines that continue it (indented, bulleted, numbered or
+    starting in lower case); a section whose header stands alone on its line runs to the next header.
+    """
+    line_end = text.find("\n", header_end, limit)
+    if line_end == -1 or not text[header_end:line_end].strip():
+        return limit
+    position = line_end
+    while position < limit:
+        next_end = text.find("\n", position + 1, limit)
+        line = text[position + 1 : next_end if next_end != -1 else limit]
+        if not line.strip() or not _CONTINUATION.match(line):
+            return position + 1
+        if next_end == -1:
+            return limit
+        position = next_end
+    return limit
+
+
 class Sectionizer:
     """Pipeline step: find section headers, assign a section to every token, mark header tokens."""
 
     def __init__(self, rules: SectionRules) -> None:
         register_extensions()
         self.rules = rules
-        self._line_start, self._mid_line = _header_regex(list(rules.header_to_section))
+        self._line_start, self._mid_line = _header_regex(tuple(rules.header_to_section))
 
     def find_sections(self, text: str) -> list[Section]:
         """Sections of a text, in order (text before the first header belongs to no section)."""
@@ -102,6 +129,7 @@ class Sectionizer:
         sections: list[Section] = []
         for index, (start, header_end, name) in enumerate(kept):
             end = kept[index + 1][0] if index + 1 < len(kept) else len(text)
+            end = _inline_body_end(text, header_end, end)
             assertion = dict(self.rules.section_assertions.get(name, {}))
             sections.append(Section(name, start, header_end, end, assertion))
         return sections
@@ -116,7 +144,7 @@ class Sectionizer:
         return True
 
     def __call__(self, doc: Doc) -> Doc:
-        sections = self.find_sections(doc.text)
+        sections = self.find_sections(doc_text(doc))
         starts = [s.header_start for s in sections]
         token_sections: list[str] = []
         header_tokens: list[bool] = []
@@ -127,6 +155,10 @@ class Sectionizer:
                 header_tokens.append(False)
                 continue
             section = sections[index]
+            if token.idx >= section.end:
+                token_sections.append(UNKNOWN_SECTION)
+                header_tokens.append(False)
+                continue
             token_sections.append(section.name)
             header_tokens.append(token.idx < section.header_end and not token.is_space)
         doc._.sections = sections

@@ -10,13 +10,15 @@ sentence and so does the text after them.
 
 from __future__ import annotations
 
+import numpy
+from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc, Token
 
 from model.text.extensions import register_extensions
 from model.text.rules import load_json_resource
 
-SENTENCIZER_FACTORY = "medcode.sentencizer.v1"
+SENTENCIZER_FACTORY = "medcode_sentencizer_v1"
 _TERMINAL = frozenset({".", "!", "?", "...", "…"})
 _LINE_END_PUNCT = frozenset({".", ":", ";", "!", "?", "...", "…"})
 _OPENERS = frozenset({"-", "*", "•", "(", "[", '"', "'", "#", ">"})
@@ -32,20 +34,26 @@ class ClinicalSentencizer:
     def __call__(self, doc: Doc) -> Doc:
         headers: list[bool] | None = doc._.header_tokens
         header_starts = {s.header_start for s in doc._.sections or ()}
+        starts: list[int] = []
         last_content: Token | None = None
         for i, token in enumerate(doc):
             if i == 0:
-                token.is_sent_start = True
+                start = True
             elif token.is_space:
-                token.is_sent_start = False
+                starts.append(-1)
                 continue
             elif token.idx in header_starts:
-                token.is_sent_start = True
+                start = True
             elif headers is not None and last_content is not None and headers[last_content.i] and not headers[i]:
-                token.is_sent_start = True  # the body after a header
+                start = True  # the body after a header
             else:
-                token.is_sent_start = self._starts(doc, token, last_content, headers)
+                start = self._starts(doc, token, last_content, headers)
+            starts.append(1 if start else -1)
             last_content = token
+        if starts:
+            # one array write: setting token.is_sent_start one by one re-scans the doc every time
+            values = numpy.array(starts, dtype="int64").reshape(-1, 1).astype("uint64")
+            doc.from_array([SENT_START], values)
         return doc
 
     def _starts(self, doc: Doc, token: Token, last: Token | None, headers: list[bool] | None) -> bool:
@@ -67,9 +75,18 @@ class ClinicalSentencizer:
                 return False
             first = token.text[:1]
             return first.isupper() or first.isdigit() or first in _OPENERS
-        if previous in self.sentence_final:
+        if previous in self.sentence_final or self._is_letter_period(doc, last):
             return token.text[:1].isupper()
         return False
+
+    @staticmethod
+    def _is_letter_period(doc: Doc, token: Token) -> bool:
+        """'hepatitis B.' ends a sentence; an initial ('J. Smith', 'Dr. J.') does not."""
+        text = token.text
+        if len(text) != 2 or text[1] != "." or not text[0].isalpha() or token.i == 0:
+            return False
+        before = doc[token.i - 1]
+        return before.text[:1].islower() and not before.text.endswith(".")
 
     @staticmethod
     def _is_list_marker(doc: Doc, period: Token) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -56,6 +57,9 @@ class DefaultConfig:
     """Every option of the default preset (stored resolved in the pack)."""
 
     use_dense: bool = True
+    dense_scope: str = "catalog"
+    """Codes embedded for dense retrieval: "catalog" (ICD-10-CM minus external causes and laterality
+    variants, PCS 4-character prefixes) or "training" (only codes seen in training: quick runs, tests)."""
     classifier: dict[str, Any] = field(default_factory=dict)
     generator: dict[str, Any] = field(default_factory=dict)
     classifier_top_n: int = 30
@@ -108,27 +112,39 @@ class TaskModel:
 class CodeResources:
     """The catalog, retrieval indexes and encoder a default model reads notes with."""
 
-    def __init__(self, knowledge: Knowledge, config: DefaultConfig, extra_pcs_codes: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        knowledge: Knowledge,
+        config: DefaultConfig,
+        extra_pcs_codes: Sequence[str] = (),
+        training_codes: Sequence[str] = (),
+    ) -> None:
         self.knowledge = knowledge
         self.extra_pcs_codes = sorted(set(extra_pcs_codes))
+        self.training_codes = sorted(set(training_codes))
         self.config = config
         self.catalog: CodeCatalog = build_catalog(knowledge)
         self.lexical = {system: LexicalIndex(self.catalog.terms(system)) for system in self.catalog.systems()}
         self.encoder: Encoder | None = get_encoder() if config.use_dense else None
         self.dense: dict[str, DenseCodeIndex] = {}
         if self.encoder is not None:
-            self.dense = self._dense_indexes(extra_pcs_codes)
+            self.dense = self._dense_indexes()
         self.generator = CandidateGenerator(
             self.catalog, self.lexical, self.dense, GeneratorConfig(**config.generator)
         )
 
-    def _dense_indexes(self, extra_pcs_codes: Sequence[str]) -> dict[str, DenseCodeIndex]:
+    def _dense_indexes(self) -> dict[str, DenseCodeIndex]:
         out: dict[str, DenseCodeIndex] = {}
         for system in self.catalog.systems():
             codes = self.catalog.codes(system)
-            if system == PCS:
-                wanted = set(extra_pcs_codes)
+            if self.config.dense_scope == "training":
+                wanted = {*self.training_codes, *self.extra_pcs_codes}
+                codes = [c for c in codes if c in wanted]
+            elif system == PCS:
+                wanted = set(self.extra_pcs_codes)
                 codes = [c for c in codes if len(c) <= 4 or c in wanted]
+            else:
+                codes = [c for c in codes if dense_worthy(c, self.catalog.title(system, c))]
             codes = sorted(c for c in codes if self.catalog.title(system, c))
             if not codes:
                 continue
@@ -156,6 +172,15 @@ class CodeResources:
     def code_vector(self, system: str, code: str) -> np.ndarray | None:
         index = self.dense.get(system)
         return index.code_vector(code) if index is not None else None
+
+
+_LATERAL = re.compile(r"\b(left|right|bilateral)\b", re.IGNORECASE)
+
+
+def dense_worthy(code: str, title: str) -> bool:
+    """ICD-10-CM codes embedded for dense retrieval: not external causes (V-Y) and not the left/right/
+    bilateral variants (dense similarity cannot tell sides apart; lexical retrieval and the rules can)."""
+    return code[:1] not in "VWXY" and not _LATERAL.search(title)
 
 
 def _digest(codes: Sequence[str]) -> str:
@@ -293,6 +318,7 @@ class DefaultCoder:
         config["features"] = list(FEATURES)
         config["tasks"] = task_meta
         config["extra_pcs_codes"] = self.resources.extra_pcs_codes
+        config["training_codes"] = self.resources.training_codes
         manifest = PackManifest(
             preset=PRESET,
             version=self.version,
@@ -317,7 +343,12 @@ def load_pack(path: Path, manifest: PackManifest) -> DefaultCoder:
     config = DefaultConfig.from_json(manifest.config)
     with gzip.open(path / KNOWLEDGE_FILE, "rt", encoding="utf-8") as fh:
         knowledge = Knowledge.from_json(json.load(fh))
-    resources = CodeResources(knowledge, config, manifest.config.get("extra_pcs_codes", []))
+    resources = CodeResources(
+        knowledge,
+        config,
+        manifest.config.get("extra_pcs_codes", []),
+        manifest.config.get("training_codes", []),
+    )
     arrays = load_arrays(path)
     tasks: dict[str, TaskModel] = {}
     for task, meta in manifest.config.get("tasks", {}).items():

@@ -267,6 +267,7 @@ class TransformerCoder:
                 encoder_fingerprint=self.weights_fingerprint(),
                 restrict=self.config.retrieval_codes,
                 max_tokens=self.config.title_max_tokens,
+                skip_later_encounters=self.config.retrieval_skip_later_encounters,
                 device=self.device,
             )
         return self._title_index

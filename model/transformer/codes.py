@@ -82,8 +82,14 @@ def gold_labels(encounter: Encounter) -> list[Label]:
     return out
 
 
-def billable_diagnosis_codes(restrict: list[str] | None = None) -> list[tuple[str, str]]:
-    """(code, title) of every billable ICD-10-CM code, or of the `restrict` codes the code set knows."""
+def billable_diagnosis_codes(
+    restrict: list[str] | None = None, skip_later_encounters: bool = False
+) -> list[tuple[str, str]]:
+    """(code, title) of every billable ICD-10-CM code, or of the `restrict` codes the code set knows.
+
+    `skip_later_encounters` leaves out 7th-character variants for subsequent encounters and sequelae
+    (about 39k of the 75k billable codes).
+    """
     icd = _icd10cm()
     if restrict is not None:
         out = []
@@ -92,7 +98,21 @@ def billable_diagnosis_codes(restrict: list[str] | None = None) -> list[tuple[st
             if entry is not None:
                 out.append((str(entry.code), str(entry.title)))
         return out
-    return [(str(code), str(icd[code].title)) for code in icd.billable_codes()]
+    out = []
+    for code in icd.billable_codes():
+        entry = icd[code]
+        if skip_later_encounters and _later_encounter(entry):
+            continue
+        out.append((str(code), str(entry.title)))
+    return out
+
+
+def _later_encounter(entry: Any) -> bool:
+    chars = getattr(entry, "seventh_chars", None) or {}
+    if len(entry.code.replace(".", "")) != 7 or not chars:
+        return False
+    meaning = str(chars.get(entry.code[-1], "")).lower()
+    return "subsequent" in meaning or "sequela" in meaning
 
 
 def _icd10cm() -> Any:

@@ -44,6 +44,9 @@ class TransformerConfig:
     asl_gamma_neg: float = 4.0
     asl_gamma_pos: float = 0.0
     asl_clip: float = 0.05
+    train_label_sample: int | None = None
+    """Score only this many labels per training step (the batch's gold labels, then random ones);
+    None scores all. Label-wise attention costs labels x tokens x hidden: sampling makes CPU epochs cheap."""
     freeze_layers: int = 0
     """Freeze the embeddings and the first N encoder layers (-1 freezes the whole encoder)."""
     min_code_count: int = 1
@@ -66,6 +69,9 @@ class TransformerConfig:
     """Unseen codes proposed per present mention of the text pipeline (when it is installed)."""
     retrieval_codes: list[str] | None = None
     """Restrict retrieval to these ICD-10-CM codes (tests use a handful); None = every billable code."""
+    retrieval_skip_later_encounters: bool = False
+    """Leave 7th-character variants for subsequent encounters and sequelae out of the retrieval pool
+    (75k -> 36k codes: halves the one-off title embedding on a CPU)."""
 
     # held-out calibration and decisions
     calibration_fraction: float = 0.15
@@ -97,6 +103,26 @@ class TransformerConfig:
                 self, batch_size=max(self.batch_size, 16), eval_batch_size=max(self.eval_batch_size, 64)
             )
         return self
+
+    @classmethod
+    def default_for(cls, device: str) -> TransformerConfig:
+        """The starting configuration of `medcode train --preset transformer --device DEVICE`.
+
+        cuda: the whole encoder fine-tuned for 20 epochs (bf16 autocast, batches of 16 notes).
+        cpu: a frozen encoder (token states computed once, only the label head and the retrieval scale
+        learn), 512 tokens per note, a retrieval pool without subsequent-encounter/sequela codes: minutes
+        on a few cores instead of hours.
+        """
+        if device.startswith("cuda"):
+            return cls(epochs=20).for_device(device)
+        return cls(
+            epochs=5,
+            max_tokens=512,
+            freeze_layers=-1,
+            head_lr=2e-3,
+            train_label_sample=384,
+            retrieval_skip_later_encounters=True,
+        )
 
     @classmethod
     def tiny(cls, **overrides: Any) -> TransformerConfig:

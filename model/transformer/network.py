@@ -175,14 +175,19 @@ class LabelAttentionNet(nn.Module):
         flat = out.reshape(-1, out.shape[-1])
         return flat[batch.gather]
 
-    def label_logits(self, states: Tensor, token_mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-label logits [B, N] and attention weights [B, N, T]."""
+    def label_logits(
+        self, states: Tensor, token_mask: Tensor, rows: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Per-label logits [B, N] and attention weights [B, N, T] (only the labels `rows` when given)."""
+        queries, out_weight, out_bias = self.queries, self.out_weight, self.out_bias
+        if rows is not None:
+            queries, out_weight, out_bias = queries[rows], out_weight[rows], out_bias[rows]
         keys = self.key_proj(states)
-        scores = torch.einsum("nh,bth->bnt", self.queries.to(keys.dtype), keys) / math.sqrt(self.hidden)
+        scores = torch.einsum("nh,bth->bnt", queries.to(keys.dtype), keys) / math.sqrt(self.hidden)
         scores = scores.float().masked_fill(~token_mask[:, None, :], torch.finfo(torch.float32).min)
         attn = torch.softmax(scores, dim=-1)
         values = torch.einsum("bnt,bth->bnh", attn, states.float())
-        logits = (values * self.out_weight).sum(-1) + self.out_bias
+        logits = (values * out_weight).sum(-1) + out_bias
         return logits, attn
 
     def sentence_embeddings(self, states: Tensor, batch: Batch) -> Tensor:

@@ -68,11 +68,12 @@ def build_title_index(
     encoder_fingerprint: str,
     restrict: list[str] | None,
     max_tokens: int,
+    skip_later_encounters: bool = False,
     device: torch.device | str,
     batch_size: int = 256,
 ) -> TitleIndex:
     """The billable codes' description embeddings, read from the cache or computed (and cached) now."""
-    pairs = billable_diagnosis_codes(restrict)
+    pairs = billable_diagnosis_codes(restrict, skip_later_encounters)
     codes = [c for c, _ in pairs]
     titles = [t for _, t in pairs]
     file = cache_file(code_set_version, encoder_fingerprint, codes, max_tokens)

@@ -19,7 +19,9 @@ def list_keys(principal: Admin, session: SessionDep) -> KeyListPublic:
     return KeyListPublic(keys=[KeyPublic(**vars(k)) for k in key_service.all_keys(session)])
 
 
-@router.post("/keys", response_model=KeyCreatedPublic, status_code=status.HTTP_201_CREATED, dependencies=[JsonBody])
+@router.post(
+    "/keys", response_model=KeyCreatedPublic, status_code=status.HTTP_201_CREATED, dependencies=[JsonBody]
+)
 def create_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreatedPublic:
     created = key_service.create(session, principal, body.role, body.name)
     return KeyCreatedPublic(key_id=created.key_id, name=created.name, role=created.role, key=created.key)
@@ -33,7 +35,9 @@ def revoke_key(key_id: str, principal: Admin, session: SessionDep) -> KeyPublic:
 @router.post(
     "/model/reload",
     response_model=ModelReloadPublic,
-    responses={503: {"model": ModelReloadPublic, "description": "Loading failed; the old model keeps serving"}},
+    responses={
+        503: {"model": ModelReloadPublic, "description": "Loading failed; the old model keeps serving"}
+    },
 )
 async def reload_model(principal: Admin, holder: ModelDep, database: DatabaseDep) -> JSONResponse:
     outcome = await run_in_threadpool(holder.reload)

@@ -29,5 +29,11 @@ def audit_events(
 
         since = since.replace(tzinfo=UTC)
     return service.list_events(
-        session, encounter_id=encounter_id, action=action, actor=actor, since=since, limit=limit, offset=offset
+        session,
+        encounter_id=encounter_id,
+        action=action,
+        actor=actor,
+        since=since,
+        limit=limit,
+        offset=offset,
     )

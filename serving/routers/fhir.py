@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -12,14 +14,14 @@ from serving.services import encounters as encounter_service
 from serving.services import fhir as service
 
 router = APIRouter(prefix="/fhir/r4", tags=["fhir"])
-EXAMPLE_RESPONSES = {
+EXAMPLE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {FHIR_JSON: {}}, "description": "Bundle with Condition, Procedure and a draft Claim"},
     400: {"description": "OperationOutcome: the body is not JSON"},
     422: {"description": "OperationOutcome: not a valid Bundle or no text/plain note"},
 }
 
 
-@router.post("/$suggest-codes", dependencies=[JsonBody], responses=EXAMPLE_RESPONSES)  # type: ignore[arg-type]
+@router.post("/$suggest-codes", dependencies=[JsonBody], responses=EXAMPLE_RESPONSES)
 async def suggest_codes(
     request: Request, principal: FhirClient, holder: ModelDep, settings: SettingsDep, now: NowDep
 ) -> JSONResponse:

@@ -15,7 +15,10 @@ logger = logging.getLogger(__name__)
 
 
 @router.post("/suggest", response_model=Result, dependencies=[JsonBody])
-def suggest(encounter: Encounter, principal: SuggestPrincipal, holder: ModelDep, settings: SettingsDep) -> Result:
+def suggest(
+    encounter: Encounter, principal: SuggestPrincipal, holder: ModelDep, settings: SettingsDep
+) -> Result:
+    """Suggest codes for one encounter: the result with evidence, confidence and routing. Nothing is stored."""
     service.check_note_size(encounter, settings.max_note_chars)
     result = service.suggest(holder.coder, encounter)
     logger.info("suggested %d codes for one encounter (key %s)", len(result.codes), principal.key_id)

@@ -170,7 +170,8 @@ def _submit(
         encounter.encounter_id,
         encounter_id=encounter.encounter_id,
         before=before,
-        after=_state_summary(session, row) | {"routing": stored.routing.model_dump(), "review_item_id": item_id},
+        after=_state_summary(session, row)
+        | {"routing": stored.routing.model_dump(), "review_item_id": item_id},
         model_version=stored.model_version,
         at=now,
     )
@@ -317,7 +318,8 @@ def list_encounters(
 ) -> EncounterListPublic:
     query = select(EncounterRow, RevisionRow).join(
         RevisionRow,
-        (RevisionRow.encounter_pk == EncounterRow.id) & (RevisionRow.revision == EncounterRow.current_revision),
+        (RevisionRow.encounter_pk == EncounterRow.id)
+        & (RevisionRow.revision == EncounterRow.current_revision),
     )
     if status is not None:
         query = query.where(EncounterRow.status == status)

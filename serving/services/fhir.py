@@ -65,19 +65,24 @@ def parse_bundle(body: bytes, max_note_chars: int) -> tuple[Encounter, FhirConte
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FhirInputError(400, [f"the body is not JSON: {exc.msg if hasattr(exc, 'msg') else 'bad encoding'}"]) from None
+        raise FhirInputError(
+            400, [f"the body is not JSON: {exc.msg if hasattr(exc, 'msg') else 'bad encoding'}"]
+        ) from None
     _check_shape(data)
     try:
         bundle = Bundle.model_validate(data)
     except Exception as exc:  # pydantic errors, and the library's KeyError/ValueError on odd resources
         raise FhirInputError(422, _validation_messages(exc)) from None
 
-    patient = encounter = None
+    patient: Any = None
+    encounter: Any = None
     patient_ref = encounter_ref = None
     documents: list[Document] = []
     document_refs: dict[str, str] = {}
     for index, entry in enumerate(bundle.entry or []):
-        resource = entry.resource
+        resource: Any = entry.resource
+        if resource is None:
+            continue
         kind = resource.get_resource_type()
         ref = entry.fullUrl or (f"{kind}/{resource.id}" if resource.id else None)
         if kind == "Patient" and patient is None:
@@ -87,14 +92,15 @@ def parse_bundle(body: bytes, max_note_chars: int) -> tuple[Encounter, FhirConte
         elif kind == "DocumentReference":
             for content_index, content in enumerate(resource.content or []):
                 text = _attachment_text(content.attachment, index)
-                if text is None:
+                if text is None or not text.strip():
                     continue
                 doc_id = resource.id or f"doc{index}"
                 if content_index:
                     doc_id = f"{doc_id}-{content_index}"
                 if len(text) > max_note_chars:
                     raise FhirInputError(
-                        413, [f"document {doc_id!r} has {len(text)} characters; the limit is {max_note_chars}"]
+                        413,
+                        [f"document {doc_id!r} has {len(text)} characters; the limit is {max_note_chars}"],
                     )
                 documents.append(Document(document_id=doc_id, type=_doc_type(resource), text=text))
                 if ref:
@@ -103,13 +109,15 @@ def parse_bundle(body: bytes, max_note_chars: int) -> tuple[Encounter, FhirConte
     if patient is None:
         problems.append("the Bundle needs a Patient resource")
     if not documents:
-        problems.append("the Bundle needs a DocumentReference with a base64 text/plain attachment")
+        problems.append("the Bundle needs a DocumentReference with a non-empty base64 text/plain attachment")
     if problems:
         raise FhirInputError(422, problems)
     assert patient is not None
 
     when = _encounter_start(encounter)
-    encounter_id = (encounter.id if encounter is not None and encounter.id else None) or bundle.id or uuid.uuid4().hex
+    encounter_id = (
+        (encounter.id if encounter is not None and encounter.id else None) or bundle.id or uuid.uuid4().hex
+    )
     ours = Encounter(
         encounter_id=encounter_id,
         patient=Patient(age=_age(patient.birthDate, when), sex=GENDER_TO_SEX.get(patient.gender or "")),  # type: ignore[arg-type]
@@ -224,7 +232,8 @@ def build_bundle(result: Result, context: FhirContext, *, now: datetime) -> dict
             coding["display"] = code.description
         concept = {"coding": [coding], "text": code.description or code.code}
         extensions = [{"url": CONFIDENCE_EXTENSION, "valueDecimal": round(code.confidence, 4)}] + [
-            {"url": EVIDENCE_EXTENSION, "valueString": f"{e.document_id}:{e.start}-{e.end}"} for e in code.evidence
+            {"url": EVIDENCE_EXTENSION, "valueString": f"{e.document_id}:{e.start}-{e.end}"}
+            for e in code.evidence
         ]
         full_url = f"urn:uuid:{uuid.uuid4()}"
         if task_of_system(code.system) == "diagnosis":
@@ -232,13 +241,17 @@ def build_bundle(result: Result, context: FhirContext, *, now: datetime) -> dict
                 {
                     "resourceType": "Condition",
                     "extension": extensions,
-                    "clinicalStatus": _concept("http://terminology.hl7.org/CodeSystem/condition-clinical", "active"),
+                    "clinicalStatus": _concept(
+                        "http://terminology.hl7.org/CodeSystem/condition-clinical", "active"
+                    ),
                     "verificationStatus": _concept(
                         "http://terminology.hl7.org/CodeSystem/condition-ver-status",
                         "confirmed" if confirmed else "provisional",
                     ),
                     "category": [
-                        _concept("http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis")
+                        _concept(
+                            "http://terminology.hl7.org/CodeSystem/condition-category", "encounter-diagnosis"
+                        )
                     ],
                     "code": concept,
                     "subject": subject,
@@ -261,7 +274,9 @@ def build_bundle(result: Result, context: FhirContext, *, now: datetime) -> dict
             procedures.append({"sequence": len(procedures) + 1, "procedureCodeableConcept": concept})
         entries.append({"fullUrl": full_url, "resource": resource})
     if diagnoses:
-        diagnoses[0]["type"] = [_concept("http://terminology.hl7.org/CodeSystem/ex-diagnosistype", "principal")]
+        diagnoses[0]["type"] = [
+            _concept("http://terminology.hl7.org/CodeSystem/ex-diagnosistype", "principal")
+        ]
     claim = Claim.model_validate(
         {
             "resourceType": "Claim",

@@ -95,7 +95,11 @@ def list_queue(
     ).all()
     items = []
     for item, encounter_id, revision in rows:
-        held = item.lease_holder is not None and item.lease_expires_at is not None and item.lease_expires_at > now
+        held = (
+            item.lease_holder is not None
+            and item.lease_expires_at is not None
+            and item.lease_expires_at > now
+        )
         items.append(
             QueueItemPublic(
                 item_id=item.id,
@@ -119,7 +123,9 @@ def _free(now: datetime) -> Any:
     return or_(ReviewItemRow.lease_holder.is_(None), ReviewItemRow.lease_expires_at <= now)
 
 
-def claim_next(session: Session, principal: Principal, *, now: datetime, lease_seconds: float) -> ClaimPublic | None:
+def claim_next(
+    session: Session, principal: Principal, *, now: datetime, lease_seconds: float
+) -> ClaimPublic | None:
     """Lease the next item (lowest priority value first) to `principal`; None when nothing is free."""
     expires = now + timedelta(seconds=lease_seconds)
     held = session.scalar(
@@ -156,7 +162,9 @@ def claim_next(session: Session, principal: Principal, *, now: datetime, lease_s
             taken = session.execute(
                 update(ReviewItemRow)
                 .where(ReviewItemRow.id == item.id, ReviewItemRow.status == "open", _free(now))
-                .values(lease_holder=principal.key_id, lease_expires_at=expires, claims=ReviewItemRow.claims + 1)
+                .values(
+                    lease_holder=principal.key_id, lease_expires_at=expires, claims=ReviewItemRow.claims + 1
+                )
                 .execution_options(synchronize_session=False)
             )
             if taken.rowcount != 1:  # type: ignore[attr-defined]
@@ -196,18 +204,30 @@ def _claim_public(session: Session, item: ReviewItemRow, expires: datetime, *, r
 
 
 def _load(session: Session, item_id: int, *, lock: bool = False) -> _Loaded:
-    query = select(ReviewItemRow).where(ReviewItemRow.id == item_id)
-    item = session.scalar(query.with_for_update() if lock else query)
+    """The item with its encounter and revision; `lock` takes row locks, encounter first then item
+    (the order resubmission uses), so that concurrent requests queue instead of deadlocking."""
+    item = session.get(ReviewItemRow, item_id)
     if item is None:
         raise NotFound(f"no review item {item_id}", code="item_not_found")
-    encounter = session.get(EncounterRow, item.encounter_pk)
+    if lock:
+        session.execute(select(EncounterRow.id).where(EncounterRow.id == item.encounter_pk).with_for_update())
+        item = session.scalar(
+            select(ReviewItemRow)
+            .where(ReviewItemRow.id == item_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert item is not None
+    encounter = session.get(EncounterRow, item.encounter_pk, populate_existing=lock)
     revision = session.get(RevisionRow, item.revision_id)
     assert encounter is not None and revision is not None
     return _Loaded(item, encounter, revision)
 
 
 def _decisions_of(session: Session, item_id: int) -> list[DecisionRow]:
-    return list(session.scalars(select(DecisionRow).where(DecisionRow.item_id == item_id).order_by(DecisionRow.id)))
+    return list(
+        session.scalars(select(DecisionRow).where(DecisionRow.item_id == item_id).order_by(DecisionRow.id))
+    )
 
 
 def _stored(row: DecisionRow, titles: dict[str, str] | None = None) -> StoredDecision:
@@ -293,17 +313,26 @@ def _require_lease(loaded: _Loaded, principal: Principal, now: datetime) -> None
         raise Conflict(f"review item {item.id} is already final", code="item_final")
     if item.status == "superseded":
         raise Conflict(
-            f"review item {item.id} was superseded by a newer revision of the encounter", code="item_superseded"
+            f"review item {item.id} was superseded by a newer revision of the encounter",
+            code="item_superseded",
         )
     if item.lease_holder != principal.key_id:
-        if item.lease_holder is not None and item.lease_expires_at is not None and item.lease_expires_at > now:
+        if (
+            item.lease_holder is not None
+            and item.lease_expires_at is not None
+            and item.lease_expires_at > now
+        ):
             raise Conflict(f"review item {item.id} is held by another coder", code="lease_held_by_another")
-        raise Conflict(f"you do not hold a lease on review item {item.id}; claim it first", code="lease_not_held")
+        raise Conflict(
+            f"you do not hold a lease on review item {item.id}; claim it first", code="lease_not_held"
+        )
     if item.lease_expires_at is None or item.lease_expires_at <= now:
         raise Conflict(f"your lease on review item {item.id} has expired; claim again", code="lease_expired")
 
 
-def _decision_ids(decisions: Sequence[DecisionCreate], item_id: int, idempotency_key: str | None) -> list[str]:
+def _decision_ids(
+    decisions: Sequence[DecisionCreate], item_id: int, idempotency_key: str | None
+) -> list[str]:
     ids = []
     for index, decision in enumerate(decisions):
         if decision.decision_id:
@@ -408,11 +437,16 @@ def record_decisions(
 ) -> DecisionsResultPublic:
     loaded = _load(session, item_id, lock=True)
     ids = _decision_ids(decisions, item_id, idempotency_key)
-    existing = {r.decision_id: r for r in session.scalars(select(DecisionRow).where(DecisionRow.decision_id.in_(ids)))}
+    existing = {
+        r.decision_id: r for r in session.scalars(select(DecisionRow).where(DecisionRow.decision_id.in_(ids)))
+    }
     for decision_id, decision in zip(ids, decisions, strict=True):
         row = existing.get(decision_id)
         if row is not None and not _same_request(row, decision, item_id):
-            raise Conflict(f"decision_id {decision_id!r} was already used for another decision", code="decision_id_reused")
+            raise Conflict(
+                f"decision_id {decision_id!r} was already used for another decision",
+                code="decision_id_reused",
+            )
     replayed = [_decision_public(existing[i]) for i in ids if i in existing]
     fresh = [(i, d) for i, d in zip(ids, decisions, strict=True) if i not in existing]
     if not fresh:
@@ -438,7 +472,9 @@ def record_decisions(
             state.apply(stored)
         except DecisionConflict as exc:
             raise Conflict(str(exc), code=exc.code) from None
-        row = DecisionRow(decision_id=decision_id, item_id=item_id, actor=principal.key_id, created_at=now, **fields)
+        row = DecisionRow(
+            decision_id=decision_id, item_id=item_id, actor=principal.key_id, created_at=now, **fields
+        )
         session.add(row)
         new_rows.append(row)
         audit.record(
@@ -482,7 +518,6 @@ def finalize(session: Session, item_id: int, principal: Principal, *, now: datet
     _require_lease(loaded, principal, now)
     state = item_state(loaded.result, _decisions_of(session, item_id))
     encounter, item, revision = loaded.encounter, loaded.item, loaded.revision
-    session.refresh(encounter, with_for_update=True)
     before = {
         "status": encounter.status,
         "final_revision": encounter.final_revision,
@@ -572,4 +607,3 @@ def release(session: Session, item_id: int, principal: Principal, *, now: dateti
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
-

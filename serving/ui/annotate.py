@@ -20,7 +20,7 @@ from data.types import Document, Mention
 logger = logging.getLogger(__name__)
 
 _HEADER = re.compile(
-    r"^[ \t]*(?P<label>[A-Za-z][A-Za-z/&,'() -]{1,60}?)[ \t]*(?::|[ \t]-[ \t])",
+    r"^[ \t]*(?P<label>[A-Za-z][A-Za-z/&,'() -]{1,60}?)[ \t]*(?P<sep>:|[ \t]-[ \t])",
     re.MULTILINE,
 )
 _MAX_HEADER_WORDS = 6
@@ -30,6 +30,9 @@ class SectionSpan(BaseModel):
     name: str
     label: str
     start: int = Field(ge=0)
+    """Where the section's header starts."""
+    header_end: int | None = Field(None, ge=0)
+    """Where the header (with its ':' or ' - ') ends, when known."""
     end: int = Field(ge=0)
 
 
@@ -50,56 +53,84 @@ class AnnotationsPublic(BaseModel):
 
 def header_sections(text: str) -> list[SectionSpan]:
     """Sections from header lines: a short label at the start of a line followed by ':' (or ' - ')."""
-    starts: list[tuple[int, str]] = []
+    starts: list[tuple[int, int, str]] = []
     for match in _HEADER.finditer(text):
         label = match.group("label").strip()
         if len(label.split()) > _MAX_HEADER_WORDS or not (label[0].isupper()):
             continue
-        starts.append((match.start("label"), label))
+        starts.append((match.start("label"), match.end("sep"), label))
     spans = []
-    for index, (start, label) in enumerate(starts):
+    for index, (start, header_end, label) in enumerate(starts):
         end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
         name = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_") or "section"
-        spans.append(SectionSpan(name=name, label=label, start=start, end=end))
+        spans.append(SectionSpan(name=name, label=label, start=start, header_end=header_end, end=end))
     return spans
 
 
-def _pipeline_sections(pipeline: Any, text: str) -> list[SectionSpan] | None:
-    """Sections from the pipeline when it exposes `sections(text)`; None when it does not."""
-    method = getattr(pipeline, "sections", None)
-    if not callable(method):
-        return None
+def _section_spans(raw: Any) -> list[SectionSpan]:
+    """Section spans from the pipeline's section objects (name, header_start/start, header_end, end)."""
     spans = []
-    for raw in method(text):
-        get = raw.get if isinstance(raw, dict) else lambda key, r=raw: getattr(r, key, None)
-        start, end = get("start"), get("end")
-        name = str(get("name") or get("section") or "section")
+    for section in raw:
+        get = section.get if isinstance(section, dict) else lambda key, s=section: getattr(s, key, None)
+        start = get("header_start")
+        start = get("start") if start is None else start
+        end, header_end = get("end"), get("header_end")
         if not isinstance(start, int) or not isinstance(end, int):
             continue
-        label = str(get("label") or get("title") or name.replace("_", " "))
-        spans.append(SectionSpan(name=name, label=label, start=start, end=end))
+        name = str(get("name") or "section")
+        spans.append(
+            SectionSpan(
+                name=name,
+                label=name.replace("_", " "),
+                start=start,
+                header_end=header_end if isinstance(header_end, int) else None,
+                end=end,
+            )
+        )
     return spans
+
+
+def _run_pipeline(
+    pipeline: Any, text: str, document_id: str
+) -> tuple[list[SectionSpan] | None, list[Mention]]:
+    """Mentions, and the pipeline's own sections when its processed document carries them."""
+    process, mentions_of = getattr(pipeline, "process", None), getattr(pipeline, "mentions_of", None)
+    if not (callable(process) and callable(mentions_of)):
+        return None, list(pipeline.extract(text, document_id))
+    doc = process(text)
+    raw = getattr(getattr(doc, "_", None), "sections", None)
+    return (_section_spans(raw) if raw is not None else None), list(mentions_of(doc, document_id))
 
 
 def _load_pipeline() -> Any | None:
+    """The text pipeline, or None when it cannot be loaded (the page then shows no mention marks)."""
     try:
         from model.text import get_pipeline
-    except ImportError:
-        logger.warning("text pipeline not available: the UI shows notes without mention marks")
+
+        return get_pipeline()
+    except Exception as exc:  # the note must still be shown; the cause goes to the log
+        logger.warning(
+            "text pipeline not available (%s): notes are shown without mention marks", type(exc).__name__
+        )
         return None
-    return get_pipeline()
 
 
 @lru_cache(maxsize=128)
+def _annotate_with(
+    pipeline: Any, text: str, document_id: str
+) -> tuple[tuple[SectionSpan, ...], tuple[Mention, ...]]:
+    sections, mentions = _run_pipeline(pipeline, text, document_id)
+    if sections is None:
+        sections = header_sections(text)
+    return tuple(sections), tuple(mentions)
+
+
 def _annotate_text(text: str, document_id: str) -> tuple[tuple[SectionSpan, ...], tuple[Mention, ...], bool]:
     pipeline = _load_pipeline()
     if pipeline is None:
         return tuple(header_sections(text)), (), False
-    mentions = pipeline.extract(text, document_id)
-    sections = _pipeline_sections(pipeline, text)
-    if sections is None:
-        sections = header_sections(text)
-    return tuple(sections), tuple(mentions), True
+    sections, mentions = _annotate_with(pipeline, text, document_id)
+    return sections, mentions, True
 
 
 def annotate(encounter_id: str, documents: Sequence[Document]) -> AnnotationsPublic:

@@ -57,9 +57,20 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+
+class _StaticFiles(StaticFiles):
+    """Static files that browsers revalidate (ETag) on every use: module imports carry no version."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
 router = APIRouter(prefix="/ui", include_in_schema=False)
 # a Mount does not take the router prefix: it names its full path
-router.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
+router.mount("/ui/static", _StaticFiles(directory=STATIC_DIR), name="ui-static")
 templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
 
 

@@ -173,13 +173,15 @@ def write_codiesp(root: Path) -> Path:
         "A 60-year-old man with type 2 diabetes.\nChest X-ray was normal.\n", encoding="utf-8"
     )
     (folder / "text_files_en" / "doc-2.txt").write_text("No complaints.\n", encoding="utf-8")
-    (folder / "text_files" / "doc-1.txt").write_text("Varón de 60 años con diabetes tipo 2.", encoding="utf-8")
+    (folder / "text_files" / "doc-1.txt").write_text(
+        "Varón de 60 años con diabetes tipo 2.", encoding="utf-8"
+    )
     (folder / "trainD.tsv").write_text(
         "doc-1\te11.22\ndoc-1\te11.22\ndoc-1\tx99.9zz\ndoc-2\te11.9\nghost\tn44.8\n", encoding="utf-8"
     )
     (folder / "trainP.tsv").write_text("doc-1\tbw03zzz\ndoc-1\t0dtj\ndoc-1\tzz99zzz\n", encoding="utf-8")
     (folder / "trainX.tsv").write_text(
-        "doc-1\tDIAGNOSTICO\te11.22\tdiabetes tipo 2\t20 35\n"
+        "doc-1\tDIAGNOSTICO\te11.22\tdiabetes tipo 2\t21 36\n"
         "doc-1\tPROCEDIMIENTO\tbw03zzz\tRx tórax\t2 5;8 10\n",
         encoding="utf-8",
     )

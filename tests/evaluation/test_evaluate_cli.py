@@ -140,3 +140,17 @@ def test_evaluate_logs_the_report_to_mlflow(
     assert client.get_experiment(run.info.experiment_id).name == EXPERIMENT
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"report.json", "summary.md", "reliability.png"} <= artifacts
+
+
+def test_evaluate_without_gold_codes_is_refused(
+    tmp_path: Path, fake_models: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "nogold.jsonl"
+    corpus.write_text(
+        json.dumps({"encounter_id": "x", "documents": [{"document_id": "d1", "text": "t"}]}) + "\n"
+    )
+    code = cli.main(
+        ["evaluate", "--dataset", "jsonl", "--data-dir", str(corpus), "--model", "fake", "--no-mlflow"]
+    )
+    assert code == 2
+    assert "no gold codes" in capsys.readouterr().err

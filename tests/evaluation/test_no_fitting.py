@@ -33,6 +33,8 @@ class ReadOnlyCoder:
         return self._inner.suggest(encounter)
 
     def __getattr__(self, name: str) -> object:
+        if name == "training_data":  # provenance metadata may be read, nothing else
+            raise AttributeError(name)
         raise AssertionError(f"the evaluation touched the model's {name!r}")
 
 
@@ -89,3 +91,19 @@ def test_no_evaluation_module_fits_anything() -> None:
             ):
                 offenders.append(f"{path.name}:{node.lineno} import from {node.module}")
     assert not offenders, offenders
+
+
+def test_reporting_the_training_split_warns() -> None:
+    coder = FakeCoder(RULES)
+    coder.training_data = {"dataset": "codiesp", "calibration_data": "20% of train held out"}  # type: ignore[attr-defined]
+    report, _ = evaluate_coder(
+        coder, _encounters(), dataset="codiesp", split="train", model_ref="f", safety=False, rules=False,
+        progress=False,
+    )  # fmt: skip
+    assert report["model_training_data"]["calibration_data"] == "20% of train held out"
+    assert report["warnings"] and "not held-out" in report["warnings"][0]
+    report, _ = evaluate_coder(
+        coder, _encounters(), dataset="codiesp", split="dev", model_ref="f", safety=False, rules=False,
+        progress=False,
+    )  # fmt: skip
+    assert report["warnings"] == []

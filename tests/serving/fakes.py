@@ -43,7 +43,9 @@ class FakeCoder:
                 if start < 0 or any(c.code == code for c in codes):
                     continue
                 end = start + len(keyword)
-                evidence = [Evidence(document_id=doc.document_id, start=start, end=end, text=doc.text[start:end])]
+                evidence = [
+                    Evidence(document_id=doc.document_id, start=start, end=end, text=doc.text[start:end])
+                ]
                 negated = NEGATION.search(doc.text[max(0, start - 40) : start]) is not None
                 suggestion = CodeSuggestion(
                     system=system,  # type: ignore[arg-type]

@@ -114,3 +114,47 @@ def test_an_expired_lease_returns_its_item(app: FastAPI, base_url: str, clock: F
         late = http.post(f"/v1/review/items/{item}/finalize", headers=first)
         assert late.status_code == 409
         assert http.post(f"/v1/review/items/{item}/finalize", headers=second).status_code == 200
+
+
+def test_resubmissions_racing_finalizations_stay_consistent(app: FastAPI, base_url: str) -> None:
+    n = 10
+    _fill_queue(app, base_url, n)
+    integration = bearer(new_key(app, "integration"))
+    coders = [bearer(new_key(app, "coder", f"coder {i}")) for i in range(n)]
+    with httpx.Client(base_url=base_url, timeout=60) as http:
+        claims = {}
+        for headers in coders:
+            claim = http.post("/v1/review/claim", headers=headers).json()
+            claims[claim["encounter_id"]] = (claim["item_id"], headers)
+    start = threading.Barrier(2 * n)
+    finalized: dict[str, int] = {}
+    resubmitted: dict[str, int] = {}
+
+    def finalize(encounter_id: str) -> None:
+        item, headers = claims[encounter_id]
+        with httpx.Client(base_url=base_url, headers=headers, timeout=60) as http:
+            start.wait()
+            finalized[encounter_id] = http.post(f"/v1/review/items/{item}/finalize").status_code
+
+    def resubmit(encounter_id: str) -> None:
+        with httpx.Client(base_url=base_url, headers=integration, timeout=60) as http:
+            start.wait()
+            payload = encounter_json(encounter_id, "Diabetes and asthma, revised.")
+            resubmitted[encounter_id] = http.post("/v1/encounters", json=payload).status_code
+
+    threads = [threading.Thread(target=f, args=(e,)) for e in claims for f in (finalize, resubmit)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert set(resubmitted.values()) == {201}
+    assert set(finalized.values()) <= {200, 409}
+    with httpx.Client(base_url=base_url, headers=integration, timeout=60) as http:
+        for encounter_id, status in finalized.items():
+            state = http.get(f"/v1/encounters/{encounter_id}").json()
+            assert state["revision"] == 2 and state["review_pending"] is True
+            reasons = state["result"]["routing"]["reasons"]
+            if status == 200 and state["status"] == "final":  # finalized first: the resubmission waits for review
+                assert state["final_revision"] == 1 and "resubmitted_after_final" in reasons
+            else:  # resubmitted first: the coder's finalize was refused as stale
+                assert status == 409 and state["status"] == "in_review" and state["final_codes"] == []

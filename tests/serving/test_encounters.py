@@ -28,7 +28,12 @@ def test_suggest_returns_result_and_stores_nothing(client: TestClient, app: Fast
     body = response.json()
     assert body["encounter_id"] == "e1"
     assert [c["code"] for c in body["codes"]] == ["I10"]
-    assert body["codes"][0]["evidence"][0] == {"document_id": "d1", "start": 11, "end": 23, "text": "hypertension"}
+    assert body["codes"][0]["evidence"][0] == {
+        "document_id": "d1",
+        "start": 11,
+        "end": 23,
+        "text": "hypertension",
+    }
     assert body["model_version"] == "fake-1" and body["code_set_version"] == "ICD-10-CM 2026"
     assert _count(app, EncounterRow) == 0
 
@@ -63,7 +68,9 @@ def test_submit_routes_low_confidence_to_review(client: TestClient, as_role: Aut
 
 def test_route_review_forces_review_of_a_confident_encounter(client: TestClient, as_role: Auth) -> None:
     body = client.post(
-        "/v1/encounters?route=review", json=encounter_json("e1", "Hypertension."), headers=as_role("integration")
+        "/v1/encounters?route=review",
+        json=encounter_json("e1", "Hypertension."),
+        headers=as_role("integration"),
     ).json()
     assert body["status"] == "in_review"
     assert body["result"]["routing"]["decision"] == "review"
@@ -76,7 +83,9 @@ def test_get_unknown_encounter_returns_404(client: TestClient, as_role: Auth) ->
     assert response.json()["code"] == "encounter_not_found"
 
 
-def test_list_encounters_filters_by_status_and_pages(client: TestClient, as_role: Auth, clock: FakeClock) -> None:
+def test_list_encounters_filters_by_status_and_pages(
+    client: TestClient, as_role: Auth, clock: FakeClock
+) -> None:
     auth = as_role("integration")
     client.post("/v1/encounters", json=encounter_json("a", "Hypertension."), headers=auth)
     clock.advance(60)
@@ -108,12 +117,16 @@ def test_resending_the_same_content_stores_nothing_new(
     assert _count(app, RevisionRow) == 1
 
 
-def test_resubmission_creates_a_revision_and_supersedes_the_open_review(client: TestClient, as_role: Auth) -> None:
+def test_resubmission_creates_a_revision_and_supersedes_the_open_review(
+    client: TestClient, as_role: Auth
+) -> None:
     auth, coder = as_role("integration"), as_role("coder")
     client.post("/v1/encounters", json=encounter_json("e1", "Diabetes."), headers=auth)
     claim = client.post("/v1/review/claim", headers=coder).json()
 
-    second = client.post("/v1/encounters", json=encounter_json("e1", "Diabetes and asthma."), headers=auth).json()
+    second = client.post(
+        "/v1/encounters", json=encounter_json("e1", "Diabetes and asthma."), headers=auth
+    ).json()
     assert second["revision"] == 2 and second["status"] == "in_review"
     assert second["review_item_id"] != claim["item_id"]
 
@@ -139,7 +152,9 @@ def _finalize_next(client: TestClient, coder: dict[str, str], decisions: list[di
     return response.json()
 
 
-def test_resubmission_after_final_keeps_the_coders_codes_until_reviewed(client: TestClient, as_role: Auth) -> None:
+def test_resubmission_after_final_keeps_the_coders_codes_until_reviewed(
+    client: TestClient, as_role: Auth
+) -> None:
     auth, coder = as_role("integration"), as_role("coder")
     client.post("/v1/encounters", json=encounter_json("e1", "Diabetes."), headers=auth)
     _finalize_next(client, coder, [{"code": "E11.9", "action": "replace", "replacement": "E11.65"}])
@@ -161,7 +176,9 @@ def test_resubmission_after_final_keeps_the_coders_codes_until_reviewed(client: 
     assert after["review_pending"] is False
 
 
-def test_every_revision_records_model_and_code_set_versions(client: TestClient, app: FastAPI, as_role: Auth) -> None:
+def test_every_revision_records_model_and_code_set_versions(
+    client: TestClient, app: FastAPI, as_role: Auth
+) -> None:
     auth = as_role("integration")
     client.post("/v1/encounters", json=encounter_json("e1", "Diabetes."), headers=auth)
     client.post("/v1/encounters", json=encounter_json("e1", "Asthma."), headers=auth)

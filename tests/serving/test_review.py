@@ -19,7 +19,9 @@ NOTE = "Type 2 diabetes. Asthma. Hypertension."
 
 
 def _submit(client: TestClient, auth: Auth, encounter_id: str, text_: str = NOTE) -> dict:
-    response = client.post("/v1/encounters", json=encounter_json(encounter_id, text_), headers=auth("integration"))
+    response = client.post(
+        "/v1/encounters", json=encounter_json(encounter_id, text_), headers=auth("integration")
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -61,7 +63,9 @@ def test_claiming_again_resumes_the_held_item(client: TestClient, as_role: Auth,
     assert again["lease_expires_at"] > first["lease_expires_at"]
 
 
-def test_decisions_then_finalize_give_the_final_codes(client: TestClient, app: FastAPI, as_role: Auth) -> None:
+def test_decisions_then_finalize_give_the_final_codes(
+    client: TestClient, app: FastAPI, as_role: Auth
+) -> None:
     _submit(client, as_role, "e1")
     coder = as_role("coder")
     item = _claim(client, coder)["item_id"]
@@ -120,7 +124,10 @@ def test_latest_decision_on_a_code_wins(client: TestClient, as_role: Auth) -> No
     [
         ({"code": "Z99.89", "action": "accept"}, "code_not_in_item"),
         ({"code": "I10", "action": "reject", "reason": "x"}, "code_not_in_item"),
-        ({"code": "E11.9", "action": "add", "evidence": [{"document_id": "d1", "start": 0, "end": 5}]}, "code_already_in_item"),
+        (
+            {"code": "E11.9", "action": "add", "evidence": [{"document_id": "d1", "start": 0, "end": 5}]},
+            "code_already_in_item",
+        ),
     ],
 )
 def test_decision_that_does_not_fit_the_item_conflicts(
@@ -137,7 +144,11 @@ def test_decision_that_does_not_fit_the_item_conflicts(
     [
         {"action": "add", "code": "I10", "evidence": [{"document_id": "d1", "start": 0, "end": 999}]},
         {"action": "add", "code": "I10", "evidence": [{"document_id": "d9", "start": 0, "end": 3}]},
-        {"action": "add", "code": "I10", "evidence": [{"document_id": "d1", "start": 0, "end": 3, "text": "xyz"}]},
+        {
+            "action": "add",
+            "code": "I10",
+            "evidence": [{"document_id": "d1", "start": 0, "end": 3, "text": "xyz"}],
+        },
         {"action": "add", "code": "I10", "evidence": [{"document_id": "d1", "start": 4, "end": 4}]},
         {"action": "add", "code": "I10", "evidence": []},
         {"action": "add", "code": "Q99.999", "evidence": [{"document_id": "d1", "start": 0, "end": 3}]},
@@ -234,7 +245,9 @@ def test_a_decision_id_is_stored_once(client: TestClient, app: FastAPI, as_role:
     again = _decide(client, coder, item, decision).json()
     assert len(first["stored"]) == 1 and first["replayed"] == []
     assert again["stored"] == [] and [d["decision_id"] for d in again["replayed"]] == ["client-1"]
-    reused = _decide(client, coder, item, {"code": "E11.9", "action": "reject", "reason": "x", "decision_id": "client-1"})
+    reused = _decide(
+        client, coder, item, {"code": "E11.9", "action": "reject", "reason": "x", "decision_id": "client-1"}
+    )
     assert reused.status_code == 409 and reused.json()["code"] == "decision_id_reused"
     with app.state.db.sessions() as session:
         assert session.scalar(select(func.count()).select_from(DecisionRow)) == 1
@@ -256,7 +269,11 @@ def test_an_idempotency_key_makes_a_retry_harmless(client: TestClient, app: Fast
 
 def test_queue_filters_by_reason_kind(client: TestClient, as_role: Auth) -> None:
     _submit(client, as_role, "low", "Diabetes.")
-    client.post("/v1/encounters?route=review", json=encounter_json("forced", "Hypertension."), headers=as_role("integration"))
+    client.post(
+        "/v1/encounters?route=review",
+        json=encounter_json("forced", "Hypertension."),
+        headers=as_role("integration"),
+    )
     coder = as_role("coder")
     forced = client.get("/v1/review/queue?reason=forced_review", headers=coder).json()
     assert [i["encounter_id"] for i in forced["items"]] == ["forced"]

@@ -187,19 +187,19 @@ function renderHeader() {
   } else {
     leaseBox.hidden = true;
   }
-  finalizeButton.hidden = !itemId;
-  releaseButton.hidden = !itemId;
-  finalizeButton.disabled = !canEdit();
-  releaseButton.disabled = !canEdit();
+  finalizeButton.hidden = !canEdit();
+  releaseButton.hidden = !canEdit();
   renderBanner();
 }
 
 function renderBanner() {
   const box = $("final-box");
   const view = app.view;
+  box.classList.toggle("info", view.status !== "final");
   if (view.status === "final") {
     const finals = view.finalCodes.map((c) => c.code);
     box.hidden = false;
+    box.tabIndex = -1;
     box.replaceChildren(
       el("strong", { text: "Finalized. Final codes: " }),
       el("span", { id: "final-codes", text: finals.join(", ") || "none" }),
@@ -416,6 +416,21 @@ function renderCodes() {
   }
 }
 
+const NOT_PRESENT = ["negated", "family", "hypothetical"];
+
+/** The not-present assertions (negated, family, hypothetical) of mentions overlapping a span. */
+function blockedBy(docId, start, end) {
+  const doc = app.docs.find((d) => d.document_id === docId);
+  const flags = new Set();
+  for (const m of (doc && doc.mentions) || []) {
+    if (m.start >= end || m.end <= start) continue;
+    for (const flag of NOT_PRESENT) if (m.assertion && m.assertion[flag]) flags.add(flag);
+  }
+  return [...flags];
+}
+
+const blockedEvidence = (evidence) => evidence.flatMap((e) => blockedBy(e.document_id, e.start, e.end));
+
 function renderCandidates() {
   const shown = app.candidates.filter((c) => !app.codes.some((k) => k.code === c.code));
   $("candidates").hidden = shown.length === 0;
@@ -428,6 +443,9 @@ function renderCandidates() {
         el("span", { class: "c", text: c.code }),
         el("span", { class: "t", text: c.description || "" }),
         el("span", { text: formatPercent(c.confidence) }),
+        blockedEvidence(c.evidence || []).length
+          ? el("span", { class: "badge blocked", text: `${blockedEvidence(c.evidence || [])[0]} mention` })
+          : null,
         canEdit() ? el("button", { type: "button", text: "Add", "aria-label": `Add candidate ${c.code}`, onclick: () => addCandidate(c) }) : null,
       ),
     ),
@@ -540,6 +558,11 @@ function addCandidate(candidate) {
     notify(`Select the evidence for ${candidate.code} in the note first.`, "error");
     return;
   }
+  const blocked = blockedEvidence(evidence);
+  if (blocked.length) {
+    notify(`The evidence of ${candidate.code} is a ${blocked[0]} mention and cannot support a code. Select other evidence in the note.`, "error");
+    return;
+  }
   addCode({ system: candidate.system, code: candidate.code, title: candidate.description }, evidence);
 }
 
@@ -555,8 +578,18 @@ async function finalize() {
   try {
     await api("POST", `/v1/review/items/${encodeURIComponent(itemId)}/finalize`);
     app.busy = false;
-    await load();
-    notify("Finalized.", "ok");
+    await // a lease runs out while the page is open: re-draw so the actions disappear and the banner says why
+setInterval(() => {
+  if (app.view && itemId && app.view.status === "open" && !holdsLease() && !finalizeButton.hidden) {
+    renderHeader();
+    renderCodes();
+    notify("Your lease on this item has expired. Claim again from the review queue.", "error");
+  }
+}, 15000);
+
+load();
+    notify("");
+    $("final-box").focus();
   } catch (err) {
     notify(err.message, "error");
   } finally {
@@ -602,7 +635,11 @@ function showSelection(range) {
       }),
     ),
   );
-  $("add-from-selection").hidden = !canEdit();
+  const blocked = blockedBy(range.document_id, range.start, range.end);
+  const warning = $("selection-blocked");
+  warning.hidden = blocked.length === 0;
+  warning.textContent = blocked.length ? `This text is a ${blocked.join(" / ")} mention: it cannot support a code.` : "";
+  $("add-from-selection").hidden = !canEdit() || blocked.length > 0;
   selectionBox.hidden = false;
 }
 
@@ -709,5 +746,14 @@ function fitLayout() {
 }
 window.addEventListener("resize", fitLayout);
 new ResizeObserver(fitLayout).observe($("enc-bar"));
+
+// a lease runs out while the page is open: re-draw so the actions disappear and the banner says why
+setInterval(() => {
+  if (app.view && itemId && app.view.status === "open" && !holdsLease() && !finalizeButton.hidden) {
+    renderHeader();
+    renderCodes();
+    notify("Your lease on this item has expired. Claim again from the review queue.", "error");
+  }
+}, 15000);
 
 load();

@@ -28,7 +28,10 @@ export const cpLength = (s) => Array.from(s).length;
 function boundaries(n, doc, spans) {
   const set = new Set([0, n]);
   const add = (x) => set.add(Math.max(0, Math.min(n, x)));
-  for (const s of doc.sections || []) add(s.start);
+  for (const s of doc.sections || []) {
+    add(s.start);
+    if (typeof s.header_end === "number") add(s.header_end);
+  }
   for (const m of doc.mentions || []) {
     add(m.start);
     add(m.end);
@@ -44,6 +47,14 @@ function sectionLabel(section) {
   return section.label || section.title || section.name || "section";
 }
 
+const squash = (s) => s.toLowerCase().replace(/[^a-z0-9]+/g, "");
+
+/** A section chip, unless it would only repeat the header written in the note. */
+function needsChip(section, cps) {
+  if (typeof section.header_end !== "number") return true;
+  return squash(cps.slice(section.start, section.header_end).join("")) !== squash(sectionLabel(section));
+}
+
 /**
  * Render one document. `spans` are the code evidence in this document: {key, start, end, added}.
  * Every piece of text lives in a <span data-start data-end> so a selection maps back to offsets.
@@ -54,6 +65,7 @@ export function renderDocument(doc, spans) {
   const cuts = boundaries(n, doc, spans);
   const mentions = doc.mentions || [];
   const sectionsAt = new Map((doc.sections || []).map((s) => [s.start, s]));
+  const heads = (doc.sections || []).filter((s) => typeof s.header_end === "number");
   const pre = el("div", {
     class: "note-text",
     dataset: { doc: doc.document_id, length: String(n) },
@@ -63,12 +75,17 @@ export function renderDocument(doc, spans) {
     const a = cuts[i];
     const b = cuts[i + 1];
     const section = sectionsAt.get(a);
-    if (section) {
+    if (section && needsChip(section, cps)) {
       pre.append(el("span", { class: "section-label", "data-section": section.name || "", text: sectionLabel(section) }));
     }
     if (b <= a) continue;
     const span = el("span", { class: "seg", dataset: { start: String(a), end: String(b) } });
     span.textContent = cps.slice(a, b).join("");
+    const head = heads.find((s) => s.start <= a && s.header_end >= b);
+    if (head) {
+      span.classList.add("section-head");
+      span.dataset.section = head.name || "";
+    }
     const covering = mentions.filter((m) => m.start <= a && m.end >= b && m.end > m.start);
     const titles = [];
     if (covering.length) {

@@ -65,7 +65,7 @@ function render() {
         el(
           "td",
           {},
-          ...(it.reasons || []).map((r) => el("span", { class: "badge reason", text: r })),
+          ...(it.reasons || []).map((r) => el("span", { class: "badge reason", title: r, text: r.replace(":", ": ").replaceAll("_", " ") })),
         ),
         el("td", { class: "num", title: created || "", text: formatAge(created) }),
         el("td", { class: "num", text: n === null ? "–" : String(n) }),

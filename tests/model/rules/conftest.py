@@ -35,7 +35,9 @@ def locate(text: str, phrase: str) -> tuple[int, int, str]:
     return start, start + len(wanted), wanted
 
 
-def build_inputs(case: dict[str, Any]) -> tuple[Encounter, list[Mention], list[CodeSuggestion], list[CodeSuggestion]]:
+def build_inputs(
+    case: dict[str, Any],
+) -> tuple[Encounter, list[Mention], list[CodeSuggestion], list[CodeSuggestion]]:
     text = case["note"]
     encounter = Encounter(
         encounter_id=case.get("id", "case"),
@@ -47,7 +49,10 @@ def build_inputs(case: dict[str, Any]) -> tuple[Encounter, list[Mention], list[C
     mentions = []
     for spec in case.get("mentions", []):
         start, end, phrase = locate(text, spec["text"])
-        flags = {k: bool(spec.get(k, False)) for k in ("negated", "possible", "historical", "family", "hypothetical")}
+        flags = {
+            k: bool(spec.get(k, False))
+            for k in ("negated", "possible", "historical", "family", "hypothetical")
+        }
         mentions.append(
             Mention(
                 document_id="d1",

@@ -78,3 +78,28 @@ def test_config_round_trips_through_a_manifest_dict() -> None:
     data["labels"] = [{"system": "ICD-10-CM", "code": "I10"}]  # extra manifest keys are ignored
     assert TransformerConfig.from_dict(data) == config
     assert TransformerConfig().for_device("cuda").batch_size >= 16
+
+
+def test_device_defaults_fine_tune_on_gpu_and_freeze_on_cpu() -> None:
+    gpu = TransformerConfig.default_for("cuda")
+    cpu = TransformerConfig.default_for("cpu")
+    assert gpu.freeze_layers == 0 and gpu.batch_size >= 16
+    assert cpu.freeze_layers == -1 and cpu.max_tokens <= 512
+
+
+def test_label_sampling_keeps_every_gold_label_of_the_batch() -> None:
+    import random
+    from types import SimpleNamespace
+
+    import torch
+
+    from training.transformer_train import Trainer
+
+    y = torch.zeros((2, 100))
+    y[0, 7] = y[1, 93] = y[1, 7] = 1.0
+    trainer = Trainer(SimpleNamespace(net=None), TransformerConfig(train_label_sample=10), "cpu")
+    rows = trainer._sample_labels(y, random.Random(0))
+    assert rows is not None and len(rows) == 10 and len(set(rows.tolist())) == 10
+    assert {7, 93} <= set(rows.tolist())
+    everything = Trainer(SimpleNamespace(net=None), TransformerConfig(train_label_sample=None), "cpu")
+    assert everything._sample_labels(y, random.Random(0)) is None

@@ -131,3 +131,22 @@ def test_load_pack_refuses_another_preset(trained_coder: Any, tmp_path: Path) ->
     manifest.preset = "default"
     with pytest.raises(ModelNotFoundError):
         load_pack(tmp_path / "pack", manifest)
+
+
+def test_frozen_encoder_trains_only_the_head_from_cached_states() -> None:
+    import torch
+
+    from tests.model.transformer.conftest import no_mentions, tiny_config
+    from training.transformer_train import train_transformer
+
+    corpus = synthetic_corpus(12, seed=3)
+    config = tiny_config(freeze_layers=-1, epochs=6, head_lr=2e-2, calibration_fraction=0.0)
+    coder = train_transformer(corpus, [], config, device="cpu", mention_extractor=no_mentions)
+    from model.transformer.network import load_encoder
+
+    pristine, _ = load_encoder(None, config.num_layers)
+    for name, tensor in pristine.state_dict().items():
+        assert torch.equal(tensor, coder.net.encoder.state_dict()[name]), name
+    losses = coder.metrics["train_epoch_losses"]
+    assert losses[-1] < losses[0]
+    assert not coder.calibrated

@@ -8,8 +8,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +45,16 @@ PHRASES: dict[str, tuple[str, str, float, list[str]]] = {
     "hyperlipidemia": ("E78.5", "Hyperlipidemia, unspecified", 0.55, ["unspecified"]),
     "chest pain": ("R07.9", "Chest pain, unspecified", 0.9, []),
 }
+PIPELINE_TERMS = [
+    "diabetes",
+    "type 2 diabetes mellitus",
+    "chronic kidney disease",
+    "hypertension",
+    ("chest pain", "sign_symptom"),
+    "breast cancer",
+    "hyperlipidemia",
+    "obesity",
+]
 _NEGATION = re.compile(r"\b(no|denies|without|negative for)\b[^.]*$", re.IGNORECASE)
 
 
@@ -70,7 +82,9 @@ class NoteCoder:
                     code=code,
                     description=description,
                     confidence=0.04 if negated else confidence,
-                    evidence=[Evidence(document_id=doc.document_id, start=start, end=end, text=doc.text[start:end])],
+                    evidence=[
+                        Evidence(document_id=doc.document_id, start=start, end=end, text=doc.text[start:end])
+                    ],
                     rationale=f"phrase {phrase!r}" + (" (negated: not coded)" if negated else ""),
                     warnings=list(warnings),
                 )
@@ -102,6 +116,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.fixture(scope="session")
+def small_pipeline() -> Any:
+    """The real text pipeline (sections, negation and family context) over a small explicit lexicon."""
+    text = pytest.importorskip("model.text")
+    if not hasattr(text, "build_pipeline"):
+        pytest.skip("model.text.build_pipeline is not available")
+    return text.build_pipeline(terms=PIPELINE_TERMS)
+
+
+@pytest.fixture
+def ui_pipeline(small_pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Serve the small pipeline's mentions to the UI (deterministic, no lexicon build)."""
+    monkeypatch.setattr("serving.ui.annotate._load_pipeline", lambda: small_pipeline)
+    return small_pipeline
+
+
 @dataclass
 class LiveServer:
     url: str
@@ -109,16 +139,21 @@ class LiveServer:
     key_ids: dict[str, str]
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """The real app (fake coder, SQLite file) served by uvicorn on a free loopback port."""
+@contextmanager
+def serve(tmp_path: Path, coder: Any) -> Iterator[LiveServer]:
+    """The real app (SQLite file in tmp_path, the given coder) served by uvicorn on a free loopback port."""
     import uvicorn
 
+    from serving.services.codes import search_codes
+
+    search_codes("hypertension", None, 1)  # build the code search index once, before the clock runs
     settings = make_settings(f"sqlite:///{tmp_path / 'medcode.db'}", session_secret="ui-test-secret")
-    app = create_app(settings, coder=NoteCoder())
+    app = create_app(settings, coder=coder)
     keys = {role: new_key(app, role, f"ui {role}") for role in ("coder", "integration", "admin")}
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, name="uvicorn-ui-test", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -136,3 +171,25 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         server.should_exit = True
         thread.join(timeout=15)
         app.state.db.dispose()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
+    """The app with the deterministic NoteCoder and the small text pipeline."""
+    with serve(tmp_path, NoteCoder()) as server:
+        yield server
+
+
+@pytest.fixture
+def builtin_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The app with the built-in model and the full text pipeline (skipped while either is missing)."""
+    try:
+        from model.registry import load_model
+        from model.text import get_pipeline
+
+        get_pipeline()
+        coder = load_model("builtin")
+    except (ImportError, FileNotFoundError) as exc:
+        pytest.skip(f"built-in model or text pipeline not available: {type(exc).__name__}: {exc}")
+    with serve(tmp_path, coder) as server:
+        yield server

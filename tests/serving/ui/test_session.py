@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from serving.app import create_app
 from serving.auth import SYSTEM_PRINCIPAL
 from serving.services import keys as key_service
+from serving.ui.annotate import header_sections
 from serving.ui.routes import safe_next
 from serving.ui.session import SESSION_COOKIE, decode_session, encode_session
 from tests.serving.conftest import make_settings, new_key
@@ -22,7 +24,9 @@ from .conftest import NEGATED_PHRASE, NOTE, NoteCoder, encounter_payload
 
 @pytest.fixture
 def ui_app(tmp_path: Path) -> Iterator[FastAPI]:
-    app = create_app(make_settings(f"sqlite:///{tmp_path / 'ui.db'}", session_secret="unit-secret"), coder=NoteCoder())
+    app = create_app(
+        make_settings(f"sqlite:///{tmp_path / 'ui.db'}", session_secret="unit-secret"), coder=NoteCoder()
+    )
     yield app
     app.state.db.dispose()
 
@@ -58,7 +62,9 @@ def _csrf_of(client: TestClient) -> str:
 
 def _submit(client: TestClient, key: str, encounter_id: str = "enc-1") -> None:
     response = client.post(
-        "/v1/encounters?route=review", json=encounter_payload(encounter_id), headers={"Authorization": f"Bearer {key}"}
+        "/v1/encounters?route=review",
+        json=encounter_payload(encounter_id),
+        headers={"Authorization": f"Bearer {key}"},
     )
     assert response.status_code in (200, 201), response.text
 
@@ -69,7 +75,9 @@ def test_pages_redirect_to_signin_without_a_session(ui_client: TestClient) -> No
     assert response.headers["location"].startswith("/ui/signin?next=/ui/review/1")
 
 
-def test_signin_with_a_valid_key_sets_a_strict_httponly_cookie(ui_client: TestClient, ui_app: FastAPI) -> None:
+def test_signin_with_a_valid_key_sets_a_strict_httponly_cookie(
+    ui_client: TestClient, ui_app: FastAPI
+) -> None:
     key = new_key(ui_app, "coder", "alice")
     _, response = _sign_in(ui_client, key)
     assert response.status_code == 303
@@ -101,7 +109,9 @@ def test_signin_with_a_wrong_key_is_refused(ui_client: TestClient) -> None:
 def test_signin_without_the_form_token_is_refused(ui_client: TestClient, ui_app: FastAPI) -> None:
     key = new_key(ui_app, "coder")
     ui_client.get("/ui/signin")
-    response = ui_client.post("/ui/signin", data={"api_key": key, "csrf_token": "forged"}, follow_redirects=False)
+    response = ui_client.post(
+        "/ui/signin", data={"api_key": key, "csrf_token": "forged"}, follow_redirects=False
+    )
     assert response.status_code == 400
     assert SESSION_COOKIE not in response.headers.get("set-cookie", "")
 
@@ -112,7 +122,9 @@ def test_signin_never_redirects_off_site() -> None:
     assert safe_next("/ui/review/3") == "/ui/review/3"
 
 
-def test_api_state_change_with_the_cookie_needs_the_csrf_header(ui_client: TestClient, ui_app: FastAPI) -> None:
+def test_api_state_change_with_the_cookie_needs_the_csrf_header(
+    ui_client: TestClient, ui_app: FastAPI
+) -> None:
     coder = new_key(ui_app, "coder")
     _submit(ui_client, new_key(ui_app, "integration"))
     _sign_in(ui_client, coder)
@@ -152,22 +164,35 @@ def test_signout_clears_the_session(ui_client: TestClient, ui_app: FastAPI) -> N
     assert ui_client.get("/v1/review/queue").status_code == 401
 
 
-def test_annotations_mark_the_negated_mention(ui_client: TestClient, ui_app: FastAPI) -> None:
+def test_annotations_mark_the_negated_mention(
+    ui_client: TestClient, ui_app: FastAPI, ui_pipeline: Any
+) -> None:
     _submit(ui_client, new_key(ui_app, "integration"), "enc-neg")
     _sign_in(ui_client, new_key(ui_app, "coder"))
     body = ui_client.get("/ui/api/encounters/enc-neg/annotations").json()
     doc = body["documents"][0]
     assert doc["text"] == NOTE
-    assert [s["label"] for s in doc["sections"]][:3] == [
+    assert body["mentions_available"]
+    assert [s["name"] for s in doc["sections"]] == ["chief_complaint", "hpi", "assessment_and_plan"]
+    assert (
+        NOTE[doc["sections"][1]["start"] : doc["sections"][1]["header_end"]] == "HISTORY OF PRESENT ILLNESS:"
+    )
+    start = NOTE.index(NEGATED_PHRASE)
+    negated = [m for m in doc["mentions"] if m["start"] <= start < m["end"]]
+    assert negated and all(m["assertion"]["negated"] for m in negated)
+    family = [m for m in doc["mentions"] if m["text"] == "breast cancer"]
+    assert family and family[0]["assertion"]["family"]
+
+
+def test_header_sections_are_found_without_the_pipeline() -> None:
+    spans = header_sections(NOTE)
+    assert [s.label for s in spans] == [
         "CHIEF COMPLAINT",
         "HISTORY OF PRESENT ILLNESS",
         "ASSESSMENT AND PLAN",
     ]
-    if not body["mentions_available"]:
-        pytest.skip("the text pipeline (model.text.get_pipeline) is not available yet")
-    start = NOTE.index(NEGATED_PHRASE)
-    negated = [m for m in doc["mentions"] if m["start"] <= start < m["end"]]
-    assert negated and all(m["assertion"]["negated"] for m in negated)
+    assert all(NOTE[s.start : s.header_end].endswith(":") for s in spans)
+    assert spans[-1].end == len(NOTE)
 
 
 def test_static_assets_are_served_as_javascript(ui_client: TestClient) -> None:

@@ -1,0 +1,87 @@
+"""`medcode suggest PATH|-`: one encounter (plain note text or encounter JSON) -> Result JSON on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from data.errors import DatasetNotFoundError, InvalidInputError
+from data.types import Document, Encounter
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "suggest",
+        help="suggest codes for one encounter (note text or encounter JSON)",
+        description=(
+            "Read one encounter — a plain-text note, or the encounter JSON of the API — from PATH or "
+            "stdin ('-') and print the result JSON (codes, confidence, evidence, routing) on stdout."
+        ),
+    )
+    parser.add_argument("path", help="a note (.txt) or encounter JSON file, or '-' for stdin")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="model reference: builtin, champion, models:/NAME/VERSION, models:/NAME@ALIAS or a pack folder "
+        "(default: MEDCODE_MODEL, else champion)",
+    )
+    parser.add_argument("--encounter-id", default="e1", help="encounter id for plain-text input (default e1)")
+    parser.add_argument("--compact", action="store_true", help="one-line JSON")
+    parser.add_argument("--no-candidates", action="store_true", help="leave the ranked alternatives out")
+    parser.set_defaults(func=run_suggest)
+
+
+def read_input(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    file = Path(path)
+    if not file.is_file():
+        raise DatasetNotFoundError(f"input file not found: {path}")
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path} is not UTF-8 text") from exc
+
+
+def parse_encounter(raw: str, encounter_id: str = "e1") -> Encounter:
+    """Encounter JSON when the input is a JSON object, else the whole input is one note."""
+    from pydantic import ValidationError
+
+    from medcode.settings import get_settings
+
+    stripped = raw.strip()
+    if not stripped:
+        raise InvalidInputError("the input is empty: give a note or an encounter JSON")
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"the input looks like JSON but does not parse: {exc}") from exc
+        try:
+            encounter = Encounter.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise InvalidInputError(f"invalid encounter JSON at {where or 'top level'}: {first.get('msg')}") from exc
+    else:
+        encounter = Encounter(encounter_id=encounter_id, documents=[Document(document_id="d1", text=raw)])
+    limit = get_settings().max_note_chars
+    for doc in encounter.documents:
+        if len(doc.text) > limit:
+            raise InvalidInputError(f"document {doc.document_id} has {len(doc.text)} characters; the limit is {limit}")
+    return encounter
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    from model.registry import load_model
+
+    encounter = parse_encounter(read_input(args.path), args.encounter_id)
+    coder = load_model(args.model)
+    result = coder.suggest(encounter)
+    data = result.model_dump(mode="json")
+    if args.no_candidates:
+        data.pop("candidates", None)
+    print(json.dumps(data, indent=None if args.compact else 2, ensure_ascii=False))
+    return 0

@@ -1,0 +1,55 @@
+"""E/M office-visit level from documented time or medical decision making."""
+
+from __future__ import annotations
+
+import pytest
+
+from data.types import Document, Encounter
+from model.rules import CodingRules
+from model.rules.em import EmDecision, EmLevelRule
+from model.rules.state import RulesState
+
+
+def _decide(rules: CodingRules, text: str) -> EmDecision | None:
+    encounter = Encounter(
+        encounter_id="em", setting="outpatient", documents=[Document(document_id="d1", text=text)]
+    )
+    state = RulesState.start(encounter, [], [], [], rules.tabular)
+    return EmLevelRule().decide(state)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Established patient. Total time spent was 20 minutes.", "99213"),
+        ("Established patient. Total time: 39 minutes.", "99214"),
+        ("Established patient. Total time spent on the date of the encounter was 40 minutes.", "99215"),
+        ("Established patient. I spent 12 minutes with the patient today.", "99212"),
+        ("New patient. 30 minutes total time.", "99203"),
+        ("New patient establishing care. Time spent: 61 minutes.", "99205"),
+    ],
+)
+def test_level_from_documented_time(rules: CodingRules, text: str, code: str) -> None:
+    decision = _decide(rules, text)
+    assert decision is not None
+    assert (decision.code, decision.basis) == (code, "time")
+    assert decision.evidence and "minutes" in decision.evidence[0].text
+
+
+def test_time_below_every_level_falls_back_to_mdm(rules: CodingRules) -> None:
+    decision = _decide(rules, "Established patient. Total time 5 minutes. Prescribed amoxicillin.")
+    assert decision is not None
+    assert decision.basis == "mdm"
+    assert decision.code == "99212"  # problems minimal, data minimal, risk moderate -> straightforward
+
+
+def test_new_and_established_phrases(rules: CodingRules) -> None:
+    new = _decide(rules, "New patient here to establish care. Total time 20 minutes.")
+    assert new is not None and (new.patient, new.patient_stated, new.code) == ("new", True, "99202")
+    unknown = _decide(rules, "Total time 20 minutes.")
+    assert unknown is not None and (unknown.patient, unknown.patient_stated) == ("established", False)
+
+
+def test_em_never_suggests_the_nurse_visit(rules: CodingRules) -> None:
+    decision = _decide(rules, "Established patient, blood pressure check only.")
+    assert decision is not None and decision.code != "99211"
