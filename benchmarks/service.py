@@ -70,8 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         "model": health.get("model_version"),
         "model_ref": args.model,
         "server": "in-process thread" if args.in_process else "medcode serve (child process)",
-        "notes": {"source": notes_source(args.data_dir), "count": len(notes), "mean_chars": _mean_chars(notes)},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "notes": {
+            "source": notes_source(args.data_dir),
+            "count": len(notes),
+            "mean_chars": _mean_chars(notes),
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "runs": runs,
     }
     if args.notes_file:
@@ -81,12 +89,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="builtin", help="model reference for the server (default builtin)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="client threads per run")
     parser.add_argument("--requests", type=int, default=200, help="measured requests per run (default 200)")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests first (default 10)")
-    parser.add_argument("--data-dir", type=Path, default=None, help="CodiEsp folder (default $MEDCODE_DATA_DIR/codiesp)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="CodiEsp folder (default $MEDCODE_DATA_DIR/codiesp)"
+    )
     parser.add_argument("--max-notes", type=int, default=100, help="distinct notes to cycle (default 100)")
     parser.add_argument("--in-process", action="store_true", help="uvicorn in a thread of this process")
     parser.add_argument("--notes-file", help="append a dated Markdown section to this file")
@@ -162,7 +174,9 @@ class EchoCoder:
     def suggest(self, encounter: Any) -> Any:
         from data.types import Result
 
-        return Result(encounter_id=encounter.encounter_id, model_version="echo", code_set_version="ICD-10-CM 2026")
+        return Result(
+            encounter_id=encounter.encounter_id, model_version="echo", code_set_version="ICD-10-CM 2026"
+        )
 
 
 @contextlib.contextmanager
@@ -171,7 +185,9 @@ def _thread_server(model: str, db_url: str) -> Iterator[str]:
     from serving.app import create_app
     from serving.server import serve_in_thread
 
-    settings = get_settings().model_copy(update={"database_url": db_url, "model_ref": model, "model_poll_seconds": 0})
+    settings = get_settings().model_copy(
+        update={"database_url": db_url, "model_ref": model, "model_poll_seconds": 0}
+    )
     app = create_app(settings, coder=EchoCoder() if model == "echo" else None)
     with serve_in_thread(app, timeout=600) as url:
         yield url
@@ -182,7 +198,18 @@ def _child_server(model: str, db_url: str) -> Iterator[str]:
     if model == "echo":
         raise SystemExit("the echo model runs only with --in-process")
     port = _free_port()
-    command = [sys.executable, "-m", "medcode.cli", "serve", "--port", str(port), "--db", db_url, "--model", model]
+    command = [
+        sys.executable,
+        "-m",
+        "medcode.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--db",
+        db_url,
+        "--model",
+        model,
+    ]
     env = dict(os.environ, MEDCODE_MODEL_POLL_SECONDS="0", MEDCODE_LOG_LEVEL="WARNING")
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
@@ -207,7 +234,9 @@ def _wait_healthy(url: str, child: subprocess.Popen[str], timeout: float = 600) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            raise SystemExit(f"medcode serve exited ({child.returncode}): {(child.stderr.read() if child.stderr else '')[-2000:]}")
+            raise SystemExit(
+                f"medcode serve exited ({child.returncode}): {(child.stderr.read() if child.stderr else '')[-2000:]}"
+            )
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return
@@ -232,7 +261,9 @@ def _post(http: httpx.Client, note: str, encounter_id: str) -> float:
     return elapsed
 
 
-def _run(base_url: str, headers: dict[str, str], notes: list[str], concurrency: int, total: int) -> dict[str, Any]:
+def _run(
+    base_url: str, headers: dict[str, str], notes: list[str], concurrency: int, total: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors: list[str] = []
     counter = iter(range(total))

@@ -97,6 +97,8 @@ def machine_description(device: str = "cpu") -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
     }
+    if hasattr(os, "getloadavg"):
+        info["load_average"] = round(os.getloadavg()[0], 2)
     try:
         info["ram_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
@@ -272,7 +274,8 @@ def notes_section(result: dict[str, Any]) -> str:
             "",
             f"- command: `{result['command']}`",
             f"- machine: {m['cpu']}, {m['cores']} cores ({m['usable_cores']} usable), RAM {m.get('ram_gib')} GiB, "
-            f"torch threads {m.get('torch_threads')}{gpu}; Python {m['python']}",
+            f"torch threads {m.get('torch_threads')}{gpu}; Python {m['python']}; load average at the end "
+            f"{m.get('load_average')}",
             f"- notes: {result['source']}, {result['n']} timed after {result['warmup']} warm-up "
             f"(mean {result['mean_note_chars']:.0f} characters); model load {result['load_seconds']:.1f} s",
             "",
@@ -335,15 +338,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def command_line(args: argparse.Namespace, prefix: Sequence[str]) -> str:
+def command_line(args: argparse.Namespace, prefix: Sequence[str], dataset: str | None = None) -> str:
     """The command that reproduces this run (options spelled out, the API key masked), for the notes."""
+    dataset = dataset or args.dataset
     parts = [*prefix]
     if getattr(args, "url", None):
         parts += ["--url", args.url, "--api-key", "KEY"]
     else:
         parts += ["--model", args.model or get_settings().model_ref, "--device", args.device]
-    if args.dataset:
-        parts += ["--dataset", args.dataset, "--split", args.split]
+    if dataset:
+        parts += ["--dataset", dataset, "--split", args.split]
     if args.data_dir:
         parts += ["--data-dir", str(args.data_dir)]
     parts += ["--n", str(args.n), "--warmup", str(args.warmup)]
@@ -387,7 +391,7 @@ def handle(args: argparse.Namespace, prefix: Sequence[str] | None = None) -> int
         version = str(coder.version)
     result = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": command_line(args, prefix or ["medcode", "benchmark"]),
+        "command": command_line(args, prefix or ["medcode", "benchmark"], dataset),
         "model": ref,
         "model_version": version,
         "device": "server" if args.url else args.device,

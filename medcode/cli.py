@@ -18,6 +18,7 @@ from data.errors import MedcodeError
 COMMAND_MODULES = (
     "data.cli",
     "model.cli",
+    "model.text.cli",
     "training.cli",
     "evaluation.cli",
     "serving.cli",

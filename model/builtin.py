@@ -10,13 +10,13 @@ every result routes to review with the reason `cold_start_model`.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from data.types import Encounter, Result, Task
-
 from model.candidates.generate import (
     Candidate,
     CandidateGenerator,
@@ -44,7 +44,13 @@ VERSION = "builtin-1"
 class BuiltinConfig:
     decision_threshold: float = 0.75
     lexicon_score: float = 0.9
-    non_billable_factor: float = 0.9
+    clause_factor: float = 0.98
+    """Clause hits compete with the pipeline mention they contain, slightly behind on ties."""
+    clause_min: float = 0.85
+    out_of_context_factor: float = 0.8
+    """Pregnancy (O) and perinatal (P) codes when the note and patient give no such context."""
+    """A clause holding no pipeline mention suggests its best code only from this score."""
+    non_billable_factor: float = 0.85
     historical_factor: float = 0.6
     possible_factor: float = 0.7
     repeat_bonus: float = 0.15
@@ -105,14 +111,15 @@ class BuiltinCoder:
             model_version=self.version,
             code_set_version=self.code_set_version,
             calibrated=False,
-            mentions=view.mentions,
+            mentions=view.pipeline_mentions,
         )
 
     # scoring -------------------------------------------------------------------------------------------
     def hit_score(self, view: EncounterView, hit: Hit) -> float:
         cfg = self.config
         if hit.source == "lexicon":
-            score = cfg.lexicon_score
+            # the lexicon vouches for the code; how well its name matches the mention orders the concepts
+            score = cfg.lexicon_score * (0.7 + 0.3 * hit.score * (0.8 + 0.2 * hit.term_coverage))
         else:
             score = hit.score * (0.4 + 0.6 * hit.query_coverage) * (0.8 + 0.2 * hit.term_coverage)
         assertion = view.mentions[hit.mention].assertion
@@ -124,28 +131,39 @@ class BuiltinCoder:
 
     def score(self, view: EncounterView, candidates: list[Candidate]) -> list[Scored]:
         catalog, cfg = self.catalog, self.config
-        per_mention_best: dict[tuple[int, str], tuple[float, str]] = {}
+        owners = _clause_owners(view)
+        context = _encounter_context(view)
+        # per competition slot (a pipeline mention, or a clause holding none): the best (score, tiebreak, code)
+        best_of_slot: dict[tuple[int, str], tuple[float, tuple[int, int, int], str]] = {}
         scores: dict[tuple[str, str], float] = {}
         for cand in candidates:
             if blocked(cand) or not cand.present:
                 continue
             info = catalog.info(cand.system, cand.code)
             factor = 1.0 if info is None or info.billable else cfg.non_billable_factor
+            factor *= _context_factor(cand.code, context, cfg)
             by_mention: dict[int, float] = {}
             for hit in cand.present:
                 s = self.hit_score(view, hit) * factor
                 by_mention[hit.mention] = max(by_mention.get(hit.mention, 0.0), s)
-                key = (hit.mention, cand.system)
-                tie = (s, _tiebreak(info))
-                best = per_mention_best.get(key)
-                if best is None or tie > (best[0], _tiebreak(catalog.info(cand.system, best[1]))):
-                    per_mention_best[key] = (s, cand.code)
-            ranked = sorted(by_mention.values(), reverse=True)
+                if view.is_clause(hit.mention):
+                    owned, overlaps = owners.get(hit.mention, ([], False))
+                    slots = [(m, s * cfg.clause_factor) for m in owned]
+                    if not overlaps and s >= cfg.clause_min:
+                        slots = [(hit.mention, s)]
+                else:
+                    slots = [(hit.mention, s)]
+                for slot, value in slots:
+                    key = (slot, cand.system)
+                    entry = (value, _tiebreak(info), cand.code)
+                    if key not in best_of_slot or entry[:2] > best_of_slot[key][:2]:
+                        best_of_slot[key] = entry
+            ranked = sorted(_distinct_spans(view, by_mention).values(), reverse=True)
             score = ranked[0]
             for _ in ranked[1:3]:
                 score += (1.0 - score) * cfg.repeat_bonus
             scores[cand.key] = score
-        best_codes = {(system, code) for (_, system), (_, code) in per_mention_best.items()}
+        best_codes = {(system, code) for (_, system), (_, _, code) in best_of_slot.items()}
         out: list[Scored] = []
         for cand in candidates:
             if cand.key not in scores:
@@ -203,6 +221,72 @@ class BuiltinCoder:
 
 def load_pack(path: Path, manifest: PackManifest) -> BuiltinCoder:
     return BuiltinCoder(config=BuiltinConfig.from_json(manifest.config))
+
+
+_PREGNANCY = re.compile(r"pregnan|gestation|obstetric|trimester|postpartum|puerper|gravid|labou?r\b|deliver", re.I)
+_NEWBORN = re.compile(r"newborn|neonat|infant|perinatal|preterm|premature", re.I)
+
+
+def _encounter_context(view: EncounterView) -> set[str]:
+    text = " ".join(d.text for d in view.encounter.documents)
+    age = view.encounter.patient.age
+    context = set()
+    if _PREGNANCY.search(text):
+        context.add("O")
+    if _NEWBORN.search(text) or (age is not None and age <= 1):
+        context.add("P")
+    return context
+
+
+def _context_factor(code: str, context: set[str], cfg: BuiltinConfig) -> float:
+    chapter = code[:1]
+    if chapter in ("O", "P") and chapter not in context:
+        return cfg.out_of_context_factor
+    return 1.0
+
+
+def _distinct_spans(view: EncounterView, by_mention: dict[int, float]) -> dict[int, float]:
+    """Merge the scores of overlapping supporting mentions (a clause and the mention inside it are one
+    piece of evidence, not two)."""
+    merged: dict[int, float] = {}
+    spans: list[tuple[int, str, int, int]] = []
+    for i, score in sorted(by_mention.items(), key=lambda kv: -kv[1]):
+        m = view.mentions[i]
+        owner = next(
+            (k for k, doc, s, e in spans if doc == m.document_id and m.start < e and s < m.end),
+            None,
+        )
+        if owner is None:
+            spans.append((i, m.document_id, m.start, m.end))
+            merged[i] = score
+        else:
+            merged[owner] = max(merged[owner], score)
+    return merged
+
+
+def _clause_owners(view: EncounterView) -> dict[int, tuple[list[int], bool]]:
+    """Clause mention -> (the present pipeline mentions it strictly contains, whether it overlaps any
+    pipeline mention). A clause shorter than a mention (cut at a comma inside it) competes with nothing;
+    a clause overlapping no mention competes on its own."""
+    owners: dict[int, tuple[list[int], bool]] = {}
+    pipeline = list(enumerate(view.pipeline_mentions))
+    for c in range(max(view.n_pipeline, 0), len(view.mentions)):
+        clause = view.mentions[c]
+        near = [
+            (i, m)
+            for i, m in pipeline
+            if m.document_id == clause.document_id and m.start < clause.end and clause.start < m.end
+        ]
+        owned = [
+            i
+            for i, m in near
+            if m.assertion.is_present
+            and clause.start <= m.start
+            and m.end <= clause.end
+            and clause.end - clause.start > m.end - m.start
+        ]
+        owners[c] = (owned, bool(near))
+    return owners
 
 
 def _tiebreak(info: Any) -> tuple[int, int, int]:

@@ -64,13 +64,17 @@ def parse_encounter(raw: str, encounter_id: str = "e1") -> Encounter:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
-            raise InvalidInputError(f"invalid encounter JSON at {where or 'top level'}: {first.get('msg')}") from exc
+            raise InvalidInputError(
+                f"invalid encounter JSON at {where or 'top level'}: {first.get('msg')}"
+            ) from exc
     else:
         encounter = Encounter(encounter_id=encounter_id, documents=[Document(document_id="d1", text=raw)])
     limit = get_settings().max_note_chars
     for doc in encounter.documents:
         if len(doc.text) > limit:
-            raise InvalidInputError(f"document {doc.document_id} has {len(doc.text)} characters; the limit is {limit}")
+            raise InvalidInputError(
+                f"document {doc.document_id} has {len(doc.text)} characters; the limit is {limit}"
+            )
     return encounter
 
 

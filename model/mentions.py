@@ -7,6 +7,7 @@ the obvious negation, family and hypothetical cues. It is no substitute for the 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Callable
@@ -102,7 +103,7 @@ def clause_mentions(text: str, document_id: str = "d1") -> list[Mention]:
         cuts = [(m.start(), m.group(0).lower()) for m in _CLAUSE_SPLIT.finditer(s)]
         bounds = [(0, ""), *cuts, (len(s), "")]
         negating = False
-        for (a, token), (b, _) in zip(bounds, bounds[1:], strict=False):
+        for (a, token), (b, _) in itertools.pairwise(bounds):
             if token in ("but", ";", ":"):
                 negating = False
             if _NEGATION.search(s[a:b]):

@@ -20,7 +20,6 @@ from typing import Any
 
 from data.errors import ModelNotFoundError
 from medcode.settings import get_settings
-
 from model.base import Coder
 
 log = logging.getLogger(__name__)

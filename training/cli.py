@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     parser.add_argument("--dataset", required=True, help="codiesp or jsonl")
     parser.add_argument("--data-dir", required=True, type=Path, help="the dataset folder")
-    parser.add_argument("--preset", choices=PRESETS, default="default", help="model preset (default: default)")
+    parser.add_argument(
+        "--preset", choices=PRESETS, default="default", help="model preset (default: default)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the transformer preset)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training encounters")
     parser.add_argument(
@@ -40,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="share of train held out for calibration and thresholds (0: K-fold out-of-fold, the default)",
     )
     parser.add_argument("--train-split", default="train")
-    parser.add_argument("--validation-split", default="dev", help="split evaluated and compared (default: dev)")
+    parser.add_argument(
+        "--validation-split", default="dev", help="split evaluated and compared (default: dev)"
+    )
     parser.add_argument("--folds", type=int, default=None, help="K for out-of-fold training (default 5)")
     parser.add_argument("--no-dense", action="store_true", help="default preset without the sentence encoder")
     parser.add_argument(
@@ -51,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "(default: the data folder's parent, else MEDCODE_DATA_DIR)",
     )
     parser.add_argument("--metric", default="diagnosis.map", help="validation metric of the promotion gate")
-    parser.add_argument("--tolerance", type=float, default=0.0, help="how much worse than the champion still promotes")
+    parser.add_argument(
+        "--tolerance", type=float, default=0.0, help="how much worse than the champion still promotes"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also keep the model pack in this folder")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log, register or promote")
     parser.add_argument("--format", choices=("text", "json"), default="text")
@@ -100,7 +106,9 @@ def _print(outcome: dict[str, Any], fmt: str) -> None:
     for task, values in (outcome.get("metrics") or {}).get("tasks", {}).items():
         if isinstance(values, dict):
             shown = ", ".join(
-                f"{k} {values[k]:.4f}" for k in ("map", "micro_f1", "ece") if isinstance(values.get(k), int | float)
+                f"{k} {values[k]:.4f}"
+                for k in ("map", "micro_f1", "ece")
+                if isinstance(values.get(k), int | float)
             )
             print(f"  {outcome.get('validation_split')} {task}: {shown}")
     if outcome.get("registered_version"):

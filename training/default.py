@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 from data.types import Encounter
-
 from model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
-from model.catalog import PCS, Knowledge
+from model.catalog import Knowledge
 from model.mentions import Extractor, default_extractor
 from model.pack import fingerprint_texts
 from model.thresholds import tune_task_thresholds
@@ -40,10 +39,13 @@ from model.trained.coder import (
     task_rows,
 )
 from model.trained.features import CATEGORICAL, FEATURES
+from model.trained.memory import MemoryHit, SentenceMemory
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[Sequence[Any], str], Sequence[Any]]
+Evidence = dict[str, list[tuple[str, str, str, int, int]]]
+"""encounter id -> [(task, code, document id, start, end)]: text spans known to support gold codes."""
 
 
 def _no_progress(items: Sequence[Any], desc: str) -> Sequence[Any]:
@@ -90,7 +92,12 @@ def fit_default(
     holdout: float = 0.0,
     progress: Progress = _no_progress,
     dataset: str = "",
+    resources: CodeResources | None = None,
+    prepared: list[Prepared] | None = None,
+    evidence: Evidence | None = None,
 ) -> tuple[DefaultCoder, dict[str, TaskFit]]:
+    """Fit the default model; `resources` and `prepared` (notes already read) may be passed in to reuse
+    work across fits (experiments, tests)."""
     config = config or DefaultConfig()
     started = time.perf_counter()
     train = [e for e in train if e.gold is not None]
@@ -101,9 +108,11 @@ def fit_default(
     extractor = extractor or default_extractor()
     pcs_codes = sorted({c for e in train for c in (e.gold.procedure if e.gold else [])})
     cm_codes = sorted({c for e in train for c in (e.gold.diagnosis if e.gold else [])})
-    resources = CodeResources(knowledge, config, extra_pcs_codes=pcs_codes, training_codes=cm_codes)
+    if resources is None:
+        resources = CodeResources(knowledge, config, extra_pcs_codes=pcs_codes, training_codes=cm_codes)
     log.info("resources ready in %.1f s", time.perf_counter() - started)
-    prepared = [resources.prepare(e, extractor) for e in progress(train, "reading notes")]
+    if prepared is None:
+        prepared = [resources.prepare(e, extractor) for e in progress(train, "reading notes")]
     log.info("notes read in %.1f s", time.perf_counter() - started)
     rng = np.random.default_rng(config.seed)
     n = len(train)
@@ -111,7 +120,7 @@ def fit_default(
     fold_of = rng.permutation(np.arange(n) % folds)
     heldout_mask = np.zeros(n, dtype=bool)
     if holdout > 0:
-        heldout_mask[rng.permutation(n)[: max(1, int(round(n * holdout)))]] = True
+        heldout_mask[rng.permutation(n)[: max(1, round(n * holdout))]] = True
     tasks: dict[str, TaskModel] = {}
     fits: dict[str, TaskFit] = {}
     for task in TASKS:
@@ -119,7 +128,10 @@ def fit_default(
         if sum(len(g) for g in labels) == 0:
             log.info("no %s labels in the training data; task skipped", task)
             continue
-        model, fit = _fit_task(task, resources, prepared, labels, fold_of, heldout_mask, config, progress)
+        pairs = memory_pairs(resources, prepared, task, labels, evidence)
+        model, fit = _fit_task(
+            task, resources, prepared, labels, pairs, fold_of, heldout_mask, config, progress
+        )
         tasks[task] = model
         fits[task] = fit
     fingerprint = training_fingerprint(train)
@@ -134,7 +146,9 @@ def fit_default(
             "documents": n,
             "fingerprint": fingerprint,
             "holdout": holdout,
-            "calibration_data": f"{holdout:.0%} of train held out" if holdout > 0 else f"{folds}-fold out-of-fold",
+            "calibration_data": f"{holdout:.0%} of train held out"
+            if holdout > 0
+            else f"{folds}-fold out-of-fold",
         },
         extractor=extractor,
     )
@@ -147,6 +161,7 @@ def _fit_task(
     resources: CodeResources,
     prepared: list[Prepared],
     labels: list[set[str]],
+    pairs: list[dict[int, set[str]]],
     fold_of: np.ndarray,
     heldout_mask: np.ndarray,
     config: DefaultConfig,
@@ -159,6 +174,7 @@ def _fit_task(
     folds = int(fold_of.max()) + 1
     # rows with out-of-fold classifier scores and priors
     doc_scores: list[DocScores | None] = [None] * n
+    doc_memory: list[dict[str, MemoryHit]] = [{} for _ in range(n)]
     counts_of_fold: list[_Counts] = []
     for k in progress(list(range(folds)), f"{task}: out-of-fold classifiers"):
         inside = np.nonzero(fold_of != k)[0]
@@ -166,10 +182,16 @@ def _fit_task(
         clf = DocumentClassifier(clf_config).fit(
             [texts[i] for i in inside], [sorted(labels[i]) for i in inside], _take(vectors, inside)
         )
-        for i, s in zip(outside, clf.scores([texts[i] for i in outside], _take(vectors, outside)), strict=True):
+        for i, s in zip(
+            outside, clf.scores([texts[i] for i in outside], _take(vectors, outside)), strict=True
+        ):
             doc_scores[i] = s
         counts = Counter(c for i in inside for c in labels[i])
         counts_of_fold.append(_Counts(dict(counts), len(inside)))
+        memory = build_memory(prepared, pairs, inside, config)
+        if memory is not None:
+            for i in outside:
+                doc_memory[i] = memory.query(prepared[i].view.sentence_vectors)
     keys: list[list[str]] = []
     blocks: list[np.ndarray] = []
     ys: list[np.ndarray] = []
@@ -177,7 +199,9 @@ def _fit_task(
     for i in range(n):
         scores = doc_scores[i]
         assert scores is not None
-        codes, x = task_rows(resources, prepared[i], task, counts_of_fold[int(fold_of[i])], scores, config)
+        codes, x = task_rows(
+            resources, prepared[i], task, counts_of_fold[int(fold_of[i])], scores, doc_memory[i], config
+        )
         keys.append(codes)
         blocks.append(x)
         ys.append(np.fromiter((c in labels[i] for c in codes), dtype=bool, count=len(codes)))
@@ -233,12 +257,6 @@ def _fit_task(
     # serving classifier and priors on all training documents
     classifier = DocumentClassifier(clf_config).fit(texts, [sorted(g) for g in labels], vectors)
     counts = Counter(c for g in labels for c in g)
-    system = SYSTEM_OF[task]
-    titles = {
-        c: "" for c in counts if resources.catalog.info(system, c) is None
-    }
-    if system == PCS:
-        titles = {c: t for c, t in titles.items()}
     model = TaskModel(
         classifier=classifier,
         ranker=final_ranker,
@@ -246,9 +264,67 @@ def _fit_task(
         thresholds=thresholds,
         train_count=dict(counts),
         n_train_docs=n,
-        titles=titles,
+        memory=build_memory(prepared, pairs, np.arange(n), config),
     )
     return model, fit
+
+
+def memory_pairs(
+    resources: CodeResources,
+    prepared: Sequence[Prepared],
+    task: str,
+    labels: Sequence[set[str]],
+    evidence: Evidence | None,
+) -> list[dict[int, set[str]]]:
+    """Per document: sentence index -> gold codes that sentence supports.
+
+    From `evidence` spans when given for the document; otherwise each gold code goes to the sentence most
+    similar to its title (when the similarity is at least 0.5).
+    """
+    system = SYSTEM_OF[task]
+    out: list[dict[int, set[str]]] = []
+    for p, gold in zip(prepared, labels, strict=True):
+        view = p.view
+        found: dict[int, set[str]] = {}
+        spans = (evidence or {}).get(view.encounter.encounter_id)
+        if spans is not None:
+            for t, code, doc_id, start, end in spans:
+                if t != task or code not in gold:
+                    continue
+                for k, s in enumerate(view.sentences):
+                    if s.document_id == doc_id and s.start < end and start < s.end:
+                        found.setdefault(k, set()).add(code)
+        elif view.sentence_vectors is not None and len(view.sentence_vectors):
+            for code in gold:
+                vector = resources.code_vector(system, code)
+                if vector is None:
+                    continue
+                sims = view.sentence_vectors @ vector
+                k = int(np.argmax(sims))
+                if sims[k] >= 0.5:
+                    found.setdefault(k, set()).add(code)
+        out.append(found)
+    return out
+
+
+def build_memory(
+    prepared: Sequence[Prepared],
+    pairs: Sequence[dict[int, set[str]]],
+    docs: np.ndarray,
+    config: DefaultConfig,
+) -> SentenceMemory | None:
+    vectors: list[np.ndarray] = []
+    codes: list[list[str]] = []
+    for i in docs:
+        sv = prepared[int(i)].view.sentence_vectors
+        if sv is None:
+            continue
+        for k, found in sorted(pairs[int(i)].items()):
+            vectors.append(sv[k])
+            codes.append(sorted(found))
+    if not vectors:
+        return None
+    return SentenceMemory(np.vstack(vectors), codes, k=config.memory_k, min_score=config.memory_min_score)
 
 
 def _ranker(config: DefaultConfig) -> Any:

@@ -85,9 +85,7 @@ def task_metrics(
     if seen_codes is not None:
         unseen = [(i, c) for i in docs for c in gold[i] if c not in seen_codes]
         out["unseen_gold"] = float(len(unseen))
-        out["unseen_recall"] = (
-            sum(1 for i, c in unseen if c in predicted[i]) / len(unseen) if unseen else 0.0
-        )
+        out["unseen_recall"] = sum(1 for i, c in unseen if c in predicted[i]) / len(unseen) if unseen else 0.0
         out[f"unseen_recall_at_{k_recall}"] = (
             sum(1 for i, c in unseen if c in ranked[i][:k_recall]) / len(unseen) if unseen else 0.0
         )

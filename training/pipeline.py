@@ -51,7 +51,9 @@ def load_splits(req: TrainRequest) -> tuple[list[Encounter], list[Encounter]]:
     if not train:
         raise InvalidInputError(f"no coded encounters in {req.dataset} {req.train_split}")
     try:
-        validation = [e for e in load_corpus(req.dataset, req.data_dir, req.validation_split) if e.gold is not None]
+        validation = [
+            e for e in load_corpus(req.dataset, req.data_dir, req.validation_split) if e.gold is not None
+        ]
     except DatasetNotFoundError as exc:
         log.warning("no validation split (%s); the model is not evaluated", exc)
         validation = []
@@ -150,7 +152,9 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for task, values in (report.get("tasks") or {}).items():
         if isinstance(values, dict):
-            out[task] = {k: v for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+            out[task] = {
+                k: v for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
+            }
     return {"tasks": out}
 
 
@@ -212,11 +216,19 @@ def _log_register_promote(
         if files:
             tracking.log_files([f for f in files if f.is_file()], "validation_report")
         logged = tracking.log_and_register_pack(pack)
-    out: dict[str, Any] = {"registered_name": logged.name, "registered_version": logged.version, "run_id": logged.run_id}
+    out: dict[str, Any] = {
+        "registered_name": logged.name,
+        "registered_version": logged.version,
+        "run_id": logged.run_id,
+    }
     if not validation:
         return out
     try:
-        value = metric_value(metrics["tasks"], req.metric) if "." in req.metric else metric_value(metrics, req.metric)
+        value = (
+            metric_value(metrics["tasks"], req.metric)
+            if "." in req.metric
+            else metric_value(metrics, req.metric)
+        )
     except KeyError:
         raise InvalidInputError(f"validation metric {req.metric!r} was not measured") from None
     client = mlflow_client()

@@ -66,7 +66,9 @@ def decide(
 ) -> PromotionDecision:
     """Promote when there is no champion or the candidate is not worse by more than `tolerance`."""
     if champion_value is None:
-        return PromotionDecision(True, "no champion yet", metric, candidate_value, None, champion_version, tolerance)
+        return PromotionDecision(
+            True, "no champion yet", metric, candidate_value, None, champion_version, tolerance
+        )
     if candidate_value + tolerance >= champion_value:
         reason = f"{metric} {candidate_value:.4f} is not worse than the champion's {champion_value:.4f}"
         return PromotionDecision(
@@ -76,7 +78,9 @@ def decide(
         f"{metric} {candidate_value:.4f} is worse than the champion's {champion_value:.4f} "
         f"(tolerance {tolerance:g})"
     )
-    return PromotionDecision(False, reason, metric, candidate_value, champion_value, champion_version, tolerance)
+    return PromotionDecision(
+        False, reason, metric, candidate_value, champion_value, champion_version, tolerance
+    )
 
 
 @dataclass(frozen=True)

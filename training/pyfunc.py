@@ -17,7 +17,9 @@ class MedcodePyfunc(PythonModel):  # type: ignore[misc]
 
         self.coder = load_pack(Path(context.artifacts["pack"]))
 
-    def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def predict(
+        self, context: Any, model_input: Any, params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         from data.types import Document, Encounter
 
         if hasattr(model_input, "to_dict") and hasattr(model_input, "columns"):

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from medcode.settings import get_settings
-
 from model.registry import configure_mlflow, mlflow_client
 
 log = logging.getLogger(__name__)
@@ -52,9 +51,7 @@ def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             out.update(flatten(value, f"{name}."))
-        elif isinstance(value, bool):
-            out[name] = float(value)
-        elif isinstance(value, int | float):
+        elif isinstance(value, bool | int | float):
             out[name] = float(value)
     return out
 

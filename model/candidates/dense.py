@@ -158,7 +158,11 @@ CHUNK = 2048
 
 
 def build_code_index(
-    codes: Sequence[str], texts: Sequence[str], key: str, encoder: Encoder | None = None, use_cache: bool = True
+    codes: Sequence[str],
+    texts: Sequence[str],
+    key: str,
+    encoder: Encoder | None = None,
+    use_cache: bool = True,
 ) -> DenseCodeIndex:
     """Embed code names through the on-disk cache (`cache_dir/dense`), chunk by chunk, so that a long
     first embedding resumes where it stopped. `key` names the code set (catalog fingerprint + system)."""

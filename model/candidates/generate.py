@@ -19,7 +19,7 @@ from data.types import Encounter, Evidence, Mention
 from model.candidates.dense import DenseCodeIndex, Encoder
 from model.candidates.lexical import LexicalIndex
 from model.catalog import CM, PCS, CodeCatalog
-from model.mentions import Extractor, Sentence, split_sentences
+from model.mentions import Extractor, Sentence, clause_mentions, split_sentences
 
 Key = tuple[str, str]
 """(system, code)"""
@@ -100,8 +100,18 @@ class EncounterView:
     mentions: list[Mention]
     sentences: list[Sentence]
     mention_vectors: np.ndarray | None = None
+    """Vectors of the text pipeline's mentions (the first `n_pipeline` mentions)."""
     sentence_vectors: np.ndarray | None = None
     doc_lengths: dict[str, int] = field(default_factory=dict)
+    n_pipeline: int = -1
+    """Mentions before this index come from the text pipeline; after it, clause mentions (-1: all)."""
+
+    @property
+    def pipeline_mentions(self) -> list[Mention]:
+        return self.mentions if self.n_pipeline < 0 else self.mentions[: self.n_pipeline]
+
+    def is_clause(self, mention: int) -> bool:
+        return 0 <= self.n_pipeline <= mention
 
     def present(self) -> list[int]:
         return [i for i, m in enumerate(self.mentions) if m.assertion.is_present]
@@ -119,18 +129,24 @@ class EncounterView:
 
 
 def read_encounter(
-    encounter: Encounter, extractor: Extractor, encoder: Encoder | None = None
+    encounter: Encounter, extractor: Extractor, encoder: Encoder | None = None, clauses: bool = True
 ) -> EncounterView:
+    """Mentions (the pipeline's, then clause mentions), sentences, and their vectors."""
     mentions: list[Mention] = []
+    extra: list[Mention] = []
     sentences: list[Sentence] = []
     for doc in encounter.documents:
-        mentions.extend(m for m in extractor(doc.text, doc.document_id) if m.end > m.start)
+        found = [m for m in extractor(doc.text, doc.document_id) if m.end > m.start]
+        mentions.extend(found)
+        if clauses:
+            extra.extend(clause_candidates(doc.text, doc.document_id, found))
         sentences.extend(split_sentences(doc.text, doc.document_id))
     view = EncounterView(
         encounter=encounter,
-        mentions=mentions,
+        mentions=[*mentions, *extra],
         sentences=sentences,
         doc_lengths={d.document_id: len(d.text) for d in encounter.documents},
+        n_pipeline=len(mentions),
     )
     if encoder is not None:
         texts = [mention_query(m) for m in mentions] + [s.text for s in sentences]
@@ -140,9 +156,38 @@ def read_encounter(
     return view
 
 
+def clause_candidates(text: str, document_id: str, pipeline: Sequence[Mention]) -> list[Mention]:
+    """Clauses of the note as extra lexical queries (type "other", attribute source=clause).
+
+    A clause is absent (never supports a code) when its own cues say so, or when it holds mentions of the
+    pipeline that are all negated, family or hypothetical; it then takes their assertion.
+    """
+    out: list[Mention] = []
+    for clause in clause_mentions(text, document_id):
+        inside = [m for m in pipeline if m.start < clause.end and clause.start < m.end]
+        assertion = clause.assertion
+        if inside and not any(m.assertion.is_present for m in inside):
+            first = inside[0].assertion
+            assertion = assertion.model_copy(
+                update={
+                    "negated": assertion.negated or first.negated,
+                    "family": assertion.family or first.family,
+                    "hypothetical": assertion.hypothetical or first.hypothetical,
+                }
+            )
+        out.append(
+            clause.model_copy(update={"type": "other", "assertion": assertion, "attributes": {"source": "clause"}})
+        )
+    return out
+
+
 def mention_query(mention: Mention) -> str:
     """The text a mention is looked up with: its words plus modifiers not already in them."""
-    extra = [v for k, v in sorted(mention.attributes.items()) if v and v.lower() not in mention.text.lower()]
+    extra = [
+        v
+        for k, v in sorted(mention.attributes.items())
+        if k != "source" and v and v.lower() not in mention.text.lower()
+    ]
     return " ".join([mention.text, *extra]) if extra else mention.text
 
 
@@ -192,10 +237,23 @@ class CandidateGenerator:
         present_flags = [m.assertion.is_present for m in mentions]
         # lexicon concepts
         for i, m in enumerate(mentions):
-            for code in m.concepts:
+            by_system: dict[str, list[str]] = defaultdict(list)
+            for code in dict.fromkeys(m.concepts):
                 system = self.system_of_concept(code)
                 if system is not None:
-                    add(system, code, Hit(i, "lexicon", 1.0), present_flags[i])
+                    by_system[system].append(code)
+            for system, codes in by_system.items():
+                index = self.lexical.get(system)
+                match = index.score_codes(mention_query(m), codes) if index is not None else {}
+                ranked = sorted(codes, key=lambda c: -(match[c].score if c in match else 0.0))
+                for rank, code in enumerate(ranked):
+                    h = match.get(code)
+                    hit = (
+                        Hit(i, "lexicon", h.score, h.query_coverage, h.term_coverage, rank)
+                        if h is not None
+                        else Hit(i, "lexicon", 0.0, 0.0, 0.0, rank)
+                    )
+                    add(system, code, hit, present_flags[i])
         # lexical retrieval, per system
         for system, index in self.lexical.items():
             ids = [i for i, m in enumerate(mentions) if system in systems_for(m)]
@@ -210,11 +268,15 @@ class CandidateGenerator:
                     elif rank < cfg.block_lexical_k and h.score >= cfg.block_lexical_min:
                         add(system, h.code, hit, False)
             if system == CM:
-                self._history_and_pairs(view, index, ids, add)
+                self._history_and_pairs(view, index, [i for i in ids if not view.is_clause(i)], add)
         # dense retrieval
         if view.mention_vectors is not None:
             for system, dindex in self.dense.items():
-                ids = [i for i, m in enumerate(mentions) if system in systems_for(m)]
+                ids = [
+                    i
+                    for i, m in enumerate(mentions)
+                    if i < len(view.mention_vectors) and not view.is_clause(i) and system in systems_for(m)
+                ]
                 if not ids:
                     continue
                 results = dindex.search(view.mention_vectors[ids], k=cfg.dense_k)

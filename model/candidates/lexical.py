@@ -60,10 +60,46 @@ class LexicalIndex:
         self._term_mass = np.asarray(weighted.sum(axis=1)).ravel().astype(np.float32)
         self._term_mass[self._term_mass == 0] = 1.0
         self._weighted_t = weighted.T.tocsr()
+        self._rows_of: dict[str, list[int]] | None = None
         log.debug("lexical index: %d names, %d words", n_terms, n_words)
 
     def __len__(self) -> int:
         return len(self.codes)
+
+    def rows_of(self, code: str) -> list[int]:
+        if self._rows_of is None:
+            rows: dict[str, list[int]] = {}
+            for i, c in enumerate(self.codes):
+                rows.setdefault(c, []).append(i)
+            self._rows_of = rows
+        return self._rows_of.get(code, [])
+
+    def score_codes(self, query: str, codes: Sequence[str]) -> dict[str, LexicalHit]:
+        """How well `query` matches each of `codes` (best name per code); codes without names are left out."""
+        wanted = {c: self.rows_of(c) for c in dict.fromkeys(codes)}
+        rows = sorted({r for rs in wanted.values() for r in rs})
+        if not rows:
+            return {}
+        q_tfidf, q_binary, q_mass = self._query_matrix([query])
+        cosine = np.asarray((q_tfidf @ self._tfidf_t[:, rows]).todense()).ravel()
+        shared_q = np.asarray((q_binary.multiply(self.idf[None, :]).tocsr() @ self._binary_t[:, rows]).todense()).ravel()
+        shared_t = np.asarray((q_binary @ self._weighted_t[:, rows]).todense()).ravel()
+        pos = {r: k for k, r in enumerate(rows)}
+        out: dict[str, LexicalHit] = {}
+        for code, code_rows in wanted.items():
+            if not code_rows:
+                continue
+            k = max((pos[r] for r in code_rows), key=lambda j: (cosine[j], -j))
+            r = rows[k]
+            out[code] = LexicalHit(
+                code=code,
+                score=float(cosine[k]),
+                query_coverage=float(min(1.0, shared_q[k] / max(q_mass[0], 1e-9))),
+                term_coverage=float(min(1.0, shared_t[k] / self._term_mass[r])),
+                term=self.texts[r],
+                kind=self.kinds[r],
+            )
+        return out
 
     def _query_matrix(
         self, queries: Sequence[str]

@@ -11,11 +11,50 @@ import re
 import unicodedata
 from functools import lru_cache
 
-_WORD_RE = re.compile(r"[a-z0-9]+")
+_WORD_RE = re.compile(r"[a-z0-9]+(?:-[a-z]+)*")
 
 STOPWORDS = frozenset(
-    """a an and are as at be by for from in into is it its of on or than the to was were which who whom
-    this that these those has have had due not specified unspecified nos nec""".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "than",
+        "the",
+        "to",
+        "was",
+        "were",
+        "which",
+        "who",
+        "whom",
+        "this",
+        "that",
+        "these",
+        "those",
+        "has",
+        "have",
+        "had",
+        "due",
+        "not",
+        "specified",
+        "unspecified",
+        "nos",
+        "nec",
+    ]
 )
 
 # Synonyms and abbreviations mapped to the words the classification uses (applied before stemming).
@@ -114,9 +153,20 @@ def stem(word: str) -> str:
 def tokens(text: str) -> list[str]:
     """Normalised content tokens of a text (stopwords removed, synonyms mapped, stemmed)."""
     out = []
-    for raw in _WORD_RE.findall(strip_accents(text.lower())):
-        for word in ABBREVIATIONS.get(raw, raw).split():
-            if word in STOPWORDS:
-                continue
-            out.append(stem(WORD_SYNONYMS.get(word, word)))
+    for found in _WORD_RE.findall(strip_accents(text.lower())):
+        parts = found.split("-")
+        if len(parts) > 1:
+            joined = "".join(parts)
+            out.append(stem(WORD_SYNONYMS.get(joined, joined)))
+        for raw in parts:
+            out.extend(_word_tokens(raw))
+    return out
+
+
+def _word_tokens(raw: str) -> list[str]:
+    out = []
+    for word in ABBREVIATIONS.get(raw, raw).split():
+        if word in STOPWORDS:
+            continue
+        out.append(stem(WORD_SYNONYMS.get(word, word)))
     return out

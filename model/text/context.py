@@ -212,6 +212,7 @@ class ConTextComponent:
         found: list[dict[str, int]] = [{} for _ in mentions]
         if not mentions:
             return found
+        words = [*words, EOS]  # lets '<END>' literals ("fever: no") match at the sentence end
         triggers = self.triggers(words)
         by_start: dict[int, list[_Trigger]] = {}
         by_end: dict[int, list[_Trigger]] = {}
@@ -275,7 +276,6 @@ class ConTextComponent:
                     continue
                 positions[i] = len(words)
                 words.append(fold(token.text))
-            words.append(EOS)
             mentions: list[tuple[int, int, str]] = []
             for span in members:
                 inside = [positions[i] for i in range(span.start, span.end) if i in positions]

@@ -25,9 +25,12 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MENTION_TYPES = ("condition", "sign_symptom", "procedure", "injury")
 MAX_KEY_TOKENS = 10
-DEFAULT_MAX_CODES = 25
+DEFAULT_MAX_CODES = 12
 TRUSTED_SOURCES = frozenset({"explicit", "core", "abbreviation"})
 """Sources whose one-word terms are kept even when short ("HIV", "gout")."""
+NEW_KEYS_ONLY = frozenset({"icd10cm_part"})
+"""Sources that only add keys: "type 2 diabetes mellitus" taken from "Type 2 diabetes mellitus with
+diabetic nephropathy" must not add E11.21 to the key the title of E11.9 made."""
 
 
 @dataclass(frozen=True)
@@ -86,14 +89,31 @@ class Lexicon:
     ) -> Lexicon:
         """Compile terms (highest priority first: the first term of a key sets its type)."""
         spec_list = list(specs)
+        keyed = list(zip(spec_list, keyer.keys(s.text for s in spec_list), strict=True))
+        return cls.build_keyed(keyed, keyer, stop_keys=stop_keys, max_codes=max_codes, meta=meta)
+
+    @classmethod
+    def build_keyed(
+        cls,
+        keyed: Iterable[tuple[TermSpec, str]],
+        keyer: TermKeyer,
+        *,
+        stop_keys: frozenset[str] = frozenset(),
+        max_codes: int = DEFAULT_MAX_CODES,
+        meta: dict[str, Any] | None = None,
+    ) -> Lexicon:
+        """Compile terms already turned into keys (see `TermKeyer.keys`), highest priority first."""
         merged: dict[str, tuple[str, list[str], str]] = {}
-        keyed = zip(spec_list, keyer.keys(s.text for s in spec_list), strict=True)
         for spec, key in _with_variants(keyed):
-            if not key or key in stop_keys or not keyer.acceptable(key, spec.source):
+            if not key or not keyer.acceptable(key, spec.source):
+                continue
+            if key in stop_keys and spec.source not in TRUSTED_SOURCES:
                 continue
             current = merged.get(key)
             if current is None:
                 merged[key] = (spec.type, list(dict.fromkeys(spec.codes)), spec.source)
+                continue
+            if spec.source in NEW_KEYS_ONLY and current[2] != spec.source:
                 continue
             codes = current[1]
             if len(codes) < max_codes:
@@ -151,10 +171,18 @@ def _prefixes(entries: Iterable[str]) -> set[str]:
 class TermKeyer:
     """Turns term texts into lexicon keys with the pipeline's own tokenizer and normalisation."""
 
-    def __init__(self, tokenizer: Tokenizer, normalization: Normalization, stopwords: frozenset[str]) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        normalization: Normalization,
+        stopwords: frozenset[str],
+        generic_words: frozenset[str] = frozenset(),
+    ) -> None:
         self.tokenizer = tokenizer
         self.normalization = normalization
         self.stopwords = stopwords
+        self.generic_words = generic_words
+        """Words that do not make a mention on their own (anatomical sites, laterality, severity...)."""
 
     def key(self, text: str) -> str:
         return next(self.keys([text]))
@@ -177,6 +205,8 @@ class TermKeyer:
         content = [w for w in words if w not in self.stopwords and any(ch.isalpha() for ch in w)]
         if not content:
             return False
+        if source not in TRUSTED_SOURCES and all(w in self.generic_words for w in content):
+            return False  # "right eye", "the skin": a site, not a mention
         if len(words) == 1 and source not in TRUSTED_SOURCES and sum(ch.isalpha() for ch in key) < 4:
             return False
         return True

@@ -77,7 +77,7 @@ class Normalization:
             return word[:-3] + "y"
         if word.endswith(("sses", "shes", "xes")) or (word.endswith("ches") and not word.endswith("aches")):
             return word[:-2]
-        if word.endswith(("ss", "us", "is", "as")):
+        if word.endswith(("ss", "us", "is")):
             return word
         if word.endswith("s"):
             return word[:-1]

@@ -62,11 +62,19 @@ def read_word_list(name: str) -> list[str]:
 def make_keyer(nlp: Language) -> TermKeyer:
     normalization = nlp.get_pipe("normalizer").normalization
     stopwords = frozenset(normalization.word(w) for w in read_word_list("stopwords.txt"))
-    return TermKeyer(nlp.tokenizer, normalization, stopwords)
+    generic: set[str] = set()
+    for site in read_word_list("anatomy.txt"):
+        generic.update(normalization.word(w) for w in site.split())
+    for spec in load_json_resource("modifiers.json")["attributes"].values():
+        for phrase in spec["terms"]:
+            generic.update(normalization.word(w) for w in phrase.replace("-", " ").split())
+    return TermKeyer(nlp.tokenizer, normalization, stopwords, frozenset(generic))
 
 
 def stop_keys(keyer: TermKeyer) -> frozenset[str]:
-    return frozenset(k for k in keyer.keys(read_word_list("lexicon_stopterms.txt")) if k)
+    """Keys never matched: generic words of code titles, and bare anatomical sites (an attribute)."""
+    words = read_word_list("lexicon_stopterms.txt") + read_word_list("anatomy.txt")
+    return frozenset(k for k in keyer.keys(words) if k)
 
 
 def _as_spec(term: TermLike) -> TermSpec:

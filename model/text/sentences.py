@@ -86,7 +86,8 @@ class ClinicalSentencizer:
         if len(text) != 2 or text[1] != "." or not text[0].isalpha() or token.i == 0:
             return False
         before = doc[token.i - 1]
-        return before.text[:1].islower() and not before.text.endswith(".")
+        first = before.text[:1]
+        return (first.islower() or first.isdigit()) and not before.text.endswith(".")
 
     @staticmethod
     def _is_list_marker(doc: Doc, period: Token) -> bool:

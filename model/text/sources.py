@@ -33,7 +33,7 @@ from model.text.rules import resource_path, resources_fingerprint
 
 logger = logging.getLogger(__name__)
 
-SOURCES_VERSION = 4
+SOURCES_VERSION = 6
 """Bump when term generation changes: cached lexicons are then rebuilt."""
 RESOURCE_FILES = (
     "core_terms.tsv",
@@ -97,7 +97,7 @@ def clean_title(title: str) -> list[str]:
     out: list[str] = []
     variants = [text]
     if _BRACKETS.search(text):
-        variants = [_BRACKETS.sub("", text), *(m.group(1) for m in _BRACKETS.finditer(text))]
+        variants = [_BRACKETS.sub("", text), *_abbreviated(text)]
     for variant in variants:
         if _PARENS.search(variant):
             out.append(_PARENS.sub("", variant))
@@ -116,6 +116,21 @@ def clean_title(title: str) -> list[str]:
     return cleaned
 
 
+def _abbreviated(text: str) -> list[str]:
+    """ "Human immunodeficiency virus [HIV] disease" -> "HIV disease": a bracketed abbreviation replaces as
+    many preceding words as it has letters (else it is left out: "Abnormal electroencephalogram [EEG]")."""
+    match = _BRACKETS.search(text)
+    if match is None:
+        return []
+    abbreviation = match.group(1).strip()
+    before = text[: match.start()].split()
+    letters = sum(ch.isalpha() for ch in abbreviation)
+    if not abbreviation.isalnum() or not 2 <= letters <= len(before):
+        return []
+    after = _BRACKETS.sub("", text[match.end() :])
+    return [" ".join([*before[: len(before) - letters], abbreviation, after]).strip()]
+
+
 def split_parts(phrase: str) -> list[str]:
     """Looser phrases of a title: "X with Y" -> "X", "Y"; "X of Y" -> "Y X"; "X, Y" -> "Y X"."""
     parts: list[str] = []
@@ -124,9 +139,10 @@ def split_parts(phrase: str) -> list[str]:
         index = lowered.find(connector)
         if index > 0:
             head, tail = phrase[:index], phrase[index + len(connector) :]
-            if connector != " without ":
-                if len(tail.split()) >= 2:
-                    parts.append(tail)
+            if tail.lower().startswith("situ"):
+                break
+            if connector in (" with ", " due to ") and len(tail.split()) >= 2:
+                parts.append(tail)
             parts.append(head)
             break
     if ", " in phrase and " with " not in lowered:
@@ -137,7 +153,7 @@ def split_parts(phrase: str) -> list[str]:
     match = re.fullmatch(r"(\w[\w\- ]*?) of (?:the )?(\w[\w\- ]*)", phrase, flags=re.IGNORECASE)
     if match and len(match.group(2).split()) <= 3:
         parts.append(f"{match.group(2)} {match.group(1)}")
-    return [p for p in dict.fromkeys(" ".join(p.split()) for p in parts) if p and p != phrase]
+    return [p for p in dict.fromkeys(" ".join(p.split()) for p in parts) if len(p.split()) >= 2 and p != phrase]
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -191,37 +207,46 @@ def _head_forms(main: str) -> list[str]:
     return [p.strip() for p in main.split(",") if p.strip()]
 
 
-def _clean_sub(sub: str) -> str:
-    first = sub.split(",")[0] if not sub.lower().startswith(_CONNECTORS) else sub
-    return " ".join(_DROP_WORDS.sub(" ", first).split())
+def _is_connector(text: str) -> bool:
+    return f"{text.lower()} ".startswith(_CONNECTORS)
+
+
+def _clean_sub(sub: str) -> list[str]:
+    """Spellings of one index subterm: "rectum, rectal" -> ["rectum", "rectal"]; "with X, Y" kept whole."""
+    text = _BRACKETS.sub("", _PARENS.sub("", sub))
+    forms = [text] if _is_connector(text) else text.split(",")
+    cleaned = [" ".join(_DROP_WORDS.sub(" ", f).split()) for f in forms]
+    return [c for c in dict.fromkeys(cleaned) if c]
 
 
 def index_phrases(path: Sequence[str], nonessential: str = "") -> list[str]:
-    """Natural phrases of an index line: ("Pneumonia", "aspiration") -> "aspiration pneumonia", ..."""
-    heads = _head_forms(path[0])
+    """Natural phrases of an index line: ("Bleeding", "rectum, rectal") -> "rectal bleeding", ..."""
+    heads = _head_forms(_BRACKETS.sub("", path[0]))
     if not heads:
         return []
     head = heads[0]
-    subs = [s for s in (_clean_sub(p) for p in path[1:]) if s]
+    subs = [forms for forms in (_clean_sub(p) for p in path[1:]) if forms]
     if not subs:
         phrases = [head]
         for modifier in re.findall(r"\(([^()]*)\)", nonessential):
             modifier = " ".join(modifier.split())
             if not modifier or modifier.startswith("-") or "," in modifier:
                 continue
-            if modifier.lower().startswith(_CONNECTORS):
+            if _is_connector(modifier):
                 phrases.append(f"{head} {modifier}")
             else:
                 phrases.append(f"{modifier} {head}")
         return phrases
-    first, rest = subs[0], " ".join(subs[1:])
-    if first.lower().startswith(_CONNECTORS):
-        phrases = [f"{head} {first} {rest}"]
-    else:
-        phrases = [f"{first} {head} {rest}", f"{head} of {first} {rest}"]
-        if len(heads) > 1 and not rest:
-            phrases.append(f"{heads[1]} {first}")
-    return [" ".join(p.split()) for p in phrases]
+    rest = " ".join(forms[0] for forms in subs[1:])
+    phrases = []
+    for first in subs[0]:
+        if _is_connector(first):
+            phrases.append(f"{head} {first} {rest}")
+        else:
+            phrases.extend([f"{first} {head} {rest}", f"{head} {first} {rest}", f"{head} of {first} {rest}"])
+            if len(heads) > 1 and not rest:
+                phrases.append(f"{heads[1]} {first}")
+    return list(dict.fromkeys(" ".join(p.split()) for p in phrases))
 
 
 def index_terms(data_dir: Path, main_terms: bool) -> Iterator[TermSpec]:
@@ -335,21 +360,29 @@ def select_mined(
     share a stem with the title or terms of its code (the association is then not a coincidence)."""
     specs: list[TermSpec] = []
     for key, codes in mined:
-        if key in blocked:
+        words = key.split()
+        if key in blocked or words[0] in _VERBS or words[-1] in _VERBS:
             continue
-        if key in existing:
-            specs.append(TermSpec(key, mention_type_of(codes[0]), codes, "codiesp"))
+        if key not in existing and len(words) < 2:
             continue
-        words = stems(key.split(), stopwords)
-        related = tuple(c for c in codes if words & code_stems.get(c, set()))
+        word_stems = stems(words, stopwords)
+        related = tuple(c for c in codes if word_stems & code_stems.get(c, set()))
         if related:
             specs.append(TermSpec(key, mention_type_of(related[0]), related, "codiesp"))
     return specs
 
 
-def codiesp_terms(keyer: TermKeyer, data_dir: Path, earlier: Sequence[TermSpec]) -> list[TermSpec]:
-    """Mine the CodiEsp train split (English text, D and P gold codes); `earlier` are the terms of the
-    other sources (their keys and code titles filter the mined phrases)."""
+_VERBS = frozenset(
+    "show showed shows shown reveal revealed reveals performed perform was were is are evidenced evidence "
+    "demonstrated demonstrate confirmed observed detected found done made carried".split()
+)
+
+
+def codiesp_terms(
+    keyer: TermKeyer, data_dir: Path, earlier: Sequence[tuple[TermSpec, str]]
+) -> list[TermSpec]:
+    """Mine the CodiEsp train split (English text, D and P gold codes); `earlier` are the (term, key)
+    pairs of the other sources (their keys and code titles filter the mined phrases)."""
     from data.codiesp import read_split
     from model.text.pipeline import build_pipeline, read_word_list
 
@@ -366,15 +399,14 @@ def codiesp_terms(keyer: TermKeyer, data_dir: Path, earlier: Sequence[TermSpec])
     mined = mine_codiesp(documents, keyer.stopwords)
     code_stems: dict[str, set[str]] = {}
     mined_codes = {c for _key, codes in mined for c in codes}
-    earlier_keys = list(keyer.keys(s.text for s in earlier))
-    for spec, key in zip(earlier, earlier_keys, strict=True):
+    for spec, key in earlier:
         for code in spec.codes:
             if code in mined_codes:
                 code_stems.setdefault(code, set()).update(stems(key.split(), keyer.stopwords))
     for code, title in _pcs_titles(data_dir, mined_codes).items():
         code_stems.setdefault(code, set()).update(stems(next(keyer.keys([title])).split(), keyer.stopwords))
     blocked = set(keyer.keys(read_word_list("anatomy.txt")))
-    return select_mined(mined, set(earlier_keys), code_stems, blocked, keyer.stopwords)
+    return select_mined(mined, {key for _spec, key in earlier}, code_stems, blocked, keyer.stopwords)
 
 
 def _pcs_titles(data_dir: Path, codes: set[str]) -> dict[str, str]:
@@ -456,10 +488,13 @@ def build_default_lexicon(keyer: TermKeyer, data_dir: Path | None) -> Lexicon:
 
     started = time.perf_counter()
     specs = list(default_term_specs(keyer, data_dir))
+    keyed = list(zip(specs, keyer.keys(s.text for s in specs), strict=True))
     if data_dir is not None:
-        specs.extend(_optional("CodiEsp", lambda: codiesp_terms(keyer, data_dir, specs)))
-    lexicon = Lexicon.build(
-        specs,
+        mined = _optional("CodiEsp", lambda: codiesp_terms(keyer, data_dir, keyed))
+        keyed.extend(zip(mined, keyer.keys(s.text for s in mined), strict=True))
+        specs.extend(mined)
+    lexicon = Lexicon.build_keyed(
+        keyed,
         keyer,
         stop_keys=stop_keys(keyer),
         meta={"sources_version": SOURCES_VERSION, "data_dir": str(data_dir) if data_dir else None},

@@ -17,12 +17,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from data.types import Encounter, Evidence, Result, Task
-
 from model.calibration import Calibrator
 from model.candidates.dense import DenseCodeIndex, Encoder, build_code_index, get_encoder
 from model.candidates.generate import (
@@ -41,8 +40,9 @@ from model.mentions import Extractor, default_extractor
 from model.pack import PackManifest, load_arrays, load_object, save_pack
 from model.result import Scored, build_result
 from model.thresholds import TaskThresholds
-from model.trained.classifier import ClassifierConfig, DocScores, DocumentClassifier
+from model.trained.classifier import DocScores, DocumentClassifier
 from model.trained.features import FEATURES, DocContext, candidate_features, doc_context
+from model.trained.memory import MemoryHit, SentenceMemory
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,9 @@ class DefaultConfig:
     classifier: dict[str, Any] = field(default_factory=dict)
     generator: dict[str, Any] = field(default_factory=dict)
     classifier_top_n: int = 30
+    memory_top_n: int = 30
+    memory_k: int = 8
+    memory_min_score: float = 0.55
     max_candidates_per_task: int = 300
     folds: int = 5
     ranker_max_iter: int = 300
@@ -105,8 +108,7 @@ class TaskModel:
     thresholds: TaskThresholds
     train_count: dict[str, int]
     n_train_docs: int
-    titles: dict[str, str] = field(default_factory=dict)
-    """Titles of training codes the catalog does not know (CodiEsp codes outside this code set)."""
+    memory: SentenceMemory | None = None
 
 
 class CodeResources:
@@ -238,16 +240,21 @@ class DefaultCoder:
             return self._extractor
 
     def suggest(self, encounter: Encounter) -> Result:
-        prepared = self.resources.prepare(encounter, self.extractor)
+        return self.suggest_prepared(self.resources.prepare(encounter, self.extractor))
+
+    def suggest_prepared(self, prepared: Prepared) -> Result:
+        """Rank, calibrate and cut an encounter already read by `resources.prepare`."""
+        encounter = prepared.view.encounter
         scored: list[Scored] = []
         for task, model in self.tasks.items():
             scores = model.classifier.scores([prepared.text], _vec(prepared.document_vector))[0]
-            keys, x = task_rows(self.resources, prepared, task, model, scores, self.config)
+            memory = model.memory.query(prepared.view.sentence_vectors) if model.memory is not None else {}
+            keys, x = task_rows(self.resources, prepared, task, model, scores, memory, self.config)
             if not keys:
                 continue
             raw = model.ranker.predict_proba(x)[:, 1]
             conf = model.calibrator(raw)
-            scored.extend(self._scored(prepared, task, model, keys, conf))
+            scored.extend(self._scored(prepared, task, keys, conf, memory))
         return build_result(
             encounter,
             scored,
@@ -255,11 +262,16 @@ class DefaultCoder:
             model_version=self.version,
             code_set_version=self.code_set_version,
             calibrated=True,
-            mentions=prepared.view.mentions,
+            mentions=prepared.view.pipeline_mentions,
         )
 
     def _scored(
-        self, prepared: Prepared, task: str, model: TaskModel, keys: list[str], conf: np.ndarray
+        self,
+        prepared: Prepared,
+        task: str,
+        keys: list[str],
+        conf: np.ndarray,
+        memory: dict[str, MemoryHit],
     ) -> list[Scored]:
         system = SYSTEM_OF[task]
         catalog = self.resources.catalog
@@ -272,14 +284,23 @@ class DefaultCoder:
                 best = cand.best()
                 assert best is not None
                 rationale = f"{best.source} match on '{view.mentions[best.mention].text}'"
+            elif code in memory:
+                evidence = [sentence_evidence(view, memory[code].sentence)]
+                rationale = f"sentence like coded training sentences (similarity {memory[code].score:.2f})"
             else:
                 evidence = self._sentence_evidence(view, system, code)
                 rationale = "document classifier; evidence is the best-matching sentence"
-            if not evidence:
+            if not evidence or (_only_absent(view, evidence[0]) and not (cand is not None and cand.present)):
                 continue
-            title = catalog.title(system, code) or model.titles.get(code, "")
             out.append(
-                Scored(system, code, float(c), evidence, description=title, rationale=rationale)
+                Scored(
+                    system,
+                    code,
+                    float(c),
+                    evidence,
+                    description=catalog.title(system, code),
+                    rationale=rationale,
+                )
             )
         return out
 
@@ -312,8 +333,11 @@ class DefaultCoder:
                 "classifier": meta,
                 "train_count": model.train_count,
                 "n_train_docs": model.n_train_docs,
-                "titles": model.titles,
             }
+            if model.memory is not None:
+                vectors, memory_meta = model.memory.state()
+                arrays[f"{task}.memory_vectors"] = vectors
+                task_meta[task]["memory"] = memory_meta
         config = self.config.to_json()
         config["features"] = list(FEATURES)
         config["tasks"] = task_meta
@@ -353,8 +377,12 @@ def load_pack(path: Path, manifest: PackManifest) -> DefaultCoder:
     tasks: dict[str, TaskModel] = {}
     for task, meta in manifest.config.get("tasks", {}).items():
         prefix = f"{task}."
+        own = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        memory = None
+        if "memory" in meta:
+            memory = SentenceMemory.from_state(own.pop("memory_vectors"), meta["memory"])
         clf = DocumentClassifier.from_state(
-            {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
+            own,
             {
                 "vectorizer": load_object(path, f"{task}.vectorizer"),
                 "train_tfidf": load_object(path, f"{task}.train_tfidf"),
@@ -368,7 +396,7 @@ def load_pack(path: Path, manifest: PackManifest) -> DefaultCoder:
             thresholds=TaskThresholds.from_json(manifest.thresholds[task]),
             train_count={str(k): int(v) for k, v in meta["train_count"].items()},
             n_train_docs=int(meta["n_train_docs"]),
-            titles=dict(meta.get("titles", {})),
+            memory=memory,
         )
     return DefaultCoder(
         resources,
@@ -383,53 +411,84 @@ def load_pack(path: Path, manifest: PackManifest) -> DefaultCoder:
 # ---------------------------------------------------------------------------------------------- rows
 
 
+class Priors(Protocol):
+    train_count: dict[str, int]
+    n_train_docs: int
+
+
 def task_candidates(
-    resources: CodeResources, prepared: Prepared, task: str, scores: DocScores, config: DefaultConfig
+    resources: CodeResources,
+    prepared: Prepared,
+    task: str,
+    scores: DocScores,
+    memory: dict[str, MemoryHit],
+    config: DefaultConfig,
 ) -> list[Candidate]:
-    """Mention candidates of the task's system plus the classifiers' top codes (no blocked code)."""
+    """Mention candidates of the task's system, the classifiers' and the sentence memory's top codes —
+    never a code whose only evidence is a negated, family or hypothetical mention."""
     system = SYSTEM_OF[task]
     found = {code: cand for (s, code), cand in prepared.candidates.items() if s == system}
-    for code in scores.codes(config.classifier_top_n):
+    remembered = sorted(memory.items(), key=lambda kv: (-kv[1].score, kv[0]))[: config.memory_top_n]
+    extra = [*scores.codes(config.classifier_top_n), *(code for code, _ in remembered)]
+    for code in extra:
         if code not in found and (system, code) not in prepared.blocked:
             found[code] = Candidate(system, code, sources={"classifier"})
     cands = list(found.values())
     if len(cands) > config.max_candidates_per_task:
-        cands.sort(key=lambda c: -_prefilter(c, scores))
+        cands.sort(key=lambda c: -_prefilter(c, scores, memory))
         cands = cands[: config.max_candidates_per_task]
     return cands
 
 
-def _prefilter(cand: Candidate, scores: DocScores) -> float:
+def _prefilter(cand: Candidate, scores: DocScores, memory: dict[str, MemoryHit]) -> float:
     best = max((h.score for h in cand.present), default=0.0)
-    return best + scores.lr.get(cand.code, 0.0) + scores.knn_tfidf.get(cand.code, 0.0) + 0.5 * len(cand.present) / 10
+    hit = memory.get(cand.code)
+    return (
+        best
+        + scores.lr.get(cand.code, 0.0)
+        + scores.knn_tfidf.get(cand.code, 0.0)
+        + (hit.score if hit else 0.0)
+        + 0.05 * len(cand.present)
+    )
 
 
 def task_rows(
     resources: CodeResources,
     prepared: Prepared,
     task: str,
-    model: TaskModel | Any,
+    priors: Priors,
     scores: DocScores,
+    memory: dict[str, MemoryHit],
     config: DefaultConfig,
 ) -> tuple[list[str], np.ndarray]:
     """(codes, feature matrix) of one encounter's candidates for one task."""
     system = SYSTEM_OF[task]
-    ctx: DocContext = doc_context(scores, prepared.document_vector)
-    cands = task_candidates(resources, prepared, task, scores, config)
+    ctx: DocContext = doc_context(scores, prepared.document_vector, memory)
+    cands = task_candidates(resources, prepared, task, scores, memory, config)
     rows = [
         candidate_features(
             prepared.view,
             cand,
             resources.catalog.info(system, cand.code),
             ctx,
-            model.train_count,
-            model.n_train_docs,
+            priors.train_count,
+            priors.n_train_docs,
             resources.code_vector(system, cand.code),
         )
         for cand in cands
     ]
     x = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
     return [c.code for c in cands], x
+
+
+def _only_absent(view: EncounterView, evidence: Evidence) -> bool:
+    """True when the evidence span holds mentions and all of them are negated, family or hypothetical."""
+    inside = [
+        m
+        for m in view.mentions
+        if m.document_id == evidence.document_id and evidence.start <= m.start and m.end <= evidence.end
+    ]
+    return bool(inside) and not any(m.assertion.is_present for m in inside)
 
 
 def _vec(v: np.ndarray | None) -> np.ndarray | None:

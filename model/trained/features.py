@@ -17,6 +17,7 @@ import numpy as np
 from model.candidates.generate import MENTION_TYPES, SECTIONS, Candidate, EncounterView
 from model.catalog import CodeInfo
 from model.trained.classifier import DocScores
+from model.trained.memory import MemoryHit
 
 FEATURES: tuple[str, ...] = (
     "lex_max",
@@ -31,6 +32,7 @@ FEATURES: tuple[str, ...] = (
     "dense_rank",
     "dense_n",
     "n_support",
+    "clause_only",
     "n_absent",
     "historical_frac",
     "possible_frac",
@@ -41,6 +43,9 @@ FEATURES: tuple[str, ...] = (
     "lr_rank",
     "knn_tfidf",
     "knn_dense",
+    "memory_max",
+    "memory_sentences",
+    "memory_total",
     "sentence_sim",
     "document_sim",
     "train_count",
@@ -66,11 +71,14 @@ class DocContext:
     scores: DocScores
     lr_rank: dict[str, int]
     document_vector: np.ndarray | None
+    memory: Mapping[str, MemoryHit]
 
 
-def doc_context(scores: DocScores, document_vector: np.ndarray | None) -> DocContext:
+def doc_context(
+    scores: DocScores, document_vector: np.ndarray | None, memory: Mapping[str, MemoryHit] | None = None
+) -> DocContext:
     ranked = sorted(scores.lr.items(), key=lambda kv: (-kv[1], kv[0]))
-    return DocContext(scores, {c: i for i, (c, _) in enumerate(ranked)}, document_vector)
+    return DocContext(scores, {c: i for i, (c, _) in enumerate(ranked)}, document_vector, memory or {})
 
 
 def chapter_id(info: CodeInfo | None, code: str) -> int:
@@ -113,7 +121,9 @@ def candidate_features(
         section = _SECTION_ID.get(m.section, len(SECTIONS))
         mtype = _TYPE_ID.get(m.type, len(MENTION_TYPES))
         lengths = view.doc_lengths
-        first = min(view.mentions[i].start / max(lengths.get(view.mentions[i].document_id, 1), 1) for i in mentions)
+        first = min(
+            view.mentions[i].start / max(lengths.get(view.mentions[i].document_id, 1), 1) for i in mentions
+        )
     sentence_sim = document_sim = -1.0
     if code_vector is not None:
         if view.sentence_vectors is not None and len(view.sentence_vectors):
@@ -122,6 +132,7 @@ def candidate_features(
             document_sim = float(ctx.document_vector @ code_vector)
     code = cand.code
     count = train_count.get(code, 0)
+    mem = ctx.memory.get(code)
     return [
         lex,
         lex_q,
@@ -135,6 +146,7 @@ def candidate_features(
         float(dense_rank),
         float(len({h.mention for h in cand.present if h.source == "dense"})),
         float(len(mentions)),
+        float(bool(mentions) and all(view.is_clause(i) for i in mentions)),
         float(len({h.mention for h in cand.absent})),
         hist / len(support) if support else 0.0,
         poss / len(support) if support else 0.0,
@@ -145,6 +157,9 @@ def candidate_features(
         float(ctx.lr_rank.get(code, 999)),
         ctx.scores.knn_tfidf.get(code, 0.0),
         ctx.scores.knn_dense.get(code, 0.0),
+        mem.score if mem else 0.0,
+        float(mem.sentences) if mem else 0.0,
+        mem.total if mem else 0.0,
         sentence_sim,
         document_sim,
         math.log1p(count),

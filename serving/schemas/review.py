@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from data.types import Document, Evidence, Patient, Result
+from data.types import Document, Evidence, Patient, Result, System
 from serving.schemas.encounters import FinalCodePublic
 
 Action = Literal["accept", "reject", "replace", "add"]
@@ -53,9 +53,10 @@ class EvidenceCreate(BaseModel):
 class DecisionCreate(BaseModel):
     action: Action
     code: str = Field(min_length=1, max_length=20)
-    system: str | None = None
+    system: System | None = None
+    """Optional: a code is matched in the item (or looked up for `add`) in every system when absent."""
     replacement: str | None = Field(None, max_length=20)
-    replacement_system: str | None = None
+    replacement_system: System | None = None
     reason: str | None = Field(None, max_length=2000)
     evidence: list[EvidenceCreate] = Field(default_factory=list, max_length=50)
     decision_id: str | None = Field(None, min_length=1, max_length=120)

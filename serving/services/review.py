@@ -41,7 +41,7 @@ from serving.schemas.review import (
     ReviewItemPublic,
 )
 from serving.services import audit
-from serving.services.codes import lookup_code
+from serving.services.codes import lookup_code, normalize_key
 from serving.services.encounters import final_codes_of
 from serving.services.review_state import CodeState, DecisionConflict, ItemState, StoredDecision
 
@@ -84,7 +84,9 @@ def list_queue(
         .where(ReviewItemRow.status == "open")
     )
     if reason:
-        query = query.where(ReviewItemRow.reason_kinds.contains(f"|{reason.split(':', 1)[0]}|"))
+        query = query.where(
+            ReviewItemRow.reason_kinds.contains(f"|{reason.split(':', 1)[0]}|", autoescape=True)
+        )
     if unclaimed_only:
         query = query.where(_free(now))
     if max_priority is not None:
@@ -416,10 +418,10 @@ def _prepare(
     return stored, fields
 
 
-def _same_request(row: DecisionRow, decision: DecisionCreate, item_id: int) -> bool:
-    """Whether a stored decision is the one a retried request sends again (same item, action, codes)."""
-    from serving.services.codes import normalize_key
-
+def _same_request(row: DecisionRow, decision: DecisionCreate, item_id: int, actor: str) -> bool:
+    """Whether a stored decision is the one a retried request sends again (same coder, item, action, codes)."""
+    if row.actor != actor:
+        return False
     same_code = normalize_key(row.code) == normalize_key(decision.code)
     same_replacement = normalize_key(row.replacement or "") == normalize_key(decision.replacement or "")
     return row.item_id == item_id and row.action == decision.action and same_code and same_replacement
@@ -442,7 +444,7 @@ def record_decisions(
     }
     for decision_id, decision in zip(ids, decisions, strict=True):
         row = existing.get(decision_id)
-        if row is not None and not _same_request(row, decision, item_id):
+        if row is not None and not _same_request(row, decision, item_id, principal.key_id):
             raise Conflict(
                 f"decision_id {decision_id!r} was already used for another decision",
                 code="decision_id_reused",

@@ -154,7 +154,8 @@ def test_resubmissions_racing_finalizations_stay_consistent(app: FastAPI, base_u
             state = http.get(f"/v1/encounters/{encounter_id}").json()
             assert state["revision"] == 2 and state["review_pending"] is True
             reasons = state["result"]["routing"]["reasons"]
-            if status == 200 and state["status"] == "final":  # finalized first: the resubmission waits for review
+            # finalized first: the resubmission waits for review; else the finalize was refused as stale
+            if status == 200 and state["status"] == "final":
                 assert state["final_revision"] == 1 and "resubmitted_after_final" in reasons
-            else:  # resubmitted first: the coder's finalize was refused as stale
+            else:
                 assert status == 409 and state["status"] == "in_review" and state["final_codes"] == []

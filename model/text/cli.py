@@ -1,0 +1,93 @@
+"""`medcode extract PATH|-`: the clinical mentions the text pipeline finds, as one JSON object.
+
+Input is plain note text, or an encounter in the project's JSON format (DESIGN.md); output is
+`{"mentions": [{"start", "end", "text", "type", "section", "assertion": {...}, "document_id",
+"attributes", "concepts"}]}` with offsets into the text as received.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from data.errors import InvalidInputError
+from data.types import Encounter, Mention
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "extract",
+        help="list the clinical mentions of a note (sections, assertion context, modifiers)",
+        description=(
+            "Run the clinical text pipeline on a note (plain text) or an encounter (JSON) and print "
+            '{"mentions": [...]} with character offsets into the input text.'
+        ),
+    )
+    parser.add_argument("path", metavar="PATH|-", help="a text or encounter JSON file, or - for stdin")
+    parser.add_argument("--compact", action="store_true", help="print the JSON on one line")
+    parser.add_argument(
+        "--present-only",
+        action="store_true",
+        help="leave out negated, family and hypothetical mentions",
+    )
+    parser.set_defaults(func=run_extract)
+
+
+def read_input(path: str) -> str:
+    """The text of PATH, or of stdin for '-'."""
+    if path == "-":
+        return sys.stdin.read()
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInputError(f"no such file: {path}")
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def parse_input(raw: str) -> Encounter | str:
+    """An encounter when the input is a JSON object, else the note text itself."""
+    if not raw.strip():
+        raise InvalidInputError("the input is empty: expected note text or an encounter JSON object")
+    if not raw.lstrip().startswith("{"):
+        return raw
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"input starts like JSON but is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    try:
+        return Encounter.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "encounter"
+        raise InvalidInputError(f"not a valid encounter: {where}: {first.get('msg', 'invalid')}") from None
+
+
+def mention_json(mention: Mention) -> dict[str, Any]:
+    """The DESIGN.md shape first (start, end, text, type, section, assertion), then the extra keys."""
+    data = mention.model_dump()
+    ordered = {key: data.pop(key) for key in ("start", "end", "text", "type", "section", "assertion")}
+    ordered.update(data)
+    return ordered
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from model.text import get_pipeline
+
+    parsed = parse_input(read_input(args.path))
+    pipeline = get_pipeline()
+    if isinstance(parsed, Encounter):
+        mentions = pipeline.extract_encounter(parsed)
+    else:
+        mentions = pipeline.extract(parsed)
+    if args.present_only:
+        mentions = [m for m in mentions if m.assertion.is_present]
+    payload = {"mentions": [mention_json(m) for m in mentions]}
+    print(json.dumps(payload, indent=None if args.compact else 2, ensure_ascii=False))
+    return 0

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+
+from data.errors import InvalidInputError
+from data.types import Document, Encounter
+from medcode.settings import reset_settings
+from model.text import TextPipeline
+from model.text.extensions import MENTIONS_KEY
+from model.text.pipeline import PIPE_NAMES
+
+
+def test_pipeline_is_a_chain_of_registered_steps(small_pipeline: TextPipeline) -> None:
+    assert tuple(small_pipeline.nlp.pipe_names) == PIPE_NAMES
+    assert all(name.startswith("medcode_") and name.endswith("_v1") for name in small_pipeline.nlp.pipe_factories.values())
+
+
+def test_context_marks_spans_and_never_drops_them(small_pipeline: TextPipeline) -> None:
+    doc = small_pipeline.process("No fever. Mother had asthma. Call if cough develops.")
+    spans = list(doc.spans[MENTIONS_KEY])
+    assert [s.text for s in spans] == ["fever", "asthma", "cough"]
+    assert [(s._.is_negated, s._.is_family, s._.is_hypothetical) for s in spans] == [
+        (True, False, False),
+        (False, True, False),
+        (False, False, True),
+    ]
+
+
+def test_extract_encounter_keeps_document_ids(small_pipeline: TextPipeline) -> None:
+    encounter = Encounter(
+        encounter_id="e1",
+        documents=[Document(document_id="a", text="Fever."), Document(document_id="b", text="Gout and fever.")],
+    )
+    mentions = small_pipeline.extract_encounter(encounter)
+    assert [(m.document_id, m.text) for m in mentions] == [("a", "Fever"), ("b", "Gout"), ("b", "fever")]
+
+
+def test_extract_many_matches_extract(small_pipeline: TextPipeline) -> None:
+    texts = ["No fever.", "Gout flare, r/o cellulitis.", ""]
+    assert list(small_pipeline.extract_many(texts)) == [small_pipeline.extract(t) for t in texts]
+
+
+def test_notes_over_the_size_limit_are_refused(small_pipeline: TextPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDCODE_MAX_NOTE_CHARS", "20")
+    reset_settings()
+    try:
+        with pytest.raises(InvalidInputError, match="limit is 20"):
+            small_pipeline.extract("x" * 21)
+        assert small_pipeline.extract("Fever.")[0].text == "Fever"
+    finally:
+        monkeypatch.delenv("MEDCODE_MAX_NOTE_CHARS")
+        reset_settings()
+
+
+def test_empty_and_whitespace_notes_have_no_mentions(small_pipeline: TextPipeline) -> None:
+    assert small_pipeline.extract("") == []
+    assert small_pipeline.extract(" \n\t ") == []
+
+
+def test_importing_the_package_does_not_import_spacy() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, model.text; print('spacy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
