@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "model.cli",
     "model.text.cli",
     "training.cli",
+    "training.loop_cli",
     "evaluation.cli",
     "serving.cli",
 )

@@ -102,7 +102,7 @@ def save_pack(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     if arrays:
-        np.savez(path / ARRAYS, **{k: np.asarray(v) for k, v in arrays.items()})
+        np.savez(path / ARRAYS, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
     if objects:
         import joblib
 

@@ -182,16 +182,16 @@ def _fit_task(
         clf = DocumentClassifier(clf_config).fit(
             [texts[i] for i in inside], [sorted(labels[i]) for i in inside], _take(vectors, inside)
         )
-        for i, s in zip(
-            outside, clf.scores([texts[i] for i in outside], _take(vectors, outside)), strict=True
+        for j, s in zip(
+            outside, clf.scores([texts[j] for j in outside], _take(vectors, outside)), strict=True
         ):
-            doc_scores[i] = s
+            doc_scores[int(j)] = s
         counts = Counter(c for i in inside for c in labels[i])
         counts_of_fold.append(_Counts(dict(counts), len(inside)))
         memory = build_memory(prepared, pairs, inside, config)
         if memory is not None:
-            for i in outside:
-                doc_memory[i] = memory.query(prepared[i].view.sentence_vectors)
+            for j in outside:
+                doc_memory[int(j)] = memory.query(prepared[int(j)].view.sentence_vectors)
     keys: list[list[str]] = []
     blocks: list[np.ndarray] = []
     ys: list[np.ndarray] = []

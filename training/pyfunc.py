@@ -18,8 +18,8 @@ class MedcodePyfunc(PythonModel):  # type: ignore[misc]
         self.coder = load_pack(Path(context.artifacts["pack"]))
 
     def predict(
-        self, context: Any, model_input: Any, params: dict[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
+        self, context: Any, model_input: list[Any], params: dict[str, Any] | None = None
+    ) -> list[Any]:
         from data.types import Document, Encounter
 
         if hasattr(model_input, "to_dict") and hasattr(model_input, "columns"):

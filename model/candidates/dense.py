@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,8 +32,8 @@ class Encoder:
         self._path = path
         self.max_length = max_length
         self.batch_size = batch_size
-        self._model = None
-        self._tokenizer = None
+        self._model: Any = None
+        self._tokenizer: Any = None
         self._lock = threading.Lock()
 
     def _load(self) -> None:
@@ -111,7 +112,7 @@ class DenseCodeIndex:
         self.codes = list(codes)
         self.texts = list(texts)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self._row_of = {}
+        self._row_of: dict[str, list[int]] = {}
         for i, code in enumerate(self.codes):
             self._row_of.setdefault(code, []).append(i)
 

@@ -280,8 +280,8 @@ class CandidateGenerator:
                 if not ids:
                     continue
                 results = dindex.search(view.mention_vectors[ids], k=cfg.dense_k)
-                for i, hits in zip(ids, results, strict=True):
-                    for rank, dh in enumerate(hits):
+                for i, dense_hits in zip(ids, results, strict=True):
+                    for rank, dh in enumerate(dense_hits):
                         if dh.score < cfg.dense_min:
                             break
                         hit = Hit(i, "dense", dh.score, rank=rank)

@@ -87,14 +87,18 @@ class _Support:
 
 class CombinationRule:
     """Prefer the combination code when the note documents both conditions (Guidelines I.A.15 'with',
-    I.C.4.a diabetes, I.C.9.a hypertension), dropping the separate codes it replaces."""
+    I.C.4.a diabetes, I.C.9.a hypertension), dropping the separate codes it replaces.
+
+    A role is documented by a suggested code or a present mention's lexicon concept; candidates below the
+    threshold document a role only when `candidate_floor` is set (off by default: a ranker's low-scored
+    alternatives are too noisy to build a combination code on)."""
 
     name = "combination"
 
     def __init__(
         self,
         combinations: list[Combination] | None = None,
-        candidate_floor: float = 0.3,
+        candidate_floor: float | None = None,
         discount: float = 0.9,
     ) -> None:
         self.combinations = combinations if combinations is not None else load_combinations()
@@ -113,11 +117,13 @@ class CombinationRule:
         finals = [c for c in state.diagnoses() if any_match(patterns, c.code)]
         if finals:
             return _Support(codes=finals, concepts=[], final=True)
+        floor = self.candidate_floor
         candidates = [
             c
             for c in state.candidates
-            if c.system == "ICD-10-CM"
-            and c.confidence >= self.candidate_floor
+            if floor is not None
+            and c.system == "ICD-10-CM"
+            and c.confidence >= floor
             and any_match(patterns, c.code)
             and state.context.is_supported(c, state.tabular.title(c.code))
             and not any(w.startswith(_MOVED_OUT) for w in c.warnings)

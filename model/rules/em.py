@@ -1,6 +1,7 @@
 """E/M office-visit level (CPT 99202-99215) for outpatient encounters.
 
-The level comes from the documented total time on the date of the visit when the note states it, else
+Only encounters whose note documents an office visit (total time, new/established status, a visit
+phrase, or an office/clinic/progress document type) get a level. The level comes from the documented total time on the date of the visit when the note states it, else
 from medical decision making: problems (number of diagnoses and their acuity words), data (tests and
 records reviewed or ordered, independent historian / interpretation, discussion with another
 physician) and risk (prescription drug management, decisions about hospitalisation or surgery); the MDM
@@ -64,6 +65,8 @@ class EmLevelRule:
         self.visits = [v for v in (visits if visits is not None else load_em_office_visits()) if v.time_min]
         data = cues if cues is not None else load_resource("em_levels.json")
         self.total_time = _compile(data["total_time"])
+        self.office_visit = _compile(data["office_visit"])
+        self.office_types = tuple(t.lower() for t in data["office_document_types"])
         self.status = {k: _compile(v) for k, v in data["patient_status"].items()}
         self.problem_cues = {k: _compile(data["problems"][k]) for k in ("high", "moderate")}
         self.moderate_min_problems = int(data["problems"]["moderate_min_problems"])
@@ -114,8 +117,8 @@ class EmLevelRule:
             by_time = max(reached, key=lambda v: v.time_min or 0) if reached else None
         by_mdm = next((v for v in visits if v.mdm == mdm), None)
         chosen = by_time or by_mdm
-        if chosen is None:
-            return None
+        if chosen is None or not (minutes is not None or stated or self._office_visit(documents)):
+            return None  # not documented as an office visit: no E/M level is suggested
         basis = "time" if by_time is not None else "mdm"
         status_text = f"{patient} patient" + ("" if stated else " (assumed: the note does not say)")
         article = "an" if patient == "established" else "a"
@@ -139,6 +142,11 @@ class EmLevelRule:
             detail=detail,
             evidence=tuple(findings[:6]),
         )
+
+    def _office_visit(self, documents: list[Any]) -> bool:
+        if any(t in d.type.lower() for d in documents for t in self.office_types):
+            return True
+        return bool(self._find(documents, self.office_visit))
 
     def _find(
         self, documents: list[Any], patterns: list[re.Pattern[str]]

@@ -1,8 +1,10 @@
 """Excludes1: two codes in an Excludes1 relation are never both suggested.
 
 The relation comes from the tabular's Excludes1 notes of each code, its ancestors, block and chapter,
-read as patterns (categories, "E11.2-", ranges, "E08-E13 with .42"). The better-supported code stays
-(higher confidence, then more evidence, then earlier in sequence); the other moves to the candidates.
+read as patterns (categories, "E11.2-", ranges, "E08-E13 with .42"); a note linking a concept to another
+disease ("somnolence, stupor and coma in diabetes (E08-E13)") excludes only the codes of the range whose
+titles document that concept. The better-supported code stays
+(higher confidence, then the more specific code, then more evidence, then earlier in sequence); the other moves to the candidates.
 When their confidences are within `margin`, the encounter routes with
 "rule_conflict:excludes1:KEPT|MOVED" so a coder confirms the choice.
 """
@@ -18,9 +20,7 @@ def excludes1_conflict(tabular: RuleTabular, a: str, b: str) -> bool:
     """Whether codes a and b are in an Excludes1 relation (either direction, hierarchically)."""
     if tabular.is_ancestor(a, b) or tabular.is_ancestor(b, a) or a == b:
         return False
-    return any(p.matches(b) for p in tabular.excludes1_patterns(a)) or any(
-        p.matches(a) for p in tabular.excludes1_patterns(b)
-    )
+    return tabular.excludes(a, b) or tabular.excludes(b, a)
 
 
 class Excludes1Rule:
@@ -29,10 +29,21 @@ class Excludes1Rule:
     def __init__(self, margin: float = 0.1) -> None:
         self.margin = margin
 
+    @staticmethod
+    def _vagueness(state: RulesState, suggestion: CodeSuggestion) -> tuple[int, int]:
+        """Ties go to the more specific code: not 'unspecified', deeper in the hierarchy."""
+        entry = state.tabular.entry(suggestion.code)
+        if entry is None:
+            return (1, 0)
+        return (int("unspecified" in entry.title.lower()), -entry.depth)
+
     def __call__(self, state: RulesState) -> None:
         diagnoses = state.diagnoses()
         order = {id(c): i for i, c in enumerate(diagnoses)}
-        ranked = sorted(diagnoses, key=lambda c: (-c.confidence, -len(c.evidence), order[id(c)]))
+        ranked = sorted(
+            diagnoses,
+            key=lambda c: (-c.confidence, *self._vagueness(state, c), -len(c.evidence), order[id(c)]),
+        )
         kept: list[CodeSuggestion] = []
         for suggestion in ranked:
             rival = next(

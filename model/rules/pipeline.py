@@ -51,7 +51,7 @@ class CodingRules:
         derived_discount: float = 0.9,
         conflict_margin: float = 0.1,
         candidate_floor: float = 0.1,
-        combination_floor: float = 0.3,
+        combination_floor: float | None = None,
         use_settings: bool = True,
     ) -> None:
         if icd is None:

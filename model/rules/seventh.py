@@ -74,9 +74,8 @@ class SeventhCharacterRule:
         position = next((i for i, c in enumerate(state.codes) if c is suggestion), None)
         state.move_out(suggestion)
         stored = state.add_final(replacement)
-        if position is not None and stored in state.codes:
-            state.codes.remove(stored)
-            state.codes.insert(min(position, len(state.codes)), stored)
+        if position is not None:
+            state.move_to(stored, position)
         lowered = meaning.lower()
         reason = (
             f"unspecified:{full}" if "unspecified" in lowered and "not applicable" not in lowered else None

@@ -27,6 +27,8 @@ class SpecificityRule:
 
     def __call__(self, state: RulesState) -> None:
         for header in list(state.diagnoses()):
+            if not any(c is header for c in state.codes):
+                continue  # already replaced while resolving another header
             entry = state.tabular.entry(header.code)
             if entry is None or not state.tabular.is_header(entry):
                 continue
@@ -115,9 +117,8 @@ class SpecificityRule:
         position = next((i for i, c in enumerate(state.codes) if c is header), None)
         state.move_out(header)
         stored = state.add_final(replacement)
-        if position is not None and stored in state.codes:
-            state.codes.remove(stored)
-            state.codes.insert(min(position, len(state.codes)), stored)
+        if position is not None:
+            state.move_to(stored, position)
         state.fire(
             self.name,
             [stored, header],

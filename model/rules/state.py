@@ -151,6 +151,13 @@ class RulesState:
             self.codes.append(suggestion)
         return suggestion
 
+    def move_to(self, suggestion: CodeSuggestion, position: int) -> None:
+        """Put a suggested code at a sequence position (a replacement takes its source's place)."""
+        at = _position(self.codes, suggestion)
+        if at is not None:
+            self.codes.pop(at)
+            self.codes.insert(min(position, len(self.codes)), suggestion)
+
     def add_candidate(self, suggestion: CodeSuggestion) -> None:
         if self.final(suggestion.code, suggestion.system) is None:
             self._add_unique(self.candidates, suggestion)

@@ -14,11 +14,22 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from model.rules.refs import CodePattern, compact, patterns_of
+from model.rules.refs import CodePattern, compact, parse_patterns, patterns_of
 from model.rules.resources import load_resource
+from model.rules.terms import content_words, title_terms
 
 if TYPE_CHECKING:
     from data.icd10cm import ICD10CM, CodeEntry
+
+
+@dataclass(frozen=True)
+class ExcludedRef:
+    """An Excludes1 reference. `head` holds the words of a linked concept ("somnolence, stupor and coma
+    in diabetes (E08-E13)" -> somnolence, stupor, coma): the note then excludes only codes of the range
+    whose titles document that concept (E11.641 "... with coma"), not every code of it (E11.9)."""
+
+    pattern: CodePattern
+    head: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,17 +120,35 @@ class RuleTabular:
         return tuple(out)
 
     # notes --------------------------------------------------------------------------------------------
-    def excludes1_patterns(self, code: str) -> tuple[CodePattern, ...]:
-        """Patterns of every Excludes1 note applying to a code (own, ancestors, block, chapter)."""
+    def excludes1_patterns(self, code: str) -> tuple[ExcludedRef, ...]:
+        """Every Excludes1 reference applying to a code (own, ancestors, block, chapter notes)."""
         return self._excl(code)
 
-    def _excludes1_patterns(self, code: str) -> tuple[CodePattern, ...]:
+    def _excludes1_patterns(self, code: str) -> tuple[ExcludedRef, ...]:
         entry = self.entry(code)
         if entry is None:
             return ()
         texts = [text for _, text in self.icd.applicable_notes(entry.code, "excludes1")]
-        refs = self.icd.applicable_refs(entry.code, "excludes1") if not texts else []
-        return patterns_of([*texts, *refs])
+        if not texts:
+            texts = list(self.icd.applicable_refs(entry.code, "excludes1"))
+        out: list[ExcludedRef] = []
+        for text in texts:
+            head = _linked_head(text)
+            out.extend(ExcludedRef(p, head) for p in parse_patterns(text))
+        return tuple(dict.fromkeys(out))
+
+    def excludes(self, code: str, other: str) -> bool:
+        """Whether an Excludes1 note applying to `code` covers `other`."""
+        title = None
+        for ref in self.excludes1_patterns(code):
+            if not ref.pattern.matches(other):
+                continue
+            if ref.head is None:
+                return True
+            title = title if title is not None else title_terms(self.title(other))
+            if ref.head & title.required and not ref.head & title.excluded:
+                return True
+        return False
 
     def note_groups(self, code: str, kind: str) -> tuple[NoteGroup, ...]:
         """Code-first ("code_first") or use-additional ("use_additional") instructions of a code, one group
@@ -179,6 +208,21 @@ class RuleTabular:
                 if len(out) > limit:
                     return []
         return out
+
+
+_LINK = re.compile(
+    r"^(?P<head>[^()]+?)\s+(?:in|due to|with|associated with|complicating|following|secondary to)\s+[^()]*\(",
+    re.IGNORECASE,
+)
+
+
+def _linked_head(text: str) -> frozenset[str] | None:
+    """Words of the concept an Excludes1 note links to another disease ("X in Y (codes)"), else None."""
+    match = _LINK.match(text)
+    if match is None:
+        return None
+    words = content_words(match.group("head"))
+    return words or None
 
 
 def _starts_instruction(text: str) -> bool:

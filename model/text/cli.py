@@ -60,7 +60,9 @@ def parse_input(raw: str) -> Encounter | str:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"input starts like JSON but is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+        raise InvalidInputError(
+            f"input starts like JSON but is not valid JSON: {exc.msg} (line {exc.lineno})"
+        ) from None
     try:
         return Encounter.model_validate(data)
     except ValidationError as exc:

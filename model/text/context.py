@@ -84,7 +84,9 @@ class ContextRules:
                         terminates=frozenset(group.get("terminates", ())),
                     )
                 )
-        for rule, tokens in zip(rules, literal_tokens(tokenizer, normalization, [r.literal for r in rules]), strict=True):
+        for rule, tokens in zip(
+            rules, literal_tokens(tokenizer, normalization, [r.literal for r in rules]), strict=True
+        ):
             if tokens:
                 trie.add(tokens, rule)
         return cls(
@@ -195,7 +197,9 @@ class ConTextComponent:
             word = words[position - 1]
             if trigger.rule.clause and word in self.rules.clause_tokens:
                 break
-            if any(self._stops_forward(trigger, category, other, broke) for other in by_end.get(position, ())):
+            if any(
+                self._stops_forward(trigger, category, other, broke) for other in by_end.get(position, ())
+            ):
                 break
             if word in self.rules.break_tokens:
                 broke = True

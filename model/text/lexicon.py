@@ -123,7 +123,8 @@ class Lexicon:
                 del codes[max_codes:]
         types = {t: t for t in MENTION_TYPES}
         entries = {
-            key: (types.get(kind, kind), tuple(codes), source) for key, (kind, codes, source) in merged.items()
+            key: (types.get(kind, kind), tuple(codes), source)
+            for key, (kind, codes, source) in merged.items()
         }
         return cls(entries, meta=dict(meta or {}))
 
@@ -207,6 +208,4 @@ class TermKeyer:
             return False
         if source not in TRUSTED_SOURCES and all(w in self.generic_words for w in content):
             return False  # "right eye", "the skin": a site, not a mention
-        if len(words) == 1 and source not in TRUSTED_SOURCES and sum(ch.isalpha() for ch in key) < 4:
-            return False
-        return True
+        return not (len(words) == 1 and source not in TRUSTED_SOURCES and sum(ch.isalpha() for ch in key) < 4)

@@ -59,6 +59,10 @@ class MentionMatcher:
                 lasts.append(index == len(pieces) - 1)
         return words, owners, firsts, lasts
 
+    def words(self, doc: Doc) -> list[str]:
+        """The normal-form word stream the lexicon is matched on ("\x00" marks sentence and header breaks)."""
+        return self._stream(doc)[0]
+
     def find(self, doc: Doc) -> list[tuple[int, int, str, tuple[str, ...], str]]:
         """Matches as (start token, end token exclusive, type, codes, key)."""
         entries = self.lexicon.entries

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import spacy
 from spacy.language import Language
+from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, Span
 
 from data.errors import InvalidInputError
@@ -26,7 +27,7 @@ from model.text.extensions import ASSERTION_ATTRS, MENTIONS_KEY, register_extens
 from model.text.lexicon import MENTION_TYPES, Lexicon, TermKeyer, TermSpec
 from model.text.matcher import MATCHER_FACTORY, MentionMatcher
 from model.text.modifiers import MODIFIERS_FACTORY
-from model.text.normalize import NORMALIZER_FACTORY, Normalization
+from model.text.normalize import NORMALIZER_FACTORY, Normalization, Normalizer
 from model.text.rules import load_json_resource, resource_path
 from model.text.sections import SECTIONIZER_FACTORY
 from model.text.sentences import SENTENCIZER_FACTORY
@@ -42,8 +43,10 @@ def make_nlp() -> Language:
     """The spaCy pipeline with every step and an empty lexicon."""
     register_extensions()
     nlp = spacy.blank("en")
-    for case in load_json_resource("tokenizer.json").get("special_cases", []):
-        nlp.tokenizer.add_special_case(case, [{"ORTH": case}])
+    tokenizer = nlp.tokenizer
+    if isinstance(tokenizer, Tokenizer):
+        for case in load_json_resource("tokenizer.json").get("special_cases", []):
+            tokenizer.add_special_case(case, [{"ORTH": case}])
     nlp.add_pipe(NORMALIZER_FACTORY, name="normalizer")
     nlp.add_pipe(SECTIONIZER_FACTORY, name="sectionizer")
     nlp.add_pipe(SENTENCIZER_FACTORY, name="sentencizer")
@@ -59,8 +62,22 @@ def read_word_list(name: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
+def normalizer_of(nlp: Language) -> Normalizer:
+    normalizer = nlp.get_pipe("normalizer")
+    if not isinstance(normalizer, Normalizer):
+        raise TypeError("the 'normalizer' pipe is not a medcode Normalizer")
+    return normalizer
+
+
+def matcher_of(nlp: Language) -> MentionMatcher:
+    matcher = nlp.get_pipe("mentions")
+    if not isinstance(matcher, MentionMatcher):
+        raise TypeError("the 'mentions' pipe is not a medcode MentionMatcher")
+    return matcher
+
+
 def make_keyer(nlp: Language) -> TermKeyer:
-    normalization = nlp.get_pipe("normalizer").normalization
+    normalization = normalizer_of(nlp).normalization
     stopwords = frozenset(normalization.word(w) for w in read_word_list("stopwords.txt"))
     generic: set[str] = set()
     for site in read_word_list("anatomy.txt"):
@@ -68,7 +85,10 @@ def make_keyer(nlp: Language) -> TermKeyer:
     for spec in load_json_resource("modifiers.json")["attributes"].values():
         for phrase in spec["terms"]:
             generic.update(normalization.word(w) for w in phrase.replace("-", " ").split())
-    return TermKeyer(nlp.tokenizer, normalization, stopwords, frozenset(generic))
+    tokenizer = nlp.tokenizer
+    if not isinstance(tokenizer, Tokenizer):
+        raise TypeError("the pipeline's tokenizer is not a spaCy Tokenizer")
+    return TermKeyer(tokenizer, normalization, stopwords, frozenset(generic))
 
 
 def stop_keys(keyer: TermKeyer) -> frozenset[str]:
@@ -96,14 +116,12 @@ class TextPipeline:
     def __init__(self, nlp: Language, lexicon: Lexicon) -> None:
         self.nlp = nlp
         self.lexicon = lexicon
-        matcher = nlp.get_pipe("mentions")
-        if not isinstance(matcher, MentionMatcher):
-            raise TypeError("the 'mentions' pipe is not a MentionMatcher")
-        matcher.set_lexicon(lexicon)
+        self.matcher = matcher_of(nlp)
+        self.matcher.set_lexicon(lexicon)
 
     @property
     def normalization(self) -> Normalization:
-        return self.nlp.get_pipe("normalizer").normalization
+        return normalizer_of(self.nlp).normalization
 
     def _check(self, text: str) -> None:
         if not isinstance(text, str):

@@ -23,7 +23,24 @@ EOS = "\x00eos"
 """Appended to a sentence's words by callers that use the <END> wildcard."""
 _CLAUSE_END = frozenset({",", ";", ".", ":", ")", "!", "?", EOS})
 _NUMBER_WORDS = frozenset(
-    "one two three four five six seven eight nine ten eleven twelve several few many a".split()
+    [
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "several",
+        "few",
+        "many",
+        "a",
+    ]
 )
 _NUMBER_RE = re.compile(r"^\d+(?:[.,]\d+)?$")
 _YEAR_RE = re.compile(r"^(?:19|20)\d\d$")
@@ -34,7 +51,7 @@ V = TypeVar("V")
 def resource_path(name: str) -> Path:
     """Path of a data file shipped in model/text/resources/ (or `name` itself when it is a path)."""
     candidate = Path(name)
-    if candidate.is_absolute() or candidate.exists() and candidate.is_file():
+    if candidate.is_absolute() or (candidate.exists() and candidate.is_file()):
         return candidate
     return Path(str(resources.files(RESOURCE_PACKAGE) / name))
 
@@ -134,7 +151,11 @@ class PhraseTrie(Generic[V]):
         wild_num = NUM in root
         wild_year = YEAR in root
         for position, token in enumerate(tokens):
-            if token not in root and not (wild_num and is_number(token)) and not (wild_year and is_year(token)):
+            if (
+                token not in root
+                and not (wild_num and is_number(token))
+                and not (wild_year and is_year(token))
+            ):
                 continue
             match = self.longest_at(tokens, position)
             if match is not None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -139,9 +139,7 @@ class Sectionizer:
         letters = [ch for ch in header if ch.isalpha()]
         if not letters:
             return False
-        if (mid_line or len(letters) <= 3) and not header[0].isupper():
-            return False
-        return True
+        return not ((mid_line or len(letters) <= 3) and not header[0].isupper())
 
     def __call__(self, doc: Doc) -> Doc:
         sections = self.find_sections(doc_text(doc))

@@ -10,6 +10,8 @@ sentence and so does the text after them.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy
 from spacy.attrs import SENT_START
 from spacy.language import Language
@@ -44,7 +46,12 @@ class ClinicalSentencizer:
                 continue
             elif token.idx in header_starts:
                 start = True
-            elif headers is not None and last_content is not None and headers[last_content.i] and not headers[i]:
+            elif (
+                headers is not None
+                and last_content is not None
+                and headers[last_content.i]
+                and not headers[i]
+            ):
                 start = True  # the body after a header
             else:
                 start = self._starts(doc, token, last_content, headers)
@@ -53,7 +60,7 @@ class ClinicalSentencizer:
         if starts:
             # one array write: setting token.is_sent_start one by one re-scans the doc every time
             values = numpy.array(starts, dtype="int64").reshape(-1, 1).astype("uint64")
-            doc.from_array([SENT_START], values)
+            doc.from_array([SENT_START], cast(Any, values))
         return doc
 
     def _starts(self, doc: Doc, token: Token, last: Token | None, headers: list[bool] | None) -> bool:

@@ -33,7 +33,7 @@ from model.text.rules import resource_path, resources_fingerprint
 
 logger = logging.getLogger(__name__)
 
-SOURCES_VERSION = 6
+SOURCES_VERSION = 7
 """Bump when term generation changes: cached lexicons are then rebuilt."""
 RESOURCE_FILES = (
     "core_terms.tsv",
@@ -44,7 +44,18 @@ RESOURCE_FILES = (
     "tokenizer.json",
 )
 MAX_TERM_WORDS = 10
-_CONNECTORS = ("with ", "without ", "in ", "due to ", "of ", "following ", "after ", "from ", "by ", "during ")
+_CONNECTORS = (
+    "with ",
+    "without ",
+    "in ",
+    "due to ",
+    "of ",
+    "following ",
+    "after ",
+    "from ",
+    "by ",
+    "during ",
+)
 _CUT_MARKERS = (
     ", unspecified",
     ", not elsewhere classified",
@@ -53,7 +64,9 @@ _CUT_MARKERS = (
     ", subsequent encounter",
     ", sequela",
 )
-_DROP_WORDS = re.compile(r"\b(?:NEC|NOS|unspecified|not elsewhere classified|specified type)\b", re.IGNORECASE)
+_DROP_WORDS = re.compile(
+    r"\b(?:NEC|NOS|unspecified|not elsewhere classified|specified type)\b", re.IGNORECASE
+)
 _TRAILING_QUALIFIERS = re.compile(
     r"\s+(?:without complications?|without mention of \w+(?: \w+)?|not specified as [\w ]+|site not specified|"
     r"of unspecified site|unspecified site|of unspecified part|unspecified part|unspecified organism|"
@@ -153,7 +166,9 @@ def split_parts(phrase: str) -> list[str]:
     match = re.fullmatch(r"(\w[\w\- ]*?) of (?:the )?(\w[\w\- ]*)", phrase, flags=re.IGNORECASE)
     if match and len(match.group(2).split()) <= 3:
         parts.append(f"{match.group(2)} {match.group(1)}")
-    return [p for p in dict.fromkeys(" ".join(p.split()) for p in parts) if len(p.split()) >= 2 and p != phrase]
+    return [
+        p for p in dict.fromkeys(" ".join(p.split()) for p in parts) if len(p.split()) >= 2 and p != phrase
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -344,8 +359,28 @@ def stems(words: Iterable[str], stopwords: frozenset[str]) -> set[str]:
 
 
 _GENERIC = frozenset(
-    "disease disorder syndrome other unspecified specified condition abnormal finding type part site region "
-    "with without right left bilateral acute chronic".split()
+    [
+        "disease",
+        "disorder",
+        "syndrome",
+        "other",
+        "unspecified",
+        "specified",
+        "condition",
+        "abnormal",
+        "finding",
+        "type",
+        "part",
+        "site",
+        "region",
+        "with",
+        "without",
+        "right",
+        "left",
+        "bilateral",
+        "acute",
+        "chronic",
+    ]
 )
 
 
@@ -361,7 +396,7 @@ def select_mined(
     specs: list[TermSpec] = []
     for key, codes in mined:
         words = key.split()
-        if key in blocked or words[0] in _VERBS or words[-1] in _VERBS:
+        if key in blocked or words[0] in _VERBS or words[-1] in _VERBS or words[0] in _CONTEXT_WORDS:
             continue
         if key not in existing and len(words) < 2:
             continue
@@ -372,9 +407,54 @@ def select_mined(
     return specs
 
 
+_CONTEXT_WORDS = frozenset(
+    [
+        "history",
+        "antecedent",
+        "previous",
+        "prior",
+        "known",
+        "personal",
+        "family",
+        "suspected",
+        "suspicion",
+        "possible",
+        "probable",
+        "no",
+        "without",
+        "negative",
+        "absence",
+        "rule",
+    ]
+)
+"""A mined phrase never starts with an assertion trigger: "history of hypertension" is "hypertension"."""
 _VERBS = frozenset(
-    "show showed shows shown reveal revealed reveals performed perform was were is are evidenced evidence "
-    "demonstrated demonstrate confirmed observed detected found done made carried".split()
+    [
+        "show",
+        "showed",
+        "shows",
+        "shown",
+        "reveal",
+        "revealed",
+        "reveals",
+        "performed",
+        "perform",
+        "was",
+        "were",
+        "is",
+        "are",
+        "evidenced",
+        "evidence",
+        "demonstrated",
+        "demonstrate",
+        "confirmed",
+        "observed",
+        "detected",
+        "found",
+        "done",
+        "made",
+        "carried",
+    ]
 )
 
 
@@ -388,11 +468,10 @@ def codiesp_terms(
 
     encounters: list[Encounter] = read_split(data_dir, "train").encounters
     pipeline = build_pipeline(terms=[])
-    matcher = pipeline.nlp.get_pipe("mentions")
     documents: list[tuple[list[str], list[str]]] = []
     texts = [e.documents[0].text for e in encounters]
     for encounter, doc in zip(encounters, pipeline.nlp.pipe(texts, batch_size=32), strict=True):
-        words = matcher._stream(doc)[0]
+        words = pipeline.matcher.words(doc)
         gold = encounter.gold
         codes = [*gold.diagnosis, *gold.procedure] if gold else []
         documents.append((words, codes))
@@ -465,7 +544,9 @@ def _source_fingerprint(data_dir: Path | None) -> str:
     from data import icd10cm
 
     tabular = icd10cm.tabular_path()
-    digest.update(f"{icd10cm.VERSION}:{icd10cm.FORMAT_VERSION}:{tabular.name}:{tabular.stat().st_size}".encode())
+    digest.update(
+        f"{icd10cm.VERSION}:{icd10cm.FORMAT_VERSION}:{tabular.name}:{tabular.stat().st_size}".encode()
+    )
     if data_dir is not None:
         digest.update(str(data_dir.resolve()).encode())
         for pattern in (

@@ -143,10 +143,10 @@ class DocumentClassifier:
         total = float(weights.sum())
         if total <= 0:
             return {}
-        votes: Counter[str] = Counter()
+        votes: dict[str, float] = {}
         for j, w in zip(top, weights, strict=True):
             for code in self.train_labels[j]:
-                votes[code] += float(w)
+                votes[code] = votes.get(code, 0.0) + float(w)
         return {c: v / total for c, v in votes.items()}
 
     # persistence ---------------------------------------------------------------------------------------

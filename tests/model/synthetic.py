@@ -22,7 +22,26 @@ CONDITIONS: list[tuple[str, str]] = [
     ("major depressive disorder", "F32.9"),
     ("hypothyroidism", "E03.9"),
     ("asthma", "J45.909"),
+    ("migraine", "G43.909"),
+    ("obstructive sleep apnea", "G47.33"),
+    ("hyperlipidemia", "E78.5"),
+    ("obesity", "E66.9"),
+    ("gastro-esophageal reflux disease", "K21.9"),
+    ("acute appendicitis", "K35.80"),
+    ("psoriasis vulgaris", "L40.0"),
+    ("dehydration", "E86.0"),
+    ("hyponatremia", "E87.1"),
+    ("chronic obstructive pulmonary disease with acute exacerbation", "J44.1"),
+    ("type 2 diabetes mellitus with diabetic chronic kidney disease", "E11.22"),
+    ("acute on chronic systolic heart failure", "I50.23"),
+    ("benign prostatic hyperplasia", "N40.0"),
+    ("constipation", "K59.00"),
+    ("sepsis", "A41.9"),
+    ("cerebral infarction", "I63.9"),
+    ("unspecified dementia", "F03.90"),
+    ("headache", "R51.9"),
 ]
+"""Phrase and code; earlier entries are drawn more often (a skewed code distribution, like real data)."""
 PROCEDURES: list[tuple[str, str]] = [
     ("a chest x-ray was performed", "BW03ZZZ"),
     ("an abdominal CT scan was performed", "BW20"),
@@ -38,7 +57,13 @@ OPENINGS = [
 def make_encounter(i: int, rng: random.Random) -> Encounter:
     age = rng.randint(20, 90)
     sex = rng.choice(["man", "woman"])
-    present = rng.sample(CONDITIONS, rng.randint(2, 4))
+    weights = [1.0 / (1 + k // 4) for k in range(len(CONDITIONS))]
+    present: list[tuple[str, str]] = []
+    wanted = rng.randint(2, 4)
+    while len(present) < wanted:
+        pick = rng.choices(CONDITIONS, weights=weights)[0]
+        if pick not in present:
+            present.append(pick)
     negated = rng.choice([c for c in CONDITIONS if c not in present])
     procedures = rng.sample(PROCEDURES, rng.randint(0, 2))
     lines = [rng.choice(OPENINGS).format(age=age, sex=sex, sex_cap=sex.capitalize())]

@@ -25,7 +25,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_extract_plain_text_prints_the_design_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_extract_plain_text_prints_the_design_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     note = tmp_path / "note.txt"
     text = "HPI: 67 yo with HTN presents with chest pain. No fever.\n"
     note.write_text(text, encoding="utf-8")
@@ -41,7 +43,9 @@ def test_extract_plain_text_prints_the_design_json(tmp_path: Path, capsys: pytes
     assert mentions[2]["assertion"]["negated"] is True
 
 
-def test_extract_encounter_json_from_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_extract_encounter_json_from_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     encounter = {
         "encounter_id": "e1",
         "documents": [
@@ -54,7 +58,10 @@ def test_extract_encounter_json_from_stdin(monkeypatch: pytest.MonkeyPatch, caps
     assert code == 0
     assert len(out.strip().splitlines()) == 1
     mentions = json.loads(out)["mentions"]
-    assert [(m["document_id"], m["text"]) for m in mentions] == [("n1", "chest pain"), ("n2", "breast cancer")]
+    assert [(m["document_id"], m["text"]) for m in mentions] == [
+        ("n1", "chest pain"),
+        ("n2", "breast cancer"),
+    ]
     assert mentions[1]["assertion"]["family"] is True
 
 

@@ -67,7 +67,7 @@ def test_phrase_trie_prefers_the_longest_overlapping_phrase() -> None:
     trie: PhraseTrie[str] = PhraseTrie()
     for phrase in ("has no", "no history of", "history of", "<NUM> years ago"):
         trie.add(phrase.replace("<NUM>", NUM).split(), phrase)
-    words = "he has no history of asthma 3 years ago".split()
+    words = ["he", "has", "no", "history", "of", "asthma", "3", "years", "ago"]
     assert [(s, e, v[0]) for s, e, v in trie.find_all(words)] == [
         (2, 5, "no history of"),
         (6, 9, "<NUM> years ago"),

@@ -12,7 +12,10 @@ from model.text.pipeline import PIPE_NAMES
 
 def test_pipeline_is_a_chain_of_registered_steps(small_pipeline: TextPipeline) -> None:
     assert tuple(small_pipeline.nlp.pipe_names) == PIPE_NAMES
-    assert all(name.startswith("medcode_") and name.endswith("_v1") for name in small_pipeline.nlp.pipe_factories.values())
+    assert all(
+        name.startswith("medcode_") and name.endswith("_v1")
+        for name in small_pipeline.nlp.pipe_factories.values()
+    )
 
 
 def test_context_marks_spans_and_never_drops_them(small_pipeline: TextPipeline) -> None:
@@ -29,7 +32,10 @@ def test_context_marks_spans_and_never_drops_them(small_pipeline: TextPipeline) 
 def test_extract_encounter_keeps_document_ids(small_pipeline: TextPipeline) -> None:
     encounter = Encounter(
         encounter_id="e1",
-        documents=[Document(document_id="a", text="Fever."), Document(document_id="b", text="Gout and fever.")],
+        documents=[
+            Document(document_id="a", text="Fever."),
+            Document(document_id="b", text="Gout and fever."),
+        ],
     )
     mentions = small_pipeline.extract_encounter(encounter)
     assert [(m.document_id, m.text) for m in mentions] == [("a", "Fever"), ("b", "Gout"), ("b", "fever")]
@@ -40,7 +46,9 @@ def test_extract_many_matches_extract(small_pipeline: TextPipeline) -> None:
     assert list(small_pipeline.extract_many(texts)) == [small_pipeline.extract(t) for t in texts]
 
 
-def test_notes_over_the_size_limit_are_refused(small_pipeline: TextPipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notes_over_the_size_limit_are_refused(
+    small_pipeline: TextPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MEDCODE_MAX_NOTE_CHARS", "20")
     reset_settings()
     try:

@@ -15,7 +15,10 @@ def sentences(pipeline: TextPipeline, text: str) -> list[str]:
         ("BP 120/80, HR 72. Lungs clear.", ["BP 120/80, HR 72.", "Lungs clear."]),
         ("Seen by Dr. Smith today. Stable.", ["Seen by Dr. Smith today.", "Stable."]),
         ("Avoid NSAIDs, e.g. ibuprofen, for now.", ["Avoid NSAIDs, e.g. ibuprofen, for now."]),
-        ("Metformin 500 mg q.d. with meals. Return in 2 weeks.", ["Metformin 500 mg q.d. with meals.", "Return in 2 weeks."]),
+        (
+            "Metformin 500 mg q.d. with meals. Return in 2 weeks.",
+            ["Metformin 500 mg q.d. with meals.", "Return in 2 weeks."],
+        ),
         ("A 1.5 cm nodule. No calcification.", ["A 1.5 cm nodule.", "No calcification."]),
         ("Fever and cough\nNo rash", ["Fever and cough", "No rash"]),
         ("1. Pneumonia\n2. CHF", ["1. Pneumonia", "2. CHF"]),
@@ -30,7 +33,9 @@ def test_clinical_punctuation(small_pipeline: TextPipeline, text: str, expected:
 
 
 def test_one_sentence_per_line_as_in_codiesp(small_pipeline: TextPipeline) -> None:
-    text = "A 29-year-old woman with renal colic.\nNo history of nephrolithiasis.\nThe examination was normal.\n"
+    text = (
+        "A 29-year-old woman with renal colic.\nNo history of nephrolithiasis.\nThe examination was normal.\n"
+    )
     assert len(sentences(small_pipeline, text)) == 3
 
 

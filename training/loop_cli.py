@@ -1,0 +1,271 @@
+"""Learning-loop commands: `medcode retrain` (base corpus + coder feedback, behind the promotion gate) and
+`medcode simulate-feedback` (the whole loop with a simulated coder)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from data.errors import DatasetNotFoundError, InvalidInputError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    _register_retrain(subparsers)
+    _register_simulate(subparsers)
+
+
+# -- retrain -------------------------------------------------------------------------------------------------
+
+
+def _register_retrain(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "retrain",
+        help="retrain with coder feedback and promote only when the model does not regress",
+        description=(
+            "Merge the base training corpus with the finalized reviews of the service database (latest "
+            "decision wins; rejected codes as negatives; evaluation encounters never trained on), fit, "
+            "evaluate the new model and the champion on the frozen validation split, and move the "
+            "champion alias only when the new model is not worse by more than --tolerance. Every step "
+            "is an MLflow run tagged with the data fingerprints."
+        ),
+    )
+    parser.add_argument("--dataset", required=True, help="codiesp or jsonl (the base corpus)")
+    parser.add_argument("--data-dir", required=True, type=Path, help="the dataset folder")
+    parser.add_argument("--db", default=None, help="service database URL (default: MEDCODE_DATABASE_URL)")
+    parser.add_argument("--since", default=None, help="only feedback finalized at or after this ISO time")
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--validation-split", default="dev", help="the frozen evaluation split (default dev)")
+    parser.add_argument("--preset", choices=("default", "transformer"), default="default")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the transformer preset)")
+    parser.add_argument("--no-dense", action="store_true", help="default preset without the sentence encoder")
+    parser.add_argument("--folds", type=int, default=None, help="K for out-of-fold training (default 5)")
+    parser.add_argument("--ranker-iter", type=int, default=None, help="boosting iterations of the ranker")
+    parser.add_argument(
+        "--knowledge-dir", type=Path, default=None, help="datasets folder with code knowledge"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N base encounters")
+    parser.add_argument("--metric", default="diagnosis.map", help="metric of the promotion gate")
+    parser.add_argument(
+        "--tolerance", type=float, default=0.0, help="how much worse than the champion still promotes (0)"
+    )
+    parser.add_argument("--no-evidence", action="store_true", help="do not train on the feedback's evidence")
+    parser.add_argument("--no-mlflow", action="store_true", help="no logging, registration or promotion")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(func=run_retrain)
+
+
+def run_retrain(args: argparse.Namespace) -> int:
+    from serving.feedback import export_feedback
+    from training.pipeline import TrainRequest, load_splits
+    from training.retrain import FrozenEvaluation, RetrainConfig, preset_fit, retrain
+
+    if not args.data_dir.exists():
+        raise DatasetNotFoundError(f"data folder not found: {args.data_dir}")
+    if args.tolerance < 0:
+        raise InvalidInputError("--tolerance must not be negative")
+    since = _parse_time(args.since)
+    request = TrainRequest(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        preset=args.preset,
+        device=args.device,
+        limit=args.limit,
+        train_split=args.train_split,
+        validation_split=args.validation_split,
+        folds=args.folds,
+        dense=not args.no_dense,
+        knowledge_dir=args.knowledge_dir,
+        metric=args.metric,
+        tolerance=args.tolerance,
+        mlflow=not args.no_mlflow,
+    )
+    base, validation = load_splits(request)
+    if not validation:
+        raise InvalidInputError(
+            f"no coded encounters in {args.dataset} {args.validation_split}: nothing to gate on"
+        )
+    frozen = FrozenEvaluation.of(
+        validation, dataset=args.dataset, split=args.validation_split, data_dir=args.data_dir
+    )
+    database = _database(args.db)
+    try:
+        with database.sessions() as session:
+            feedback = export_feedback(session, since=since, exclude_encounter_ids=frozen.guard.ids)
+            session.rollback()
+    finally:
+        database.dispose()
+    log.info("%d finalized reviews exported", len(feedback))
+    config = RetrainConfig(
+        metric=args.metric,
+        tolerance=args.tolerance,
+        mlflow=not args.no_mlflow,
+        use_evidence=not args.no_evidence,
+        params={"preset": args.preset, "dataset": args.dataset, "feedback_examples": len(feedback)},
+    )
+    outcome = retrain(
+        base,
+        feedback,
+        frozen,
+        preset_fit(request, ranker_max_iter=args.ranker_iter),
+        config,
+        champion="registry" if config.mlflow else None,
+    )
+    out = {"feedback_examples": len(feedback), **outcome.to_json()}
+    if args.format == "json":
+        print(json.dumps(out, sort_keys=True, default=str))
+        return 0
+    cand = outcome.candidate.summary()
+    print(
+        f"trained {cand['version']} on {outcome.training.summary()['encounters']} encounters "
+        f"({len(outcome.training.feedback_ids)} with coder feedback)"
+    )
+    print(f"  {frozen.split} MAP {cand['map']:.4f} [{cand['map_ci'][0]:.4f}, {cand['map_ci'][1]:.4f}]")
+    if outcome.champion is not None:
+        champ = outcome.champion.summary()
+        print(f"  champion {champ['version']}: MAP {champ['map']:.4f}")
+    print(("promoted to champion: " if outcome.promote else "not promoted: ") + outcome.reason)
+    return 0
+
+
+def _database(url: str | None) -> Any:
+    from medcode.settings import get_settings
+    from serving.db import Database
+
+    return Database.connect(url or get_settings().resolved_database_url)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInputError(f"--since must be an ISO date or time, got {value!r}") from None
+
+
+# -- simulate-feedback ---------------------------------------------------------------------------------------
+
+
+def _register_simulate(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "simulate-feedback",
+        help="run the learning loop with a simulated coder and measure it by round",
+        description=(
+            "Train a model on part of the train split, send the rest through the review service in "
+            "rounds with a simulated coder who decides by the gold codes, retrain after each round "
+            "behind the promotion gate, and evaluate every round on the frozen dev split. Writes "
+            "simulation.json and learning_loop.png to --out. Rounds use a reduced default-preset "
+            "configuration (--folds, --ranker-iter) so that each takes minutes on a CPU."
+        ),
+    )
+    parser.add_argument("--dataset", required=True, help="codiesp or jsonl")
+    parser.add_argument("--data-dir", required=True, type=Path, help="the dataset folder")
+    parser.add_argument("--rounds", type=int, required=True, help="feedback rounds (1 or more)")
+    parser.add_argument(
+        "--strategy",
+        choices=("fifo", "uncertainty", "margin", "both"),
+        default="uncertainty",
+        help="review queue order; both: uncertainty, then FIFO on the same data (default uncertainty)",
+    )
+    parser.add_argument("--seed", type=int, default=13, help="shuffle of the train split (default 13)")
+    parser.add_argument(
+        "--initial-fraction", type=float, default=0.4, help="share of train for the starting model (0.4)"
+    )
+    parser.add_argument(
+        "--review-fraction",
+        type=float,
+        default=1.0,
+        help="share of each round's arrivals the coders review (1.0; below 1 the queue order matters)",
+    )
+    parser.add_argument(
+        "--compare-at",
+        type=float,
+        default=None,
+        metavar="F",
+        help="also run uncertainty and FIFO queues reviewing this share of arrivals, on the same data",
+    )
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--eval-split", default="dev", help="the frozen evaluation split (default dev)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N training encounters")
+    parser.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N encounters")
+    parser.add_argument("--no-dense", action="store_true", help="without the sentence encoder (faster)")
+    parser.add_argument("--folds", type=int, default=3, help="K for out-of-fold training (default 3)")
+    parser.add_argument("--ranker-iter", type=int, default=150, help="ranker boosting iterations (150)")
+    parser.add_argument("--tolerance", type=float, default=0.0, help="promotion gate tolerance (0)")
+    parser.add_argument("--force-review", action="store_true", help="send every encounter to review")
+    parser.add_argument("--no-evidence", action="store_true", help="do not train on feedback evidence spans")
+    parser.add_argument(
+        "--knowledge-dir", type=Path, default=None, help="datasets folder with code knowledge"
+    )
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (1000)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for simulation.json and the plot")
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log or register the round models")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(func=run_simulate)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from medcode.settings import get_settings
+    from training.simulate import Arm, SimulationConfig, simulate
+
+    if not args.data_dir.exists():
+        raise DatasetNotFoundError(f"data folder not found: {args.data_dir}")
+    if args.rounds < 1:
+        raise InvalidInputError("--rounds must be at least 1")
+    if not 0 < args.review_fraction <= 1:
+        raise InvalidInputError("--review-fraction must lie in (0, 1]")
+    if args.compare_at is not None and not 0 < args.compare_at <= 1:
+        raise InvalidInputError("--compare-at must lie in (0, 1]")
+    names = ("uncertainty", "fifo") if args.strategy == "both" else (args.strategy,)
+    arms = [Arm(name, args.review_fraction) for name in names]
+    if args.compare_at is not None:
+        arms += [Arm(name, args.compare_at) for name in ("uncertainty", "fifo")]
+    arms = list(dict.fromkeys(arms))
+    out = args.out or get_settings().home / "simulations" / datetime.now().strftime("%Y%m%dT%H%M%S")
+    config = SimulationConfig(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        rounds=args.rounds,
+        initial_fraction=args.initial_fraction,
+        arms=tuple(arms),
+        seed=args.seed,
+        train_split=args.train_split,
+        eval_split=args.eval_split,
+        limit=args.limit,
+        eval_limit=args.eval_limit,
+        dense=not args.no_dense,
+        folds=args.folds,
+        ranker_max_iter=args.ranker_iter,
+        tolerance=args.tolerance,
+        mlflow=not args.no_mlflow,
+        force_review=args.force_review,
+        use_evidence=not args.no_evidence,
+        knowledge_dir=args.knowledge_dir,
+        out=out,
+        n_resamples=args.resamples,
+    )
+    summary = simulate(config)
+    if args.format == "json":
+        print(json.dumps(summary, sort_keys=True, default=str))
+        return 0
+    for name, data in summary["strategies"].items():
+        print(f"strategy {name}")
+        for row in data["rounds"]:
+            mark = "promoted" if row["promoted"] else "kept champion"
+            print(
+                f"  round {row['round']}: MAP {row['map']:.4f} [{row['map_ci'][0]:.4f}, {row['map_ci'][1]:.4f}]"
+                f" trained on {row['train_encounters']} ({row['feedback_encounters']} from feedback); {mark}"
+            )
+        imp = data["improvement"]
+        print(
+            f"  champion MAP {imp['before']:.4f} -> {imp['after']:.4f} (delta {imp['delta']:+.4f}, "
+            f"95% CI [{imp['delta_ci'][0]:+.4f}, {imp['delta_ci'][1]:+.4f}])"
+        )
+    print(f"plot: {summary.get('plot')}")
+    return 0
