@@ -408,6 +408,7 @@ def run_arm(
     round0 = first.candidate
     rows = [_row(0, first, champion, round0, None, time.perf_counter() - t0)]
     promoted = [0]
+    _checkpoint(config, arm, rows)
     with tempfile.TemporaryDirectory(prefix="medcode-simulation-") as tmp:
         desk = ReviewDesk(f"sqlite:///{Path(tmp) / f'review-{tag}.db'}")
         try:
@@ -438,6 +439,7 @@ def run_arm(
                     _row(number, outcome, champion, round0, traffic, time.perf_counter() - t0, frozen, config)
                 )
                 log.info("round %d (%s): %s", number, arm.label, json.dumps(rows[-1].to_json(), default=str))
+                _checkpoint(config, arm, rows)
         finally:
             desk.close()
     final = champion.evaluation
@@ -502,6 +504,16 @@ def _row(
         seconds=round(seconds, 1),
         **(traffic or {}),
     )
+
+
+def _checkpoint(config: SimulationConfig, arm: Arm, rows: Sequence[RoundRow]) -> None:
+    """The rounds so far, in `out/rounds-<arm>.json` (a long simulation can be followed, or resumed by eye)."""
+    if config.out is None:
+        return
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = arm.label.replace("@", "-")
+    (out / f"rounds-{name}.json").write_text(json.dumps([r.to_json() for r in rows], indent=2, default=str))
 
 
 def _bar(items: Sequence[Encounter], desc: str, progress: bool) -> Sequence[Encounter]:
