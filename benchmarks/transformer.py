@@ -173,6 +173,11 @@ def _untrained_coder(config: TransformerConfig, n_labels: int, device: str) -> A
 # -- benchmarks ----------------------------------------------------------------------------------------------------
 
 
+def _layers(coder: Any) -> int:
+    encoder: Any = coder.net.encoder
+    return int(encoder.config.num_hidden_layers)
+
+
 def bench_train_step(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
@@ -202,7 +207,7 @@ def bench_train_step(args: argparse.Namespace) -> dict[str, Any]:
         "seconds_per_step": round(seconds / max(history.steps, 1), 3),
         "notes_per_second": round(len(notes[args.batch_size :]) / seconds, 2),
         "tokens_per_note": round(tokens / len(notes[args.batch_size :])),
-        "layers": coder.net.encoder.config.num_hidden_layers,
+        "layers": _layers(coder),
     }
 
 
@@ -214,6 +219,7 @@ def bench_infer(args: argparse.Namespace) -> dict[str, Any]:
         from model.transformer import load_pack
 
         coder = load_pack(args.pack, device=args.device)
+        coder.mention_extractor = lambda e: []  # time the model, not the text pipeline
     else:
         coder = _untrained_coder(_config(args, retrieval=False), args.labels, args.device)
     started = time.perf_counter()
@@ -241,7 +247,7 @@ def bench_infer(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "notes": len(notes),
         "labels": len(coder.labels),
-        "layers": coder.net.encoder.config.num_hidden_layers,
+        "layers": _layers(coder),
         "retrieval_codes": index_size,
         "title_index_seconds": round(index_seconds, 2),
         "notes_per_second": round(len(notes) / seconds, 2),

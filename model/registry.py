@@ -58,11 +58,15 @@ def _load_champion() -> Coder:
     if not registry_exists():
         log.warning("no MLflow registry at %s; using the built-in model", get_settings().resolved_mlflow_uri)
         return _builtin()
+    ref = f"models:/{name}@{CHAMPION}"
     try:
-        return _load_registered(f"models:/{name}@{CHAMPION}")
+        resolve_version(ref)
     except ModelNotFoundError as exc:
         log.warning("no champion model registered (%s); using the built-in model", exc)
         return _builtin()
+    # A registered champion that cannot be loaded (corrupt or missing pack) is an error, not a reason
+    # to serve the built-in model: a running service keeps its current model (serving.holder).
+    return _load_registered(ref)
 
 
 def _builtin() -> Coder:

@@ -95,9 +95,9 @@ class DocumentClassifier:
         if self.vectorizer is None or self.lr_coef is None or self.lr_intercept is None:
             raise RuntimeError("the document classifier is not fitted")
         cfg = self.config
-        x = self.vectorizer.transform(texts)
+        x = self.vectorizer.transform(texts).tocsr()
         out: list[DocScores] = []
-        logits = np.asarray(x @ self.lr_coef.T) + self.lr_intercept[None, :] if len(self.lr_codes) else None
+        logits = self._logits(x) if len(self.lr_codes) else None
         sims_tfidf = np.asarray((x @ self.train_tfidf.T).todense())
         sims_dense = (
             np.asarray(vectors, dtype=np.float32) @ self.train_vectors.T
@@ -117,6 +117,18 @@ class DocumentClassifier:
                     knn_dense=self._knn(sims_dense[i]) if sims_dense is not None else {},
                 )
             )
+        return out
+
+    def _logits(self, x: Any) -> np.ndarray:
+        """x @ coef.T + intercept, gathering only the columns each (sparse) row uses."""
+        assert self.lr_coef is not None and self.lr_intercept is not None
+        coef_t = getattr(self, "_coef_t", None)
+        if coef_t is None:
+            coef_t = self._coef_t = np.ascontiguousarray(self.lr_coef.T)
+        out = np.empty((x.shape[0], len(self.lr_codes)), dtype=np.float32)
+        for i in range(x.shape[0]):
+            lo, hi = x.indptr[i], x.indptr[i + 1]
+            out[i] = x.data[lo:hi].astype(np.float32) @ coef_t[x.indices[lo:hi]] + self.lr_intercept
         return out
 
     def lr_probability(self, texts: Sequence[str], codes: Sequence[str]) -> np.ndarray:

@@ -179,7 +179,9 @@ class LabelAttentionNet(nn.Module):
         self, states: Tensor, token_mask: Tensor, rows: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
         """Per-label logits [B, N] and attention weights [B, N, T] (only the labels `rows` when given)."""
-        queries, out_weight, out_bias = self.queries, self.out_weight, self.out_bias
+        queries: Tensor = self.queries
+        out_weight: Tensor = self.out_weight
+        out_bias: Tensor = self.out_bias
         if rows is not None:
             queries, out_weight, out_bias = queries[rows], out_weight[rows], out_bias[rows]
         keys = self.key_proj(states)
