@@ -223,7 +223,9 @@ def load_pack(path: Path, manifest: PackManifest) -> BuiltinCoder:
     return BuiltinCoder(config=BuiltinConfig.from_json(manifest.config))
 
 
-_PREGNANCY = re.compile(r"pregnan|gestation|obstetric|trimester|postpartum|puerper|gravid|labou?r\b|deliver", re.I)
+_PREGNANCY = re.compile(
+    r"pregnan|gestation|obstetric|trimester|postpartum|puerper|gravid|labou?r\b|deliver", re.I
+)
 _NEWBORN = re.compile(r"newborn|neonat|infant|perinatal|preterm|premature", re.I)
 
 

@@ -36,6 +36,7 @@ from model.trained.coder import (
     DefaultConfig,
     Prepared,
     TaskModel,
+    ranker_scores,
     task_rows,
 )
 from model.trained.features import CATEGORICAL, FEATURES
@@ -214,21 +215,22 @@ def _fit_task(
     # held-out ranker scores -> calibration and thresholds
     if heldout_mask.any():
         fit_rows = ~heldout_mask[doc_index]
-        ranker = _ranker(config).fit(x_all[fit_rows], y_all[fit_rows])
+        ranker = _fit_ranker(config, x_all[fit_rows], y_all[fit_rows])
         held = ~fit_rows
-        raw = ranker.predict_proba(x_all[held])[:, 1]
+        raw = ranker_scores(ranker, x_all[held])
         y_held, doc_held = y_all[held], doc_index[held]
         positives_held = sum(len(labels[i]) for i in range(n) if heldout_mask[i])
         final_ranker = ranker
     else:
         raw = np.zeros(len(y_all))
-        for k in progress(list(range(folds)), f"{task}: out-of-fold ranker"):
-            inside = fold_of[doc_index] != k
-            ranker = _ranker(config).fit(x_all[inside], y_all[inside])
-            raw[~inside] = ranker.predict_proba(x_all[~inside])[:, 1]
+        ranker_fold = fold_of % max(2, min(config.ranker_folds, folds))
+        for k in progress(sorted(set(ranker_fold.tolist())), f"{task}: out-of-fold ranker"):
+            inside = ranker_fold[doc_index] != k
+            ranker = _fit_ranker(config, x_all[inside], y_all[inside])
+            raw[~inside] = ranker_scores(ranker, x_all[~inside])
         y_held, doc_held = y_all, doc_index
         positives_held = sum(len(g) for g in labels)
-        final_ranker = _ranker(config).fit(x_all, y_all)
+        final_ranker = _fit_ranker(config, x_all, y_all)
     keep = _top_per_doc(raw, doc_held, 50)
     raw, y_held = raw[keep], y_held[keep]
     calibrator: Calibrator = (
@@ -325,6 +327,14 @@ def build_memory(
     if not vectors:
         return None
     return SentenceMemory(np.vstack(vectors), codes, k=config.memory_k, min_score=config.memory_min_score)
+
+
+def _fit_ranker(config: DefaultConfig, x: np.ndarray, y: np.ndarray) -> Any:
+    """Fit on one thread: on a shared 2-core machine OpenMP threads mostly wait for each other."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _ranker(config).fit(x, y)
 
 
 def _ranker(config: DefaultConfig) -> Any:

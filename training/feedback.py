@@ -199,7 +199,7 @@ def merge_feedback(
         out.sources[enc.encounter_id] = "base"
     for example in examples:
         encounter = example.encounter
-        if guard.holds(encounter) or example.encounter_id in guard.ids:
+        if guard.holds(encounter):
             out.dropped_evaluation.append(example.encounter_id)
             continue
         was_base = out.sources.get(example.encounter_id) == "base"

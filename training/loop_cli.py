@@ -114,7 +114,7 @@ def run_retrain(args: argparse.Namespace) -> int:
         frozen,
         preset_fit(request, ranker_max_iter=args.ranker_iter),
         config,
-        champion="registry" if config.mlflow else None,
+        champion="registry",
     )
     out = {"feedback_examples": len(feedback), **outcome.to_json()}
     if args.format == "json":
@@ -129,7 +129,13 @@ def run_retrain(args: argparse.Namespace) -> int:
     if outcome.champion is not None:
         champ = outcome.champion.summary()
         print(f"  champion {champ['version']}: MAP {champ['map']:.4f}")
-    print(("promoted to champion: " if outcome.promote else "not promoted: ") + outcome.reason)
+    if not config.mlflow:
+        verdict = (
+            "gate (not applied: --no-mlflow) would promote: " if outcome.promote else "gate would refuse: "
+        )
+    else:
+        verdict = "promoted to champion: " if outcome.promote else "not promoted: "
+    print(verdict + outcome.reason)
     return 0
 
 

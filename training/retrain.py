@@ -278,6 +278,8 @@ def retrain(
                 tracker.tag(fingerprints)
                 tracker.metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
                 tracker.json(summary, "training_set.json")
+        if tracker:
+            tracker.tag(fingerprints)  # the parent run too
         # 2. fit (and register)
         with _maybe(tracker, "fit", {"step": "fit", **fingerprints}):
             started = time.perf_counter()

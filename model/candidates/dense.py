@@ -11,9 +11,9 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 

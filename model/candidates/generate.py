@@ -176,7 +176,9 @@ def clause_candidates(text: str, document_id: str, pipeline: Sequence[Mention]) 
                 }
             )
         out.append(
-            clause.model_copy(update={"type": "other", "assertion": assertion, "attributes": {"source": "clause"}})
+            clause.model_copy(
+                update={"type": "other", "assertion": assertion, "attributes": {"source": "clause"}}
+            )
         )
     return out
 

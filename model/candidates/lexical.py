@@ -82,7 +82,9 @@ class LexicalIndex:
             return {}
         q_tfidf, q_binary, q_mass = self._query_matrix([query])
         cosine = np.asarray((q_tfidf @ self._tfidf_t[:, rows]).todense()).ravel()
-        shared_q = np.asarray((q_binary.multiply(self.idf[None, :]).tocsr() @ self._binary_t[:, rows]).todense()).ravel()
+        shared_q = np.asarray(
+            (q_binary.multiply(self.idf[None, :]).tocsr() @ self._binary_t[:, rows]).todense()
+        ).ravel()
         shared_t = np.asarray((q_binary @ self._weighted_t[:, rows]).todense()).ravel()
         pos = {r: k for k, r in enumerate(rows)}
         out: dict[str, LexicalHit] = {}

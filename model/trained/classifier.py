@@ -1,8 +1,13 @@
-"""Document-level code scores learned from coded notes: a TF-IDF one-vs-rest logistic regression over the
-codes seen often enough, and two nearest-neighbour votes (TF-IDF and sentence-encoder document vectors).
+"""Document-level code scores learned from coded notes: a linear multi-label model over TF-IDF features
+(ridge regression, solved in its dual form for all codes at once), and two nearest-neighbour votes
+(TF-IDF and sentence-encoder document vectors).
 
 `DocumentClassifier.fit(texts, labels, vectors)` then `.scores(texts, vectors)` gives, per document, a
-dict code -> (lr probability, kNN TF-IDF vote, kNN dense vote) for the codes any of the three proposes.
+dict code -> score for each of the three scorers (`DocScores.linear`, `.knn_tfidf`, `.knn_dense`).
+
+The dual form needs only the training documents' TF-IDF rows and one coefficient per (training document,
+code): the document-similarity matrix the kNN votes use already gives the linear scores, and the pack
+stays small whatever the vocabulary.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -21,46 +26,47 @@ log = logging.getLogger(__name__)
 @dataclass
 class ClassifierConfig:
     min_count: int = 2
-    """Codes with fewer training documents get no logistic regression (the kNN votes still cover them)."""
-    C: float = 8.0
+    """Codes with fewer training documents get no linear model (the kNN votes still cover them)."""
+    ridge: float = 1.0
+    """Ridge penalty of the linear model (larger: smoother scores)."""
     max_features: int = 60_000
     knn_k: int = 15
     knn_power: float = 3.0
-    top_n: int = 40
-    """Codes per document each scorer proposes as candidates."""
+    keep: int = 150
+    """Codes per document each scorer keeps (the candidates proposed come from these)."""
 
 
 @dataclass
 class DocScores:
-    lr: dict[str, float]
+    linear: dict[str, float]
     knn_tfidf: dict[str, float]
     knn_dense: dict[str, float]
 
     def codes(self, top_n: int) -> list[str]:
         out: list[str] = []
-        for table in (self.lr, self.knn_tfidf, self.knn_dense):
+        for table in (self.linear, self.knn_tfidf, self.knn_dense):
             out.extend(c for c, _ in sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))[:top_n])
         return list(dict.fromkeys(out))
 
 
 class DocumentClassifier:
-    """Multi-label document classifier for one task (diagnosis or procedure)."""
+    """Multi-label document scorer for one task (diagnosis or procedure)."""
 
     def __init__(self, config: ClassifierConfig | None = None) -> None:
         self.config = config or ClassifierConfig()
         self.vectorizer: Any = None
-        self.lr_codes: list[str] = []
-        self.lr_coef: np.ndarray | None = None
-        self.lr_intercept: np.ndarray | None = None
         self.train_tfidf: Any = None
         self.train_vectors: np.ndarray | None = None
         self.train_labels: list[list[str]] = []
+        self.linear_codes: list[str] = []
+        self.dual: np.ndarray | None = None
+        """(training documents x linear codes) dual coefficients: score = sim(doc, train) @ dual."""
+        self.bias: np.ndarray | None = None
 
     def fit(
         self, texts: Sequence[str], labels: Sequence[Sequence[str]], vectors: np.ndarray | None
     ) -> DocumentClassifier:
         from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
 
         cfg = self.config
         self.vectorizer = TfidfVectorizer(
@@ -72,77 +78,51 @@ class DocumentClassifier:
             strip_accents="unicode",
             dtype=np.float32,
         )
-        x = self.vectorizer.fit_transform(texts)
+        x = self.vectorizer.fit_transform(texts).tocsr()
         self.train_tfidf = x
         self.train_vectors = None if vectors is None else np.asarray(vectors, dtype=np.float32)
         self.train_labels = [sorted(set(lab)) for lab in labels]
         counts = Counter(c for lab in self.train_labels for c in lab)
-        self.lr_codes = sorted(c for c, n in counts.items() if n >= cfg.min_count)
-        coefs, intercepts = [], []
-        for code in self.lr_codes:
-            y = np.fromiter((code in lab for lab in self.train_labels), dtype=bool, count=len(texts))
-            model = LogisticRegression(C=cfg.C, solver="liblinear", class_weight=None, max_iter=200)
-            model.fit(x, y)
-            coefs.append(model.coef_[0].astype(np.float32))
-            intercepts.append(float(model.intercept_[0]))
-        n_features = x.shape[1]
-        self.lr_coef = np.vstack(coefs) if coefs else np.zeros((0, n_features), dtype=np.float32)
-        self.lr_intercept = np.asarray(intercepts, dtype=np.float32)
-        log.info("document classifier: %d documents, %d LR codes", len(texts), len(self.lr_codes))
+        self.linear_codes = sorted(c for c, n in counts.items() if n >= cfg.min_count)
+        index = {c: j for j, c in enumerate(self.linear_codes)}
+        y = np.zeros((len(texts), len(self.linear_codes)), dtype=np.float64)
+        for i, lab in enumerate(self.train_labels):
+            for code in lab:
+                if code in index:
+                    y[i, index[code]] = 1.0
+        self.bias = y.mean(axis=0).astype(np.float32)
+        kernel = np.asarray((x @ x.T).todense(), dtype=np.float64)
+        kernel[np.diag_indices_from(kernel)] += cfg.ridge
+        self.dual = np.linalg.solve(kernel, y - self.bias[None, :]).astype(np.float32)
+        log.info("document classifier: %d documents, %d linear codes", len(texts), len(self.linear_codes))
         return self
 
     def scores(self, texts: Sequence[str], vectors: np.ndarray | None) -> list[DocScores]:
-        if self.vectorizer is None or self.lr_coef is None or self.lr_intercept is None:
+        if self.vectorizer is None or self.dual is None or self.bias is None:
             raise RuntimeError("the document classifier is not fitted")
         cfg = self.config
         x = self.vectorizer.transform(texts).tocsr()
-        out: list[DocScores] = []
-        logits = self._logits(x) if len(self.lr_codes) else None
-        sims_tfidf = np.asarray((x @ self.train_tfidf.T).todense())
+        sims_tfidf = np.asarray((x @ self.train_tfidf.T).todense(), dtype=np.float32)
+        linear = sims_tfidf @ self.dual + self.bias[None, :] if len(self.linear_codes) else None
         sims_dense = (
             np.asarray(vectors, dtype=np.float32) @ self.train_vectors.T
             if vectors is not None and self.train_vectors is not None
             else None
         )
+        out: list[DocScores] = []
         for i in range(len(texts)):
-            lr: dict[str, float] = {}
-            if logits is not None:
-                probs = 1.0 / (1.0 + np.exp(-logits[i]))
-                top = np.argsort(-probs)[: max(cfg.top_n * 2, 50)]
-                lr = {self.lr_codes[j]: float(probs[j]) for j in top}
+            table: dict[str, float] = {}
+            if linear is not None:
+                row = linear[i]
+                top = np.argsort(-row, kind="stable")[: cfg.keep]
+                table = {self.linear_codes[j]: float(row[j]) for j in top}
             out.append(
                 DocScores(
-                    lr=lr,
+                    linear=table,
                     knn_tfidf=self._knn(sims_tfidf[i]),
                     knn_dense=self._knn(sims_dense[i]) if sims_dense is not None else {},
                 )
             )
-        return out
-
-    def _logits(self, x: Any) -> np.ndarray:
-        """x @ coef.T + intercept, gathering only the columns each (sparse) row uses."""
-        assert self.lr_coef is not None and self.lr_intercept is not None
-        coef_t = getattr(self, "_coef_t", None)
-        if coef_t is None:
-            coef_t = self._coef_t = np.ascontiguousarray(self.lr_coef.T)
-        out = np.empty((x.shape[0], len(self.lr_codes)), dtype=np.float32)
-        for i in range(x.shape[0]):
-            lo, hi = x.indptr[i], x.indptr[i + 1]
-            out[i] = x.data[lo:hi].astype(np.float32) @ coef_t[x.indices[lo:hi]] + self.lr_intercept
-        return out
-
-    def lr_probability(self, texts: Sequence[str], codes: Sequence[str]) -> np.ndarray:
-        """LR probability of given codes for each text (0 for codes without a model)."""
-        assert self.vectorizer is not None and self.lr_coef is not None and self.lr_intercept is not None
-        index = {c: i for i, c in enumerate(self.lr_codes)}
-        x = self.vectorizer.transform(texts)
-        out = np.zeros((len(texts), len(codes)), dtype=np.float32)
-        cols = [index.get(c, -1) for c in codes]
-        have = [j for j, c in enumerate(cols) if c >= 0]
-        if have:
-            w = self.lr_coef[[cols[j] for j in have]]
-            logits = np.asarray(x @ w.T) + self.lr_intercept[[cols[j] for j in have]][None, :]
-            out[:, have] = 1.0 / (1.0 + np.exp(-logits))
         return out
 
     def _knn(self, sims: np.ndarray) -> dict[str, float]:
@@ -164,12 +144,16 @@ class DocumentClassifier:
     # persistence ---------------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
         """(arrays, objects, json) to store in a pack."""
-        assert self.lr_coef is not None and self.lr_intercept is not None
-        arrays = {"lr_coef": self.lr_coef, "lr_intercept": self.lr_intercept}
+        assert self.dual is not None and self.bias is not None
+        arrays = {"dual": self.dual, "bias": self.bias}
         if self.train_vectors is not None:
             arrays["train_vectors"] = self.train_vectors
         objects = {"vectorizer": self.vectorizer, "train_tfidf": self.train_tfidf}
-        meta = {"lr_codes": self.lr_codes, "train_labels": self.train_labels, "config": self.config.__dict__}
+        meta = {
+            "linear_codes": self.linear_codes,
+            "train_labels": self.train_labels,
+            "config": asdict(self.config),
+        }
         return arrays, objects, meta
 
     @classmethod
@@ -179,9 +163,9 @@ class DocumentClassifier:
         clf = cls(ClassifierConfig(**meta.get("config", {})))
         clf.vectorizer = objects["vectorizer"]
         clf.train_tfidf = objects["train_tfidf"]
-        clf.lr_coef = arrays["lr_coef"]
-        clf.lr_intercept = arrays["lr_intercept"]
+        clf.dual = arrays["dual"]
+        clf.bias = arrays["bias"]
         clf.train_vectors = arrays.get("train_vectors")
-        clf.lr_codes = list(meta["lr_codes"])
+        clf.linear_codes = list(meta["linear_codes"])
         clf.train_labels = [list(lab) for lab in meta["train_labels"]]
         return clf

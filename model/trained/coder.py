@@ -62,12 +62,15 @@ class DefaultConfig:
     variants, PCS 4-character prefixes) or "training" (only codes seen in training: quick runs, tests)."""
     classifier: dict[str, Any] = field(default_factory=dict)
     generator: dict[str, Any] = field(default_factory=dict)
-    classifier_top_n: int = 30
-    memory_top_n: int = 30
+    classifier_top_n: int = 60
+    memory_top_n: int = 60
     memory_k: int = 8
     memory_min_score: float = 0.55
-    max_candidates_per_task: int = 300
+    max_candidates_per_task: int = 400
     folds: int = 5
+    """K of the out-of-fold document classifiers, sentence memory and priors."""
+    ranker_folds: int = 3
+    """K of the out-of-fold ranker scores that fit calibration and thresholds."""
     ranker_max_iter: int = 300
     ranker_learning_rate: float = 0.06
     ranker_max_leaf_nodes: int = 31
@@ -445,7 +448,7 @@ def _prefilter(cand: Candidate, scores: DocScores, memory: dict[str, MemoryHit])
     hit = memory.get(cand.code)
     return (
         best
-        + scores.lr.get(cand.code, 0.0)
+        + scores.linear.get(cand.code, 0.0)
         + scores.knn_tfidf.get(cand.code, 0.0)
         + (hit.score if hit else 0.0)
         + 0.05 * len(cand.present)

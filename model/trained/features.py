@@ -39,13 +39,16 @@ FEATURES: tuple[str, ...] = (
     "first_position",
     "section",
     "mention_type",
-    "lr_prob",
-    "lr_rank",
+    "linear_score",
+    "linear_rank",
     "knn_tfidf",
+    "knn_tfidf_rank",
     "knn_dense",
+    "knn_dense_rank",
     "memory_max",
     "memory_sentences",
     "memory_total",
+    "memory_rank",
     "sentence_sim",
     "document_sim",
     "train_count",
@@ -69,16 +72,32 @@ class DocContext:
     """What is computed once per encounter and task, shared by all its candidates."""
 
     scores: DocScores
-    lr_rank: dict[str, int]
+    linear_rank: dict[str, int]
     document_vector: np.ndarray | None
     memory: Mapping[str, MemoryHit]
+    knn_tfidf_rank: dict[str, int]
+    knn_dense_rank: dict[str, int]
+    memory_rank: dict[str, int]
 
 
 def doc_context(
     scores: DocScores, document_vector: np.ndarray | None, memory: Mapping[str, MemoryHit] | None = None
 ) -> DocContext:
-    ranked = sorted(scores.lr.items(), key=lambda kv: (-kv[1], kv[0]))
-    return DocContext(scores, {c: i for i, (c, _) in enumerate(ranked)}, document_vector, memory or {})
+    memory = memory or {}
+    return DocContext(
+        scores,
+        _ranks(scores.linear),
+        document_vector,
+        memory,
+        _ranks(scores.knn_tfidf),
+        _ranks(scores.knn_dense),
+        _ranks({c: h.score for c, h in memory.items()}),
+    )
+
+
+def _ranks(table: Mapping[str, float]) -> dict[str, int]:
+    ranked = sorted(table.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {c: i for i, (c, _) in enumerate(ranked)}
 
 
 def chapter_id(info: CodeInfo | None, code: str) -> int:
@@ -153,13 +172,16 @@ def candidate_features(
         first,
         float(section),
         float(mtype),
-        ctx.scores.lr.get(code, 0.0),
-        float(ctx.lr_rank.get(code, 999)),
+        ctx.scores.linear.get(code, math.nan),
+        float(ctx.linear_rank.get(code, 999)),
         ctx.scores.knn_tfidf.get(code, 0.0),
+        float(ctx.knn_tfidf_rank.get(code, 999)),
         ctx.scores.knn_dense.get(code, 0.0),
+        float(ctx.knn_dense_rank.get(code, 999)),
         mem.score if mem else 0.0,
         float(mem.sentences) if mem else 0.0,
         mem.total if mem else 0.0,
+        float(ctx.memory_rank.get(code, 999)),
         sentence_sim,
         document_sim,
         math.log1p(count),

@@ -18,7 +18,7 @@ def load_cases() -> list[dict[str, Any]]:
 
 
 def matches(pattern: str, code: str) -> bool:
-    """"R07*" matches any code starting with R07; otherwise exact."""
+    """ "R07*" matches any code starting with R07; otherwise exact."""
     return code.startswith(pattern[:-1]) if pattern.endswith("*") else code == pattern
 
 

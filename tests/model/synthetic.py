@@ -68,7 +68,9 @@ def make_encounter(i: int, rng: random.Random) -> Encounter:
     procedures = rng.sample(PROCEDURES, rng.randint(0, 2))
     lines = [rng.choice(OPENINGS).format(age=age, sex=sex, sex_cap=sex.capitalize())]
     for phrase, _ in present:
-        lines.append(rng.choice(["The patient has {p}.", "Diagnosed with {p}.", "Known {p}."]).format(p=phrase))
+        lines.append(
+            rng.choice(["The patient has {p}.", "Diagnosed with {p}.", "Known {p}."]).format(p=phrase)
+        )
     lines.append(f"No {negated[0]}.")
     for phrase, _ in procedures:
         lines.append(phrase.capitalize() + ".")

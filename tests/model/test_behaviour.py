@@ -32,7 +32,15 @@ def test_suite_has_enough_varied_cases() -> None:
     assert len(cases) >= 60
     assert len({c["text"] for c in cases}) == len(cases)
     kinds = {c["phenomenon"] for c in cases}
-    assert {"negation", "family", "history", "laterality", "combination", "seventh_character", "specificity"} <= kinds
+    assert {
+        "negation",
+        "family",
+        "history",
+        "laterality",
+        "combination",
+        "seventh_character",
+        "specificity",
+    } <= kinds
 
 
 @pytest.fixture(scope="module")

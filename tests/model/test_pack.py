@@ -37,7 +37,10 @@ def test_save_then_read_gives_identical_manifest_and_weights(tmp_path: Path) -> 
     save_pack(tmp_path / "pack", _manifest(), arrays=arrays, objects=objects)
     again = read_manifest(tmp_path / "pack")
     original = _manifest()
-    assert again.to_json() | {"files": {}, "created_at": ""} == original.to_json() | {"files": {}, "created_at": ""}
+    assert again.to_json() | {"files": {}, "created_at": ""} == original.to_json() | {
+        "files": {},
+        "created_at": "",
+    }
     assert set(again.files) == {"arrays.npz", "objects/thing.joblib"}
     loaded = load_arrays(tmp_path / "pack")
     for name, value in arrays.items():

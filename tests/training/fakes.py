@@ -53,7 +53,9 @@ def example(
             )
             for code in final
         ],
-        rejected=[FeedbackNegative(system="ICD-10-CM", code=code, kind="rejected", reason="no") for code in rejected],
+        rejected=[
+            FeedbackNegative(system="ICD-10-CM", code=code, kind="rejected", reason="no") for code in rejected
+        ],
         reviewer=reviewer,
         reviewer_name="coder",
         finalized_at=NOW + timedelta(minutes=minutes),

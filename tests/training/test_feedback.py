@@ -37,7 +37,10 @@ def test_feedback_replaces_base_labels_and_rejected_codes_become_negatives() -> 
     training = merge_feedback(base, feedback, evaluation=_dev())
     assert _gold(training, "e1") == ["E11.65", "I10"]
     assert _gold(training, "e2") == ["R50.9"]
-    assert {(n.code, n.kind) for n in training.negatives["e1"]} == {("E11.9", "rejected"), ("J45.909", "rejected")}
+    assert {(n.code, n.kind) for n in training.negatives["e1"]} == {
+        ("E11.9", "rejected"),
+        ("J45.909", "rejected"),
+    }
     assert training.sources == {"e1": "feedback_over_base", "e2": "base"}
     assert training.summary()["negatives"] == 2
 
@@ -71,7 +74,12 @@ def test_accepted_evidence_spans_become_trainer_evidence() -> None:
     spans = {"I10": (36, 58)}
     training = merge_feedback([], [example("e1", NOTE, ["I10", "E11.65"], evidence=spans)], evaluation=_dev())
     assert training.evidence == {"e1": [("diagnosis", "I10", "d1", 36, 58)]}
-    assert merge_feedback([], [example("e1", NOTE, ["I10"], evidence=spans)], evaluation=_dev(), use_evidence=False).evidence == {}
+    assert (
+        merge_feedback(
+            [], [example("e1", NOTE, ["I10"], evidence=spans)], evaluation=_dev(), use_evidence=False
+        ).evidence
+        == {}
+    )
 
 
 def test_training_fingerprint_follows_the_labels() -> None:

@@ -30,7 +30,10 @@ def test_simulated_coder_accepts_replaces_rejects_and_adds_by_the_gold_codes(tmp
     model = RankingCoder({"e1": Gold(diagnosis=["E11.9", "I10"])}, pool=["J45.909"])
     desk = _desk(tmp_path)
     try:
-        assert desk.submit(encounter("e1", NOTE, ["E11.65", "I10", "N18.32"]), model, fifo_priority) == "in_review"
+        assert (
+            desk.submit(encounter("e1", NOTE, ["E11.65", "I10", "N18.32"]), model, fifo_priority)
+            == "in_review"
+        )
         human = SimulatedCoder(gold)
         assert desk.review(5, human) == 1
         (example,) = desk.export()
@@ -65,7 +68,9 @@ def test_wrong_suggestion_without_a_sibling_is_rejected_and_unknown_codes_are_re
     finally:
         desk.close()
     assert [c.code for c in example.final_codes] == ["I10"]
-    assert [(n.code, n.kind, n.reason) for n in example.rejected] == [("R50.9", "rejected", "not supported by the note")]
+    assert [(n.code, n.kind, n.reason) for n in example.rejected] == [
+        ("R50.9", "rejected", "not supported by the note")
+    ]
     assert human.stats.refused == 1
 
 

@@ -49,7 +49,9 @@ def test_gate_refuses_a_worse_candidate_and_keeps_the_champion() -> None:
     frozen = _frozen()
     champion = Champion(RankingCoder(_gold(), version="good"))
     worse = RankingCoder(_gold(), good=False, version="worse")
-    outcome = retrain([encounter("t1", "note", ["I10"])], [], frozen, _fit_returning(worse, []), OFF, champion=champion)
+    outcome = retrain(
+        [encounter("t1", "note", ["I10"])], [], frozen, _fit_returning(worse, []), OFF, champion=champion
+    )
     assert not outcome.promote
     assert "worse than the champion" in outcome.reason
     assert outcome.champion is not None and outcome.champion.version == "good"
@@ -62,7 +64,9 @@ def test_tolerance_lets_a_slightly_worse_candidate_through() -> None:
     champion.evaluation = evaluate_frozen(champion.coder, frozen, n_resamples=50)
     worse = RankingCoder(_gold(), good=False, version="worse")
     loose = RetrainConfig(mlflow=False, n_resamples=50, tolerance=1.0)
-    outcome = retrain([encounter("t1", "note", ["I10"])], [], frozen, _fit_returning(worse, []), loose, champion=champion)
+    outcome = retrain(
+        [encounter("t1", "note", ["I10"])], [], frozen, _fit_returning(worse, []), loose, champion=champion
+    )
     assert outcome.promote
 
 

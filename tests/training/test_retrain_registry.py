@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from data.types import Encounter, Gold
+from data.types import Encounter
 from medcode.settings import Settings, get_settings, reset_settings
 from model.base import Coder
 from serving.app import create_app
@@ -55,7 +55,9 @@ class _Fits:
 
         if training.fingerprint not in self.fitted:
             config = DefaultConfig(use_dense=False, folds=3, ranker_max_iter=60)
-            coder, _ = fit_default(training.encounters, Knowledge(), config, evidence=training.evidence or None)
+            coder, _ = fit_default(
+                training.encounters, Knowledge(), config, evidence=training.evidence or None
+            )
             self.fitted[training.fingerprint] = coder
         return self.fitted[training.fingerprint]
 
@@ -106,7 +108,10 @@ def _serving(client: TestClient) -> str:
 
 
 def _suggested_by(client: TestClient, key: dict[str, str]) -> str:
-    body = {"encounter_id": "probe", "documents": [{"document_id": "d1", "text": "Known essential hypertension."}]}
+    body = {
+        "encounter_id": "probe",
+        "documents": [{"document_id": "d1", "text": "Known essential hypertension."}],
+    }
     response = client.post("/v1/suggest", json=body, headers=key)
     assert response.status_code == 200, response.text
     return str(response.json()["model_version"])
@@ -139,7 +144,9 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels_and_the_service_keeps_t
         key = _key(app, "integration")
         assert _serving(client) == first.coder.version
 
-        worse = retrain(_shuffled_labels(loop["train"]), [], loop["frozen"], loop["fit"], config, champion="registry")
+        worse = retrain(
+            _shuffled_labels(loop["train"]), [], loop["frozen"], loop["fit"], config, champion="registry"
+        )
 
         assert not worse.promote, worse.reason
         assert worse.champion is not None and worse.champion.version == first.coder.version  # re-measured
@@ -153,9 +160,9 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels_and_the_service_keeps_t
 
 
 def test_running_service_picks_up_a_promoted_champion_and_survives_a_broken_one(loop: dict[str, Any]) -> None:
+    from model.registry import mlflow_client
     from training import tracking
     from training.promotion import CHAMPION
-    from model.registry import mlflow_client
 
     _use_model_name(loop, "loop-pickup")
     config = RetrainConfig(n_resamples=200, tolerance=1.0)

@@ -47,14 +47,15 @@ def test_simulate_feedback_runs_rounds_through_the_review_service(
             "--dataset", "jsonl",
             "--data-dir", str(data),
             "--rounds", "2",
-            "--strategy", "fifo",
-            "--compare-at", "0.5",
+            "--strategy", "both",
+            "--review-fraction", "0.5",
+            "--folds", "2",
             "--initial-fraction", "0.3",
             "--no-dense",
             "--no-mlflow",
             "--knowledge-dir", str(knowledge),
             "--resamples", "100",
-            "--ranker-iter", "40",
+            "--ranker-iter", "20",
             "--out", str(out),
             "--format", "json",
         ]
@@ -67,15 +68,16 @@ def test_simulate_feedback_runs_rounds_through_the_review_service(
         low, high = row["map_ci"]
         assert 0 <= low <= row["map"] <= high <= 1
     assert summary["promoted"][0] == 0 and set(summary["promoted"]) <= {0, 1, 2}
-    # every arriving encounter was reviewed or auto-accepted; feedback grows round by round
+    # the coders review half of each round's arrivals, in queue order; feedback accumulates
     assert rounds[0]["feedback_encounters"] == 0 and rounds[0]["train_encounters"] == 11
-    assert rounds[1]["reviewed"] + rounds[1]["auto_accepted"] == rounds[1]["arrived"] == 13
-    assert rounds[2]["feedback_encounters"] == rounds[1]["reviewed"] + rounds[2]["reviewed"]
+    assert [r["arrived"] for r in rounds[1:]] == [13, 12]
+    for row in rounds[1:]:
+        assert row["reviewed"] == min(round(row["arrived"] * 0.5), row["arrived"] - row["auto_accepted"])
+    assert rounds[2]["feedback_encounters"] == rounds[1]["reviewed"] + rounds[2]["reviewed"] > 0
     assert rounds[2]["train_encounters"] == 11 + rounds[2]["feedback_encounters"]
-    assert set(summary["strategies"]) == {"fifo@1", "uncertainty@0.5", "fifo@0.5"}
-    half = summary["strategies"]["uncertainty@0.5"]["rounds"]
-    assert all(r["reviewed"] <= round(r["arrived"] * 0.5) for r in half[1:])
-    assert summary["strategies"]["fifo@1"]["review"]["accepted"] > 0
+    assert summary["strategy"] == "uncertainty"
+    assert set(summary["strategies"]) == {"uncertainty@0.5", "fifo@0.5"}
+    assert summary["strategies"]["fifo@0.5"]["review"]["accepted"] > 0
     assert summary["improvement"]["after"] >= summary["improvement"]["before"]  # the gate never regresses
     assert (out / "learning_loop.png").stat().st_size > 0
     assert json.loads((out / "simulation.json").read_text())["rounds"] == rounds

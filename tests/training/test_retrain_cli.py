@@ -1,0 +1,72 @@
+"""`medcode retrain`: base corpus + the service database's finalized reviews, gated, as one command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data.types import Gold
+from medcode.cli import main
+from medcode.settings import reset_settings
+from training.active import fifo_priority
+from training.review_desk import ReviewDesk, SimulatedCoder
+
+from ..model.synthetic import make_corpus
+from .fakes import RankingCoder
+
+
+def _corpus(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", 16, 1), ("dev", 8, 2)):
+        with (folder / f"{split}.jsonl").open("w") as fh:
+            for enc in make_corpus(n, seed):
+                enc = enc.model_copy(update={"encounter_id": f"{split}-{enc.encounter_id}"})
+                fh.write(json.dumps(enc.model_dump(mode="json")) + "\n")
+    return folder
+
+
+def test_retrain_command_requires_an_existing_data_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["retrain", "--dataset", "jsonl", "--data-dir", str(tmp_path / "missing")]) == 2
+    assert "data folder not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_retrain_command_trains_on_base_plus_reviews_and_reports_the_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDCODE_REGISTERED_MODEL", "retrain-cli-test")
+    reset_settings()
+    data = _corpus(tmp_path / "corpus")
+    db = f"sqlite:///{tmp_path / 'service.db'}"
+    notes = [e.model_copy(update={"encounter_id": f"new-{e.encounter_id}"}) for e in make_corpus(4, seed=9)]
+    dev_note = json.loads((data / "dev.jsonl").read_text().splitlines()[0])
+    desk = ReviewDesk(db)
+    try:
+        for enc in notes:
+            desk.submit(enc, RankingCoder({}), fifo_priority)
+        desk.submit(make_corpus(1, seed=2)[0].model_copy(update={"encounter_id": dev_note["encounter_id"]}),
+                    RankingCoder({}), fifo_priority)  # fmt: skip
+        human = SimulatedCoder({e.encounter_id: e.gold or Gold() for e in notes})
+        assert desk.review(10, human) == 5
+    finally:
+        desk.close()
+    knowledge = tmp_path / "no-knowledge"
+    knowledge.mkdir()
+    code = main(
+        [
+            "retrain", "--dataset", "jsonl", "--data-dir", str(data), "--db", db,
+            "--no-dense", "--folds", "2", "--ranker-iter", "20", "--knowledge-dir", str(knowledge),
+            "--no-mlflow", "--format", "json",
+        ]
+    )  # fmt: skip
+    reset_settings()
+    assert code == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["feedback_examples"] == 4  # the review of a dev encounter is not exported for training
+    assert out["training"]["encounters"] == 20 and out["training"]["feedback_encounters"] == 4
+    assert out["promoted"] is True and out["reason"] == "no champion yet"
+    assert 0 <= out["candidate"]["map_ci"][0] <= out["candidate"]["map"] <= out["candidate"]["map_ci"][1] <= 1
