@@ -204,6 +204,9 @@ def _register_simulate(subparsers: argparse._SubParsersAction) -> None:  # type:
     parser.add_argument("--folds", type=int, default=3, help="K for out-of-fold training (default 3)")
     parser.add_argument("--ranker-iter", type=int, default=150, help="ranker boosting iterations (150)")
     parser.add_argument("--tolerance", type=float, default=0.0, help="promotion gate tolerance (0)")
+    parser.add_argument(
+        "--diagnosis-only", action="store_true", help="leave procedure codes out (faster rounds)"
+    )
     parser.add_argument("--force-review", action="store_true", help="send every encounter to review")
     parser.add_argument("--no-evidence", action="store_true", help="do not train on feedback evidence spans")
     parser.add_argument(
@@ -251,6 +254,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         mlflow=not args.no_mlflow,
         force_review=args.force_review,
+        diagnosis_only=args.diagnosis_only,
         use_evidence=not args.no_evidence,
         knowledge_dir=args.knowledge_dir,
         out=out,

@@ -81,6 +81,8 @@ class SimulationConfig:
     mlflow: bool = True
     force_review: bool = False
     use_evidence: bool = True
+    diagnosis_only: bool = False
+    """Drop the procedure codes everywhere (a faster simulation of the diagnosis task alone)."""
     knowledge_dir: Path | None = None
     out: Path | None = None
     n_resamples: int = 1000
@@ -271,12 +273,24 @@ def load_data(config: SimulationConfig) -> tuple[list[Encounter], list[Encounter
         train = train[: config.limit]
     if config.eval_limit:
         evaluation = evaluation[: config.eval_limit]
+    if config.diagnosis_only:
+        train, evaluation = _diagnoses_only(train), _diagnoses_only(evaluation)
     if len(train) < 8 or not evaluation:
         raise InvalidInputError(
             f"{config.dataset}: the simulation needs at least 8 coded training encounters and a coded "
             f"{config.eval_split} split"
         )
     return train, evaluation
+
+
+def _diagnoses_only(encounters: Sequence[Encounter]) -> list[Encounter]:
+    from data.types import Gold
+
+    return [
+        e.model_copy(update={"gold": Gold(diagnosis=list(e.gold.diagnosis))})
+        for e in encounters
+        if e.gold is not None and e.gold.diagnosis
+    ]
 
 
 def corpus_hints(config: SimulationConfig) -> Hints:
