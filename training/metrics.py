@@ -11,21 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from data.types import Encounter, Result, Task
-
-
-def average_precision(ranked: Sequence[str], gold: set[str]) -> float:
-    if not gold:
-        return 0.0
-    hits, total = 0, 0.0
-    seen: set[str] = set()
-    for k, code in enumerate(ranked, start=1):
-        if code in seen:
-            continue
-        seen.add(code)
-        if code in gold:
-            hits += 1
-            total += hits / k
-    return total / len(gold)
+from evaluation.metrics import average_precision
 
 
 def mean_average_precision(ranked: Sequence[Sequence[str]], gold: Sequence[set[str]]) -> float:

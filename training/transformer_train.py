@@ -29,6 +29,7 @@ import numpy as np
 
 from data.errors import InvalidInputError
 from data.types import Encounter, Mention, Result, Task
+from evaluation.metrics import average_precision
 from model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
 from model.thresholds import tune_task_thresholds
 from model.transformer.codes import Label, code_set_version, gold_labels, label_text, title_of
@@ -517,25 +518,6 @@ def fit_calibrator(scores: np.ndarray, labels: np.ndarray, config: TransformerCo
 
 
 # -- measuring -----------------------------------------------------------------------------------------------
-
-
-def average_precision(ranked: Sequence[str], gold: set[str]) -> float:
-    """AP of one ranked list: mean over gold codes of precision at the rank each is found (0 if missed)."""
-    if not gold:
-        return 0.0
-    hits = 0
-    total = 0.0
-    seen: set[str] = set()
-    rank = 0
-    for code in ranked:
-        if code in seen:
-            continue
-        seen.add(code)
-        rank += 1
-        if code in gold:
-            hits += 1
-            total += hits / rank
-    return total / len(gold)
 
 
 def evaluate_results(
