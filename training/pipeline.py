@@ -99,9 +99,32 @@ def fit_preset(req: TrainRequest, train: list[Encounter], validation: list[Encou
             holdout=req.holdout,
             progress=_progress,
             dataset=f"{req.dataset}:{req.train_split}",
+            evidence=training_evidence(req, train),
         )
         return coder
     raise InvalidInputError(f"unknown preset {req.preset!r}")
+
+
+def training_evidence(
+    req: TrainRequest, train: list[Encounter]
+) -> dict[str, list[tuple[str, str, str, int, int]]] | None:
+    """Sentence-level evidence of the gold codes where the dataset has it (CodiEsp-X, aligned to the English
+    text); None otherwise (the default model then locates evidence by similarity)."""
+    if req.dataset.lower() != "codiesp":
+        return None
+    from training.codiesp_evidence import codiesp_sentence_evidence
+
+    try:
+        found = codiesp_sentence_evidence(req.data_dir, req.train_split)
+    except (DatasetNotFoundError, InvalidInputError, OSError) as exc:
+        log.warning("no CodiEsp-X evidence (%s); evidence is located by similarity", exc)
+        return None
+    doc_of = {e.encounter_id: e.documents[0].document_id for e in train}
+    return {
+        enc: [(task, code, doc_of[enc], start, end) for task, code, start, end in items]
+        for enc, items in found.items()
+        if enc in doc_of
+    }
 
 
 def save_model_pack(coder: Any, path: Path) -> Path:

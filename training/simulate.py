@@ -555,15 +555,24 @@ def plot_rounds(strategies: dict[str, Any], path: Path) -> Path:
     fig, (ax_map, ax_f1) = plt.subplots(1, 2, figsize=(10, 4))
     for offset, (name, data) in enumerate(strategies.items()):
         rows = data["rounds"]
-        x = np.array([r["round"] for r in rows], dtype=float) + 0.06 * offset
+        color = f"C{offset}"
+        x = np.array([r["round"] for r in rows], dtype=float) + 0.05 * offset
         y = np.array([r["map"] for r in rows])
         low = y - np.array([r["map_ci"][0] for r in rows])
         high = np.array([r["map_ci"][1] for r in rows]) - y
-        ax_map.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, label=f"{name} (candidate)")
+        ax_map.errorbar(x, y, yerr=[low, high], marker="o", capsize=3, color=color, label=f"{name} candidate")
         ax_map.plot(
-            x, [r["champion_map"] for r in rows], linestyle="--", alpha=0.6, label=f"{name} (champion)"
+            x,
+            [r["champion_map"] for r in rows],
+            linestyle="--",
+            color=color,
+            alpha=0.6,
+            label=f"{name} champion",
         )
-        ax_f1.plot(x, [r["micro_f1"] or 0.0 for r in rows], marker="o", label=name)
+        ax_f1.plot(x, [r["micro_f1"] or 0.0 for r in rows], marker="o", color=color, label=name)
+        ticks = [r["round"] for r in rows]
+    for ax in (ax_map, ax_f1):
+        ax.set_xticks(ticks)
     ax_map.set_title("dev diagnosis MAP by round (95% bootstrap CI)")
     ax_map.set_xlabel("feedback round")
     ax_map.set_ylabel("MAP")
