@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from data.errors import ModelNotFoundError
 from data.types import Encounter, Evidence, Result, Task
 from model.calibration import Calibrator
 from model.candidates.dense import DenseCodeIndex, Encoder, build_code_index, get_encoder
@@ -367,6 +368,12 @@ class DefaultCoder:
 
 def load_pack(path: Path, manifest: PackManifest) -> DefaultCoder:
     path = Path(path)
+    features = manifest.config.get("features")
+    if features != list(FEATURES):
+        raise ModelNotFoundError(
+            f"model pack {path} was trained with another feature set than this medcode computes; "
+            "retrain it with `medcode train`"
+        )
     config = DefaultConfig.from_json(manifest.config)
     with gzip.open(path / KNOWLEDGE_FILE, "rt", encoding="utf-8") as fh:
         knowledge = Knowledge.from_json(json.load(fh))
