@@ -113,7 +113,7 @@ def fit_default(
         resources = CodeResources(knowledge, config, extra_pcs_codes=pcs_codes, training_codes=cm_codes)
     log.info("resources ready in %.1f s", time.perf_counter() - started)
     if prepared is None:
-        prepared = [resources.prepare(e, extractor) for e in progress(train, "reading notes")]
+        prepared = resources.prepare_many(train, extractor, progress)
     log.info("notes read in %.1f s", time.perf_counter() - started)
     rng = np.random.default_rng(config.seed)
     n = len(train)

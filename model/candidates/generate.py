@@ -149,11 +149,19 @@ def read_encounter(
         n_pipeline=len(mentions),
     )
     if encoder is not None:
-        texts = [mention_query(m) for m in mentions] + [s.text for s in sentences]
-        vectors = encoder.encode(texts)
-        view.mention_vectors = vectors[: len(mentions)]
-        view.sentence_vectors = vectors[len(mentions) :]
+        attach_vectors(view, encoder.encode(view_texts(view)))
     return view
+
+
+def view_texts(view: EncounterView) -> list[str]:
+    """The texts a view is encoded with: its pipeline mentions' queries, then its sentences."""
+    return [mention_query(m) for m in view.pipeline_mentions] + [s.text for s in view.sentences]
+
+
+def attach_vectors(view: EncounterView, vectors: np.ndarray) -> None:
+    n = len(view.pipeline_mentions)
+    view.mention_vectors = vectors[:n]
+    view.sentence_vectors = vectors[n:]
 
 
 def clause_candidates(text: str, document_id: str, pipeline: Sequence[Mention]) -> list[Mention]:

@@ -30,10 +30,12 @@ from model.candidates.generate import (
     CandidateGenerator,
     EncounterView,
     GeneratorConfig,
+    attach_vectors,
     blocked,
     mention_evidence,
     read_encounter,
     sentence_evidence,
+    view_texts,
 )
 from model.candidates.lexical import LexicalIndex
 from model.catalog import CM, PCS, CodeCatalog, Knowledge, build_catalog, code_set_version
@@ -101,6 +103,20 @@ class Prepared:
     blocked: set[tuple[str, str]] = field(default_factory=set)
     """Codes whose only evidence is negated, family or hypothetical mentions: never candidates."""
 
+    def excludes(self, system: str, code: str) -> bool:
+        """True when a code without present evidence of its own must not be offered: it, or a sibling
+        under the same parent (R10.812 next to a negated R10.819), is supported only by absent mentions."""
+        family = sibling_prefix(code)
+        return any(s == system and (c == code or (family and c.startswith(family))) for s, c in self.blocked)
+
+
+def sibling_prefix(code: str) -> str:
+    """The parent prefix shared by a code's siblings ("R10.81" for R10.819, "R50" for R50.9); empty for a
+    three-character category, whose siblings are unrelated conditions."""
+    if len(code.replace(".", "")) <= 3:
+        return ""
+    return code[:-1].rstrip(".")
+
 
 @dataclass
 class TaskModel:
@@ -160,7 +176,30 @@ class CodeResources:
         return out
 
     def prepare(self, encounter: Encounter, extractor: Extractor) -> Prepared:
-        view = read_encounter(encounter, extractor, self.encoder)
+        return self._finish(read_encounter(encounter, extractor, self.encoder))
+
+    def prepare_many(
+        self, encounters: Sequence[Encounter], extractor: Extractor, progress: Any = None
+    ) -> list[Prepared]:
+        """`prepare` for many encounters, encoding all their texts in one pass (fuller, length-sorted
+        batches: much faster than one encounter at a time)."""
+        items = list(encounters)
+        views = [
+            read_encounter(e, extractor, None)
+            for e in (progress(items, "reading notes") if progress else items)
+        ]
+        if self.encoder is not None:
+            texts = [view_texts(v) for v in views]
+            flat = [t for group in texts for t in group]
+            vectors = self.encoder.encode(flat, progress=progress is not None)
+            start = 0
+            for view, group in zip(views, texts, strict=True):
+                attach_vectors(view, vectors[start : start + len(group)])
+                start += len(group)
+        return [self._finish(v) for v in (progress(views, "candidates") if progress else views)]
+
+    def _finish(self, view: EncounterView) -> Prepared:
+        encounter = view.encounter
         doc_vector = None
         if view.sentence_vectors is not None and len(view.sentence_vectors):
             v = view.sentence_vectors.mean(axis=0)
@@ -294,7 +333,7 @@ class DefaultCoder:
             else:
                 evidence = self._sentence_evidence(view, system, code)
                 rationale = "document classifier; evidence is the best-matching sentence"
-            if not evidence or (_only_absent(view, evidence[0]) and not (cand is not None and cand.present)):
+            if not evidence or (not (cand is not None and cand.present) and _touches_absent(view, evidence[0])):
                 continue
             out.append(
                 Scored(
@@ -441,7 +480,7 @@ def task_candidates(
     remembered = sorted(memory.items(), key=lambda kv: (-kv[1].score, kv[0]))[: config.memory_top_n]
     extra = [*scores.codes(config.classifier_top_n), *(code for code, _ in remembered)]
     for code in extra:
-        if code not in found and (system, code) not in prepared.blocked:
+        if code not in found and not prepared.excludes(system, code):
             found[code] = Candidate(system, code, sources={"classifier"})
     cands = list(found.values())
     if len(cands) > config.max_candidates_per_task:
@@ -491,14 +530,14 @@ def task_rows(
     return [c.code for c in cands], x
 
 
-def _only_absent(view: EncounterView, evidence: Evidence) -> bool:
-    """True when the evidence span holds mentions and all of them are negated, family or hypothetical."""
-    inside = [
-        m
+def _touches_absent(view: EncounterView, evidence: Evidence) -> bool:
+    """True when the evidence span holds a negated, family or hypothetical mention: a code offered on
+    sentence evidence alone (classifier, sentence memory) may be that absent condition, so it is dropped."""
+    return any(
+        not m.assertion.is_present
         for m in view.mentions
         if m.document_id == evidence.document_id and evidence.start <= m.start and m.end <= evidence.end
-    ]
-    return bool(inside) and not any(m.assertion.is_present for m in inside)
+    )
 
 
 def ranker_scores(ranker: Any, x: np.ndarray) -> np.ndarray:

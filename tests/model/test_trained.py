@@ -1,0 +1,82 @@
+"""The trained default model on a tiny synthetic corpus: fit, suggest, pack round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data.errors import ModelNotFoundError
+from model.catalog import Knowledge
+from model.pack import load_pack, read_manifest
+from model.trained.coder import DefaultCoder, DefaultConfig
+from training.default import fit_default
+
+from .synthetic import make_corpus
+
+
+@pytest.fixture(scope="module")
+def trained() -> DefaultCoder:
+    config = DefaultConfig(use_dense=False, folds=3, ranker_folds=2, ranker_max_iter=60)
+    coder, fits = fit_default(make_corpus(50, seed=5), Knowledge(), config)
+    assert fits["diagnosis"].positives > 0
+    return coder
+
+
+def test_trained_model_suggests_calibrated_codes_with_evidence(trained: DefaultCoder) -> None:
+    dev = make_corpus(8, seed=11)
+    for enc in dev:
+        result = trained.suggest(enc)
+        assert result.calibrated is True
+        text = enc.documents[0].text
+        for code in [*result.codes, *result.candidates]:
+            assert code.evidence, code.code
+            for ev in code.evidence:
+                assert text[ev.start : ev.end] == ev.text
+        assert {c.code for c in result.codes} & set(enc.gold.diagnosis if enc.gold else [])
+
+
+def test_negated_condition_is_never_suggested(trained: DefaultCoder) -> None:
+    from data.types import Document, Encounter
+
+    enc = Encounter(
+        encounter_id="neg",
+        documents=[Document(document_id="d1", text="Known essential hypertension.\nNo asthma.\nNo fever.")],
+    )
+    ranked = {c.code for c in [*trained.suggest(enc).codes, *trained.suggest(enc).candidates]}
+    assert "J45.909" not in ranked
+    assert "R50.9" not in ranked
+
+
+def test_default_pack_round_trip_is_exact(trained: DefaultCoder, tmp_path: Path) -> None:
+    trained.metrics = {"validation": {"tasks": {"diagnosis": {"map": 0.5}}}}
+    trained.save(tmp_path / "pack")
+    manifest = read_manifest(tmp_path / "pack")
+    assert manifest.preset == "default"
+    assert manifest.training_data["fingerprint"]
+    assert set(manifest.thresholds) == {"diagnosis", "procedure"}
+    assert manifest.calibration["diagnosis"]["method"] in ("isotonic", "platt")
+    again = load_pack(tmp_path / "pack")
+    assert isinstance(again, DefaultCoder)
+    assert again.version == trained.version
+    assert again.metrics == trained.metrics
+    for enc in make_corpus(6, seed=12):
+        assert again.suggest(enc) == trained.suggest(enc)
+    # saving the loaded model writes the same manifest (apart from the save time)
+    again.save(tmp_path / "pack2")
+    first = json.loads((tmp_path / "pack" / "manifest.json").read_text())
+    second = json.loads((tmp_path / "pack2" / "manifest.json").read_text())
+    for data in (first, second):
+        data.pop("created_at"), data.pop("files")  # zip timestamps make the weight checksums differ
+    assert first == second
+
+
+def test_pack_with_another_feature_set_is_refused(trained: DefaultCoder, tmp_path: Path) -> None:
+    trained.save(tmp_path / "pack")
+    path = tmp_path / "pack" / "manifest.json"
+    data = json.loads(path.read_text())
+    data["config"]["features"] = ["old_feature"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ModelNotFoundError, match="feature set"):
+        load_pack(tmp_path / "pack")
