@@ -83,7 +83,7 @@ def fit_preset(req: TrainRequest, train: list[Encounter], validation: list[Encou
         from model.transformer import TransformerConfig
         from training.transformer_train import train_transformer
 
-        return train_transformer(train, validation, TransformerConfig(), req.device)
+        return train_transformer(train, validation, TransformerConfig.default_for(req.device), req.device)
     if req.preset == "default":
         from model.catalog import knowledge_from
         from model.trained.coder import DefaultConfig

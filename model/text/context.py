@@ -234,7 +234,7 @@ class ConTextComponent:
                 if direction in ("BACKWARD", "BIDIRECTIONAL"):
                     scopes.append((*self.backward_scope(words, trigger, category, by_end), False))
                 for index, (first, end, kind) in enumerate(mentions):
-                    if kind in trigger.rule.exclude_types:
+                    if kind in trigger.rule.exclude_types or _inside(trigger, first, end):
                         continue
                     for scope_start, scope_end, forward in scopes:
                         if first < scope_end and end > scope_start:
@@ -312,6 +312,12 @@ class ConTextComponent:
                 if getattr(span._, ASSERTION_ATTRS[CATEGORY_TO_ASSERTION[key]]):
                     for category in suppressed:
                         setattr(span._, ASSERTION_ATTRS[CATEGORY_TO_ASSERTION[category]], False)
+
+
+def _inside(trigger: _Trigger, first: int, end: int) -> bool:
+    """True when a trigger sits inside a mention after its first word: part of the condition's own name
+    ("concussion without loss of consciousness", "diabetes without complications"), not a cue about it."""
+    return first < trigger.start and trigger.end <= end
 
 
 def _sentence_ranges(doc: Doc) -> list[tuple[int, int]]:

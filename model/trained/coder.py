@@ -333,7 +333,9 @@ class DefaultCoder:
             else:
                 evidence = self._sentence_evidence(view, system, code)
                 rationale = "document classifier; evidence is the best-matching sentence"
-            if not evidence or (not (cand is not None and cand.present) and _touches_absent(view, evidence[0])):
+            if not evidence or (
+                not (cand is not None and cand.present) and _touches_absent(view, evidence[0])
+            ):
                 continue
             out.append(
                 Scored(

@@ -14,6 +14,8 @@ CASES_FILE = Path(__file__).with_name("assertion_cases.jsonl")
 
 EXTRA_TERMS: list[Any] = [
     ("pneumonia", "condition", ["J18.9"]),
+    ("concussion without loss of consciousness", "injury", ["S06.0X0"]),
+    ("asthma without status asthmaticus", "condition", ["J45.909"]),
     ("pleural effusion", "condition", ["J90"]),
     ("effusion", "condition", []),
     ("chest pain", "sign_symptom", ["R07.9"]),

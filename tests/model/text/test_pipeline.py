@@ -72,3 +72,12 @@ def test_importing_the_package_does_not_import_spacy() -> None:
     code = "import sys, model.text; print('spacy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_cue_word_inside_a_condition_name_does_not_negate_it(small_pipeline: TextPipeline) -> None:
+    found = {
+        m.text.lower(): m
+        for m in small_pipeline.extract("Concussion without loss of consciousness. No asthma.")
+    }
+    assert found["concussion without loss of consciousness"].assertion.is_present
+    assert found["asthma"].assertion.negated
