@@ -264,6 +264,12 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(summary, sort_keys=True, default=str))
         return 0
+    print_simulation(summary)
+    return 0
+
+
+def print_simulation(summary: dict[str, Any]) -> None:
+    """The text form of `simulate-feedback`: MAP by round per arm, the improvement, the arm comparison."""
     for name, data in summary["strategies"].items():
         print(f"strategy {name}")
         for row in data["rounds"]:
@@ -277,5 +283,9 @@ def run_simulate(args: argparse.Namespace) -> int:
             f"  champion MAP {imp['before']:.4f} -> {imp['after']:.4f} (delta {imp['delta']:+.4f}, "
             f"95% CI [{imp['delta_ci'][0]:+.4f}, {imp['delta_ci'][1]:+.4f}])"
         )
+    for comp in summary.get("comparisons", []):
+        print(
+            f"{comp['active']} - {comp['fifo']}: final champion MAP {comp['delta']:+.4f} "
+            f"(95% paired CI [{comp['delta_ci'][0]:+.4f}, {comp['delta_ci'][1]:+.4f}])"
+        )
     print(f"plot: {summary.get('plot')}")
-    return 0

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from data.types import Encounter
 from medcode.cli import main
-from training.simulate import split_train
+from training.loop_cli import print_simulation
+from training.simulate import PreparedCache, split_train
 
 from ..model.synthetic import make_corpus
 
@@ -31,6 +33,34 @@ def test_split_train_is_seeded_and_covers_every_encounter() -> None:
     assert len(initial) == 6 and [len(b) for b in batches] == [5, 5, 4]
     ids = [e.encounter_id for e in initial] + [e.encounter_id for b in batches for e in b]
     assert sorted(ids) == sorted(e.encounter_id for e in corpus)
+
+
+class _Resources:
+    """Counts how notes are read: one by one (`prepare`) or in batches (`prepare_many`)."""
+
+    def __init__(self) -> None:
+        self.single = 0
+        self.batches: list[int] = []
+
+    def prepare(self, encounter: Encounter, extractor: object) -> tuple[str, bool]:
+        self.single += 1
+        return (encounter.encounter_id, encounter.gold is None)
+
+    def prepare_many(self, encounters: list[Encounter], extractor: object) -> list[tuple[str, bool]]:
+        self.batches.append(len(encounters))
+        return [(e.encounter_id, e.gold is None) for e in encounters]
+
+
+def test_cache_warm_reads_notes_in_batches_once_and_without_gold() -> None:
+    corpus = make_corpus(10, seed=3)
+    resources = _Resources()
+    cache = PreparedCache(resources, extractor=None)
+    cache.get(corpus[0])
+    cache.warm(corpus, "reading", progress=False, chunk=4)
+    cache.warm(corpus, "reading again", progress=False, chunk=4)
+    assert resources.single == 1 and resources.batches == [4, 4, 1]  # each note read once
+    assert [cache.get(e) for e in corpus] == [(e.encounter_id, True) for e in corpus]  # gold never seen
+    assert resources.single == 1
 
 
 @pytest.mark.slow
@@ -78,6 +108,14 @@ def test_simulate_feedback_runs_rounds_through_the_review_service(
     assert summary["strategy"] == "uncertainty"
     assert set(summary["strategies"]) == {"uncertainty@0.5", "fifo@0.5"}
     assert summary["strategies"]["fifo@0.5"]["review"]["accepted"] > 0
+    (comparison,) = summary["comparisons"]  # uncertainty against FIFO, paired on the same documents
+    assert (comparison["active"], comparison["fifo"]) == ("uncertainty@0.5", "fifo@0.5")
+    assert comparison["delta"] == pytest.approx(comparison["active_map"] - comparison["fifo_map"])
+    assert comparison["delta_ci"][0] <= comparison["delta"] <= comparison["delta_ci"][1]
+    print_simulation(summary)  # the text form reads the same summary
+    text = capsys.readouterr().out
+    assert "strategy uncertainty@0.5" in text and "strategy fifo@0.5" in text
+    assert "uncertainty@0.5 - fifo@0.5: final champion MAP" in text
     assert summary["improvement"]["after"] >= summary["improvement"]["before"]  # the gate never regresses
     assert (out / "learning_loop.png").stat().st_size > 0
     assert json.loads((out / "simulation.json").read_text())["rounds"] == rounds
