@@ -9,9 +9,12 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from data.errors import DatasetNotFoundError, InvalidInputError
+
+if TYPE_CHECKING:
+    from training.pipeline import TrainRequest
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +67,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.set_defaults(func=run_train)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from training.pipeline import TrainRequest, train_and_register
+def train_request(args: argparse.Namespace) -> TrainRequest:
+    """The TrainRequest of `train` and `retrain` from their common options (holdout and --out where given)."""
+    from training.pipeline import TrainRequest
 
-    if args.holdout < 0 or args.holdout >= 0.9:
-        raise InvalidInputError("--holdout must be in [0, 0.9)")
-    if args.limit is not None and args.limit < 4:
-        raise InvalidInputError("--limit must be at least 4")
-    if not args.data_dir.exists():
-        raise DatasetNotFoundError(f"data folder not found: {args.data_dir}")
-    request = TrainRequest(
+    return TrainRequest(
         dataset=args.dataset,
         data_dir=args.data_dir,
         preset=args.preset,
         device=args.device,
         limit=args.limit,
-        holdout=args.holdout,
+        holdout=getattr(args, "holdout", 0.0),
         train_split=args.train_split,
         validation_split=args.validation_split,
         folds=args.folds,
@@ -87,9 +85,21 @@ def run_train(args: argparse.Namespace) -> int:
         knowledge_dir=args.knowledge_dir,
         metric=args.metric,
         tolerance=args.tolerance,
-        out=args.out,
+        out=getattr(args, "out", None),
         mlflow=not args.no_mlflow,
     )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from training.pipeline import train_and_register
+
+    if args.holdout < 0 or args.holdout >= 0.9:
+        raise InvalidInputError("--holdout must be in [0, 0.9)")
+    if args.limit is not None and args.limit < 4:
+        raise InvalidInputError("--limit must be at least 4")
+    if not args.data_dir.exists():
+        raise DatasetNotFoundError(f"data folder not found: {args.data_dir}")
+    request = train_request(args)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medcode-train-") as tmp:
         outcome = train_and_register(request, Path(tmp))

@@ -62,7 +62,8 @@ def _register_retrain(subparsers: argparse._SubParsersAction) -> None:  # type: 
 
 def run_retrain(args: argparse.Namespace) -> int:
     from serving.feedback import export_feedback
-    from training.pipeline import TrainRequest, load_splits
+    from training.cli import train_request
+    from training.pipeline import load_splits
     from training.retrain import FrozenEvaluation, RetrainConfig, preset_fit, retrain
 
     if not args.data_dir.exists():
@@ -70,21 +71,7 @@ def run_retrain(args: argparse.Namespace) -> int:
     if args.tolerance < 0:
         raise InvalidInputError("--tolerance must not be negative")
     since = _parse_time(args.since)
-    request = TrainRequest(
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        preset=args.preset,
-        device=args.device,
-        limit=args.limit,
-        train_split=args.train_split,
-        validation_split=args.validation_split,
-        folds=args.folds,
-        dense=not args.no_dense,
-        knowledge_dir=args.knowledge_dir,
-        metric=args.metric,
-        tolerance=args.tolerance,
-        mlflow=not args.no_mlflow,
-    )
+    request = train_request(args)
     base, validation = load_splits(request)
     if not validation:
         raise InvalidInputError(
