@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 Sex = Literal["female", "male", "other", "unknown"]
 Setting = Literal["inpatient", "outpatient", "emergency", "observation", "other"]
@@ -124,10 +124,25 @@ class CodeSuggestion(BaseModel):
     rationale: str = ""
     warnings: list[str] = Field(default_factory=list)
     """Coding rules that fired on this code (e.g. 'excludes1:E11.9')."""
+    _rank: int | None = PrivateAttr(default=None)
 
     @property
     def task(self) -> Task:
         return task_of_system(self.system)
+
+    @property
+    def rank(self) -> int | None:
+        """Position of the code in the ranker's list of its task (0 = first), when the ranker set it:
+        `Result.ranked` keeps that order, so the coding rules moving a code between codes and candidates
+        do not reorder the ranking. None for codes the rules added. Not part of the JSON."""
+        private = self.__pydantic_private__  # None on objects pickled before the attribute existed
+        return private.get("_rank") if private else None
+
+    def set_rank(self, rank: int | None) -> CodeSuggestion:
+        if self.__pydantic_private__ is None:
+            self.__pydantic_private__ = {}
+        self._rank = rank
+        return self
 
 
 class Routing(BaseModel):
@@ -149,6 +164,15 @@ class Result(BaseModel):
     calibrated: bool = True
 
     def ranked(self, task: Task) -> list[CodeSuggestion]:
-        """Suggested codes then candidates of one task, highest confidence first."""
+        """Suggested codes then candidates of one task, highest confidence first.
+
+        Where a ranker recorded its order (`CodeSuggestion.rank`), its codes come in that order whatever
+        the coding rules moved between codes and candidates, and codes without a rank (added by the
+        rules) follow them, highest confidence first: the rules never push a ranked code down."""
         items = [c for c in [*self.codes, *self.candidates] if c.task == task]
-        return sorted(items, key=lambda c: c.confidence, reverse=True)
+        return sorted(items, key=_ranking_key)
+
+
+def _ranking_key(suggestion: CodeSuggestion) -> tuple[bool, float, int]:
+    rank = suggestion.rank
+    return (rank is None, -suggestion.confidence, 0 if rank is None else rank)

@@ -3,10 +3,14 @@
 - Safety: every suggested code's evidence spans are checked against the mentions the text pipeline finds
   (re-extracted here). A code whose evidence overlaps only negated, family or hypothetical mentions is
   counted: it should never happen. Codes with no evidence at all are counted on their own.
-- Rules: in the final output (the suggested codes), non-billable ICD-10-CM headers, Excludes1 pairs both
-  present, codes missing a required 7th character, and rule firings by rule (the codes' `warnings`).
+- Rules: in the final output (the suggested codes), non-billable ICD-10-CM codes, Excludes1 pairs both
+  present, codes missing a required 7th character, codes the release does not know, and rule firings by
+  rule (the codes' `warnings`). The audit is the rules step's own (`model.rules.audit_codes`), so the
+  evaluation and the rules can never disagree on what an Excludes1 pair is.
 
-Both take the terminology and the extractor as arguments, so the tests can hand in small fakes.
+Both take the terminology and the extractor as arguments: the safety check can take a small fake
+extractor; the rules check takes an ICD-10-CM release (`data.icd10cm.load_icd10cm()`) or a
+`model.rules.RuleTabular` over one.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ import importlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from data.types import CodeSuggestion, Encounter, Mention, Result, Task
+
+if TYPE_CHECKING:
+    from model.rules import RuleTabular
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +32,6 @@ Extractor = Callable[[str, str], list[Mention]]
 """(text, document_id) -> mentions, as `model.text.get_pipeline().extract`."""
 
 UNSAFE_KINDS = ("negated", "family", "hypothetical")
-
-
-class CodeEntryLike(Protocol):
-    code: str
-    parent: str | None
-    billable: bool
-    excludes1_refs: Any
-    seventh_chars: Any
 
 
 class TerminologyLike(Protocol):
@@ -181,76 +180,39 @@ def safety_check(
 # --- coding rules ---------------------------------------------------------------------------------------
 
 
-def _dotted(raw: str) -> str:
-    return f"{raw[:3]}.{raw[3:]}" if len(raw) > 3 else raw
+_TABULARS: dict[int, RuleTabular] = {}
 
 
-def _lookup(terminology: TerminologyLike, code: str) -> Any:
-    try:
-        return terminology.get(_dotted(code.upper().replace(".", "")))
-    except Exception:  # an odd code string is "not found", whatever the lookup raises
-        return None
+def rule_tabular(terminology: TerminologyLike) -> RuleTabular:
+    """The rules' view of an ICD-10-CM release (built once per release object)."""
+    from model.rules import RuleTabular
+
+    if isinstance(terminology, RuleTabular):
+        return terminology
+    view = _TABULARS.get(id(terminology))
+    if view is None or view.icd is not terminology:
+        view = RuleTabular(terminology)  # type: ignore[arg-type]
+        _TABULARS[id(terminology)] = view
+    return view
 
 
-def requires_seventh_character(terminology: TerminologyLike, code: str) -> bool:
-    """True when the code is shorter than 7 characters and its category defines 7th characters."""
-    raw = code.strip().upper().replace(".", "")
-    if len(raw) >= 7:
-        return False
-    for n in range(len(raw), 2, -1):
-        entry = _lookup(terminology, raw[:n])
-        if entry is not None:
-            return bool(getattr(entry, "seventh_chars", None))
-    return False
+def audit_final_codes(codes: Iterable[str], terminology: TerminologyLike) -> dict[str, list[str]]:
+    """One encounter's final ICD-10-CM codes audited with the rules' own checks
+    (`model.rules.audit_codes`: one implementation of Excludes1, billable and 7th-character tests).
 
+    Returns lists: excludes1_pairs ("A+B"), non_billable (codes the release holds but not as billable),
+    missing_seventh_character, not_in_code_set (codes the release does not know)."""
+    from model.rules import audit_codes
 
-def pattern_matches(pattern: str, code: str) -> bool:
-    """Does a note's code pattern ("E10", "E11.2-", "N18.1-N18.6") cover `code` (itself or a descendant)?
-
-    Same semantics as `data.icd10cm.ref_covers`: a prefix, or a range compared on the range ends' lengths.
-    """
-    target = code.strip().upper().replace(".", "")
-    ref = pattern.strip().upper()
-    if not ref.rstrip("-"):
-        return False
-    if "-" in ref.rstrip("-"):
-        first, last = (part.rstrip("-").replace(".", "") for part in ref.split("-", 1))
-        return first <= target[: len(first)] and target[: len(last)] <= last
-    return target.startswith(ref.rstrip("-").rstrip(".").replace(".", ""))
-
-
-def excludes1_refs(terminology: TerminologyLike, code: str, max_depth: int = 12) -> list[str]:
-    """The Excludes1 references that apply to the code: its own, its ancestors', and (when the terminology
-    offers `applicable_refs`) its block's and chapter's."""
-    entry = _lookup(terminology, code)
-    if entry is None:
-        return []
-    applicable = getattr(terminology, "applicable_refs", None)
-    if callable(applicable):
-        try:
-            return list(applicable(entry.code, "excludes1"))
-        except Exception:  # fall back to walking the parents
-            log.debug("applicable_refs failed for %s", entry.code)
-    refs: list[str] = []
-    depth = 0
-    while entry is not None and depth < max_depth:
-        refs.extend(getattr(entry, "excludes1_refs", None) or [])
-        parent = getattr(entry, "parent", None)
-        entry = _lookup(terminology, parent) if parent else None
-        depth += 1
-    return refs
-
-
-def excludes1_pairs(terminology: TerminologyLike, codes: Iterable[str]) -> list[tuple[str, str]]:
-    """The unordered pairs of distinct codes where one's Excludes1 note covers the other."""
-    unique = sorted(set(codes))
-    refs = {c: excludes1_refs(terminology, c) for c in unique}
-    pairs = []
-    for i, a in enumerate(unique):
-        for b in unique[i + 1 :]:
-            if any(pattern_matches(p, b) for p in refs[a]) or any(pattern_matches(p, a) for p in refs[b]):
-                pairs.append((a, b))
-    return pairs
+    tabular = rule_tabular(terminology)
+    audit = audit_codes(codes, tabular)
+    unknown = [c for c in audit.non_billable if tabular.entry(c) is None]
+    return {
+        "excludes1_pairs": [f"{a}+{b}" for a, b in audit.excludes1_pairs],
+        "non_billable": [c for c in audit.non_billable if c not in unknown],
+        "missing_seventh_character": list(audit.missing_seventh),
+        "not_in_code_set": unknown,
+    }
 
 
 def rule_name(warning: str) -> str:
@@ -262,11 +224,12 @@ def rules_check(task: Task, results: Sequence[Result], terminology: TerminologyL
     """Rule violations left in the final output and rule firings by rule, for the suggested codes."""
     firings: Counter[str] = Counter()
     with_warnings = 0
-    non_billable = excl_pairs = missing_7th = unknown = 0
+    counts: Counter[str] = Counter()
     examples: dict[str, list[str]] = {
         "non_billable": [],
         "excludes1_pairs": [],
         "missing_seventh_character": [],
+        "not_in_code_set": [],
     }
     check_terms = terminology is not None and task == "diagnosis"
     for result in results:
@@ -278,20 +241,11 @@ def rules_check(task: Task, results: Sequence[Result], terminology: TerminologyL
         if not check_terms:
             continue
         assert terminology is not None
-        for c in codes:
-            entry = _lookup(terminology, c.code)
-            if entry is None:
-                unknown += 1
-            elif not getattr(entry, "billable", True):
-                non_billable += 1
-                _example(examples["non_billable"], c.code)
-            if requires_seventh_character(terminology, c.code):
-                missing_7th += 1
-                _example(examples["missing_seventh_character"], c.code)
-        pairs = excludes1_pairs(terminology, [c.code for c in codes])
-        excl_pairs += len(pairs)
-        for a, b in pairs:
-            _example(examples["excludes1_pairs"], f"{a}+{b}")
+        found = audit_final_codes([c.code for c in codes], terminology)
+        for kind, items in found.items():
+            counts[kind] += len(items)
+            for item in items:
+                _example(examples[kind], item)
     out: dict[str, Any] = {
         "checked": check_terms,
         "rule_firings": dict(sorted(firings.items())),
@@ -300,10 +254,10 @@ def rules_check(task: Task, results: Sequence[Result], terminology: TerminologyL
     if task == "diagnosis":
         out.update(
             {
-                "non_billable": non_billable if check_terms else None,
-                "excludes1_pairs": excl_pairs if check_terms else None,
-                "missing_seventh_character": missing_7th if check_terms else None,
-                "not_in_code_set": unknown if check_terms else None,
+                "non_billable": counts["non_billable"] if check_terms else None,
+                "excludes1_pairs": counts["excludes1_pairs"] if check_terms else None,
+                "missing_seventh_character": counts["missing_seventh_character"] if check_terms else None,
+                "not_in_code_set": counts["not_in_code_set"] if check_terms else None,
                 "examples": examples if check_terms else None,
             }
         )

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     model_ref: str = Field("champion", alias="MEDCODE_MODEL")
     cpt_file: Path | None = Field(None, alias="MEDCODE_CPT_FILE")
     ncci_file: Path | None = Field(None, alias="MEDCODE_NCCI_FILE")
+    rules_enabled: bool = Field(True, alias="MEDCODE_RULES")
+    """The coding-rules step after ranking (MEDCODE_RULES=off switches it off, e.g. to measure it)."""
     max_note_chars: int = Field(200_000, alias="MEDCODE_MAX_NOTE_CHARS")
     review_lease_seconds: int = Field(900, alias="MEDCODE_REVIEW_LEASE_SECONDS")
     model_poll_seconds: float = Field(30.0, alias="MEDCODE_MODEL_POLL_SECONDS")

@@ -1,5 +1,13 @@
 """From scored codes to a Result: thresholds split suggestions from candidates, the coding rules run
-(when the rules package is installed), then the routing policy decides."""
+(unless switched off with MEDCODE_RULES=off), then the routing policy decides.
+
+The ranked list (`Result.ranked`: suggested codes and candidates by confidence, what MAP and the coders
+see) keeps the ranker's order through the rules: every ranked code carries its place in the ranker's list
+(`CodeSuggestion.rank`), codes the rules take out or promote keep the ranker's confidence and place, and
+codes the rules derive (a billable child, a combination or personal-history code) follow the ranker's
+codes, by confidence. The rules decide which codes are suggested, not how the ranker ordered them, so
+they cannot lower MAP over the ranked list.
+"""
 
 from __future__ import annotations
 
@@ -32,40 +40,49 @@ class Scored:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_RULES_UNSET = object()
+_RULES_UNSET: Any = object()
 _rules_cache: Any = _RULES_UNSET
 
 
 def coding_rules() -> Any | None:
-    """The rules step (`model.rules.CodingRules()`), or None when that package is not installed."""
+    """The rules step (`model.rules.CodingRules()`), built once; None when switched off (MEDCODE_RULES=off)
+    or when the rules package is not installed.
+
+    A rules set-up the user got wrong (an unreadable or malformed MEDCODE_NCCI_FILE) raises its
+    `MedcodeError` here, at load time: the rules are never skipped silently."""
     global _rules_cache
-    if _rules_cache is _RULES_UNSET:
-        try:
-            from model.rules import CodingRules
-        except ImportError:
-            _rules_cache = None
-        else:
-            try:
-                _rules_cache = CodingRules()
-            except Exception as exc:  # the rules must never take suggestions down
-                log.warning("coding rules unavailable: %s", exc)
-                _rules_cache = None
+    if _rules_cache is not _RULES_UNSET:
+        return _rules_cache
+    from medcode.settings import get_settings
+
+    if not get_settings().rules_enabled:
+        log.info("coding rules switched off (MEDCODE_RULES)")
+        _rules_cache = None
+        return None
+    try:
+        from model.rules import CodingRules
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not "model.rules".startswith(exc.name):
+            raise
+        log.warning("the coding rules package is not installed: results are not checked by the rules")
+        _rules_cache = None
+        return None
+    _rules_cache = CodingRules()
     return _rules_cache
 
 
-def build_result(
-    encounter: Encounter,
+def reset_coding_rules() -> None:
+    """Forget the rules step built by `coding_rules()` (after the settings changed)."""
+    global _rules_cache
+    _rules_cache = _RULES_UNSET
+
+
+def split_by_threshold(
     scored: Sequence[Scored],
     thresholds: Callable[[Task], TaskThresholds],
-    *,
-    model_version: str,
-    code_set_version: str,
-    calibrated: bool,
-    mentions: Sequence[Mention] = (),
-    rules: Any | None = _RULES_UNSET,
-    policy: RoutingPolicy | None = None,
     max_candidates: int = MAX_CANDIDATES,
-) -> Result:
+) -> tuple[list[CodeSuggestion], list[CodeSuggestion]]:
+    """The ranker's output as (suggested codes, candidates), each highest confidence first."""
     codes: list[CodeSuggestion] = []
     candidates: list[CodeSuggestion] = []
     for task in ("diagnosis", "procedure"):
@@ -84,17 +101,60 @@ def build_result(
             )
             passes = s.eligible and bool(s.evidence) and s.confidence >= thresholds(task).decision_for(s.code)
             (codes if passes else candidates).append(suggestion)
-    rule_reasons: list[str] = []
+    return codes, candidates
+
+
+def set_ranker_order(codes: Sequence[CodeSuggestion], candidates: Sequence[CodeSuggestion]) -> None:
+    """Record each code's place in the ranker's list (`CodeSuggestion.rank`: the order `Result.ranked`
+    gives before the rules), so that whatever the rules move, equal confidences keep that order."""
+    ranked = sorted([*codes, *candidates], key=lambda c: -c.confidence)
+    for index, suggestion in enumerate(ranked):
+        suggestion.set_rank(index)
+
+
+def keep_ranker_order(candidates: Sequence[CodeSuggestion]) -> list[CodeSuggestion]:
+    """Candidates after the rules in the ranker's order (by confidence, ties by rank); codes the rules
+    added (no rank) follow, by confidence, in the order the rules added them."""
+    indexed = list(enumerate(candidates))
+    indexed.sort(key=lambda item: (item[1].rank is None, -item[1].confidence, item[1].rank or 0, item[0]))
+    return [c for _, c in indexed]
+
+
+def apply_rules(
+    encounter: Encounter,
+    codes: list[CodeSuggestion],
+    candidates: list[CodeSuggestion],
+    mentions: Sequence[Mention],
+    rules: Any | None,
+) -> tuple[list[CodeSuggestion], list[CodeSuggestion], list[str]]:
+    """Run the rules step on the ranker's split; returns (codes, candidates, routing reasons)."""
+    set_ranker_order(codes, candidates)
+    if rules is None:
+        return codes, candidates, []
+    try:
+        outcome = rules(encounter, list(mentions), codes, candidates)
+    except Exception:  # a rules bug must not lose the suggestions; it is logged and routed
+        log.exception("coding rules failed on encounter %s", encounter.encounter_id)
+        return codes, candidates, ["rules_error"]
+    return list(outcome.codes), keep_ranker_order(outcome.candidates), list(outcome.reasons)
+
+
+def build_result(
+    encounter: Encounter,
+    scored: Sequence[Scored],
+    thresholds: Callable[[Task], TaskThresholds],
+    *,
+    model_version: str,
+    code_set_version: str,
+    calibrated: bool,
+    mentions: Sequence[Mention] = (),
+    rules: Any | None = _RULES_UNSET,
+    policy: RoutingPolicy | None = None,
+    max_candidates: int = MAX_CANDIDATES,
+) -> Result:
+    codes, candidates = split_by_threshold(scored, thresholds, max_candidates)
     rules = coding_rules() if rules is _RULES_UNSET else rules
-    if rules is not None:
-        try:
-            outcome = rules(encounter, list(mentions), codes, candidates)
-        except Exception:  # a rules bug must not lose the suggestions; it is logged and routed
-            log.exception("coding rules failed on encounter %s", encounter.encounter_id)
-            rule_reasons.append("rules_error")
-        else:
-            codes, candidates = list(outcome.codes), list(outcome.candidates)
-            rule_reasons.extend(outcome.reasons)
+    codes, candidates, rule_reasons = apply_rules(encounter, codes, candidates, mentions, rules)
     routing = route(
         codes,
         candidates,

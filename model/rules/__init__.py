@@ -1,6 +1,7 @@
 """Coding rules: the step between ranking and routing that applies the ICD-10-CM classification's own
 rules (specificity, Excludes1, code-first / use-additional, combination codes, 7th characters, age/sex
-plausibility) plus the E/M office-visit level and NCCI procedure-to-procedure edits.
+plausibility, history-of, laterality, unspecified beside specific) plus the E/M office-visit level and
+NCCI procedure-to-procedure edits.
 
     rules = CodingRules()                      # once (packaged ICD-10-CM, settings' NCCI file if any)
     outcome = rules(encounter, mentions, codes, candidates)

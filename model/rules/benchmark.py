@@ -20,6 +20,7 @@ from typing import Any
 from data.types import CodeSuggestion, Encounter
 from model.rules.audit import audit_codes
 from model.rules.combinations import load_combinations
+from model.rules.history import load_entries
 from model.rules.pipeline import CodingRules
 from model.rules.resources import load_resource
 
@@ -34,6 +35,7 @@ def rule_inventory(rules: CodingRules) -> dict[str, Any]:
         "combination_patterns": len(load_combinations()),
         "sex_edits": len(edits["sex_edits"]),
         "age_edits": len(edits["age_edits"]),
+        "history_of_entries": len(load_entries()),
         "tabular_codes_with_excludes1": excl,
         "tabular_codes_with_code_first": sum(1 for e in icd.entries() if e.code_first),
         "tabular_codes_with_use_additional": sum(1 for e in icd.entries() if e.use_additional),

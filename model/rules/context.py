@@ -38,7 +38,8 @@ def _cues() -> dict[str, Any]:
     return compiled
 
 
-def _overlaps(evidence: Evidence, mention: Mention) -> bool:
+def overlaps(evidence: Evidence, mention: Mention) -> bool:
+    """Whether an evidence span and a mention share characters of the same document."""
     return (
         evidence.document_id == mention.document_id
         and evidence.start < mention.end
@@ -67,7 +68,7 @@ class NoteContext:
 
         When a span covers several mentions (a whole sentence), only those sharing words with the code's
         title (`words`) count, if any does: "no fever, has cough" does not support fever."""
-        hits = [m for m in self.mentions if _overlaps(evidence, m)]
+        hits = [m for m in self.mentions if overlaps(evidence, m)]
         if not hits:
             return True
         if words:
@@ -87,14 +88,14 @@ class NoteContext:
         if not suggestion.evidence:
             return False
         for evidence in suggestion.evidence:
-            hits = [m for m in self.present if _overlaps(evidence, m)]
+            hits = [m for m in self.present if overlaps(evidence, m)]
             if not hits or any(not m.assertion.possible for m in hits):
                 return False
         return True
 
     def mentions_of(self, suggestion: CodeSuggestion) -> list[Mention]:
         """Present mentions under the code's evidence."""
-        return [m for m in self.present if any(_overlaps(e, m) for e in suggestion.evidence)]
+        return [m for m in self.present if any(overlaps(e, m) for e in suggestion.evidence)]
 
     def concept_mentions(self, patterns: Iterable[CodePattern]) -> list[tuple[Mention, str]]:
         """(present mention, concept code) pairs whose lexicon concept a pattern covers."""

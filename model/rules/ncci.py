@@ -6,6 +6,10 @@ tab- or comma-separated export with a header naming those columns (preamble line
 skipped). When both codes of an active edit are suggested, column 1 stays; with modifier indicator 0 the
 column 2 code moves to the candidates and the encounter routes ("ncci:COL1|COL2"); with indicator 1 a
 modifier may allow both, so both stay with a warning; indicator 9 means the edit does not apply.
+
+A file that is named but cannot be used (missing, unreadable, no such columns, bad rows) is an error
+when the rules step is built (`NcciFileError`, one line naming the file): the edits are never skipped
+silently.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from data.errors import DatasetNotFoundError, InvalidInputError
 from model.rules.state import RulesState
 
 PROCEDURE_SYSTEMS = ("CPT", "HCPCS")
+
+
+class NcciFileError(InvalidInputError):
+    """The NCCI edit file (MEDCODE_NCCI_FILE) cannot be read as a PTP edit table."""
+
+
 _COLUMNS = {
     "column1": ("column1", "column1code", "col1", "comprehensivecode", "column1comprehensivecode"),
     "column2": ("column2", "column2code", "col2", "componentcode", "column2componentcode"),
@@ -68,8 +78,8 @@ def _date(text: str, path: Path, line: int) -> dt.date | None:
             return dt.datetime.strptime(value, fmt).date()
         except ValueError:
             continue
-    raise InvalidInputError(
-        f"{path}:{line}: unreadable date {value!r} (expected YYYYMMDD, YYYY-MM-DD or MM/DD/YYYY)"
+    raise NcciFileError(
+        f"NCCI edit file {path}:{line}: unreadable date {value!r} (expected YYYYMMDD, YYYY-MM-DD or MM/DD/YYYY)"
     )
 
 
@@ -77,10 +87,20 @@ def read_ncci_file(path: Path) -> list[PtpEdit]:
     """PTP edits from a CMS-style table (tab or comma separated, header row with the column names)."""
     if not path.is_file():
         raise DatasetNotFoundError(f"NCCI edit file not found: {path} (MEDCODE_NCCI_FILE)")
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    try:
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise NcciFileError(f"NCCI edit file {path} cannot be read: {exc.strerror or exc}") from exc
+    if "\x00" in text[:4096]:
+        raise NcciFileError(
+            f"NCCI edit file {path} is not a text table (export the CMS edits as tab- or comma-separated text)"
+        )
     lines = text.splitlines()
     delimiter = "\t" if any("\t" in line for line in lines[:50]) else ","
-    rows = list(csv.reader(lines, delimiter=delimiter))
+    try:
+        rows = list(csv.reader(lines, delimiter=delimiter))
+    except csv.Error as exc:
+        raise NcciFileError(f"NCCI edit file {path} is not a readable table: {exc}") from exc
     header_at, columns = None, None
     for index, row in enumerate(rows[:50]):
         columns = _header_map(row)
@@ -88,24 +108,25 @@ def read_ncci_file(path: Path) -> list[PtpEdit]:
             header_at = index
             break
     if header_at is None or columns is None:
-        raise InvalidInputError(
-            f"{path}: no header with column1, column2 and modifier indicator columns in the first 50 lines"
+        raise NcciFileError(
+            f"NCCI edit file {path}: no header with column1, column2 and modifier indicator columns in "
+            "the first 50 lines"
         )
     edits: list[PtpEdit] = []
     for offset, row in enumerate(rows[header_at + 1 :], start=header_at + 2):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) <= max(columns.values()):
-            raise InvalidInputError(
-                f"{path}:{offset}: expected {max(columns.values()) + 1} columns, got {len(row)}"
+            raise NcciFileError(
+                f"NCCI edit file {path}:{offset}: expected {max(columns.values()) + 1} columns, got {len(row)}"
             )
         first, second = row[columns["column1"]].strip().upper(), row[columns["column2"]].strip().upper()
         if not first or not second:
             continue
         modifier = row[columns["modifier"]].strip() or "9"
         if modifier not in ("0", "1", "9"):
-            raise InvalidInputError(
-                f"{path}:{offset}: modifier indicator must be 0, 1 or 9, got {modifier!r}"
+            raise NcciFileError(
+                f"NCCI edit file {path}:{offset}: modifier indicator must be 0, 1 or 9, got {modifier!r}"
             )
         effective = _date(row[columns["effective"]], path, offset) if "effective" in columns else None
         deletion = _date(row[columns["deletion"]], path, offset) if "deletion" in columns else None

@@ -3,8 +3,9 @@
 Runs after ranking + thresholds and before routing. Each rule is a small callable with one job; they run
 in a fixed order (safety first, then the classification's own rules, then the procedure rules):
 
-    assertion -> code_set -> combination -> specificity -> seventh_character -> code_first
-    -> use_additional -> excludes1 -> age_sex -> em_level -> ncci
+    assertion -> code_set -> history_of -> combination -> specificity -> seventh_character
+    -> laterality -> unspecified -> code_first -> use_additional -> excludes1 -> age_sex -> em_level
+    -> ncci
 
 Codes taken out of the suggested set move to the candidates with their confidence (the ranked list keeps
 them, so ranking metrics such as MAP are protected); codes the rules add carry a slightly discounted
@@ -25,12 +26,15 @@ from model.rules.combinations import CombinationRule
 from model.rules.em import EmLevelRule
 from model.rules.etiology import CodeFirstRule, UseAdditionalRule
 from model.rules.excludes import Excludes1Rule
+from model.rules.history import HistoryRule
+from model.rules.laterality import LateralityRule
 from model.rules.ncci import NcciRule
 from model.rules.safety import AssertionRule, CodeSetRule
 from model.rules.seventh import SeventhCharacterRule
 from model.rules.specificity import SpecificityRule
 from model.rules.state import RulesOutcome, RulesState
 from model.rules.tabular import RuleTabular
+from model.rules.unspecified import UnspecifiedRule
 
 if TYPE_CHECKING:
     from data.icd10cm import ICD10CM
@@ -67,9 +71,12 @@ class CodingRules:
         self.rules: list[Rule] = [
             AssertionRule(),
             CodeSetRule(),
+            HistoryRule(discount=derived_discount),
             CombinationRule(candidate_floor=combination_floor, discount=derived_discount),
             SpecificityRule(candidate_floor=candidate_floor / 2, discount=derived_discount),
             SeventhCharacterRule(discount=(1 + derived_discount) / 2),
+            LateralityRule(),
+            UnspecifiedRule(margin=conflict_margin),
             CodeFirstRule(candidate_floor=candidate_floor),
             UseAdditionalRule(candidate_floor=candidate_floor, discount=derived_discount),
             Excludes1Rule(margin=conflict_margin),

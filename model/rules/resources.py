@@ -14,6 +14,7 @@ RESOURCE_FILES = (
     "age_sex_edits.json",
     "em_levels.json",
     "code_notes.json",
+    "history_of.json",
 )
 
 

@@ -1,7 +1,9 @@
 """The rules' working state for one encounter, and what the step returns.
 
 Rules never delete a code: a code taken out of the suggested set moves to the candidates (keeping its
-confidence, so ranking metrics keep it in place), and every change is a `RuleFiring` written into the
+confidence, so ranking metrics keep it in place), a code the ranker scored keeps the ranker's confidence
+when a rule makes it final or offers it again (the rules choose codes; they do not re-rank the ranker's
+list), and every change is a `RuleFiring` written into the
 rationale and warnings of the codes it touched, plus a routing reason where it leaves doubt.
 """
 
@@ -56,6 +58,8 @@ class RulesState:
     candidates: list[CodeSuggestion]
     reasons: list[str] = field(default_factory=list)
     firings: list[RuleFiring] = field(default_factory=list)
+    ranker: dict[str, tuple[float, int | None]] = field(default_factory=dict)
+    """The ranker's confidence and rank of every code it scored (codes and candidates), by state key."""
 
     @classmethod
     def start(
@@ -75,6 +79,10 @@ class RulesState:
             codes=[],
             candidates=[],
         )
+        for suggestion in [*own_codes, *own_candidates]:
+            key = state.key(suggestion)
+            if key not in state.ranker or suggestion.confidence > state.ranker[key][0]:
+                state.ranker[key] = (suggestion.confidence, suggestion.rank)
         for suggestion in own_codes:
             state._add_unique(state.codes, suggestion)
         final = {state.key(c) for c in state.codes}
@@ -117,11 +125,19 @@ class RulesState:
         for index, existing in enumerate(items):
             if self.key(existing) == wanted:
                 if suggestion.confidence > existing.confidence:
-                    items[index] = _merged(suggestion, existing)
+                    items[index] = self._ranked(_merged(suggestion, existing))
                 else:
                     items[index] = _merged(existing, suggestion)
                 return
-        items.append(suggestion)
+        items.append(self._ranked(suggestion))
+
+    def _ranked(self, suggestion: CodeSuggestion) -> CodeSuggestion:
+        """The suggestion with the ranker's confidence and rank, when the ranker scored that code."""
+        scored = self.ranker.get(self.key(suggestion))
+        if scored is not None:
+            suggestion.confidence, rank = scored
+            suggestion.set_rank(rank)
+        return suggestion
 
     def move_out(self, suggestion: CodeSuggestion) -> None:
         """Take a code out of the suggested set into the candidates (its confidence is kept)."""
@@ -129,9 +145,16 @@ class RulesState:
         self.codes = [c for c in self.codes if self.key(c) != wanted]
         self._add_unique(self.candidates, suggestion)
 
-    def add_final(self, suggestion: CodeSuggestion, before: CodeSuggestion | None = None) -> CodeSuggestion:
+    def add_final(
+        self,
+        suggestion: CodeSuggestion,
+        before: CodeSuggestion | None = None,
+        *,
+        keep_ranker_confidence: bool = True,
+    ) -> CodeSuggestion:
         """Put a code into the suggested set (from the candidates if it is there), optionally just before
-        another code; returns the code as stored."""
+        another code; returns the code as stored. A code the ranker scored keeps the ranker's confidence
+        unless `keep_ranker_confidence` is False (the note settles it: the documented side)."""
         wanted = self.key(suggestion)
         existing = next((c for c in self.candidates if self.key(c) == wanted), None)
         if existing is not None:
@@ -144,6 +167,8 @@ class RulesState:
         current = next((c for c in self.codes if self.key(c) == wanted), None)
         if current is not None:
             return current
+        if keep_ranker_confidence:
+            suggestion = self._ranked(suggestion)
         at = _position(self.codes, before) if before is not None else None
         if at is not None:
             self.codes.insert(at, suggestion)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
 
+from data.icd10cm import ICD10CM, load_icd10cm
 from data.types import CodeSuggestion, Document, Encounter, Evidence, Result
 from evaluation import checks
 from tests.evaluation.fakes import fake_extract
@@ -88,54 +87,48 @@ def test_safety_counts_only_the_task_asked() -> None:
     )
 
 
-@dataclass
-class Entry:
-    code: str
-    parent: str | None
-    billable: bool
-    excludes1_refs: tuple[str, ...] = ()
-    seventh_chars: dict[str, str] = field(default_factory=dict)
+@pytest.fixture(scope="module")
+def icd() -> ICD10CM:
+    return load_icd10cm()
 
 
-class TinyTerminology:
-    """E11 > E11.9 (billable), E10 > E10.9, S52 > S52.5 (7th characters)."""
-
-    def __init__(self) -> None:
-        seventh = {"A": "initial encounter", "D": "subsequent encounter"}
-        rows = [
-            Entry("E11", None, False, ("E10",)),
-            Entry("E11.9", "E11", True),
-            Entry("E10", None, False),
-            Entry("E10.9", "E10", True),
-            Entry("S52", None, False, (), seventh),
-            Entry("S52.5", "S52", False, (), seventh),
-            Entry("S52.501", "S52.5", False, (), seventh),
-            Entry("S52.501A", "S52.501", True, (), seventh),
-        ]
-        self.entries = {e.code: e for e in rows}
-
-    def get(self, code: str) -> Entry | None:
-        return self.entries.get(code)
-
-
-def test_rules_count_headers_excludes1_pairs_and_missing_seventh() -> None:
+def test_rules_count_headers_excludes1_pairs_and_missing_seventh(icd: ICD10CM) -> None:
     result = _result(
         _suggest("E11.9", "diabetes", warnings=["excludes1:E10.9", "specificity:E11"]),
         _suggest("E10.9", "diabetes"),
         _suggest("E11", "diabetes"),
         _suggest("S52.501", "diabetes"),
         _suggest("S52.501A", "diabetes", warnings=["seventh_character:A"]),
-        _suggest("Q99.9", "diabetes"),
+        _suggest("Q99.99", "diabetes"),
     )
-    out = checks.rules_check("diagnosis", [result], TinyTerminology())
+    out = checks.rules_check("diagnosis", [result], icd)
     assert out["checked"] is True
-    assert out["non_billable"] == 2  # E11, S52.501
+    assert out["non_billable"] == 1  # E11 (a category header)
     assert out["missing_seventh_character"] == 1  # S52.501
-    assert out["not_in_code_set"] == 1  # Q99.9
-    # E11 excludes E10: E10.9 with E11 and with E11.9 (inherited note)
+    assert out["not_in_code_set"] == 1  # Q99.99
+    # E10 and E11 exclude each other: E10.9 with E11.9 and with the header E11 (E11 with E11.9 is no pair)
     assert out["excludes1_pairs"] == 2
+    assert sorted(out["examples"]["excludes1_pairs"]) == ["E10.9+E11", "E11.9+E10.9"]
     assert out["rule_firings"] == {"excludes1": 1, "seventh_character": 1, "specificity": 1}
     assert out["codes_with_warnings"] == 2
+
+
+def test_rules_check_counts_what_the_rules_audit_counts(icd: ICD10CM) -> None:
+    from model.rules import RuleTabular, audit_codes
+
+    codes = ["E11.9", "E10.9", "E11", "S52.501", "I10", "I11.9", "K50.90", "K51.90", "R40.20", "E11.641"]
+    audit = audit_codes(codes, RuleTabular(icd))
+    out = checks.rules_check("diagnosis", [_result(*(_suggest(c, "diabetes") for c in codes))], icd)
+    assert out["excludes1_pairs"] == len(audit.excludes1_pairs)
+    assert out["non_billable"] + out["not_in_code_set"] == len(audit.non_billable)
+    assert out["missing_seventh_character"] == len(audit.missing_seventh)
+
+
+def test_excludes1_note_linking_a_concept_to_a_disease_is_not_a_pair(icd: ICD10CM) -> None:
+    # R40.2 (coma) excludes "somnolence, stupor and coma in diabetes (E08-E13)": only diabetes codes
+    # documenting a coma are excluded, not every diabetes code (the old check counted such false pairs)
+    assert checks.audit_final_codes(["R40.20", "E11.9"], icd)["excludes1_pairs"] == []
+    assert checks.audit_final_codes(["R40.20", "E11.641"], icd)["excludes1_pairs"] == ["R40.20+E11.641"]
 
 
 def test_rules_without_terminology_still_count_firings() -> None:
@@ -145,28 +138,7 @@ def test_rules_without_terminology_still_count_firings() -> None:
     assert out["rule_firings"] == {"x": 1}
 
 
-@pytest.mark.parametrize(
-    ("pattern", "code", "covered"),
-    [
-        ("E10", "E10.9", True),
-        ("E10", "E11.9", False),
-        ("E11.2-", "E11.22", True),
-        ("E11.2-", "E11.9", False),
-        ("N18.1-N18.6", "N18.30", True),
-        ("N18.1-N18.6", "N18.9", False),
-        ("E08-E13", "E11.65", True),
-        ("E08-E13", "E14", False),
-    ],
-)
-def test_excludes1_pattern_coverage(pattern: str, code: str, covered: bool) -> None:
-    assert checks.pattern_matches(pattern, code) is covered
-
-
-def test_rules_on_the_real_tabular() -> None:
-    from data.icd10cm import load_icd10cm
-
-    icd = load_icd10cm()
-    assert checks.requires_seventh_character(icd, "S52.501")
-    assert not checks.requires_seventh_character(icd, "S52.501A")
-    assert not checks.requires_seventh_character(icd, "E11.22")
-    assert ("E10.9", "E11.9") in checks.excludes1_pairs(icd, ["E11.9", "E10.9", "I10"])
+def test_rules_check_reuses_one_tabular_view_per_release(icd: ICD10CM) -> None:
+    assert checks.rule_tabular(icd) is checks.rule_tabular(icd)
+    view = checks.rule_tabular(icd)
+    assert checks.rule_tabular(view) is view

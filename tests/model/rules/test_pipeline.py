@@ -74,9 +74,12 @@ def test_rule_order_is_fixed(rules: CodingRules) -> None:
     assert rules.rule_names == [
         "assertion",
         "code_set",
+        "history_of",
         "combination",
         "specificity",
         "seventh_character",
+        "laterality",
+        "unspecified",
         "code_first",
         "use_additional",
         "excludes1",

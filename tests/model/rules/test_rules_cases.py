@@ -32,6 +32,9 @@ def test_suite_has_at_least_sixty_cases_covering_every_rule() -> None:
     expected = {
         "assertion",
         "code_set",
+        "history_of",
+        "laterality",
+        "unspecified",
         "specificity",
         "seventh_character",
         "excludes1",
@@ -101,3 +104,17 @@ def test_rules_case_output_is_clean_and_loses_nothing(
         assert firing.rule and firing.message
         if firing.reason:
             assert firing.reason in outcome.reasons
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_rules_case_keeps_the_rankers_confidences(
+    case: dict[str, Any], run_case: Callable[[dict[str, Any]], RulesOutcome]
+) -> None:
+    """The rules choose codes, they do not re-rank: a code the ranker scored keeps the ranker's confidence
+    wherever it ends up (so MAP over the ranked list is not lowered by the rules), except the variant a
+    documented side puts in place of a wrong-side code."""
+    outcome = run_case(case)
+    ranker = {s["code"]: s["confidence"] for s in [*case.get("codes", []), *case.get("candidates", [])]}
+    for suggestion in [*outcome.codes, *outcome.candidates]:
+        if suggestion.code in ranker and not any(w.startswith("laterality:") for w in suggestion.warnings):
+            assert suggestion.confidence == ranker[suggestion.code], suggestion.code
