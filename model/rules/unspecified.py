@@ -12,6 +12,10 @@ one category that name different things ("pain in unspecified knee" beside "pain
 both stay. The unspecified code moves to the
 candidates with its confidence; when the ranker was clearly surer of it than of the specific code, the
 encounter routes with "unspecified:CODE".
+
+A second pass offers the specific code the note supports when the ranker left it among the candidates:
+an unspecified final code gives way to the one candidate of its category whose further words its own
+present evidence documents in full ("cellulitis of left lower limb": L03.116, not L03.90).
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ class UnspecifiedRule:
         return 2 * len(extra & words) >= len(extra)
 
     def __call__(self, state: RulesState) -> None:
+        self._beside_finals(state)
+        self._supported_candidates(state)
+
+    def _beside_finals(self, state: RulesState) -> None:
         finals = list(state.diagnoses())
         titles = {id(c): state.tabular.title(c.code) for c in finals}
         moved: list[tuple[CodeSuggestion, list[CodeSuggestion]]] = []
@@ -97,3 +105,58 @@ class UnspecifiedRule:
                     **{c.code: f"unspecified:{suggestion.code}" for c in better},
                 },
             )
+
+    def _supported_candidates(self, state: RulesState) -> None:
+        """An unspecified final code gives way to the one candidate of its category whose further words
+        its own present evidence documents in full ("cellulitis of left lower limb": L03.116 for
+        L03.90; "acute on chronic systolic heart failure": I50.23 for I50.20). The candidate keeps its own
+        (lower) confidence, so the encounter still meets the auto-accept thresholds or goes to a coder."""
+        for suggestion in list(state.diagnoses()):
+            title = state.tabular.title(suggestion.code)
+            if not title or not is_unspecified(title):
+                continue
+            choice = self._documented_candidate(state, suggestion, title)
+            if choice is None:
+                continue
+            state.move_out(suggestion)
+            stored = state.add_final(choice)
+            state.fire(
+                self.name,
+                [stored, suggestion],
+                f"{suggestion.code} is unspecified; the note documents {stored.code} "
+                f"({state.tabular.title(stored.code)}) of the same category: coded instead",
+                warning={
+                    suggestion.code: f"unspecified:{stored.code}",
+                    stored.code: f"unspecified:{suggestion.code}",
+                },
+            )
+
+    @staticmethod
+    def _documented_candidate(
+        state: RulesState, suggestion: CodeSuggestion, title: str
+    ) -> CodeSuggestion | None:
+        stem = compact(suggestion.code)[:3]
+        scored: list[tuple[int, CodeSuggestion]] = []
+        for candidate in state.candidates:
+            if candidate.system != "ICD-10-CM" or compact(candidate.code)[:3] != stem:
+                continue
+            entry = state.tabular.entry(candidate.code)
+            if entry is None or not entry.billable:
+                continue
+            extra = extra_words(entry.title, title)
+            own = {
+                w
+                for e in candidate.evidence
+                if state.context.evidence_is_present(e)
+                for w in content_words(e.text)
+            }
+            if not extra or not extra <= own:
+                continue
+            if state.context.is_supported(candidate, entry.title):
+                scored.append((len(extra), candidate))
+        if not scored:
+            return None
+        scored.sort(key=lambda item: (-item[0], -item[1].confidence))
+        if len(scored) > 1 and scored[0][0] == scored[1][0]:
+            return None  # two codes documented alike: a coder decides
+        return scored[0][1]
