@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from fastapi import FastAPI
 
+from data.search import get_code_search
 from medcode.settings import Settings, get_settings
 from model.base import Coder
 from serving.db import Database
@@ -62,6 +64,7 @@ def create_app(
         logger.info("serving model %s (%s)", holder.coder.version, holder.coder.code_set_version)
         if coder is None and loader is None:
             await asyncio.to_thread(_warm_code_sets)
+            threading.Thread(target=_warm_code_search, name="medcode-search-warm-up", daemon=True).start()
         poller = asyncio.create_task(holder.poll_forever(settings.model_poll_seconds)) if poll else None
         try:
             yield
@@ -99,6 +102,15 @@ def _warm_code_sets() -> None:
         lookup_code("I10", "ICD-10-CM")
     except Exception as exc:  # a missing optional code set is reported when used
         logger.warning("code sets not loaded at startup: %s", type(exc).__name__)
+
+
+def _warm_code_search() -> None:
+    """Build (or load from its disk cache) the coders' code search index in the background: a first build
+    takes seconds, and the first typeahead should not wait for it."""
+    try:
+        get_code_search()
+    except Exception as exc:  # search reports its own errors when used
+        logger.warning("code search not built at startup: %s", type(exc).__name__)
 
 
 def _include_ui(app: FastAPI) -> None:
