@@ -289,19 +289,16 @@ class HistoryRule:
         target = state.tabular.entry(found.code)
         if target is None:
             return
-        position = next((i for i, c in enumerate(state.codes) if c is suggestion), None)
-        state.move_out(suggestion)
-        added = state.add_final(
+        added = state.replace(
+            suggestion,
             derived(
                 target.code,
                 target.title,
                 suggestion.confidence * self.discount,
                 list(suggestion.evidence),
                 f'personal history code the index gives for "{found.term}" (History, personal)',
-            )
+            ),
         )
-        if position is not None:
-            state.move_to(added, position)
         state.fire(
             self.name,
             [added, suggestion],

@@ -104,9 +104,8 @@ class LateralityRule:
             return
         entry = state.tabular.entry(variant)
         assert entry is not None
-        position = next((i for i, c in enumerate(state.codes) if c is suggestion), None)
-        state.move_out(suggestion)
-        stored = state.add_final(
+        stored = state.replace(
+            suggestion,
             derived(
                 entry.code,
                 entry.title,
@@ -116,8 +115,6 @@ class LateralityRule:
             ),
             keep_ranker_confidence=False,
         )
-        if position is not None:
-            state.move_to(stored, position)
         state.fire(
             self.name,
             [stored, suggestion],

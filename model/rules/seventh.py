@@ -71,11 +71,7 @@ class SeventhCharacterRule:
             list(suggestion.evidence),
             f"{suggestion.code} completed with its 7th character",
         )
-        position = next((i for i, c in enumerate(state.codes) if c is suggestion), None)
-        state.move_out(suggestion)
-        stored = state.add_final(replacement)
-        if position is not None:
-            state.move_to(stored, position)
+        stored = state.replace(suggestion, replacement)
         lowered = meaning.lower()
         reason = (
             f"unspecified:{full}" if "unspecified" in lowered and "not applicable" not in lowered else None

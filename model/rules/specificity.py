@@ -114,11 +114,7 @@ class SpecificityRule:
             list(header.evidence),
             f"more specific code below {header.code}, chosen from {how}",
         )
-        position = next((i for i, c in enumerate(state.codes) if c is header), None)
-        state.move_out(header)
-        stored = state.add_final(replacement)
-        if position is not None:
-            state.move_to(stored, position)
+        stored = state.replace(header, replacement)
         state.fire(
             self.name,
             [stored, header],

@@ -176,6 +176,18 @@ class RulesState:
             self.codes.append(suggestion)
         return suggestion
 
+    def replace(
+        self, old: CodeSuggestion, new: CodeSuggestion, *, keep_ranker_confidence: bool = True
+    ) -> CodeSuggestion:
+        """Put `new` in the suggested codes at `old`'s sequence position and move `old` to the candidates;
+        returns `new` as stored."""
+        position = _position(self.codes, old)
+        self.move_out(old)
+        stored = self.add_final(new, keep_ranker_confidence=keep_ranker_confidence)
+        if position is not None:
+            self.move_to(stored, position)
+        return stored
+
     def move_to(self, suggestion: CodeSuggestion, position: int) -> None:
         """Put a suggested code at a sequence position (a replacement takes its source's place)."""
         at = _position(self.codes, suggestion)
