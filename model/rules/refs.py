@@ -39,6 +39,7 @@ _ORDINALS = {
 }
 
 
+@lru_cache(maxsize=1 << 16)
 def compact(code: str) -> str:
     """Code without dot or spaces, upper case ("e11.22" -> "E1122")."""
     return re.sub(r"[\s.]", "", code).upper()

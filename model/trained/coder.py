@@ -16,6 +16,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -44,7 +45,13 @@ from model.pack import PackManifest, load_arrays, load_object, save_pack
 from model.result import Scored, build_result
 from model.thresholds import TaskThresholds
 from model.trained.classifier import DocScores, DocumentClassifier
-from model.trained.features import FEATURES, DocContext, candidate_features, doc_context
+from model.trained.features import (
+    FEATURES,
+    DocContext,
+    candidate_features,
+    code_similarities,
+    doc_context,
+)
 from model.trained.memory import MemoryHit, SentenceMemory
 
 log = logging.getLogger(__name__)
@@ -283,7 +290,10 @@ class DefaultCoder:
             return self._extractor
 
     def suggest(self, encounter: Encounter) -> Result:
-        return self.suggest_prepared(self.resources.prepare(encounter, self.extractor))
+        # BLAS on one thread: its idle threads spin after each product and slow the encoder's own threads
+        # (about 40% on two cores); the products of one note are small
+        with one_thread("blas"):
+            return self.suggest_prepared(self.resources.prepare(encounter, self.extractor))
 
     def suggest_prepared(self, prepared: Prepared) -> Result:
         """Rank, calibrate and cut an encounter already read by `resources.prepare`."""
@@ -516,6 +526,9 @@ def task_rows(
     system = SYSTEM_OF[task]
     ctx: DocContext = doc_context(scores, prepared.document_vector, memory)
     cands = task_candidates(resources, prepared, task, scores, memory, config)
+    similarities = code_similarities(
+        prepared.view, ctx, [resources.code_vector(system, cand.code) for cand in cands]
+    )
     rows = [
         candidate_features(
             prepared.view,
@@ -524,9 +537,9 @@ def task_rows(
             ctx,
             priors.train_count,
             priors.n_train_docs,
-            resources.code_vector(system, cand.code),
+            similarity,
         )
-        for cand in cands
+        for cand, similarity in zip(cands, similarities, strict=True)
     ]
     x = np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
     return [c.code for c in cands], x
@@ -546,12 +559,23 @@ def ranker_scores(ranker: Any, x: np.ndarray) -> np.ndarray:
     """P(positive) from the ranker, on one thread: the histogram boosting predictor's per-tree thread
     start-up costs far more than the work on a few hundred rows (seconds instead of milliseconds on a
     busy machine)."""
-    from threadpoolctl import threadpool_limits
-
     if len(x) == 0:
         return np.zeros(0)
-    with threadpool_limits(limits=1):
+    with one_thread("openmp"):
         return np.asarray(ranker.predict_proba(x)[:, 1])
+
+
+@lru_cache(maxsize=1)
+def _thread_pools() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def one_thread(api: str) -> Any:
+    """A context in which the native thread pools of `api` ("blas", "openmp") run one thread. The
+    controller is found once: looking the libraries up costs milliseconds per call."""
+    return _thread_pools().limit(limits=1, user_api=api)
 
 
 def _vec(v: np.ndarray | None) -> np.ndarray | None:

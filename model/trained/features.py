@@ -9,7 +9,7 @@ classification.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,8 +117,11 @@ def candidate_features(
     ctx: DocContext,
     train_count: Mapping[str, int],
     n_train_docs: int,
-    code_vector: np.ndarray | None,
+    similarity: tuple[float, float] = (-1.0, -1.0),
 ) -> list[float]:
+    """The ranker's features of one candidate; `similarity` is (best sentence, document) cosine with the
+    code's name vector, from `code_similarities` (-1 without a vector)."""
+
     def best(source: str) -> tuple[float, float, float, int]:
         hits = [h for h in cand.present if h.source == source]
         if not hits:
@@ -143,12 +146,7 @@ def candidate_features(
         first = min(
             view.mentions[i].start / max(lengths.get(view.mentions[i].document_id, 1), 1) for i in mentions
         )
-    sentence_sim = document_sim = -1.0
-    if code_vector is not None:
-        if view.sentence_vectors is not None and len(view.sentence_vectors):
-            sentence_sim = float((view.sentence_vectors @ code_vector).max())
-        if ctx.document_vector is not None:
-            document_sim = float(ctx.document_vector @ code_vector)
+    sentence_sim, document_sim = similarity
     code = cand.code
     count = train_count.get(code, 0)
     mem = ctx.memory.get(code)
@@ -193,3 +191,23 @@ def candidate_features(
         float(len(code.replace(".", ""))),
         float(info is not None),
     ]
+
+
+def code_similarities(
+    view: EncounterView, ctx: DocContext, vectors: Sequence[np.ndarray | None]
+) -> list[tuple[float, float]]:
+    """(best sentence, document) cosine of each code vector with the note, all codes in one product;
+    (-1, -1) for a code without a vector, -1 where the note has no sentence or document vector."""
+    out = [(-1.0, -1.0)] * len(vectors)
+    have = [i for i, v in enumerate(vectors) if v is not None]
+    if not have:
+        return out
+    matrix = np.stack([vectors[i] for i in have])  # type: ignore[misc]
+    n = len(have)
+    sentence = np.full(n, -1.0)
+    if view.sentence_vectors is not None and len(view.sentence_vectors):
+        sentence = (view.sentence_vectors @ matrix.T).max(axis=0)
+    document = matrix @ ctx.document_vector if ctx.document_vector is not None else np.full(n, -1.0)
+    for k, i in enumerate(have):
+        out[i] = (float(sentence[k]), float(document[k]))
+    return out

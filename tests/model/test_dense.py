@@ -1,0 +1,88 @@
+"""The sentence encoder (packaged all-MiniLM-L6-v2) and its batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.candidates.dense import DenseCodeIndex, Encoder, resolve_precision
+
+
+def test_batches_cover_every_text_once_shortest_first_within_the_token_budget() -> None:
+    encoder = Encoder(token_budget=40, max_batch=4)
+    lengths = [30, 3, 5, 12, 4, 3, 20, 6, 8]
+    batches = encoder.batches(lengths)
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths)
+    for batch in batches:
+        assert len(batch) <= 4
+        padded = len(batch) * max(lengths[i] for i in batch)
+        assert padded <= 40 or len(batch) == 1
+
+
+def test_a_text_longer_than_the_budget_gets_a_batch_of_its_own() -> None:
+    assert Encoder(token_budget=10).batches([50, 2, 2]) == [[1, 2], [0]]
+
+
+def test_unknown_precision_is_refused_and_explicit_ones_are_kept() -> None:
+    with pytest.raises(ValueError, match="precision"):
+        Encoder(precision="float16")
+    assert resolve_precision("float32") == "float32"
+    assert resolve_precision("bfloat16") == "bfloat16"
+    assert resolve_precision("auto") in ("float32", "bfloat16")
+
+
+def test_bfloat16_vectors_agree_with_float32_and_batching_does_not_change_them() -> None:
+    texts = [
+        "type 2 diabetes mellitus with diabetic chronic kidney disease",
+        "fever",
+        "The patient was admitted with community-acquired pneumonia of the right lower lobe.",
+        "acute appendicitis",
+    ]
+    one_by_one = np.vstack([Encoder(precision="float32").encode([t]) for t in texts])
+    batched = Encoder(precision="float32", token_budget=64).encode(texts)
+    assert np.allclose(one_by_one, batched, atol=1e-4)
+    low = Encoder(precision="bfloat16").encode(texts)
+    assert np.allclose(np.linalg.norm(low, axis=1), 1.0, atol=1e-4)
+    assert (low * batched).sum(axis=1).min() > 0.995
+    # the meaning survives: the pneumonia sentence is nearest to itself, not to fever
+    assert int(np.argmax(low @ batched[2])) == 2
+
+
+def test_code_vector_is_the_unit_mean_of_the_code_names() -> None:
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=np.float32)
+    index = DenseCodeIndex(["A00", "A00", "B00"], ["a", "b", "c"], vectors)
+    mean = index.code_vector("A00")
+    assert mean is not None and np.allclose(mean, [2**-0.5, 2**-0.5])
+    assert index.code_vector("A00") is mean
+    assert index.code_vector("Z99") is None
+
+
+def test_code_similarities_match_one_code_at_a_time() -> None:
+    from data.types import Document, Encounter
+    from model.candidates.generate import EncounterView
+    from model.trained.classifier import DocScores
+    from model.trained.features import code_similarities, doc_context
+
+    rng = np.random.default_rng(0)
+    unit = rng.normal(size=(6, 8)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    sentences, document, codes = unit[:3], unit[3], [unit[4], None, unit[5]]
+    view = EncounterView(
+        encounter=Encounter(encounter_id="e", documents=[Document(document_id="d", text="x")]),
+        mentions=[],
+        sentences=[],
+        sentence_vectors=sentences,
+    )
+    ctx = doc_context(DocScores({}, {}, {}), document)
+    got = code_similarities(view, ctx, codes)
+    assert got[1] == (-1.0, -1.0)
+    for k in (0, 2):
+        vector = codes[k]
+        assert vector is not None
+        assert got[k] == pytest.approx(
+            (float((sentences @ vector).max()), float(document @ vector)), abs=1e-6
+        )
+    no_text = EncounterView(encounter=view.encounter, mentions=[], sentences=[])
+    assert code_similarities(no_text, doc_context(DocScores({}, {}, {}), None), codes)[0] == (-1.0, -1.0)
