@@ -348,6 +348,7 @@ def _ranker(config: DefaultConfig) -> Any:
         learning_rate=config.ranker_learning_rate,
         max_leaf_nodes=config.ranker_max_leaf_nodes,
         min_samples_leaf=config.ranker_min_samples_leaf,
+        l2_regularization=config.ranker_l2_regularization,
         categorical_features=mask,
         early_stopping=False,
         random_state=config.seed,

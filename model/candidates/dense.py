@@ -168,19 +168,26 @@ class DenseCodeIndex:
     def search(self, queries: np.ndarray, k: int = 10) -> list[list[DenseHit]]:
         if len(self.codes) == 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
-        sims = queries @ self.vectors.T
+        import torch
+
+        # torch's own threads for the product and the top-k: numpy's BLAS threads would spin and slow the
+        # encoder running next
+        take = min(k * 3, len(self.codes))
+        with torch.inference_mode():
+            sims = (
+                torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+                @ torch.from_numpy(self.vectors).T
+            )
+            values, indices = torch.topk(sims, take, dim=1)
         out = []
-        take = min(k * 3, sims.shape[1])
-        for row in sims:
-            top = np.argpartition(-row, take - 1)[:take]
-            top = top[np.argsort(-row[top], kind="stable")]
+        for row_values, row_indices in zip(values.tolist(), indices.tolist(), strict=True):
             hits: list[DenseHit] = []
             seen: set[str] = set()
-            for j in top:
+            for score, j in zip(row_values, row_indices, strict=True):
                 code = self.codes[j]
                 if code not in seen:
                     seen.add(code)
-                    hits.append(DenseHit(code, float(row[j]), self.texts[j]))
+                    hits.append(DenseHit(code, float(score), self.texts[j]))
                 if len(hits) >= k:
                     break
             out.append(hits)

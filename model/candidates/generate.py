@@ -245,7 +245,8 @@ class CandidateGenerator:
 
         mentions = view.mentions
         present_flags = [m.assertion.is_present for m in mentions]
-        # lexicon concepts
+        # lexicon concepts, scored against their mention (all mentions of a system at once)
+        asks: dict[str, list[tuple[int, list[str]]]] = defaultdict(list)
         for i, m in enumerate(mentions):
             by_system: dict[str, list[str]] = defaultdict(list)
             for code in dict.fromkeys(m.concepts):
@@ -253,8 +254,15 @@ class CandidateGenerator:
                 if system is not None:
                     by_system[system].append(code)
             for system, codes in by_system.items():
-                index = self.lexical.get(system)
-                match = index.score_codes(mention_query(m), codes) if index is not None else {}
+                asks[system].append((i, codes))
+        for system, wanted in asks.items():
+            index = self.lexical.get(system)
+            matches = (
+                index.score_many([(mention_query(mentions[i]), codes) for i, codes in wanted])
+                if index is not None
+                else [{} for _ in wanted]
+            )
+            for (i, codes), match in zip(wanted, matches, strict=True):
                 ranked = sorted(codes, key=lambda c: -(match[c].score if c in match else 0.0))
                 for rank, code in enumerate(ranked):
                     h = match.get(code)

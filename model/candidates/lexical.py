@@ -76,29 +76,43 @@ class LexicalIndex:
 
     def score_codes(self, query: str, codes: Sequence[str]) -> dict[str, LexicalHit]:
         """How well `query` matches each of `codes` (best name per code); codes without names are left out."""
-        wanted = {c: self.rows_of(c) for c in dict.fromkeys(codes)}
-        rows = sorted({r for rs in wanted.values() for r in rs})
-        if not rows:
-            return {}
-        q_tfidf, q_weight, q_mass = self._query_matrix([query])
-        cosine = np.asarray((self._tfidf[rows] @ q_tfidf.T).todense()).ravel()
-        shared = np.asarray((self._binary[rows] @ q_weight.T).todense()).ravel()
-        pos = {r: k for k, r in enumerate(rows)}
-        out: dict[str, LexicalHit] = {}
-        for code, code_rows in wanted.items():
-            if not code_rows:
-                continue
-            k = max((pos[r] for r in code_rows), key=lambda j: (cosine[j], -j))
-            out[code] = self._hit(rows[k], float(cosine[k]), float(shared[k]), float(q_mass[0]))
+        return self.score_many([(query, codes)])[0]
+
+    def score_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[dict[str, LexicalHit]]:
+        """`score_codes` for many (query, codes) pairs at once (one sparse pass for all of them)."""
+        if not items:
+            return []
+        q_tfidf, q_weight, q_mass = self._query_matrix([query for query, _ in items])
+        wanted = [{c: self.rows_of(c) for c in dict.fromkeys(codes)} for _, codes in items]
+        rows = [sorted({r for rs in w.values() for r in rs}) for w in wanted]
+        pair_query = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)]).astype(np.int64)
+        pair_term = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows])
+        cosine = np.asarray(self._tfidf[pair_term].multiply(q_tfidf[pair_query]).sum(axis=1)).ravel()
+        shared = np.asarray(self._binary[pair_term].multiply(q_weight[pair_query]).sum(axis=1)).ravel()
+        out: list[dict[str, LexicalHit]] = []
+        start = 0
+        for i, (codes_rows, own_rows) in enumerate(zip(wanted, rows, strict=True)):
+            pos = {r: start + k for k, r in enumerate(own_rows)}
+            start += len(own_rows)
+            found: dict[str, LexicalHit] = {}
+            for code, code_rows in codes_rows.items():
+                if not code_rows:
+                    continue
+                j = max((pos[r] for r in code_rows), key=lambda x: (cosine[x], -x))
+                found[code] = self._hit(
+                    int(pair_term[j]), float(cosine[j]), float(shared[j]), float(q_mass[i])
+                )
+            out.append(found)
         return out
 
     def _hit(self, term_id: int, score: float, shared: float, query_mass: float) -> LexicalHit:
         """A hit on one name; `shared` is the idf mass of the words the query and the name share."""
+        # coverages rounded: a full match is exactly 1.0 whatever order the sparse sums ran in
         return LexicalHit(
             code=self.codes[term_id],
             score=score,
-            query_coverage=float(min(1.0, shared / max(query_mass, 1e-9))),
-            term_coverage=float(min(1.0, shared / self._term_mass[term_id])),
+            query_coverage=round(min(1.0, shared / max(query_mass, 1e-9)), 4),
+            term_coverage=round(min(1.0, shared / float(self._term_mass[term_id])), 4),
             term=self.texts[term_id],
             kind=self.kinds[term_id],
         )
@@ -130,27 +144,33 @@ class LexicalIndex:
             return [[] for _ in queries]
         q_tfidf, q_weight, q_mass = self._query_matrix(queries)
         cosine = (q_tfidf @ self._tfidf_t).tocsr()
-        out: list[list[LexicalHit]] = []
+        # per query, its best names (by cosine, then name order) at or above min_score
+        tops: list[tuple[np.ndarray, np.ndarray]] = []
         for i in range(len(queries)):
             lo, hi = cosine.indptr[i], cosine.indptr[i + 1]
             idx, val = cosine.indices[lo:hi], cosine.data[lo:hi]
-            if len(idx) == 0:
-                out.append([])
-                continue
             take = min(len(idx), k * 8)
-            top = np.argpartition(-val, take - 1)[:take] if take < len(idx) else np.arange(len(idx))
+            top = np.argpartition(-val, take - 1)[:take] if 0 < take < len(idx) else np.arange(len(idx))
             top = top[np.lexsort((idx[top], -val[top]))]
             top = top[val[top] >= min_score]
-            terms = idx[top]
-            shared = np.asarray((self._binary[terms] @ q_weight[i].T).todense()).ravel()
+            tops.append((idx[top], val[top]))
+        # idf mass each (query, name) pair shares, for all pairs in one sparse product
+        pair_query = np.concatenate([np.full(len(t), i) for i, (t, _) in enumerate(tops)]).astype(np.int64)
+        pair_term = np.concatenate([t for t, _ in tops]).astype(np.int64)
+        shared = np.asarray(self._binary[pair_term].multiply(q_weight[pair_query]).sum(axis=1)).ravel()
+        out: list[list[LexicalHit]] = []
+        start = 0
+        for i, (terms, scores) in enumerate(tops):
+            common = shared[start : start + len(terms)]
+            start += len(terms)
             hits: list[LexicalHit] = []
             seen: set[str] = set()
-            for term_id, score, common in zip(terms, val[top], shared, strict=True):
+            for term_id, score, mass in zip(terms, scores, common, strict=True):
                 code = self.codes[term_id]
                 if code in seen:
                     continue
                 seen.add(code)
-                hits.append(self._hit(int(term_id), float(score), float(common), float(q_mass[i])))
+                hits.append(self._hit(int(term_id), float(score), float(mass), float(q_mass[i])))
                 if len(hits) >= k:
                     break
             out.append(hits)

@@ -85,6 +85,9 @@ class DefaultConfig:
     ranker_learning_rate: float = 0.06
     ranker_max_leaf_nodes: int = 31
     ranker_min_samples_leaf: int = 40
+    ranker_l2_regularization: float = 30.0
+    """Chosen by 3-fold out-of-fold MAP on CodiEsp train (0 -> 30: diagnosis 0.494 -> 0.497, procedure
+    0.393 -> 0.420)."""
     calibration: str = "isotonic"
     target_precision: float = 0.95
     per_code_min_support: int = 25

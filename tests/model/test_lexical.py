@@ -43,3 +43,24 @@ def test_plain_fever_prefers_the_unspecified_fever_code() -> None:
 
 def test_query_without_known_words_finds_nothing() -> None:
     assert _index().search(["zzzz qqqq"], k=3) == [[]]
+
+
+def test_batched_scoring_and_search_agree_with_one_query_at_a_time() -> None:
+    index = _index()
+    queries = ["type 2 diabetes with kidney disease", "fever", "high blood pressure", "zzz unknown"]
+    codes = ["E11.22", "E11.9", "I10", "R50.9", "A78", "NOPE"]
+    batched = index.score_many([(q, codes) for q in queries])
+    for query, got in zip(queries, batched, strict=True):
+        assert got == index.score_codes(query, codes)
+        assert "NOPE" not in got
+    assert batched[2]["I10"].term == "High blood pressure"
+    assert batched[2]["I10"].query_coverage == 1.0
+    together = index.search(queries, k=3)
+    assert together == [index.search([q], k=3)[0] for q in queries]
+    assert together[1][0].code == "R50.9" and together[3] == []
+
+
+def test_coverage_of_a_partial_match() -> None:
+    hit = _index().score_codes("chronic kidney disease stage 3", ["N18.9"])["N18.9"]
+    assert 0.0 < hit.query_coverage < 1.0
+    assert hit.term_coverage > hit.query_coverage
