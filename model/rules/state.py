@@ -83,12 +83,9 @@ class RulesState:
             key = state.key(suggestion)
             if key not in state.ranker or suggestion.confidence > state.ranker[key][0]:
                 state.ranker[key] = (suggestion.confidence, suggestion.rank)
-        for suggestion in own_codes:
-            state._add_unique(state.codes, suggestion)
+        state.codes = state._unique(own_codes)
         final = {state.key(c) for c in state.codes}
-        for suggestion in own_candidates:
-            if state.key(suggestion) not in final:
-                state._add_unique(state.candidates, suggestion)
+        state.candidates = state._unique([s for s in own_candidates if state.key(s) not in final])
         return state
 
     def outcome(self) -> RulesOutcome:
@@ -130,6 +127,20 @@ class RulesState:
                     items[index] = _merged(existing, suggestion)
                 return
         items.append(self._ranked(suggestion))
+
+    def _unique(self, suggestions: list[CodeSuggestion]) -> list[CodeSuggestion]:
+        """One entry per code, as `_add_unique` one suggestion after another would leave them (one pass)."""
+        out: dict[str, CodeSuggestion] = {}
+        for suggestion in suggestions:
+            wanted = self.key(suggestion)
+            existing = out.get(wanted)
+            if existing is None:
+                out[wanted] = self._ranked(suggestion)
+            elif suggestion.confidence > existing.confidence:
+                out[wanted] = self._ranked(_merged(suggestion, existing))
+            else:
+                out[wanted] = _merged(existing, suggestion)
+        return list(out.values())
 
     def _ranked(self, suggestion: CodeSuggestion) -> CodeSuggestion:
         """The suggestion with the ranker's confidence and rank, when the ranker scored that code."""

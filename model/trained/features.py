@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.candidates.generate import MENTION_TYPES, SECTIONS, Candidate, EncounterView
+from model.candidates.generate import MENTION_TYPES, SECTIONS, Candidate, EncounterView, Hit
 from model.catalog import CodeInfo
 from model.trained.classifier import DocScores
 from model.trained.memory import MemoryHit
@@ -122,12 +122,23 @@ def candidate_features(
     """The ranker's features of one candidate; `similarity` is (best sentence, document) cosine with the
     code's name vector, from `code_similarities` (-1 without a vector)."""
 
+    # one pass over the hits: per source, the best hit (by score, then query coverage), the best rank and
+    # the mentions behind it
+    best_hit: dict[str, Hit] = {}
+    best_rank: dict[str, int] = {}
+    by_source: dict[str, set[int]] = {}
+    for h in cand.present:
+        current = best_hit.get(h.source)
+        if current is None or (h.score, h.query_coverage) > (current.score, current.query_coverage):
+            best_hit[h.source] = h
+        best_rank[h.source] = min(best_rank.get(h.source, h.rank), h.rank)
+        by_source.setdefault(h.source, set()).add(h.mention)
+
     def best(source: str) -> tuple[float, float, float, int]:
-        hits = [h for h in cand.present if h.source == source]
-        if not hits:
+        h = best_hit.get(source)
+        if h is None:
             return 0.0, 0.0, 0.0, 99
-        h = max(hits, key=lambda x: (x.score, x.query_coverage))
-        return h.score, h.query_coverage, h.term_coverage, min(x.rank for x in hits)
+        return h.score, h.query_coverage, h.term_coverage, best_rank[source]
 
     lex, lex_q, lex_t, lex_rank = best("lexical")
     dense, _, _, dense_rank = best("dense")
@@ -155,13 +166,13 @@ def candidate_features(
         lex_q,
         lex_t,
         float(lex_rank),
-        float(len({h.mention for h in cand.present if h.source == "lexical"})),
-        float(len({h.mention for h in cand.present if h.source == "lexicon"})),
-        max((h.score for h in cand.present if h.source == "pair"), default=0.0),
-        max((h.score for h in cand.present if h.source == "history"), default=0.0),
+        float(len(by_source.get("lexical", ()))),
+        float(len(by_source.get("lexicon", ()))),
+        best_hit["pair"].score if "pair" in best_hit else 0.0,
+        best_hit["history"].score if "history" in best_hit else 0.0,
         dense,
         float(dense_rank),
-        float(len({h.mention for h in cand.present if h.source == "dense"})),
+        float(len(by_source.get("dense", ()))),
         float(len(mentions)),
         float(bool(mentions) and all(view.is_clause(i) for i in mentions)),
         float(len({h.mention for h in cand.absent})),
