@@ -11,6 +11,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
 from data.errors import MedcodeError
 
 # Modules that contribute subcommands, each with `register(subparsers) -> None`.
@@ -65,9 +67,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("medcode: interrupted", file=sys.stderr)
         return 130
+    except ValidationError as exc:  # a setting (or a file) that does not validate: one line, no trace
+        print(f"medcode: error: {one_line(exc)}", file=sys.stderr)
+        return 2
     except (OSError, ValueError) as exc:
         print(f"medcode: error: {exc}", file=sys.stderr)
         return 1
+
+
+def one_line(exc: ValidationError) -> str:
+    """'invalid Settings: MEDCODE_RULES: Input should be a valid boolean (got 'maybe')' and the like."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        got = error.get("input")
+        shown = f" (got {got!r})" if isinstance(got, str | int | float) else ""
+        problems.append(f"{where}: {error.get('msg', 'invalid')}{shown}" if where else error.get("msg", ""))
+    return f"invalid {exc.title}: " + "; ".join(problems)
 
 
 if __name__ == "__main__":

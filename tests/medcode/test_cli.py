@@ -35,3 +35,22 @@ def _with_command(parser, func):  # type: ignore[no-untyped-def]
     sub = next(a for a in parser._actions if a.dest == "command")
     sub.add_parser("boom").set_defaults(func=func)
     return parser
+
+
+def test_invalid_setting_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medcode.settings import Settings
+
+    def reads_settings(_: object) -> int:
+        Settings()
+        return 0
+
+    monkeypatch.setenv("MEDCODE_ENCODER_PRECISION", "fp16")
+    parser = cli.build_parser
+    monkeypatch.setattr(cli, "build_parser", lambda: _with_command(parser(), reads_settings))
+    assert cli.main(["boom"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith("medcode: error: invalid Settings: MEDCODE_ENCODER_PRECISION:")
+    assert "'fp16'" in err

@@ -22,3 +22,15 @@ def test_default_secret_refused_in_production(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("MEDCODE_SESSION_SECRET", raising=False)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_encoder_precision_defaults_to_auto_and_refuses_unknown_formats(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MEDCODE_ENCODER_PRECISION", raising=False)
+    assert Settings().encoder_precision == "auto"
+    monkeypatch.setenv("MEDCODE_ENCODER_PRECISION", "float32")
+    assert Settings().encoder_precision == "float32"
+    monkeypatch.setenv("MEDCODE_ENCODER_PRECISION", "int4")
+    with pytest.raises(ValidationError):
+        Settings()
