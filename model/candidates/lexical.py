@@ -85,10 +85,9 @@ class LexicalIndex:
         q_tfidf, q_weight, q_mass = self._query_matrix([query for query, _ in items])
         wanted = [{c: self.rows_of(c) for c in dict.fromkeys(codes)} for _, codes in items]
         rows = [sorted({r for rs in w.values() for r in rs}) for w in wanted]
-        pair_query = np.concatenate([np.full(len(r), i) for i, r in enumerate(rows)]).astype(np.int64)
-        pair_term = np.concatenate([np.asarray(r, dtype=np.int64) for r in rows])
-        cosine = np.asarray(self._tfidf[pair_term].multiply(q_tfidf[pair_query]).sum(axis=1)).ravel()
-        shared = np.asarray(self._binary[pair_term].multiply(q_weight[pair_query]).sum(axis=1)).ravel()
+        pair_query, pair_term = _pairs(rows)
+        cosine = _row_products(self._tfidf, pair_term, q_tfidf, pair_query)
+        shared = _row_products(self._binary, pair_term, q_weight, pair_query)
         out: list[dict[str, LexicalHit]] = []
         start = 0
         for i, (codes_rows, own_rows) in enumerate(zip(wanted, rows, strict=True)):
@@ -155,9 +154,8 @@ class LexicalIndex:
             top = top[val[top] >= min_score]
             tops.append((idx[top], val[top]))
         # idf mass each (query, name) pair shares, for all pairs in one sparse product
-        pair_query = np.concatenate([np.full(len(t), i) for i, (t, _) in enumerate(tops)]).astype(np.int64)
-        pair_term = np.concatenate([t for t, _ in tops]).astype(np.int64)
-        shared = np.asarray(self._binary[pair_term].multiply(q_weight[pair_query]).sum(axis=1)).ravel()
+        pair_query, pair_term = _pairs([terms for terms, _ in tops])
+        shared = _row_products(self._binary, pair_term, q_weight, pair_query)
         out: list[list[LexicalHit]] = []
         start = 0
         for i, (terms, scores) in enumerate(tops):
@@ -175,3 +173,17 @@ class LexicalIndex:
                     break
             out.append(hits)
         return out
+
+
+def _pairs(groups: Sequence[Sequence[int] | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(query index, name row) of every name of every query's group, flattened in order."""
+    queries = np.concatenate([np.full(len(g), i, dtype=np.int64) for i, g in enumerate(groups)])
+    names = np.concatenate([np.asarray(g, dtype=np.int64) for g in groups])
+    return queries, names
+
+
+def _row_products(
+    names: sparse.csr_matrix, name_rows: np.ndarray, queries: sparse.csr_matrix, query_rows: np.ndarray
+) -> np.ndarray:
+    """Dot product of each (name row, query row) pair, all pairs in one sparse pass."""
+    return np.asarray(names[name_rows].multiply(queries[query_rows]).sum(axis=1)).ravel()

@@ -570,6 +570,10 @@ def ranker_scores(ranker: Any, x: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _thread_pools() -> Any:
+    """The native thread pools of this process, found once torch and scikit-learn (whose OpenMP runtimes
+    the ranker and the encoder use) are loaded: a controller only knows the libraries loaded before it."""
+    import sklearn.ensemble  # noqa: F401
+    import torch  # noqa: F401
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()

@@ -86,3 +86,22 @@ def test_code_similarities_match_one_code_at_a_time() -> None:
         )
     no_text = EncounterView(encounter=view.encounter, mentions=[], sentences=[])
     assert code_similarities(no_text, doc_context(DocScores({}, {}, {}), None), codes)[0] == (-1.0, -1.0)
+
+
+def test_one_thread_limits_the_ranker_runtime_and_restores_it() -> None:
+    import sklearn.ensemble  # noqa: F401  (loads its OpenMP runtime)
+    from threadpoolctl import threadpool_info
+
+    from model.trained.coder import one_thread
+
+    def sklearn_threads() -> list[int]:
+        return [
+            lib["num_threads"]
+            for lib in threadpool_info()
+            if lib["user_api"] == "openmp" and "scikit_learn" in lib["filepath"]
+        ]
+
+    before = sklearn_threads()
+    with one_thread("openmp"):
+        assert sklearn_threads() and all(n == 1 for n in sklearn_threads())
+    assert sklearn_threads() == before
