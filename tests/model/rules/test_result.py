@@ -10,7 +10,7 @@ import pytest
 
 import model.result as result_module
 from data.errors import MedcodeError
-from data.types import CodeSuggestion, Document, Encounter, Evidence, Mention
+from data.types import CodeSuggestion, Document, Encounter, Evidence, Mention, Result
 from medcode.settings import reset_settings
 from model.result import Scored, build_result, coding_rules, keep_ranker_order
 from model.rules import CodingRules
@@ -67,7 +67,11 @@ def _ranked_codes(rules: object) -> list[str]:
         _scored("C01", 0.9),  # suggested
         _scored("D50.9", 0.4),
     ]
-    result = build_result(
+    return [c.code for c in _build(scored, rules).ranked("diagnosis")]
+
+
+def _build(scored: list[Scored], rules: object) -> Result:
+    return build_result(
         _encounter(),
         scored,
         _thresholds,
@@ -76,7 +80,6 @@ def _ranked_codes(rules: object) -> list[str]:
         calibrated=False,
         rules=rules,
     )
-    return [c.code for c in result.ranked("diagnosis")]
 
 
 def test_a_code_the_rules_take_out_keeps_its_place_in_the_ranking() -> None:
@@ -99,8 +102,6 @@ def test_a_code_the_rules_add_follows_the_rankers_codes() -> None:
 
 
 def test_without_ranks_the_ranking_is_by_confidence_codes_first() -> None:
-    from data.types import Result
-
     result = Result(
         encounter_id="e",
         model_version="m",
@@ -112,15 +113,7 @@ def test_without_ranks_the_ranking_is_by_confidence_codes_first() -> None:
 
 
 def test_ranks_do_not_travel_in_the_json() -> None:
-    result = build_result(
-        _encounter(),
-        [_scored("A01.0", 0.9)],
-        _thresholds,
-        model_version="m",
-        code_set_version="v",
-        calibrated=False,
-        rules=None,
-    )
+    result = _build([_scored("A01.0", 0.9)], None)
     assert result.codes[0].rank == 0
     assert "rank" not in result.model_dump()["codes"][0]
 
@@ -129,15 +122,7 @@ def test_a_rules_bug_keeps_the_suggestions_and_routes() -> None:
     def broken(*_: object) -> RulesOutcome:
         raise RuntimeError("bug")
 
-    result = build_result(
-        _encounter(),
-        [_scored("A01.0", 0.9)],
-        _thresholds,
-        model_version="m",
-        code_set_version="v",
-        calibrated=False,
-        rules=broken,
-    )
+    result = _build([_scored("A01.0", 0.9)], broken)
     assert [c.code for c in result.codes] == ["A01.0"]
     assert "rules_error" in result.routing.reasons
 
