@@ -43,7 +43,7 @@ evaluate: setup
 	$(BIN)/medcode evaluate --dataset codiesp --data-dir $${MEDCODE_DATA_DIR:-../shared/datasets}/codiesp --split dev
 
 benchmark: setup
-	$(BIN)/python -m evaluation.benchmark
+	$(BIN)/python -m medcode.evaluation.benchmark
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts

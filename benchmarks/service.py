@@ -126,7 +126,7 @@ def _notes(data_dir: Path | None, limit: int) -> list[str]:
     folder = _codiesp_dir(data_dir)
     if folder is None:
         return [SYNTHETIC[i % 2] * 2 for i in range(4)]
-    from data.corpora import load_corpus
+    from medcode.data.corpora import load_corpus
 
     encounters = load_corpus("codiesp", folder, "dev")[:limit]
     return [enc.documents[0].text for enc in encounters]
@@ -153,9 +153,9 @@ def _server(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
 
 
 def _create_key(db_url: str) -> str:
-    from serving.auth import SYSTEM_PRINCIPAL
-    from serving.db import Database
-    from serving.services import keys
+    from medcode.serving.auth import SYSTEM_PRINCIPAL
+    from medcode.serving.db import Database
+    from medcode.serving.services import keys
 
     database = Database.connect(db_url)
     try:
@@ -172,7 +172,7 @@ class EchoCoder:
     code_set_version = "ICD-10-CM 2026"
 
     def suggest(self, encounter: Any) -> Any:
-        from data.types import Result
+        from medcode.data.types import Result
 
         return Result(
             encounter_id=encounter.encounter_id, model_version="echo", code_set_version="ICD-10-CM 2026"
@@ -181,9 +181,9 @@ class EchoCoder:
 
 @contextlib.contextmanager
 def _thread_server(model: str, db_url: str) -> Iterator[str]:
+    from medcode.serving.app import create_app
+    from medcode.serving.server import serve_in_thread
     from medcode.settings import get_settings
-    from serving.app import create_app
-    from serving.server import serve_in_thread
 
     settings = get_settings().model_copy(
         update={"database_url": db_url, "model_ref": model, "model_poll_seconds": 0}

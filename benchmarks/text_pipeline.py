@@ -62,9 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _one_core()
-    from data.codiesp import read_split
+    from medcode.data.codiesp import read_split
+    from medcode.model.text import get_pipeline
     from medcode.settings import get_settings
-    from model.text import get_pipeline
 
     data_dir = args.data_dir or get_settings().data_dir
     if data_dir is None:

@@ -21,9 +21,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from data.types import Document, Encounter, Gold
+from medcode.data.types import Document, Encounter, Gold
+from medcode.model.transformer.config import TransformerConfig
 from medcode.settings import get_settings
-from model.transformer.config import TransformerConfig
 
 log = logging.getLogger("benchmarks.transformer")
 
@@ -107,7 +107,7 @@ def _codiesp_dir(arg: Path | None) -> Path | None:
 
 def _notes(data_dir: Path | None, split: str, n: int | None) -> list[Encounter]:
     if data_dir is not None:
-        from data.corpora import load_corpus
+        from medcode.data.corpora import load_corpus
 
         encounters = load_corpus("codiesp", data_dir, split)
         return encounters[:n] if n else encounters
@@ -116,7 +116,7 @@ def _notes(data_dir: Path | None, split: str, n: int | None) -> list[Encounter]:
 
 def _synthetic_notes(n: int) -> list[Encounter]:
     """CodiEsp-size notes (~40 sentences, ~450 tokens) built from ICD-10-CM titles."""
-    from data.icd10cm import load_icd10cm
+    from medcode.data.icd10cm import load_icd10cm
 
     titles = [load_icd10cm()[c].title for c in load_icd10cm().billable_codes()[::97]]
     rng = random.Random(0)
@@ -148,10 +148,10 @@ def _config(args: argparse.Namespace, **overrides: Any) -> TransformerConfig:
 
 
 def _untrained_coder(config: TransformerConfig, n_labels: int, device: str) -> Any:
-    from data.icd10cm import load_icd10cm
-    from model.transformer.coder import TransformerCoder
-    from model.transformer.codes import Label
-    from model.transformer.network import LabelAttentionNet, load_encoder
+    from medcode.data.icd10cm import load_icd10cm
+    from medcode.model.transformer.coder import TransformerCoder
+    from medcode.model.transformer.codes import Label
+    from medcode.model.transformer.network import LabelAttentionNet, load_encoder
 
     icd = load_icd10cm()
     codes = icd.billable_codes()[:: max(1, len(icd.billable_codes()) // n_labels)][:n_labels]
@@ -181,7 +181,7 @@ def _layers(coder: Any) -> int:
 def bench_train_step(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from training.transformer_train import Trainer
+    from medcode.training.transformer_train import Trainer
 
     config = _config(args, batch_size=args.batch_size, epochs=1, retrieval=True)
     notes = _notes(_codiesp_dir(args.data_dir), "train", args.batch_size * (args.steps + 1))
@@ -216,7 +216,7 @@ def bench_infer(args: argparse.Namespace) -> dict[str, Any]:
 
     notes = _notes(_codiesp_dir(args.data_dir), "dev", args.notes)
     if args.pack is not None:
-        from model.transformer import load_pack
+        from medcode.model.transformer import load_pack
 
         coder = load_pack(args.pack, device=args.device)
         coder.mention_extractor = lambda e: []  # time the model, not the text pipeline
@@ -263,13 +263,13 @@ def _extractor(name: str) -> Any:
         return None
     if name == "none":
         return lambda encounter: []
-    from model.mentions import clause_mentions
+    from medcode.model.mentions import clause_mentions
 
     return lambda encounter: [m for d in encounter.documents for m in clause_mentions(d.text, d.document_id)]
 
 
 def bench_codiesp(args: argparse.Namespace) -> dict[str, Any]:
-    from training.transformer_train import train_transformer
+    from medcode.training.transformer_train import train_transformer
 
     data_dir = _codiesp_dir(args.data_dir)
     if data_dir is None:
@@ -295,7 +295,7 @@ def bench_codiesp(args: argparse.Namespace) -> dict[str, Any]:
     )
     total = time.perf_counter() - started
     if args.out is not None:
-        from model.transformer import save_pack
+        from medcode.model.transformer import save_pack
 
         save_pack(coder, args.out)
     return {"total_seconds": round(total, 1), "pack": str(args.out) if args.out else None, **coder.metrics}

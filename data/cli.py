@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from data.errors import DatasetNotFoundError, UnknownCodeError
+from medcode.data.errors import DatasetNotFoundError, UnknownCodeError
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def _icd10cm_details(code: str) -> dict[str, Any]:
-    from data.icd10cm import NOTE_KINDS, load_icd10cm
+    from medcode.data.icd10cm import NOTE_KINDS, load_icd10cm
 
     icd = load_icd10cm()
     entry = icd[code]
@@ -98,7 +98,7 @@ def _icd10cm_details(code: str) -> dict[str, Any]:
 
 
 def _other_details(code: str, system: str | None) -> dict[str, Any]:
-    from data.codesystems import load_code_sets
+    from medcode.data.codesystems import load_code_sets
 
     code_sets = load_code_sets()
     info = code_sets.lookup(code, system)
@@ -133,7 +133,7 @@ def _guess_system_name(code_sets: Any, code: str) -> str:
 
 def show_details(code: str, system: str | None = None) -> dict[str, Any]:
     """Everything `medcode codes show` prints, as a dict; UnknownCodeError when no system knows the code."""
-    from data.codesystems import canonical_system, load_code_sets
+    from medcode.data.codesystems import canonical_system, load_code_sets
 
     code = code.strip()
     wanted = canonical_system(system) if system else None
@@ -201,8 +201,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from data.codesystems import canonical_system
-    from data.search import get_code_search
+    from medcode.data.codesystems import canonical_system
+    from medcode.data.search import get_code_search
 
     text = " ".join(args.text)
     system = canonical_system(args.system) if args.system else None
@@ -244,12 +244,12 @@ def _search(args: argparse.Namespace) -> int:
 
 def check_datasets(data_dir: Path) -> dict[str, Any]:
     """What `medcode data check` reports, as a dict."""
-    from data import codiesp
-    from data.corpora import load_codiesp
-    from data.disease_ontology import find_do_folder, load_disease_ontology
-    from data.hcpcs import find_hcpcs_file, load_hcpcs
-    from data.icd10cm_index import find_index_files, read_any
-    from data.icd10pcs import find_pcs_files, load_icd10pcs
+    from medcode.data import codiesp
+    from medcode.data.corpora import load_codiesp
+    from medcode.data.disease_ontology import find_do_folder, load_disease_ontology
+    from medcode.data.hcpcs import find_hcpcs_file, load_hcpcs
+    from medcode.data.icd10cm_index import find_index_files, read_any
+    from medcode.data.icd10pcs import find_pcs_files, load_icd10pcs
 
     report: dict[str, Any] = {"data_dir": str(data_dir), "datasets": {}}
     found = report["datasets"]

@@ -13,14 +13,21 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 
-from data.cpt import CPT, CptCode, load_cpt, looks_like_cpt
-from data.disease_ontology import DiseaseOntology, find_do_folder, load_disease_ontology
-from data.errors import UnknownCodeError
-from data.hcpcs import HCPCS, HcpcsCode, find_hcpcs_file, load_hcpcs, looks_like_hcpcs
-from data.icd10cm import ICD10CM, load_icd10cm, looks_like_icd10cm
-from data.icd10cm import CodeEntry as ICD10CMEntry
-from data.icd10cm_index import IndexTerm, find_index_files, load_index
-from data.icd10pcs import ICD10PCS, PcsCode, find_pcs_files, load_icd10pcs, looks_like_pcs, normalize_pcs
+from medcode.data.cpt import CPT, CptCode, load_cpt, looks_like_cpt
+from medcode.data.disease_ontology import DiseaseOntology, find_do_folder, load_disease_ontology
+from medcode.data.errors import UnknownCodeError
+from medcode.data.hcpcs import HCPCS, HcpcsCode, find_hcpcs_file, load_hcpcs, looks_like_hcpcs
+from medcode.data.icd10cm import ICD10CM, load_icd10cm, looks_like_icd10cm
+from medcode.data.icd10cm import CodeEntry as ICD10CMEntry
+from medcode.data.icd10cm_index import IndexTerm, find_index_files, load_index
+from medcode.data.icd10pcs import (
+    ICD10PCS,
+    PcsCode,
+    find_pcs_files,
+    load_icd10pcs,
+    looks_like_pcs,
+    normalize_pcs,
+)
 
 logger = logging.getLogger(__name__)
 

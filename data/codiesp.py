@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from data.errors import DatasetNotFoundError, InvalidInputError
-from data.icd10cm import normalize_code
-from data.icd10pcs import normalize_pcs
-from data.types import Document, Encounter, Gold, Task
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.icd10cm import normalize_code
+from medcode.data.icd10pcs import normalize_pcs
+from medcode.data.types import Document, Encounter, Gold, Task
 
 logger = logging.getLogger(__name__)
 

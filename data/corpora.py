@@ -11,9 +11,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from data import codiesp, jsonl
-from data.errors import DatasetNotFoundError
-from data.types import Encounter
+from medcode.data import codiesp, jsonl
+from medcode.data.errors import DatasetNotFoundError
+from medcode.data.types import Encounter
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class Corpus:
 
 def _pcs_check(data_dir: Path) -> codiesp.CodeCheck | None:
     """ICD-10-PCS validity (full codes, or partial codes that prefix valid ones) when a PCS list is found."""
-    from data.icd10pcs import find_pcs_files, load_icd10pcs
+    from medcode.data.icd10pcs import find_pcs_files, load_icd10pcs
     from medcode.settings import get_settings
 
     root = codiesp.resolve_root(data_dir)
@@ -47,7 +47,7 @@ def _pcs_check(data_dir: Path) -> codiesp.CodeCheck | None:
 def load_codiesp(data_dir: Path, split: str, check_codes: bool = True) -> Corpus:
     diagnosis_check = procedure_check = None
     if check_codes:
-        from data.icd10cm import load_icd10cm
+        from medcode.data.icd10cm import load_icd10cm
 
         diagnosis_check = load_icd10cm().__contains__
         procedure_check = _pcs_check(data_dir)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from data.errors import DatasetNotFoundError, InvalidInputError, UnknownCodeError
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError, UnknownCodeError
 
 logger = logging.getLogger(__name__)
 

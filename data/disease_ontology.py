@@ -16,8 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.errors import DatasetNotFoundError, InvalidInputError
-from data.icd10cm import normalize_code
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.icd10cm import normalize_code
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.errors import DatasetNotFoundError, InvalidInputError, UnknownCodeError
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError, UnknownCodeError
 
 logger = logging.getLogger(__name__)
 

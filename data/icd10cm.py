@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-from data.errors import UnknownCodeError
+from medcode.data.errors import UnknownCodeError
 from medcode.settings import get_settings
 
 logger = logging.getLogger(__name__)

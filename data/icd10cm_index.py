@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from data.errors import DatasetNotFoundError, InvalidInputError, UnknownCodeError
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError, UnknownCodeError
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from data.errors import DatasetNotFoundError, InvalidInputError
-from data.types import Encounter
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.types import Encounter
 
 
 def _describe(exc: ValidationError) -> str:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from data.codesystems import CodeSets, canonical_system, load_code_sets
+from medcode.data.codesystems import CodeSets, canonical_system, load_code_sets
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -326,11 +326,11 @@ def code_set_docs(code_sets: CodeSets) -> tuple[list[SearchDoc], dict[tuple[str,
 
 
 def _source_files(code_sets: CodeSets) -> Iterator[Path]:
-    from data.disease_ontology import find_do_folder
-    from data.hcpcs import find_hcpcs_file
-    from data.icd10cm import tabular_path
-    from data.icd10cm_index import find_index_files
-    from data.icd10pcs import find_pcs_files
+    from medcode.data.disease_ontology import find_do_folder
+    from medcode.data.hcpcs import find_hcpcs_file
+    from medcode.data.icd10cm import tabular_path
+    from medcode.data.icd10cm_index import find_index_files
+    from medcode.data.icd10pcs import find_pcs_files
 
     yield tabular_path()
     if code_sets.data_dir is not None:
@@ -349,7 +349,7 @@ def _source_files(code_sets: CodeSets) -> Iterator[Path]:
 
 def fingerprint(code_sets: CodeSets) -> str:
     """A key that changes when any indexed source file (or the index layout) changes."""
-    from data.icd10cm import FORMAT_VERSION as CM_FORMAT
+    from medcode.data.icd10cm import FORMAT_VERSION as CM_FORMAT
 
     digest = hashlib.sha256(f"search-v{FORMAT_VERSION}-cm-v{CM_FORMAT}".encode())
     for path in _source_files(code_sets):

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from data.errors import MedcodeError
-from data.types import Document, Encounter, Patient
+from medcode.data.errors import MedcodeError
+from medcode.data.types import Document, Encounter, Patient
+from medcode.model.base import Coder
 from medcode.settings import get_settings
-from model.base import Coder
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def benchmark_encounters(
     dataset: str | None, data_dir: Path | None, split: str, n: int
 ) -> tuple[list[Encounter], str]:
     """n encounters to time (cycled when the source has fewer) and a description of where they come from."""
-    from evaluation.runner import load_encounters
+    from medcode.evaluation.runner import load_encounters
 
     if dataset is not None:
         if data_dir is None:
@@ -146,7 +146,7 @@ def benchmark_encounters(
 
 def load_for_device(ref: str | None, device: str) -> Coder:
     """Load the model and put it on `device` when it can move (a `device=` loader argument or `.to()`)."""
-    from evaluation.runner import load_coder
+    from medcode.evaluation.runner import load_coder
 
     if device == "cuda":
         try:
@@ -156,7 +156,7 @@ def load_for_device(ref: str | None, device: str) -> Coder:
         if not torch.cuda.is_available():
             raise MedcodeError("--device cuda: no CUDA device is available")
     try:
-        from model.registry import load_model
+        from medcode.model.registry import load_model
 
         loader: Any = load_model
         if "device" in inspect.signature(loader).parameters:
@@ -420,13 +420,13 @@ def handle(args: argparse.Namespace, prefix: Sequence[str] | None = None) -> int
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m evaluation.benchmark", description=__doc__.split("\n")[0]
+        prog="python -m medcode.evaluation.benchmark", description=__doc__.split("\n")[0]
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        return handle(args, ["python", "-m", "evaluation.benchmark"])
+        return handle(args, ["python", "-m", "medcode.evaluation.benchmark"])
     except MedcodeError as exc:
         print(f"benchmark: error: {exc}", file=sys.stderr)
         return 2

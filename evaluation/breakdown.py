@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
-from evaluation.metrics import prf_for_codes
+from medcode.evaluation.metrics import prf_for_codes
 
 FREQUENT_MIN = 10
 """Codes seen in at least this many training documents are 'frequent'; 1 to FREQUENT_MIN - 1 'few_shot'."""

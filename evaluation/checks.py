@@ -21,15 +21,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from data.types import CodeSuggestion, Encounter, Mention, Result, Task
+from medcode.data.types import CodeSuggestion, Encounter, Mention, Result, Task
 
 if TYPE_CHECKING:
-    from model.rules import RuleTabular
+    from medcode.model.rules import RuleTabular
 
 log = logging.getLogger(__name__)
 
 Extractor = Callable[[str, str], list[Mention]]
-"""(text, document_id) -> mentions, as `model.text.get_pipeline().extract`."""
+"""(text, document_id) -> mentions, as `medcode.model.text.get_pipeline().extract`."""
 
 UNSAFE_KINDS = ("negated", "family", "hypothetical")
 
@@ -44,14 +44,14 @@ class TerminologyLike(Protocol):
 def default_extractor() -> Extractor | None:
     """The project's text pipeline (`model.text.get_pipeline()`), or None when it cannot be imported."""
     try:
-        module = importlib.import_module("model.text")
+        module = importlib.import_module("medcode.model.text")
         get_pipeline = getattr(module, "get_pipeline", None)
         pipeline = get_pipeline() if get_pipeline is not None else None
     except ImportError as exc:
         log.warning("the text pipeline cannot be loaded (%s): the safety check is skipped", exc)
         return None
     if pipeline is None:
-        log.warning("model.text.get_pipeline is not available: the safety check is skipped")
+        log.warning("medcode.model.text.get_pipeline is not available: the safety check is skipped")
         return None
 
     def extract(text: str, document_id: str) -> list[Mention]:
@@ -61,11 +61,11 @@ def default_extractor() -> Extractor | None:
 
 
 def default_terminology() -> TerminologyLike | None:
-    """The ICD-10-CM tabular, or None when `data.icd10cm` is not available."""
+    """The ICD-10-CM tabular, or None when `medcode.data.icd10cm` is not available."""
     try:
-        from data.icd10cm import load_icd10cm
+        from medcode.data.icd10cm import load_icd10cm
     except ImportError:
-        log.warning("data.icd10cm is not available: the coding-rule checks are skipped")
+        log.warning("medcode.data.icd10cm is not available: the coding-rule checks are skipped")
         return None
     return load_icd10cm()  # type: ignore[no-any-return]
 
@@ -185,7 +185,7 @@ _TABULARS: dict[int, RuleTabular] = {}
 
 def rule_tabular(terminology: TerminologyLike) -> RuleTabular:
     """The rules' view of an ICD-10-CM release (built once per release object)."""
-    from model.rules import RuleTabular
+    from medcode.model.rules import RuleTabular
 
     if isinstance(terminology, RuleTabular):
         return terminology
@@ -202,7 +202,7 @@ def audit_final_codes(codes: Iterable[str], terminology: TerminologyLike) -> dic
 
     Returns lists: excludes1_pairs ("A+B"), non_billable (codes the release holds but not as billable),
     missing_seventh_character, not_in_code_set (codes the release does not know)."""
-    from model.rules import audit_codes
+    from medcode.model.rules import audit_codes
 
     tabular = rule_tabular(terminology)
     audit = audit_codes(codes, tabular)

@@ -95,7 +95,7 @@ def _register_compare(subparsers: Any) -> None:
 
 
 def _register_benchmark(subparsers: Any) -> None:
-    from evaluation.benchmark import add_arguments
+    from medcode.evaluation.benchmark import add_arguments
 
     parser = subparsers.add_parser(
         "benchmark",
@@ -118,9 +118,14 @@ def default_out_dir() -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from evaluation.evaluate import evaluate_coder, write_and_log
-    from evaluation.report import summary_table
-    from evaluation.runner import load_coder, load_encounters, load_training_frequencies, resolve_data_dir
+    from medcode.evaluation.evaluate import evaluate_coder, write_and_log
+    from medcode.evaluation.report import summary_table
+    from medcode.evaluation.runner import (
+        load_coder,
+        load_encounters,
+        load_training_frequencies,
+        resolve_data_dir,
+    )
     from medcode.settings import get_settings
 
     data_dir = resolve_data_dir(args.dataset, args.data_dir)
@@ -157,8 +162,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from evaluation.compare import compare_results, comparison_table
-    from evaluation.runner import load_coder, load_encounters, resolve_data_dir, run_coder, valid_code_filters
+    from medcode.evaluation.compare import compare_results, comparison_table
+    from medcode.evaluation.runner import (
+        load_coder,
+        load_encounters,
+        resolve_data_dir,
+        run_coder,
+        valid_code_filters,
+    )
 
     data_dir = resolve_data_dir(args.dataset, args.data_dir)
     encounters = load_encounters(args.dataset, data_dir, args.split, args.limit)
@@ -175,7 +186,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         seed=args.seed,
         confidence=args.confidence,
     )
-    from evaluation.report import clean_json
+    from medcode.evaluation.report import clean_json
 
     out: dict[str, Any] = clean_json(
         {
@@ -207,6 +218,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from evaluation.benchmark import handle
+    from medcode.evaluation.benchmark import handle
 
     return handle(args)

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from data.types import Encounter, Result, Task
-from evaluation import bootstrap, metrics
-from evaluation.scoring import (
+from medcode.data.types import Encounter, Result, Task
+from medcode.evaluation import bootstrap, metrics
+from medcode.evaluation.scoring import (
     K_VALUES,
     TASKS,
     CodeFilter,

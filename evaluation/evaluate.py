@@ -1,6 +1,6 @@
 """Evaluate a model on a corpus split: the programmatic entry point behind `medcode evaluate`.
 
-    from evaluation.evaluate import evaluate_coder
+    from medcode.evaluation.evaluate import evaluate_coder
     report, curves = evaluate_coder(coder, encounters, dataset="codiesp", split="dev", model_ref="champion",
                                     train=train_encounters)
     report["tasks"]["diagnosis"]["map"]
@@ -16,13 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from data.errors import MedcodeError
-from data.types import Encounter, Task
-from evaluation import checks
-from evaluation.report import build_report, clean_json
-from evaluation.runner import ModelRun, run_coder, valid_code_filters
-from evaluation.scoring import TASKS, training_frequencies
-from model.base import Coder
+from medcode.data.errors import MedcodeError
+from medcode.data.types import Encounter, Task
+from medcode.evaluation import checks
+from medcode.evaluation.report import build_report, clean_json
+from medcode.evaluation.runner import ModelRun, run_coder, valid_code_filters
+from medcode.evaluation.scoring import TASKS, training_frequencies
+from medcode.model.base import Coder
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,12 @@ def write_and_log(
     report: dict[str, Any], curves: dict[str, Any], out_dir: Path, *, mlflow: bool = True
 ) -> tuple[list[Path], str | None]:
     """Write the report folder and, unless told not to, log it to MLflow; returns (files, run id)."""
-    from evaluation.report import write_report
+    from medcode.evaluation.report import write_report
 
     files = write_report(report, curves, out_dir)
     run_id = None
     if mlflow:
-        from evaluation.tracking import log_report
+        from medcode.evaluation.tracking import log_report
 
         run_id = log_report(report, out_dir)
     return files, run_id

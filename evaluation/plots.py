@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from evaluation.breakdown import BUCKETS
+from medcode.evaluation.breakdown import BUCKETS
 
 COLORS = {"diagnosis": "#1f77b4", "procedure": "#ff7f0e"}
 

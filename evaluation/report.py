@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from data.types import Encounter, Result, Task
-from evaluation import checks
-from evaluation.breakdown import FREQUENT_MIN
-from evaluation.scoring import TASKS, CodeFilter, build_task_view, normalize_code, score_task
+from medcode.data.types import Encounter, Result, Task
+from medcode.evaluation import checks
+from medcode.evaluation.breakdown import FREQUENT_MIN
+from medcode.evaluation.scoring import TASKS, CodeFilter, build_task_view, normalize_code, score_task
 
 MACRO_DEFINITION = (
     "macro P/R/F1: unweighted mean over the codes present in the gold or in the predictions of the "
@@ -146,7 +146,7 @@ def clean_json(value: Any) -> Any:
 
 def write_report(report: Mapping[str, Any], curves: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """report.json (with the curves), summary.md and the PNG plots; returns the files written."""
-    from evaluation.plots import write_plots
+    from medcode.evaluation.plots import write_plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
     report_path = out_dir / "report.json"

@@ -14,21 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.errors import DatasetNotFoundError, MedcodeError, ModelNotFoundError
-from data.types import Encounter, Result, Task
-from evaluation.scoring import TASKS, normalize_code, training_frequencies
+from medcode.data.errors import DatasetNotFoundError, MedcodeError, ModelNotFoundError
+from medcode.data.types import Encounter, Result, Task
+from medcode.evaluation.scoring import TASKS, normalize_code, training_frequencies
+from medcode.model.base import Coder
 from medcode.settings import get_settings
-from model.base import Coder
 
 log = logging.getLogger(__name__)
 
 
 def load_coder(ref: str | None = None) -> Coder:
-    """Any model reference `model.registry.load_model` understands: champion, builtin, models:/..., a path."""
+    """Any model reference `medcode.model.registry.load_model` understands: champion, builtin, models:/..., a path."""
     try:
-        from model.registry import load_model
+        from medcode.model.registry import load_model
     except ImportError as exc:
-        raise ModelNotFoundError(f"cannot load models: model.registry is not available ({exc})") from exc
+        raise ModelNotFoundError(
+            f"cannot load models: medcode.model.registry is not available ({exc})"
+        ) from exc
     return load_model(ref)  # type: ignore[no-any-return]
 
 
@@ -43,11 +45,13 @@ def resolve_data_dir(dataset: str, data_dir: Path | None) -> Path:
 
 
 def load_encounters(dataset: str, data_dir: Path, split: str, limit: int | None = None) -> list[Encounter]:
-    """The encounters of one split, through `data.corpora.load_corpus` (CodiEsp, JSONL...)."""
+    """The encounters of one split, through `medcode.data.corpora.load_corpus` (CodiEsp, JSONL...)."""
     try:
-        from data.corpora import load_corpus
+        from medcode.data.corpora import load_corpus
     except ImportError as exc:
-        raise DatasetNotFoundError(f"cannot read corpora: data.corpora is not available ({exc})") from exc
+        raise DatasetNotFoundError(
+            f"cannot read corpora: medcode.data.corpora is not available ({exc})"
+        ) from exc
     if not data_dir.exists():
         raise DatasetNotFoundError(f"no such data folder or file: {data_dir}")
     encounters = list(load_corpus(dataset, data_dir, split))
@@ -88,7 +92,7 @@ class ModelRun:
     seconds: float = 0.0
 
     def timing(self) -> dict[str, float]:
-        from evaluation.benchmark import latency_summary
+        from medcode.evaluation.benchmark import latency_summary
 
         return latency_summary(self.latencies, self.seconds)
 
@@ -145,7 +149,7 @@ def valid_code_filters(
 
 
 def _icd10cm_membership() -> CodeFilter | None:
-    from evaluation.checks import default_terminology
+    from medcode.evaluation.checks import default_terminology
 
     terminology = default_terminology()
     if terminology is None:
@@ -163,9 +167,9 @@ def _icd10cm_membership() -> CodeFilter | None:
 def _pcs_membership(data_dir: Path | None) -> CodeFilter | None:
     """ICD-10-PCS validity for PCS-shaped codes (others pass), from the first PCS list found."""
     try:
-        from data.icd10pcs import find_pcs_files, load_icd10pcs, looks_like_pcs
+        from medcode.data.icd10pcs import find_pcs_files, load_icd10pcs, looks_like_pcs
     except ImportError:
-        log.warning("data.icd10pcs is not available: procedure codes are not filtered")
+        log.warning("medcode.data.icd10pcs is not available: procedure codes are not filtered")
         return None
     folders = [get_settings().data_dir]
     if data_dir is not None:

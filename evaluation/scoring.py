@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from data.types import Encounter, Result, Task
-from evaluation import breakdown, calibration, metrics
+from medcode.data.types import Encounter, Result, Task
+from medcode.evaluation import breakdown, calibration, metrics
 
 TASKS: tuple[Task, ...] = ("diagnosis", "procedure")
 K_VALUES = (5, 8, 15)

@@ -13,18 +13,18 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from data.errors import MedcodeError
+from medcode.data.errors import MedcodeError
 
 # Modules that contribute subcommands, each with `register(subparsers) -> None`.
 # A subcommand stores its handler as `func` (args -> exit code).
 COMMAND_MODULES = (
-    "data.cli",
-    "model.cli",
-    "model.text.cli",
-    "training.cli",
-    "training.loop_cli",
-    "evaluation.cli",
-    "serving.cli",
+    "medcode.data.cli",
+    "medcode.model.cli",
+    "medcode.model.text.cli",
+    "medcode.training.cli",
+    "medcode.training.loop_cli",
+    "medcode.evaluation.cli",
+    "medcode.serving.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]

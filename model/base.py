@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from data.types import Encounter, Result
+from medcode.data.types import Encounter, Result
 
 
 @runtime_checkable

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from data.types import Encounter, Result, Task
-from model.candidates.generate import (
+from medcode.data.types import Encounter, Result, Task
+from medcode.model.candidates.generate import (
     Candidate,
     CandidateGenerator,
     EncounterView,
@@ -27,12 +27,12 @@ from model.candidates.generate import (
     mention_evidence,
     read_encounter,
 )
-from model.candidates.lexical import LexicalIndex
-from model.catalog import CodeCatalog, code_set_version, load_catalog
-from model.mentions import Extractor, default_extractor
-from model.pack import PackManifest, save_pack
-from model.result import Scored, build_result
-from model.thresholds import TaskThresholds
+from medcode.model.candidates.lexical import LexicalIndex
+from medcode.model.catalog import CodeCatalog, code_set_version, load_catalog
+from medcode.model.mentions import Extractor, default_extractor
+from medcode.model.pack import PackManifest, save_pack
+from medcode.model.result import Scored, build_result
+from medcode.model.thresholds import TaskThresholds
 
 log = logging.getLogger(__name__)
 

@@ -148,7 +148,7 @@ def knowledge_from(data_root: Path | None) -> Knowledge:
 
 
 def _index_terms(root: Path, knowledge: Knowledge) -> None:
-    from data.icd10cm_index import NAME, find_index_files, load_index
+    from medcode.data.icd10cm_index import NAME, find_index_files, load_index
 
     files = find_index_files(root)
     if "index" not in files:
@@ -171,7 +171,7 @@ def _index_terms(root: Path, knowledge: Knowledge) -> None:
 
 
 def _do_terms(root: Path, knowledge: Knowledge) -> None:
-    from data.disease_ontology import find_do_folder, load_disease_ontology
+    from medcode.data.disease_ontology import find_do_folder, load_disease_ontology
 
     if find_do_folder(root) is None:
         return
@@ -220,7 +220,7 @@ def build_catalog(knowledge: Knowledge | None = None) -> CodeCatalog:
 
 def pcs_rows(root: Path) -> PcsRows | None:
     """ICD-10-PCS codes and 4-character prefixes with titles, from a datasets folder (None if absent)."""
-    from data.icd10pcs import find_pcs_files, load_icd10pcs
+    from medcode.data.icd10pcs import find_pcs_files, load_icd10pcs
 
     if find_pcs_files(Path(root))[0] is None:
         return None
@@ -233,7 +233,7 @@ def pcs_rows(root: Path) -> PcsRows | None:
 
 def code_set_version() -> str:
     """The ICD-10-CM version string results carry."""
-    from data.icd10cm import VERSION
+    from medcode.data.icd10cm import VERSION
 
     return VERSION
 
@@ -243,7 +243,7 @@ Part = tuple[str, list[CodeInfo], list[Term]]
 
 @lru_cache(maxsize=1)
 def _cm_part() -> Part:
-    from data.icd10cm import load_icd10cm
+    from medcode.data.icd10cm import load_icd10cm
 
     code_set = load_icd10cm()
     infos: list[CodeInfo] = []

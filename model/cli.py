@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from data.errors import DatasetNotFoundError, InvalidInputError
-from data.types import Document, Encounter
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.types import Document, Encounter
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -79,7 +79,7 @@ def parse_encounter(raw: str, encounter_id: str = "e1") -> Encounter:
 
 
 def run_suggest(args: argparse.Namespace) -> int:
-    from model.registry import load_model
+    from medcode.model.registry import load_model
 
     encounter = parse_encounter(read_input(args.path), args.encounter_id)
     coder = load_model(args.model)

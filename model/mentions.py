@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from data.types import Assertion, Mention
+from medcode.data.types import Assertion, Mention
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,9 @@ def _add_span(text: str, document_id: str, start: int, end: int, max_chars: int,
 def default_extractor() -> Extractor:
     """The text pipeline's `extract`, or the clause fallback when `model.text` is absent."""
     try:
-        from model.text import get_pipeline
+        from medcode.model.text import get_pipeline
     except ImportError:
-        log.warning("model.text is not available; using the clause-based mention fallback")
+        log.warning("medcode.model.text is not available; using the clause-based mention fallback")
         return clause_mentions
     pipeline = get_pipeline()
     return lambda text, document_id: pipeline.extract(text, document_id=document_id)

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from data.errors import ModelNotFoundError
-from model.base import Coder
+from medcode.data.errors import ModelNotFoundError
+from medcode.model.base import Coder
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,9 @@ ARRAYS = "arrays.npz"
 OBJECTS_DIR = "objects"
 
 PACK_LOADERS: dict[str, str] = {
-    "builtin": "model.builtin:load_pack",
-    "default": "model.trained.coder:load_pack",
-    "transformer": "model.transformer:load_pack",
+    "builtin": "medcode.model.builtin:load_pack",
+    "default": "medcode.model.trained.coder:load_pack",
+    "transformer": "medcode.model.transformer:load_pack",
 }
 """preset -> "module:function" taking (pack folder, manifest) and returning a Coder."""
 
@@ -177,7 +177,7 @@ def load_pack(path: Path) -> Coder:
 
 
 def _loader_for(preset: str) -> Callable[[Path, PackManifest], Coder]:
-    target = PACK_LOADERS.get(preset, f"model.{preset}:load_pack")
+    target = PACK_LOADERS.get(preset, f"medcode.model.{preset}:load_pack")
     module_name, _, func_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)

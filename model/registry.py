@@ -18,9 +18,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from data.errors import ModelNotFoundError
+from medcode.data.errors import ModelNotFoundError
+from medcode.model.base import Coder
 from medcode.settings import get_settings
-from model.base import Coder
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def load_model(ref: str | None = None) -> Coder:
     """Load the model a reference names (see the module docstring)."""
     ref = (ref or get_settings().model_ref or CHAMPION).strip()
     if ref == "builtin":
-        from model.builtin import BuiltinCoder
+        from medcode.model.builtin import BuiltinCoder
 
         return BuiltinCoder()
     if ref == CHAMPION:
@@ -44,7 +44,7 @@ def load_model(ref: str | None = None) -> Coder:
         return _load_registered(ref)
     path = Path(ref).expanduser()
     if path.exists():
-        from model.pack import load_pack
+        from medcode.model.pack import load_pack
 
         return load_pack(path)
     raise ModelNotFoundError(
@@ -70,7 +70,7 @@ def _load_champion() -> Coder:
 
 
 def _builtin() -> Coder:
-    from model.builtin import BuiltinCoder
+    from medcode.model.builtin import BuiltinCoder
 
     return BuiltinCoder()
 
@@ -160,6 +160,6 @@ def _find_pack(folder: Path) -> Path | None:
 
 
 def _load_registered(ref: str) -> Coder:
-    from model.pack import load_pack
+    from medcode.model.pack import load_pack
 
     return load_pack(download_pack(ref))

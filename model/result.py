@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from data.types import CodeSuggestion, Encounter, Evidence, Mention, Result, Task, task_of_system
-from model.routing import RoutingPolicy, route
-from model.thresholds import TaskThresholds
+from medcode.data.types import CodeSuggestion, Encounter, Evidence, Mention, Result, Task, task_of_system
+from medcode.model.routing import RoutingPolicy, route
+from medcode.model.thresholds import TaskThresholds
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,9 @@ def coding_rules() -> Any | None:
         _rules_cache = None
         return None
     try:
-        from model.rules import CodingRules
+        from medcode.model.rules import CodingRules
     except ModuleNotFoundError as exc:
-        if exc.name is None or not "model.rules".startswith(exc.name):
+        if exc.name is None or not "medcode.model.rules".startswith(exc.name):
             raise
         log.warning("the coding rules package is not installed: results are not checked by the rules")
         _rules_cache = None

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from data.types import CodeSuggestion, Routing, Task
-from model.thresholds import TaskThresholds
+from medcode.data.types import CodeSuggestion, Routing, Task
+from medcode.model.thresholds import TaskThresholds
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -18,17 +17,17 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
-from data.search import get_code_search
+from medcode.data.search import get_code_search
+from medcode.model.base import Coder
+from medcode.serving.db import Database
+from medcode.serving.errors import install_error_handlers
+from medcode.serving.holder import Loader, ModelHolder, VersionProbe, is_pollable_ref, warm_up
+from medcode.serving.middleware import RequestContextMiddleware
+from medcode.serving.orm import utcnow
+from medcode.serving.routers import admin, audit, codes, encounters, fhir, health, review, suggest
+from medcode.serving.services.codes import lookup_code
+from medcode.serving.services.encounters import PriorityFn, confidence_priority
 from medcode.settings import Settings, get_settings
-from model.base import Coder
-from serving.db import Database
-from serving.errors import install_error_handlers
-from serving.holder import Loader, ModelHolder, VersionProbe, is_pollable_ref, warm_up
-from serving.middleware import RequestContextMiddleware
-from serving.orm import utcnow
-from serving.routers import admin, audit, codes, encounters, fhir, health, review, suggest
-from serving.services.codes import lookup_code
-from serving.services.encounters import PriorityFn, confidence_priority
 
 logger = logging.getLogger(__name__)
 
@@ -114,17 +113,10 @@ def _warm_code_search() -> None:
 
 
 def _include_ui(app: FastAPI) -> None:
-    """The coder UI's router, when the serving.ui package is installed (it is built separately)."""
-    try:
-        ui = importlib.import_module("serving.ui")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("serving.ui",):
-            raise
-        logger.debug("serving.ui not present; the API runs without the coder UI")
-        return
-    router = getattr(ui, "router", None)
-    if router is not None:
-        app.include_router(router)
+    """The coder UI's pages and its JSON API under /ui."""
+    from medcode.serving.ui import router
+
+    app.include_router(router)
 
 
 def _version() -> str:

@@ -18,8 +18,8 @@ from typing import Literal, get_args
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from data.errors import InvalidInputError
-from serving.orm import ApiKey, utcnow
+from medcode.data.errors import InvalidInputError
+from medcode.serving.orm import ApiKey, utcnow
 
 Role = Literal["coder", "integration", "scientist", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)

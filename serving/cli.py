@@ -8,9 +8,9 @@ import os
 import sys
 from typing import Any
 
-from data.errors import InvalidInputError
+from medcode.data.errors import InvalidInputError
+from medcode.serving.auth import ROLES, SYSTEM_PRINCIPAL
 from medcode.settings import Settings, get_settings
-from serving.auth import ROLES, SYSTEM_PRINCIPAL
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +83,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from serving.app import create_app
+    from medcode.serving.app import create_app
 
     settings = _settings(args)
     level = (args.log_level or settings.log_level).upper()
     logging.getLogger().setLevel(level)
     logging.getLogger("serving").setLevel(level)
-    from serving.db import Database
-    from serving.services import keys
+    from medcode.serving.db import Database
+    from medcode.serving.services import keys
 
     database = open_database(Database.connect, settings.resolved_database_url)
     with database.sessions() as session:
@@ -104,7 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["MEDCODE_DATABASE_URL"] = settings.resolved_database_url
         os.environ["MEDCODE_MODEL"] = settings.model_ref
         uvicorn.run(
-            "serving.app:create_app",
+            "medcode.serving.app:create_app",
             factory=True,
             host=args.host,
             port=args.port,
@@ -119,7 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _database(args: argparse.Namespace) -> Any:
-    from serving.db import Database
+    from medcode.serving.db import Database
 
     return open_database(Database.connect, _settings(args).resolved_database_url)
 
@@ -137,7 +137,7 @@ def open_database(connect: Any, url: str) -> Any:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    from serving.services import keys
+    from medcode.serving.services import keys
 
     database = _database(args)
     try:
@@ -154,7 +154,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_list(args: argparse.Namespace) -> int:
-    from serving.services import keys
+    from medcode.serving.services import keys
 
     database = _database(args)
     try:
@@ -171,8 +171,8 @@ def _keys_list(args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
-    from serving.errors import NotFound
-    from serving.services import keys
+    from medcode.serving.errors import NotFound
+    from medcode.serving.services import keys
 
     database = _database(args)
     try:

@@ -11,12 +11,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from medcode.serving.auth import Permission, Principal, authenticate_key
+from medcode.serving.db import Database
+from medcode.serving.errors import Forbidden, Unauthorized, UnsupportedMediaType
+from medcode.serving.holder import ModelHolder
+from medcode.serving.services.encounters import PriorityFn
 from medcode.settings import Settings
-from serving.auth import Permission, Principal, authenticate_key
-from serving.db import Database
-from serving.errors import Forbidden, Unauthorized, UnsupportedMediaType
-from serving.holder import ModelHolder
-from serving.services.encounters import PriorityFn
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer mck_...`")
 
@@ -66,7 +66,7 @@ def get_current_principal(
 ) -> Principal:
     if credentials is None:
         # The coder UI's signed session cookie (CSRF header checked on state changes) stands in for a key.
-        from serving.ui.auth import principal_from_cookie
+        from medcode.serving.ui.auth import principal_from_cookie
 
         ui_principal = principal_from_cookie(request, session)
         session.rollback()

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from data.errors import MedcodeError
+from medcode.data.errors import MedcodeError
 
 logger = logging.getLogger(__name__)
 

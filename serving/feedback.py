@@ -17,9 +17,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from data.types import Encounter, Evidence, Gold, Result, task_of_system
-from serving.orm import ApiKey, DecisionRow, EncounterRow, ReviewItemRow, RevisionRow
-from serving.services.review import item_state
+from medcode.data.types import Encounter, Evidence, Gold, Result, task_of_system
+from medcode.serving.orm import ApiKey, DecisionRow, EncounterRow, ReviewItemRow, RevisionRow
+from medcode.serving.services.review import item_state
 
 PositiveSource = Literal["accepted", "kept", "replacement", "added"]
 """accepted: explicitly accepted; kept: suggested and left undecided at finalize (counts as accepted);

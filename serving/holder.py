@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from model.base import Coder
-from serving.orm import utcnow
+from medcode.model.base import Coder
+from medcode.serving.orm import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class ReloadOutcome:
 
 
 def default_loader(ref: str) -> Coder:
-    from model.registry import load_model
+    from medcode.model.registry import load_model
 
     return load_model(ref)
 
@@ -47,11 +47,11 @@ def default_version_probe(ref: str) -> str | None:
     """Which registry version `ref` points at ("none" while nothing is registered); None: cannot tell.
 
     Cheap (a registry query, no model load), so the poller can ask it every few seconds."""
-    from data.errors import ModelNotFoundError
+    from medcode.data.errors import ModelNotFoundError
     from medcode.settings import get_settings
 
     try:
-        from model import registry
+        from medcode.model import registry
     except ImportError:
         return None
     resolve = getattr(registry, "resolve_version", None)
@@ -73,7 +73,7 @@ def default_version_probe(ref: str) -> str | None:
 
 def warm_up(coder: Coder) -> None:
     """One tiny suggestion, so that lazily loaded resources are ready before real requests arrive."""
-    from data.types import Document, Encounter
+    from medcode.data.types import Document, Encounter
 
     text = "Assessment: essential hypertension. Denies chest pain."
     coder.suggest(Encounter(encounter_id="warm-up", documents=[Document(document_id="d1", text=text)]))

@@ -12,8 +12,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.context import request_id_var
-from serving.errors import FHIR_JSON, is_fhir_path, log_unexpected, operation_outcome
+from medcode.serving.context import request_id_var
+from medcode.serving.errors import FHIR_JSON, is_fhir_path, log_unexpected, operation_outcome
 
 logger = logging.getLogger("serving.access")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from data.types import Result
+from medcode.data.types import Result
 
 PriorityFn = Callable[[Result], float]
 TOP_K = 20
@@ -58,7 +58,7 @@ def priority_of(strategy: str) -> PriorityFn:
     try:
         return STRATEGIES[strategy]
     except KeyError:
-        from data.errors import InvalidInputError
+        from medcode.data.errors import InvalidInputError
 
         raise InvalidInputError(
             f"unknown review strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"

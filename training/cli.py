@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 
 if TYPE_CHECKING:
-    from training.pipeline import TrainRequest
+    from medcode.training.pipeline import TrainRequest
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def train_request(args: argparse.Namespace) -> TrainRequest:
     """The TrainRequest of `train` and `retrain` from their common options (holdout and --out where given)."""
-    from training.pipeline import TrainRequest
+    from medcode.training.pipeline import TrainRequest
 
     return TrainRequest(
         dataset=args.dataset,
@@ -91,7 +91,7 @@ def train_request(args: argparse.Namespace) -> TrainRequest:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from training.pipeline import train_and_register
+    from medcode.training.pipeline import train_and_register
 
     if args.holdout < 0 or args.holdout >= 0.9:
         raise InvalidInputError("--holdout must be in [0, 0.9)")

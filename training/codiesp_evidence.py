@@ -123,7 +123,7 @@ def english_evidence(
 
 def codiesp_sentence_evidence(data_dir: Path, split: str) -> dict[str, list[tuple[str, str, int, int]]]:
     """document id -> [(task, code, start, end)] English sentence spans supporting each gold code."""
-    from data.codiesp import read_spanish_text, read_x, split_dir
+    from medcode.data.codiesp import read_spanish_text, read_x, split_dir
 
     folder = split_dir(data_dir, split)
     by_doc: dict[str, list[tuple[str, str, tuple[int, int]]]] = defaultdict(list)

@@ -21,14 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from data.types import Encounter
-from model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
-from model.catalog import Knowledge
-from model.mentions import Extractor, default_extractor
-from model.pack import fingerprint_texts
-from model.thresholds import tune_task_thresholds
-from model.trained.classifier import ClassifierConfig, DocScores, DocumentClassifier
-from model.trained.coder import (
+from medcode.data.types import Encounter
+from medcode.model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
+from medcode.model.catalog import Knowledge
+from medcode.model.mentions import Extractor, default_extractor
+from medcode.model.pack import fingerprint_texts
+from medcode.model.thresholds import tune_task_thresholds
+from medcode.model.trained.classifier import ClassifierConfig, DocScores, DocumentClassifier
+from medcode.model.trained.coder import (
     SYSTEM_OF,
     TASKS,
     CodeResources,
@@ -39,8 +39,8 @@ from model.trained.coder import (
     ranker_scores,
     task_rows,
 )
-from model.trained.features import CATEGORICAL, FEATURES
-from model.trained.memory import MemoryHit, SentenceMemory
+from medcode.model.trained.features import CATEGORICAL, FEATURES
+from medcode.model.trained.memory import MemoryHit, SentenceMemory
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def fit_default(
     started = time.perf_counter()
     train = [e for e in train if e.gold is not None]
     if len(train) < 4:
-        from data.errors import InvalidInputError
+        from medcode.data.errors import InvalidInputError
 
         raise InvalidInputError(f"the default model needs at least 4 coded encounters, got {len(train)}")
     extractor = extractor or default_extractor()

@@ -22,9 +22,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from data.errors import InvalidInputError
-from data.types import Encounter, Gold, Task, task_of_system
-from serving.feedback import FeedbackExample
+from medcode.data.errors import InvalidInputError
+from medcode.data.types import Encounter, Gold, Task, task_of_system
+from medcode.serving.feedback import FeedbackExample
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class TrainingSet:
 
     @property
     def fingerprint(self) -> str:
-        from training.default import training_fingerprint
+        from medcode.training.default import training_fingerprint
 
         return training_fingerprint(self.encounters)
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,10 @@ def _register_retrain(subparsers: argparse._SubParsersAction) -> None:  # type: 
 
 
 def run_retrain(args: argparse.Namespace) -> int:
-    from serving.feedback import export_feedback
-    from training.cli import train_request
-    from training.pipeline import load_splits
-    from training.retrain import FrozenEvaluation, RetrainConfig, preset_fit, retrain
+    from medcode.serving.feedback import export_feedback
+    from medcode.training.cli import train_request
+    from medcode.training.pipeline import load_splits
+    from medcode.training.retrain import FrozenEvaluation, RetrainConfig, preset_fit, retrain
 
     if not args.data_dir.exists():
         raise DatasetNotFoundError(f"data folder not found: {args.data_dir}")
@@ -127,8 +127,8 @@ def run_retrain(args: argparse.Namespace) -> int:
 
 
 def _database(url: str | None) -> Any:
+    from medcode.serving.db import Database
     from medcode.settings import get_settings
-    from serving.db import Database
 
     return Database.connect(url or get_settings().resolved_database_url)
 
@@ -208,7 +208,7 @@ def _register_simulate(subparsers: argparse._SubParsersAction) -> None:  # type:
 
 def run_simulate(args: argparse.Namespace) -> int:
     from medcode.settings import get_settings
-    from training.simulate import Arm, SimulationConfig, simulate
+    from medcode.training.simulate import Arm, SimulationConfig, simulate
 
     if not args.data_dir.exists():
         raise DatasetNotFoundError(f"data folder not found: {args.data_dir}")

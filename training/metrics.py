@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from data.types import Encounter, Result, Task
-from evaluation.metrics import average_precision
+from medcode.data.types import Encounter, Result, Task
+from medcode.evaluation.metrics import average_precision
 
 
 def mean_average_precision(ranked: Sequence[Sequence[str]], gold: Sequence[set[str]]) -> float:
@@ -30,7 +30,7 @@ def micro_prf(predicted: Sequence[set[str]], gold: Sequence[set[str]]) -> tuple[
 
 
 def expected_calibration_error(probs: Sequence[float], labels: Sequence[bool], bins: int = 10) -> float:
-    from model.calibration import expected_calibration_error as ece
+    from medcode.model.calibration import expected_calibration_error as ece
 
     return ece(np.asarray(probs, dtype=float), np.asarray(labels, dtype=float), bins)
 

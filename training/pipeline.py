@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from data.errors import DatasetNotFoundError, InvalidInputError
-from data.types import Encounter
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.types import Encounter
 from medcode.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _progress(items: Sequence[Any], desc: str) -> Sequence[Any]:
 
 
 def load_splits(req: TrainRequest) -> tuple[list[Encounter], list[Encounter]]:
-    from data.corpora import load_corpus
+    from medcode.data.corpora import load_corpus
 
     train = [e for e in load_corpus(req.dataset, req.data_dir, req.train_split) if e.gold is not None]
     if req.limit:
@@ -76,18 +76,18 @@ def knowledge_root(req: TrainRequest) -> Path | None:
 
 def fit_preset(req: TrainRequest, train: list[Encounter], validation: list[Encounter]) -> Any:
     if req.preset == "builtin":
-        from model.builtin import BuiltinCoder
+        from medcode.model.builtin import BuiltinCoder
 
         return BuiltinCoder()
     if req.preset == "transformer":
-        from model.transformer import TransformerConfig
-        from training.transformer_train import train_transformer
+        from medcode.model.transformer import TransformerConfig
+        from medcode.training.transformer_train import train_transformer
 
         return train_transformer(train, validation, TransformerConfig.default_for(req.device), req.device)
     if req.preset == "default":
-        from model.catalog import knowledge_from
-        from model.trained.coder import DefaultConfig
-        from training.default import fit_default
+        from medcode.model.catalog import knowledge_from
+        from medcode.model.trained.coder import DefaultConfig
+        from medcode.training.default import fit_default
 
         config = DefaultConfig(use_dense=req.dense)
         if req.folds:
@@ -112,7 +112,7 @@ def training_evidence(
     text); None otherwise (the default model then locates evidence by similarity)."""
     if req.dataset.lower() != "codiesp":
         return None
-    from training.codiesp_evidence import codiesp_sentence_evidence
+    from medcode.training.codiesp_evidence import codiesp_sentence_evidence
 
     try:
         found = codiesp_sentence_evidence(req.data_dir, req.train_split)
@@ -130,7 +130,7 @@ def training_evidence(
 def save_model_pack(coder: Any, path: Path) -> Path:
     if hasattr(coder, "save"):
         return Path(coder.save(path))
-    from model.transformer import save_pack
+    from medcode.model.transformer import save_pack
 
     return save_pack(coder, path)
 
@@ -142,8 +142,8 @@ def evaluate(
     if not validation:
         return {}, []
     try:
-        from evaluation.evaluate import evaluate_coder
-        from evaluation.report import write_report
+        from medcode.evaluation.evaluate import evaluate_coder
+        from medcode.evaluation.report import write_report
     except ImportError:
         return _evaluate_simple(coder, validation, train), []
     report, curves = evaluate_coder(
@@ -160,7 +160,7 @@ def evaluate(
 
 
 def _evaluate_simple(coder: Any, validation: list[Encounter], train: list[Encounter]) -> dict[str, Any]:
-    from training.metrics import task_metrics
+    from medcode.training.metrics import task_metrics
 
     results = [coder.suggest(e) for e in _progress(validation, "validation")]
     tasks = {}
@@ -182,7 +182,7 @@ def headline(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_and_register(req: TrainRequest, workdir: Path) -> dict[str, Any]:
-    from training.default import training_fingerprint
+    from medcode.training.default import training_fingerprint
 
     started = time.perf_counter()
     train, validation = load_splits(req)
@@ -223,9 +223,9 @@ def _log_register_promote(
     train: list[Encounter],
     validation_fp: str,
 ) -> dict[str, Any]:
-    from model.registry import mlflow_client
-    from training import tracking
-    from training.promotion import metric_value, promote_if_not_worse, tag_version
+    from medcode.model.registry import mlflow_client
+    from medcode.training import tracking
+    from medcode.training.promotion import metric_value, promote_if_not_worse, tag_version
 
     params: dict[str, Any] = {k: str(v) for k, v in asdict(req).items() if k not in ("out",)}
     config = getattr(coder, "config", None)
@@ -274,8 +274,8 @@ def _remeasure_champion(
     client: Any, name: str, req: TrainRequest, validation: list[Encounter], train: list[Encounter], fp: str
 ) -> float | None:
     """The champion's metric on this validation set when its stored one was measured elsewhere."""
-    from model.registry import load_model
-    from training.promotion import current_champion, metric_value
+    from medcode.model.registry import load_model
+    from medcode.training.promotion import current_champion, metric_value
 
     champion = current_champion(client, name)
     if champion is None or (champion.fingerprint == fp and champion.metric == req.metric):

@@ -13,14 +13,14 @@ class MedcodePyfunc(PythonModel):  # type: ignore[misc]
     def load_context(self, context: Any) -> None:
         from pathlib import Path
 
-        from model.pack import load_pack
+        from medcode.model.pack import load_pack
 
         self.coder = load_pack(Path(context.artifacts["pack"]))
 
     def predict(
         self, context: Any, model_input: list[Any], params: dict[str, Any] | None = None
     ) -> list[Any]:
-        from data.types import Document, Encounter
+        from medcode.data.types import Document, Encounter
 
         if hasattr(model_input, "to_dict") and hasattr(model_input, "columns"):
             records = model_input.to_dict(orient="records")

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from data.types import Encounter, Result, Task
-from evaluation.bootstrap import Interval, PairedDifference
-from evaluation.scoring import CodeFilter
-from model.base import Coder
-from serving.feedback import FeedbackExample
-from training.feedback import EvaluationGuard, TrainingSet, merge_feedback
+from medcode.data.types import Encounter, Result, Task
+from medcode.evaluation.bootstrap import Interval, PairedDifference
+from medcode.evaluation.scoring import CodeFilter
+from medcode.model.base import Coder
+from medcode.serving.feedback import FeedbackExample
+from medcode.training.feedback import EvaluationGuard, TrainingSet, merge_feedback
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,12 @@ class FrozenEvaluation:
     def of(
         cls, encounters: Sequence[Encounter], *, dataset: str, split: str, data_dir: Path | None = None
     ) -> FrozenEvaluation:
-        from evaluation.runner import valid_code_filters
-        from training.default import training_fingerprint
+        from medcode.evaluation.runner import valid_code_filters
+        from medcode.training.default import training_fingerprint
 
         kept = tuple(e for e in encounters if e.gold is not None)
         if not kept:
-            from data.errors import InvalidInputError
+            from medcode.data.errors import InvalidInputError
 
             raise InvalidInputError(f"no coded encounters in the evaluation set {dataset} {split}")
         return cls(
@@ -79,7 +79,7 @@ class FrozenEvaluation:
 
     def check(self) -> None:
         """Fail when the evaluation encounters changed since the set was frozen."""
-        from training.default import training_fingerprint
+        from medcode.training.default import training_fingerprint
 
         if training_fingerprint(self.encounters) != self.fingerprint:
             raise RuntimeError("the frozen evaluation set changed during retraining")
@@ -96,7 +96,7 @@ class Evaluation:
     seconds: float = 0.0
 
     def metric(self, name: str) -> float:
-        from training.promotion import metric_value
+        from medcode.training.promotion import metric_value
 
         return metric_value(self.tasks, name)
 
@@ -117,7 +117,7 @@ class Evaluation:
 
 
 def predict_all(coder: Coder, encounters: Sequence[Encounter]) -> list[Result]:
-    from evaluation.runner import run_coder
+    from medcode.evaluation.runner import run_coder
 
     return run_coder(coder, encounters, desc=f"evaluate {coder.version}", progress=True).results
 
@@ -131,8 +131,8 @@ def evaluate_frozen(
     seed: int = 0,
 ) -> Evaluation:
     """Run `coder` on the frozen set; every task's figures and the diagnosis MAP bootstrap interval."""
-    from evaluation.compare import map_interval
-    from evaluation.report import evaluate_results
+    from medcode.evaluation.compare import map_interval
+    from medcode.evaluation.report import evaluate_results
 
     started = time.perf_counter()
     results = predict(coder, frozen.encounters)
@@ -156,7 +156,7 @@ def paired_difference(
     frozen: FrozenEvaluation, a: Evaluation, b: Evaluation, *, n_resamples: int = 1000, seed: int = 0
 ) -> PairedDifference:
     """MAP(b) - MAP(a) on the frozen set, with its paired-bootstrap interval."""
-    from evaluation.compare import paired_map_difference
+    from medcode.evaluation.compare import paired_map_difference
 
     return paired_map_difference(
         frozen.encounters,
@@ -366,8 +366,8 @@ def _champion_evaluation(
 
 def load_registered_champion(name: str) -> Coder | None:
     """The registry's champion of `name` (None when there is none or it cannot be loaded)."""
-    from model.registry import load_model, mlflow_client, registry_exists
-    from training.promotion import current_champion
+    from medcode.model.registry import load_model, mlflow_client, registry_exists
+    from medcode.training.promotion import current_champion
 
     if not registry_exists():
         return None
@@ -390,7 +390,7 @@ def _gate(
     registered: str | None,
     eval_fingerprint: str,
 ) -> tuple[bool, str]:
-    from training.promotion import decide
+    from medcode.training.promotion import decide
 
     if first_model:
         if tracker and registered:
@@ -404,7 +404,7 @@ def _gate(
 
 
 def _flat(prefix: str, evaluation: Evaluation) -> dict[str, float]:
-    from training.tracking import flatten
+    from medcode.training.tracking import flatten
 
     out = flatten(evaluation.tasks, f"{prefix}.")
     out[f"{prefix}.diagnosis.map_low"] = evaluation.map_interval.low
@@ -435,7 +435,7 @@ class _Tracker:
     def run(self, name: str, tags: dict[str, str]) -> Iterator[None]:
         import mlflow
 
-        from training.tracking import experiment_id
+        from medcode.training.tracking import experiment_id
 
         experiment = experiment_id(self.config.experiment)
         nested = mlflow.active_run() is not None
@@ -450,12 +450,12 @@ class _Tracker:
         mlflow.set_tags(tags)
 
     def params(self, params: dict[str, Any]) -> None:
-        from training.tracking import log_params
+        from medcode.training.tracking import log_params
 
         log_params(params)
 
     def metrics(self, metrics: dict[str, Any]) -> None:
-        from training.tracking import log_metrics
+        from medcode.training.tracking import log_metrics
 
         log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float) and v == v})
 
@@ -465,9 +465,9 @@ class _Tracker:
         mlflow.log_dict(data, name)
 
     def register(self, coder: Coder, data_fingerprint: str) -> str:
-        from model.registry import mlflow_client
-        from training.pipeline import save_model_pack
-        from training.tracking import log_and_register_pack
+        from medcode.model.registry import mlflow_client
+        from medcode.training.pipeline import save_model_pack
+        from medcode.training.tracking import log_and_register_pack
 
         with tempfile.TemporaryDirectory(prefix="medcode-retrain-") as tmp:
             pack = save_model_pack(coder, Path(tmp) / "pack")
@@ -478,8 +478,8 @@ class _Tracker:
         return logged.version
 
     def promote_unconditionally(self, version: str, metric: str, value: float, fingerprint: str) -> None:
-        from model.registry import mlflow_client
-        from training.promotion import CHAMPION, tag_version
+        from medcode.model.registry import mlflow_client
+        from medcode.training.promotion import CHAMPION, tag_version
 
         client = mlflow_client()
         tag_version(client, self.config.name, version, metric, value, fingerprint)
@@ -487,8 +487,8 @@ class _Tracker:
         client.set_model_version_tag(self.config.name, version, "promotion", "first model")
 
     def gate(self, version: str, value: float, champion_value: float | None, fingerprint: str) -> Any:
-        from model.registry import mlflow_client
-        from training.promotion import promote_if_not_worse, tag_version
+        from medcode.model.registry import mlflow_client
+        from medcode.training.promotion import promote_if_not_worse, tag_version
 
         client = mlflow_client()
         tag_version(client, self.config.name, version, self.config.metric, value, fingerprint)
@@ -513,16 +513,16 @@ def dumps(outcome: RetrainOutcome) -> str:
 def preset_fit(request: Any, *, ranker_max_iter: int | None = None) -> Fit:
     """A Fit for `medcode retrain`: the default preset with the feedback's evidence spans, or any other
     preset of `training.pipeline.fit_preset` (a `TrainRequest`)."""
-    from training.pipeline import fit_preset
+    from medcode.training.pipeline import fit_preset
 
     def fit(training: TrainingSet) -> Coder:
         if request.preset != "default":
             coder: Coder = fit_preset(request, training.encounters, [])
             return coder
-        from model.catalog import knowledge_from
-        from model.trained.coder import DefaultConfig
-        from training.default import fit_default
-        from training.pipeline import knowledge_root
+        from medcode.model.catalog import knowledge_from
+        from medcode.model.trained.coder import DefaultConfig
+        from medcode.training.default import fit_default
+        from medcode.training.pipeline import knowledge_root
 
         config = DefaultConfig(use_dense=request.dense)
         if request.folds:

@@ -23,17 +23,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from data.types import Encounter, Evidence, Gold, Result, task_of_system
-from evaluation.scoring import normalize_code
-from model.base import Coder
-from serving.auth import SYSTEM_PRINCIPAL, Principal
-from serving.db import Database
-from serving.errors import ServiceError
-from serving.feedback import FeedbackExample, export_feedback
-from serving.schemas.review import DecisionCreate, EvidenceCreate, ReviewItemPublic
-from serving.services import encounters as encounter_service
-from serving.services import keys as key_service
-from serving.services import review as review_service
+from medcode.data.types import Encounter, Evidence, Gold, Result, task_of_system
+from medcode.evaluation.scoring import normalize_code
+from medcode.model.base import Coder
+from medcode.serving.auth import SYSTEM_PRINCIPAL, Principal
+from medcode.serving.db import Database
+from medcode.serving.errors import ServiceError
+from medcode.serving.feedback import FeedbackExample, export_feedback
+from medcode.serving.schemas.review import DecisionCreate, EvidenceCreate, ReviewItemPublic
+from medcode.serving.services import encounters as encounter_service
+from medcode.serving.services import keys as key_service
+from medcode.serving.services import review as review_service
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def _decision(action: str, code: str, system: str, **fields: Any) -> DecisionCre
 
 
 def _title(code: str, task: str) -> str:
-    from serving.services.codes import lookup_code
+    from medcode.serving.services.codes import lookup_code
 
     ref = lookup_code(code, SYSTEM_OF_TASK[task])
     return ref.title if ref is not None else ""

@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from data.types import Encounter, Result
-from model.base import Coder
-from training.active import priority_of
-from training.feedback import text_key
-from training.retrain import (
+from medcode.data.types import Encounter, Result
+from medcode.model.base import Coder
+from medcode.training.active import priority_of
+from medcode.training.feedback import text_key
+from medcode.training.retrain import (
     Champion,
     Evaluation,
     FrozenEvaluation,
@@ -44,7 +44,7 @@ from training.retrain import (
     paired_difference,
     retrain,
 )
-from training.review_desk import Hints, ReviewDesk, SimulatedCoder, gold_of
+from medcode.training.review_desk import Hints, ReviewDesk, SimulatedCoder, gold_of
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class MemoFit:
         self._fitted: dict[str, Coder] = {}
 
     def __call__(self, training: Any) -> Coder:
-        from training.default import fit_default
+        from medcode.training.default import fit_default
 
         key = f"{training.fingerprint}:{sorted(training.evidence.items())!r}"
         if key in self._fitted:
@@ -273,7 +273,7 @@ def split_train(
 ) -> tuple[list[Encounter], list[list[Encounter]]]:
     """(starting corpus, arrival batches): a seeded shuffle, then the first share and equal batches."""
     if not 0 < initial_fraction < 1:
-        from data.errors import InvalidInputError
+        from medcode.data.errors import InvalidInputError
 
         raise InvalidInputError("the initial fraction must lie between 0 and 1")
     order = np.random.default_rng(seed).permutation(len(train))
@@ -285,8 +285,8 @@ def split_train(
 
 
 def load_data(config: SimulationConfig) -> tuple[list[Encounter], list[Encounter]]:
-    from data.corpora import load_corpus
-    from data.errors import InvalidInputError
+    from medcode.data.corpora import load_corpus
+    from medcode.data.errors import InvalidInputError
 
     train = [e for e in load_corpus(config.dataset, config.data_dir, config.train_split) if e.gold]
     evaluation = [e for e in load_corpus(config.dataset, config.data_dir, config.eval_split) if e.gold]
@@ -305,7 +305,7 @@ def load_data(config: SimulationConfig) -> tuple[list[Encounter], list[Encounter
 
 
 def _diagnoses_only(encounters: Sequence[Encounter]) -> list[Encounter]:
-    from data.types import Gold
+    from medcode.data.types import Gold
 
     return [
         e.model_copy(update={"gold": Gold(diagnosis=list(e.gold.diagnosis))})
@@ -319,7 +319,7 @@ def corpus_hints(config: SimulationConfig) -> Hints:
     if config.dataset != "codiesp":
         return {}
     try:
-        from training.codiesp_evidence import codiesp_sentence_evidence
+        from medcode.training.codiesp_evidence import codiesp_sentence_evidence
 
         return codiesp_sentence_evidence(Path(config.data_dir), config.train_split)
     except Exception as exc:  # evidence hints are optional: the coder falls back to other evidence
@@ -328,10 +328,10 @@ def corpus_hints(config: SimulationConfig) -> Hints:
 
 
 def build_resources(config: SimulationConfig, initial: Sequence[Encounter]) -> tuple[Any, Any]:
-    from model.catalog import knowledge_from
-    from model.mentions import default_extractor
-    from model.trained.coder import CodeResources, DefaultConfig
-    from training.pipeline import TrainRequest, knowledge_root
+    from medcode.model.catalog import knowledge_from
+    from medcode.model.mentions import default_extractor
+    from medcode.model.trained.coder import CodeResources, DefaultConfig
+    from medcode.training.pipeline import TrainRequest, knowledge_root
 
     model_config = DefaultConfig(
         use_dense=config.dense, folds=config.folds, ranker_max_iter=config.ranker_max_iter

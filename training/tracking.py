@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medcode.model.registry import configure_mlflow, mlflow_client
 from medcode.settings import get_settings
-from model.registry import configure_mlflow, mlflow_client
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def log_and_register_pack(pack_dir: Path, name: str | None = None) -> LoggedMode
     """Log the pack as a pyfunc model of the active run and register a new version of it."""
     import mlflow
 
-    from training.pyfunc import MedcodePyfunc
+    from medcode.training.pyfunc import MedcodePyfunc
 
     name = name or get_settings().registered_model_name
     run = mlflow.active_run()

@@ -27,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from data.errors import InvalidInputError
-from data.types import Encounter, Mention, Result, Task
-from evaluation.metrics import average_precision
-from model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
-from model.thresholds import tune_task_thresholds
-from model.transformer.codes import Label, code_set_version, gold_labels, label_text, title_of
-from model.transformer.config import TransformerConfig
+from medcode.data.errors import InvalidInputError
+from medcode.data.types import Encounter, Mention, Result, Task
+from medcode.evaluation.metrics import average_precision
+from medcode.model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
+from medcode.model.thresholds import tune_task_thresholds
+from medcode.model.transformer.codes import Label, code_set_version, gold_labels, label_text, title_of
+from medcode.model.transformer.config import TransformerConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ def train_transformer(
 
     `mention_extractor` (encounter -> mentions) replaces the project's text pipeline (tests use it).
     """
-    from model.transformer.coder import TransformerCoder
-    from model.transformer.network import LabelAttentionNet, load_encoder
+    from medcode.model.transformer.coder import TransformerCoder
+    from medcode.model.transformer.network import LabelAttentionNet, load_encoder
 
     config = config.for_device(device)
     _check_device(device)
@@ -200,7 +200,7 @@ def _init_label_head(
 ) -> None:
     import torch
 
-    from model.transformer.network import embed_many
+    from medcode.model.transformer.network import embed_many
 
     descriptions = embed_many(
         net, tokenizer, [label_text(lab) for lab in labels], config.title_max_tokens, device
@@ -231,7 +231,7 @@ class Trainer:
         import torch
         from tqdm.auto import tqdm
 
-        from model.transformer.network import autocast, collate, embed_many, tokenize_texts
+        from medcode.model.transformer.network import autocast, collate, embed_many, tokenize_texts
 
         cfg = self.config
         index = {(lab.system, lab.code): i for i, lab in enumerate(labels)}
@@ -334,7 +334,7 @@ class Trainer:
         import torch
         from tqdm.auto import tqdm
 
-        from model.transformer.network import autocast, collate
+        from medcode.model.transformer.network import autocast, collate
 
         out: list[Any] = []
         size = self.config.eval_batch_size

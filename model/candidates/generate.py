@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data.types import Encounter, Evidence, Mention
-from model.candidates.dense import DenseCodeIndex, Encoder
-from model.candidates.lexical import LexicalIndex
-from model.catalog import CM, PCS, CodeCatalog
-from model.mentions import Extractor, Sentence, clause_mentions, split_sentences
+from medcode.data.types import Encounter, Evidence, Mention
+from medcode.model.candidates.dense import DenseCodeIndex, Encoder
+from medcode.model.candidates.lexical import LexicalIndex
+from medcode.model.catalog import CM, PCS, CodeCatalog
+from medcode.model.mentions import Extractor, Sentence, clause_mentions, split_sentences
 
 Key = tuple[str, str]
 """(system, code)"""

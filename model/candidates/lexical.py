@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from model.candidates.tokens import tokens
-from model.catalog import Term
+from medcode.model.candidates.tokens import tokens
+from medcode.model.catalog import Term
 
 log = logging.getLogger(__name__)
 

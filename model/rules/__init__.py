@@ -12,11 +12,11 @@ Rules are derived from the tabular and from data files in model/rules/resources/
 
 from __future__ import annotations
 
-from model.rules.audit import CodeSetAudit, audit_codes
-from model.rules.excludes import excludes1_conflict
-from model.rules.pipeline import CodingRules
-from model.rules.state import RuleFiring, RulesOutcome
-from model.rules.tabular import RuleTabular
+from medcode.model.rules.audit import CodeSetAudit, audit_codes
+from medcode.model.rules.excludes import excludes1_conflict
+from medcode.model.rules.pipeline import CodingRules
+from medcode.model.rules.state import RuleFiring, RulesOutcome
+from medcode.model.rules.tabular import RuleTabular
 
 __all__ = [
     "CodeSetAudit",

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from model.rules.refs import CodePattern, any_match, parse_patterns
-from model.rules.resources import load_resource
-from model.rules.state import RulesState
+from medcode.model.rules.refs import CodePattern, any_match, parse_patterns
+from medcode.model.rules.resources import load_resource
+from medcode.model.rules.state import RulesState
 
 
 @dataclass(frozen=True)

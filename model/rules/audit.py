@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from model.rules.excludes import excludes1_conflict
-from model.rules.tabular import RuleTabular
+from medcode.model.rules.excludes import excludes1_conflict
+from medcode.model.rules.tabular import RuleTabular
 
 
 @dataclass

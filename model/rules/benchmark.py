@@ -17,12 +17,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from data.types import CodeSuggestion, Encounter
-from model.rules.audit import audit_codes
-from model.rules.combinations import load_combinations
-from model.rules.history import load_entries
-from model.rules.pipeline import CodingRules
-from model.rules.resources import load_resource
+from medcode.data.types import CodeSuggestion, Encounter
+from medcode.model.rules.audit import audit_codes
+from medcode.model.rules.combinations import load_combinations
+from medcode.model.rules.history import load_entries
+from medcode.model.rules.pipeline import CodingRules
+from medcode.model.rules.resources import load_resource
 
 
 def rule_inventory(rules: CodingRules) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="dev")
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
-    from data.corpora import load_corpus
+    from medcode.data.corpora import load_corpus
 
     started = time.perf_counter()
     rules = CodingRules(use_settings=False)

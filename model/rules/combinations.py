@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from data.types import CodeSuggestion, Evidence
-from model.rules.refs import CodePattern, any_match, parse_patterns
-from model.rules.resources import load_resource
-from model.rules.state import RulesState, derived
+from medcode.data.types import CodeSuggestion, Evidence
+from medcode.model.rules.refs import CodePattern, any_match, parse_patterns
+from medcode.model.rules.resources import load_resource
+from medcode.model.rules.state import RulesState, derived
 
 _MOVED_OUT = ("combination:", "assertion:", "code_set:")
 """Warnings of codes the rules took out: such a candidate no longer documents a condition."""

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Any
 
-from data.types import CodeSuggestion, Encounter, Evidence, Mention
-from model.rules.refs import CodePattern, compact
-from model.rules.resources import load_resource
-from model.rules.terms import content_words
+from medcode.data.types import CodeSuggestion, Encounter, Evidence, Mention
+from medcode.model.rules.refs import CodePattern, compact
+from medcode.model.rules.resources import load_resource
+from medcode.model.rules.terms import content_words
 
 ATTRIBUTE_WORDS = ("laterality", "acuity", "severity", "stage", "episode", "anatomy", "trimester")
 

@@ -17,10 +17,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from data.cpt import EmVisit, load_em_office_visits
-from data.types import CodeSuggestion, Evidence
-from model.rules.resources import load_resource
-from model.rules.state import RulesState
+from medcode.data.cpt import EmVisit, load_em_office_visits
+from medcode.data.types import CodeSuggestion, Evidence
+from medcode.model.rules.resources import load_resource
+from medcode.model.rules.state import RulesState
 
 _LEVELS = ("straightforward", "low", "moderate", "high")
 _PROBLEMS = ("minimal", "low", "moderate", "high")

@@ -11,11 +11,11 @@
 
 from __future__ import annotations
 
-from data.types import CodeSuggestion, Evidence, Mention
-from model.rules.refs import CodePattern, any_match
-from model.rules.state import RulesState, derived
-from model.rules.tabular import NoteGroup
-from model.rules.terms import content_words, title_support
+from medcode.data.types import CodeSuggestion, Evidence, Mention
+from medcode.model.rules.refs import CodePattern, any_match
+from medcode.model.rules.state import RulesState, derived
+from medcode.model.rules.tabular import NoteGroup
+from medcode.model.rules.terms import content_words, title_support
 
 
 def _supported_candidates(

@@ -11,9 +11,9 @@ When their confidences are within `margin`, the encounter routes with
 
 from __future__ import annotations
 
-from data.types import CodeSuggestion
-from model.rules.state import RulesState
-from model.rules.tabular import RuleTabular
+from medcode.data.types import CodeSuggestion
+from medcode.model.rules.state import RulesState
+from medcode.model.rules.tabular import RuleTabular
 
 
 def excludes1_conflict(tabular: RuleTabular, a: str, b: str) -> bool:

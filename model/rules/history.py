@@ -27,16 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.types import CodeSuggestion, Mention
-from model.rules.context import overlaps
-from model.rules.refs import compact
-from model.rules.resources import load_resource
-from model.rules.state import RulesState, derived
-from model.rules.terms import content_words, title_terms
+from medcode.data.types import CodeSuggestion, Mention
+from medcode.model.rules.context import overlaps
+from medcode.model.rules.refs import compact
+from medcode.model.rules.resources import load_resource
+from medcode.model.rules.state import RulesState, derived
+from medcode.model.rules.terms import content_words, title_terms
 
 if TYPE_CHECKING:
-    from data.icd10cm import ICD10CM
-    from data.icd10cm_index import IndexTerm
+    from medcode.data.icd10cm import ICD10CM
+    from medcode.data.icd10cm_index import IndexTerm
 
 logger = logging.getLogger(__name__)
 
@@ -347,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, required=True, help="the datasets folder holding the index")
     parser.add_argument("--out", type=Path, default=None, help="output file (default: the packaged resource)")
     args = parser.parse_args(argv)
-    from data.icd10cm import load_icd10cm
-    from data.icd10cm_index import find_index_files, load_index
+    from medcode.data.icd10cm import load_icd10cm
+    from medcode.data.icd10cm_index import find_index_files, load_index
 
     files = find_index_files(args.data_dir)
     terms = load_index(args.data_dir)

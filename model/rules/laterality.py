@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from data.types import CodeSuggestion, Evidence
-from model.rules.state import RulesState, derived
-from model.rules.tabular import RuleTabular
-from model.rules.terms import normalize_words
+from medcode.data.types import CodeSuggestion, Evidence
+from medcode.model.rules.state import RulesState, derived
+from medcode.model.rules.tabular import RuleTabular
+from medcode.model.rules.terms import normalize_words
 
 SIDES = ("right", "left", "bilateral")
 _SIDE = re.compile(r"\b(right|left|bilateral)\b", re.IGNORECASE)

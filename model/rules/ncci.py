@@ -20,8 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.errors import DatasetNotFoundError, InvalidInputError
-from model.rules.state import RulesState
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.model.rules.state import RulesState
 
 PROCEDURE_SYSTEMS = ("CPT", "HCPCS")
 

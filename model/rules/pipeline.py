@@ -20,24 +20,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from data.types import CodeSuggestion, Encounter, Mention
-from model.rules.age_sex import AgeSexRule
-from model.rules.combinations import CombinationRule
-from model.rules.em import EmLevelRule
-from model.rules.etiology import CodeFirstRule, UseAdditionalRule
-from model.rules.excludes import Excludes1Rule
-from model.rules.history import HistoryRule
-from model.rules.laterality import LateralityRule
-from model.rules.ncci import NcciRule
-from model.rules.safety import AssertionRule, CodeSetRule
-from model.rules.seventh import SeventhCharacterRule
-from model.rules.specificity import SpecificityRule
-from model.rules.state import RulesOutcome, RulesState
-from model.rules.tabular import RuleTabular
-from model.rules.unspecified import UnspecifiedRule
+from medcode.data.types import CodeSuggestion, Encounter, Mention
+from medcode.model.rules.age_sex import AgeSexRule
+from medcode.model.rules.combinations import CombinationRule
+from medcode.model.rules.em import EmLevelRule
+from medcode.model.rules.etiology import CodeFirstRule, UseAdditionalRule
+from medcode.model.rules.excludes import Excludes1Rule
+from medcode.model.rules.history import HistoryRule
+from medcode.model.rules.laterality import LateralityRule
+from medcode.model.rules.ncci import NcciRule
+from medcode.model.rules.safety import AssertionRule, CodeSetRule
+from medcode.model.rules.seventh import SeventhCharacterRule
+from medcode.model.rules.specificity import SpecificityRule
+from medcode.model.rules.state import RulesOutcome, RulesState
+from medcode.model.rules.tabular import RuleTabular
+from medcode.model.rules.unspecified import UnspecifiedRule
 
 if TYPE_CHECKING:
-    from data.icd10cm import ICD10CM
+    from medcode.data.icd10cm import ICD10CM
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class CodingRules:
         use_settings: bool = True,
     ) -> None:
         if icd is None:
-            from data.icd10cm import load_icd10cm
+            from medcode.data.icd10cm import load_icd10cm
 
             icd = load_icd10cm()
         if ncci_file is None and use_settings:

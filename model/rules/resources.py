@@ -23,6 +23,6 @@ def load_resource(name: str) -> dict[str, Any]:
     """One packaged data file as a dict (cached; callers must not mutate it)."""
     if name not in RESOURCE_FILES:
         raise ValueError(f"unknown rules resource {name!r}; expected one of {', '.join(RESOURCE_FILES)}")
-    text = (resources.files("model.rules") / "resources" / name).read_text(encoding="utf-8")
+    text = (resources.files("medcode.model.rules") / "resources" / name).read_text(encoding="utf-8")
     data: dict[str, Any] = json.loads(text)
     return data

@@ -4,7 +4,7 @@ know is not final."""
 
 from __future__ import annotations
 
-from model.rules.state import RulesState
+from medcode.model.rules.state import RulesState
 
 
 class AssertionRule:

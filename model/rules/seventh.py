@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from data.types import CodeSuggestion
-from model.rules.refs import compact
-from model.rules.state import RulesState, derived
-from model.rules.terms import title_support, title_terms
+from medcode.data.types import CodeSuggestion
+from medcode.model.rules.refs import compact
+from medcode.model.rules.state import RulesState, derived
+from medcode.model.rules.terms import title_support, title_terms
 
 _EPISODES = ("sequela", "subsequent", "initial")
 

@@ -9,10 +9,10 @@ any, is offered as a candidate).
 
 from __future__ import annotations
 
-from data.types import CodeSuggestion
-from model.rules.refs import compact
-from model.rules.state import RulesState, derived
-from model.rules.terms import title_support, title_terms
+from medcode.data.types import CodeSuggestion
+from medcode.model.rules.refs import compact
+from medcode.model.rules.state import RulesState, derived
+from medcode.model.rules.terms import title_support, title_terms
 
 
 class SpecificityRule:

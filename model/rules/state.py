@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from data.types import CodeSuggestion, Encounter, Evidence, Mention
-from model.rules.context import NoteContext
-from model.rules.refs import compact
-from model.rules.tabular import RuleTabular
+from medcode.data.types import CodeSuggestion, Encounter, Evidence, Mention
+from medcode.model.rules.context import NoteContext
+from medcode.model.rules.refs import compact
+from medcode.model.rules.tabular import RuleTabular
 
 
 @dataclass(frozen=True)

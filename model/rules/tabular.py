@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from model.rules.refs import CodePattern, compact, parse_patterns, patterns_of
-from model.rules.resources import load_resource
-from model.rules.terms import content_words, title_terms
+from medcode.model.rules.refs import CodePattern, compact, parse_patterns, patterns_of
+from medcode.model.rules.resources import load_resource
+from medcode.model.rules.terms import content_words, title_terms
 
 if TYPE_CHECKING:
-    from data.icd10cm import ICD10CM, CodeEntry
+    from medcode.data.icd10cm import ICD10CM, CodeEntry
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from model.rules.resources import load_resource
+from medcode.model.rules.resources import load_resource
 
 _WORD = re.compile(r"[a-z0-9]+(?:/[a-z0-9]+)?")
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from data.types import CodeSuggestion
-from model.rules.refs import compact
-from model.rules.state import RulesState
-from model.rules.terms import content_words
+from medcode.data.types import CodeSuggestion
+from medcode.model.rules.refs import compact
+from medcode.model.rules.state import RulesState
+from medcode.model.rules.terms import content_words
 
 _WHETHER = re.compile(r",?\s*unspecified (?:whether|as to)\b[^,]*", re.IGNORECASE)
 _NONESSENTIAL = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")

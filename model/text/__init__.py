@@ -1,6 +1,6 @@
 """Clinical text pipeline: sections, sentences, mentions with modifiers and assertion context.
 
-    from model.text import get_pipeline
+    from medcode.model.text import get_pipeline
     mentions = get_pipeline().extract(note_text, document_id="d1")
 
 `build_pipeline(terms=[...])` makes a pipeline over an explicit small lexicon. The package imports spaCy
@@ -12,19 +12,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from model.text.lexicon import Lexicon, TermSpec
-    from model.text.pipeline import TextPipeline, build_pipeline, get_pipeline
+    from medcode.model.text.lexicon import Lexicon, TermSpec
+    from medcode.model.text.pipeline import TextPipeline, build_pipeline, get_pipeline
 
 __all__ = ["Lexicon", "TermSpec", "TextPipeline", "build_pipeline", "get_pipeline"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("TextPipeline", "build_pipeline", "get_pipeline"):
-        from model.text import pipeline
+        from medcode.model.text import pipeline
 
         return getattr(pipeline, name)
     if name in ("Lexicon", "TermSpec"):
-        from model.text import lexicon
+        from medcode.model.text import lexicon
 
         return getattr(lexicon, name)
-    raise AttributeError(f"module 'model.text' has no attribute {name!r}")
+    raise AttributeError(f"module 'medcode.model.text' has no attribute {name!r}")

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from data.errors import InvalidInputError
-from data.types import Encounter, Mention
+from medcode.data.errors import InvalidInputError
+from medcode.data.types import Encounter, Mention
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -80,7 +80,7 @@ def mention_json(mention: Mention) -> dict[str, Any]:
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from model.text import get_pipeline
+    from medcode.model.text import get_pipeline
 
     parsed = parse_input(read_input(args.path))
     pipeline = get_pipeline()

@@ -22,9 +22,14 @@ from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, Span
 
-from model.text.extensions import ASSERTION_ATTRS, CATEGORY_TO_ASSERTION, MENTIONS_KEY, register_extensions
-from model.text.normalize import Normalization
-from model.text.rules import END, EOS, NUM, YEAR, PhraseTrie, load_json_resource
+from medcode.model.text.extensions import (
+    ASSERTION_ATTRS,
+    CATEGORY_TO_ASSERTION,
+    MENTIONS_KEY,
+    register_extensions,
+)
+from medcode.model.text.normalize import Normalization
+from medcode.model.text.rules import END, EOS, NUM, YEAR, PhraseTrie, load_json_resource
 
 CONTEXT_FACTORY = "medcode_context_v1"
 DIRECTIONS = frozenset({"FORWARD", "BACKWARD", "BIDIRECTIONAL", "PSEUDO", "TERMINATE"})

@@ -18,7 +18,7 @@ from typing import Any
 
 from spacy.tokenizer import Tokenizer
 
-from model.text.normalize import Normalization
+from medcode.model.text.normalize import Normalization
 
 logger = logging.getLogger(__name__)
 

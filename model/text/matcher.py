@@ -11,10 +11,10 @@ from __future__ import annotations
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from model.text.extensions import MENTIONS_KEY, register_extensions
-from model.text.lexicon import Lexicon
-from model.text.normalize import Normalization
-from model.text.sections import UNKNOWN_SECTION
+from medcode.model.text.extensions import MENTIONS_KEY, register_extensions
+from medcode.model.text.lexicon import Lexicon
+from medcode.model.text.normalize import Normalization
+from medcode.model.text.sections import UNKNOWN_SECTION
 
 MATCHER_FACTORY = "medcode_mention_matcher_v1"
 _BARRIER = "\x00"

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from model.text.extensions import MENTIONS_KEY, doc_text, register_extensions
-from model.text.normalize import Normalization
-from model.text.rules import PhraseTrie, load_json_resource, resource_path
+from medcode.model.text.extensions import MENTIONS_KEY, doc_text, register_extensions
+from medcode.model.text.normalize import Normalization
+from medcode.model.text.rules import PhraseTrie, load_json_resource, resource_path
 
 MODIFIERS_FACTORY = "medcode_modifiers_v1"
 _WINDOW_STOPS = frozenset({",", ";", ":", "(", ")", "[", "]", ".", "and", "or", "but", "with", "without"})

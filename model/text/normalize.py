@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from model.text.rules import load_json_resource
+from medcode.model.text.rules import load_json_resource
 
 NORMALIZER_FACTORY = "medcode_normalizer_v1"
 _CACHE_LIMIT = 200_000

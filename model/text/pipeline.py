@@ -19,18 +19,18 @@ from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, Span
 
-from data.errors import InvalidInputError
-from data.types import Assertion, Encounter, Mention
+from medcode.data.errors import InvalidInputError
+from medcode.data.types import Assertion, Encounter, Mention
+from medcode.model.text.context import CONTEXT_FACTORY
+from medcode.model.text.extensions import ASSERTION_ATTRS, MENTIONS_KEY, register_extensions
+from medcode.model.text.lexicon import MENTION_TYPES, Lexicon, TermKeyer, TermSpec
+from medcode.model.text.matcher import MATCHER_FACTORY, MentionMatcher
+from medcode.model.text.modifiers import MODIFIERS_FACTORY
+from medcode.model.text.normalize import NORMALIZER_FACTORY, Normalization, Normalizer
+from medcode.model.text.rules import load_json_resource, resource_path
+from medcode.model.text.sections import SECTIONIZER_FACTORY
+from medcode.model.text.sentences import SENTENCIZER_FACTORY
 from medcode.settings import get_settings
-from model.text.context import CONTEXT_FACTORY
-from model.text.extensions import ASSERTION_ATTRS, MENTIONS_KEY, register_extensions
-from model.text.lexicon import MENTION_TYPES, Lexicon, TermKeyer, TermSpec
-from model.text.matcher import MATCHER_FACTORY, MentionMatcher
-from model.text.modifiers import MODIFIERS_FACTORY
-from model.text.normalize import NORMALIZER_FACTORY, Normalization, Normalizer
-from model.text.rules import load_json_resource, resource_path
-from model.text.sections import SECTIONIZER_FACTORY
-from model.text.sentences import SENTENCIZER_FACTORY
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def build_pipeline(terms: Iterable[TermLike] | None = None, lexicon: Lexicon | N
 @lru_cache(maxsize=1)
 def get_pipeline() -> TextPipeline:
     """The pipeline with the full lexicon (built once and cached under the settings' cache folder)."""
-    from model.text.sources import load_default_lexicon
+    from medcode.model.text.sources import load_default_lexicon
 
     started = time.perf_counter()
     nlp = make_nlp()

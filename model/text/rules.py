@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-RESOURCE_PACKAGE = "model.text.resources"
+RESOURCE_PACKAGE = "medcode.model.text.resources"
 NUM = "<NUM>"
 YEAR = "<YEAR>"
 END = "<END>"

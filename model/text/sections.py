@@ -16,8 +16,8 @@ from functools import lru_cache
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from model.text.extensions import doc_text, register_extensions
-from model.text.rules import load_json_resource
+from medcode.model.text.extensions import doc_text, register_extensions
+from medcode.model.text.rules import load_json_resource
 
 SECTIONIZER_FACTORY = "medcode_sectionizer_v1"
 UNKNOWN_SECTION = "unknown"

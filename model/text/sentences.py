@@ -17,8 +17,8 @@ from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc, Token
 
-from model.text.extensions import register_extensions
-from model.text.rules import load_json_resource
+from medcode.model.text.extensions import register_extensions
+from medcode.model.text.rules import load_json_resource
 
 SENTENCIZER_FACTORY = "medcode_sentencizer_v1"
 _TERMINAL = frozenset({".", "!", "?", "...", "…"})

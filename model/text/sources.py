@@ -25,11 +25,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from data.errors import MedcodeError
-from data.types import Encounter
+from medcode.data.errors import MedcodeError
+from medcode.data.types import Encounter
+from medcode.model.text.lexicon import Lexicon, TermKeyer, TermSpec
+from medcode.model.text.rules import resource_path, resources_fingerprint
 from medcode.settings import get_settings
-from model.text.lexicon import Lexicon, TermKeyer, TermSpec
-from model.text.rules import resource_path, resources_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def core_terms(name: str = "core_terms.tsv") -> Iterator[TermSpec]:
 
 def _icd_entries() -> list[tuple[str, str, tuple[str, ...], bool]]:
     """(code, title, inclusion terms, is 7th-character expansion) of every ICD-10-CM entry worth a term."""
-    from data.icd10cm import load_icd10cm
+    from medcode.data.icd10cm import load_icd10cm
 
     out = []
     for entry in load_icd10cm().entries():
@@ -266,7 +266,7 @@ def index_phrases(path: Sequence[str], nonessential: str = "") -> list[str]:
 
 def index_terms(data_dir: Path, main_terms: bool) -> Iterator[TermSpec]:
     """Alphabetic index phrases: main terms only, or subterms only."""
-    from data.icd10cm_index import load_index
+    from medcode.data.icd10cm_index import load_index
 
     for term in load_index(data_dir):
         code = term.code_prefix
@@ -280,7 +280,7 @@ def index_terms(data_dir: Path, main_terms: bool) -> Iterator[TermSpec]:
 
 
 def disease_ontology_terms(data_dir: Path) -> Iterator[TermSpec]:
-    from data.disease_ontology import load_disease_ontology
+    from medcode.data.disease_ontology import load_disease_ontology
 
     for text, code in load_disease_ontology(data_dir).pairs():
         yield TermSpec(text, mention_type_of(code), (code,), "disease_ontology")
@@ -463,8 +463,8 @@ def codiesp_terms(
 ) -> list[TermSpec]:
     """Mine the CodiEsp train split (English text, D and P gold codes); `earlier` are the (term, key)
     pairs of the other sources (their keys and code titles filter the mined phrases)."""
-    from data.codiesp import read_split
-    from model.text.pipeline import build_pipeline, read_word_list
+    from medcode.data.codiesp import read_split
+    from medcode.model.text.pipeline import build_pipeline, read_word_list
 
     encounters: list[Encounter] = read_split(data_dir, "train").encounters
     pipeline = build_pipeline(terms=[])
@@ -491,7 +491,7 @@ def codiesp_terms(
 def _pcs_titles(data_dir: Path, codes: set[str]) -> dict[str, str]:
     """Titles of the ICD-10-PCS codes (full or partial) among `codes`, when the PCS files are present."""
     try:
-        from data.icd10pcs import load_icd10pcs
+        from medcode.data.icd10pcs import load_icd10pcs
 
         pcs = load_icd10pcs(data_dir)
     except (MedcodeError, OSError) as exc:
@@ -541,7 +541,7 @@ def _source_fingerprint(data_dir: Path | None) -> str:
     digest = hashlib.sha256()
     digest.update(f"v{SOURCES_VERSION}".encode())
     digest.update(resources_fingerprint(RESOURCE_FILES).encode())
-    from data import icd10cm
+    from medcode.data import icd10cm
 
     tabular = icd10cm.tabular_path()
     digest.update(
@@ -565,7 +565,7 @@ def lexicon_cache_path(data_dir: Path | None) -> Path:
 
 
 def build_default_lexicon(keyer: TermKeyer, data_dir: Path | None) -> Lexicon:
-    from model.text.pipeline import stop_keys
+    from medcode.model.text.pipeline import stop_keys
 
     started = time.perf_counter()
     specs = list(default_term_specs(keyer, data_dir))

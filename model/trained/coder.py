@@ -22,11 +22,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from data.errors import ModelNotFoundError
-from data.types import Encounter, Evidence, Result, Task
-from model.calibration import Calibrator
-from model.candidates.dense import DenseCodeIndex, Encoder, build_code_index, get_encoder
-from model.candidates.generate import (
+from medcode.data.errors import ModelNotFoundError
+from medcode.data.types import Encounter, Evidence, Result, Task
+from medcode.model.calibration import Calibrator
+from medcode.model.candidates.dense import DenseCodeIndex, Encoder, build_code_index, get_encoder
+from medcode.model.candidates.generate import (
     Candidate,
     CandidateGenerator,
     EncounterView,
@@ -38,21 +38,21 @@ from model.candidates.generate import (
     sentence_evidence,
     view_texts,
 )
-from model.candidates.lexical import LexicalIndex
-from model.catalog import CM, PCS, CodeCatalog, Knowledge, build_catalog, code_set_version
-from model.mentions import Extractor, default_extractor
-from model.pack import PackManifest, load_arrays, load_object, save_pack
-from model.result import Scored, build_result
-from model.thresholds import TaskThresholds
-from model.trained.classifier import DocScores, DocumentClassifier
-from model.trained.features import (
+from medcode.model.candidates.lexical import LexicalIndex
+from medcode.model.catalog import CM, PCS, CodeCatalog, Knowledge, build_catalog, code_set_version
+from medcode.model.mentions import Extractor, default_extractor
+from medcode.model.pack import PackManifest, load_arrays, load_object, save_pack
+from medcode.model.result import Scored, build_result
+from medcode.model.thresholds import TaskThresholds
+from medcode.model.trained.classifier import DocScores, DocumentClassifier
+from medcode.model.trained.features import (
     FEATURES,
     DocContext,
     candidate_features,
     code_similarities,
     doc_context,
 )
-from model.trained.memory import MemoryHit, SentenceMemory
+from medcode.model.trained.memory import MemoryHit, SentenceMemory
 
 log = logging.getLogger(__name__)
 
@@ -370,7 +370,7 @@ class DefaultCoder:
             return [sentence_evidence(view, int(np.argmax(view.sentence_vectors @ vector)))]
         title = self.resources.catalog.title(system, code)
         if title:
-            from model.candidates.tokens import tokens
+            from medcode.model.candidates.tokens import tokens
 
             words = set(tokens(title))
             overlap = [len(words & set(tokens(s.text))) for s in view.sentences]

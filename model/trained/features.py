@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.candidates.generate import MENTION_TYPES, SECTIONS, Candidate, EncounterView, Hit
-from model.catalog import CodeInfo
-from model.trained.classifier import DocScores
-from model.trained.memory import MemoryHit
+from medcode.model.candidates.generate import MENTION_TYPES, SECTIONS, Candidate, EncounterView, Hit
+from medcode.model.catalog import CodeInfo
+from medcode.model.trained.classifier import DocScores
+from medcode.model.trained.memory import MemoryHit
 
 FEATURES: tuple[str, ...] = (
     "lex_max",

@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from model.transformer.config import TransformerConfig
+from medcode.model.transformer.config import TransformerConfig
 
 if TYPE_CHECKING:
-    from model.pack import PackManifest
-    from model.transformer.coder import TransformerCoder
+    from medcode.model.pack import PackManifest
+    from medcode.model.transformer.coder import TransformerCoder
 
 __all__ = ["TransformerCoder", "TransformerConfig", "load_pack", "save_pack"]
 
@@ -26,7 +26,7 @@ def load_pack(
     path: Path | str, manifest: PackManifest | None = None, device: str = "cpu"
 ) -> TransformerCoder:
     """Load a transformer model pack folder (manifest preset "transformer") as a TransformerCoder."""
-    from model.transformer.pack import load_pack as _load
+    from medcode.model.transformer.pack import load_pack as _load
 
     coder: TransformerCoder = _load(path, manifest, device=device)
     return coder
@@ -34,14 +34,14 @@ def load_pack(
 
 def save_pack(coder: TransformerCoder, path: Path | str) -> Path:
     """Write a TransformerCoder as a model pack folder and return the folder."""
-    from model.transformer.pack import save_pack as _save
+    from medcode.model.transformer.pack import save_pack as _save
 
     return _save(coder, Path(path))
 
 
 def __getattr__(name: str) -> Any:
     if name == "TransformerCoder":
-        from model.transformer.coder import TransformerCoder
+        from medcode.model.transformer.coder import TransformerCoder
 
         return TransformerCoder
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,15 +27,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from data.types import Encounter, Evidence, Mention, Result, Task
-from model.calibration import Calibrator
-from model.result import Scored, build_result
-from model.thresholds import TaskThresholds
-from model.transformer.codes import Label
-from model.transformer.config import TransformerConfig
-from model.transformer.network import LabelAttentionNet, autocast, collate
-from model.transformer.retrieval import TitleIndex, build_title_index
-from model.transformer.text import EncodedEncounter, default_mentions, encode_encounter
+from medcode.data.types import Encounter, Evidence, Mention, Result, Task
+from medcode.model.calibration import Calibrator
+from medcode.model.result import Scored, build_result
+from medcode.model.thresholds import TaskThresholds
+from medcode.model.transformer.codes import Label
+from medcode.model.transformer.config import TransformerConfig
+from medcode.model.transformer.network import LabelAttentionNet, autocast, collate
+from medcode.model.transformer.retrieval import TitleIndex, build_title_index
+from medcode.model.transformer.text import EncodedEncounter, default_mentions, encode_encounter
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,7 @@ class TransformerCoder:
         return self.thresholds.get(task) or TaskThresholds()
 
     def result_from_scores(self, encounter: Encounter, scores: EncounterScores) -> Result:
-        """Calibrated confidences, then thresholds, coding rules and routing (model.result)."""
+        """Calibrated confidences, then thresholds, coding rules and routing (medcode.model.result)."""
         usable = [item for item in scores.items if item.blocked is None]
         conf = self.confidences(usable)
         best: dict[tuple[str, str], Scored] = {}

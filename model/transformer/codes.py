@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from data.errors import MedcodeError
-from data.types import Encounter, Task
+from medcode.data.errors import MedcodeError
+from medcode.data.types import Encounter, Task
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def _later_encounter(entry: Any) -> bool:
 
 
 def _icd10cm() -> Any:
-    from data.icd10cm import load_icd10cm
+    from medcode.data.icd10cm import load_icd10cm
 
     return load_icd10cm()
 
@@ -124,9 +124,9 @@ def _icd10cm() -> Any:
 @lru_cache(maxsize=1)
 def _code_sets() -> Any | None:
     try:
-        module = importlib.import_module("data.codesystems")
+        module = importlib.import_module("medcode.data.codesystems")
     except ModuleNotFoundError as exc:
-        if exc.name == "data.codesystems":
+        if exc.name == "medcode.data.codesystems":
             return None
         raise
     return module.load_code_sets()

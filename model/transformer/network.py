@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from model.transformer.text import EncodedEncounter
+from medcode.model.transformer.text import EncodedEncounter
 
 log = logging.getLogger(__name__)
 

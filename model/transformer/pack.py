@@ -14,13 +14,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from data.errors import ModelNotFoundError
-from model.calibration import Calibrator
-from model.pack import PackManifest, read_manifest, verify_pack
-from model.pack import save_pack as save_container
-from model.thresholds import TaskThresholds
-from model.transformer.codes import Label
-from model.transformer.config import TransformerConfig
+from medcode.data.errors import ModelNotFoundError
+from medcode.model.calibration import Calibrator
+from medcode.model.pack import PackManifest, read_manifest, verify_pack
+from medcode.model.pack import save_pack as save_container
+from medcode.model.thresholds import TaskThresholds
+from medcode.model.transformer.codes import Label
+from medcode.model.transformer.config import TransformerConfig
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,11 @@ def save_pack(coder: Any, path: Path) -> Path:
 
 
 def load_pack(path: Path | str, manifest: PackManifest | None = None, device: str = "cpu") -> Any:
-    """Load a transformer pack folder as a TransformerCoder (model.pack calls this with its manifest)."""
+    """Load a transformer pack folder as a TransformerCoder (medcode.model.pack calls this with its manifest)."""
     from safetensors.torch import load_file
 
-    from model.transformer.coder import TransformerCoder
-    from model.transformer.network import LabelAttentionNet, encoder_from_folder
+    from medcode.model.transformer.coder import TransformerCoder
+    from medcode.model.transformer.network import LabelAttentionNet, encoder_from_folder
 
     path = Path(path)
     if manifest is None:

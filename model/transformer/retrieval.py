@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from medcode.model.transformer.codes import billable_diagnosis_codes
+from medcode.model.transformer.network import LabelAttentionNet, embed_many
 from medcode.settings import get_settings
-from model.transformer.codes import billable_diagnosis_codes
-from model.transformer.network import LabelAttentionNet, embed_many
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
-from data.types import Encounter, Mention
+from medcode.data.types import Encounter, Mention
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +209,6 @@ def default_mentions(encounter: Encounter) -> list[Mention]:
 
 @lru_cache(maxsize=1)
 def _extractor() -> Callable[[str, str], list[Mention]]:
-    from model.mentions import default_extractor
+    from medcode.model.mentions import default_extractor
 
     return default_extractor()

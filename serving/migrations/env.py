@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from serving.db import make_engine
-from serving.orm import Base
+from medcode.serving.db import make_engine
+from medcode.serving.orm import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -40,5 +40,5 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("medcode migrations run online only (serving.db.migrate)")
+    raise SystemExit("medcode migrations run online only (medcode.serving.db.migrate)")
 run_migrations_online()

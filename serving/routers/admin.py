@@ -6,10 +6,16 @@ from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from serving.deps import Admin, DatabaseDep, JsonBody, ModelDep, SessionDep
-from serving.schemas.admin import KeyCreate, KeyCreatedPublic, KeyListPublic, KeyPublic, ModelReloadPublic
-from serving.services import audit
-from serving.services import keys as key_service
+from medcode.serving.deps import Admin, DatabaseDep, JsonBody, ModelDep, SessionDep
+from medcode.serving.schemas.admin import (
+    KeyCreate,
+    KeyCreatedPublic,
+    KeyListPublic,
+    KeyPublic,
+    ModelReloadPublic,
+)
+from medcode.serving.services import audit
+from medcode.serving.services import keys as key_service
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

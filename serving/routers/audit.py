@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from serving.deps import Auditor, SessionDep
-from serving.services import audit as service
+from medcode.serving.deps import Auditor, SessionDep
+from medcode.serving.services import audit as service
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 

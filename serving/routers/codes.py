@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from serving.deps import CodeReader
-from serving.services.codes import CodeSearchPublic, search_codes
+from medcode.serving.deps import CodeReader
+from medcode.serving.services.codes import CodeSearchPublic, search_codes
 
 router = APIRouter(prefix="/v1", tags=["codes"])
 SystemName = Literal["ICD-10-CM", "ICD-10-PCS", "HCPCS", "CPT"]

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
-from data.types import Encounter
-from serving.deps import (
+from medcode.data.types import Encounter
+from medcode.serving.deps import (
     EncounterReader,
     EncounterWriter,
     JsonBody,
@@ -18,8 +18,8 @@ from serving.deps import (
     SessionDep,
     SettingsDep,
 )
-from serving.schemas.encounters import EncounterListPublic, EncounterPublic, EncounterStatus
-from serving.services import encounters as service
+from medcode.serving.schemas.encounters import EncounterListPublic, EncounterPublic, EncounterStatus
+from medcode.serving.services import encounters as service
 
 router = APIRouter(prefix="/v1/encounters", tags=["encounters"])
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from serving.deps import FhirClient, JsonBody, ModelDep, NowDep, SettingsDep
-from serving.errors import FHIR_JSON, operation_outcome, request_id_of
-from serving.services import encounters as encounter_service
-from serving.services import fhir as service
+from medcode.serving.deps import FhirClient, JsonBody, ModelDep, NowDep, SettingsDep
+from medcode.serving.errors import FHIR_JSON, operation_outcome, request_id_of
+from medcode.serving.services import encounters as encounter_service
+from medcode.serving.services import fhir as service
 
 router = APIRouter(prefix="/fhir/r4", tags=["fhir"])
 EXAMPLE_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from serving.deps import DatabaseDep, ModelDep
-from serving.schemas.admin import HealthPublic
+from medcode.serving.deps import DatabaseDep, ModelDep
+from medcode.serving.schemas.admin import HealthPublic
 
 router = APIRouter(tags=["health"])
 

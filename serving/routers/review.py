@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from serving.deps import JsonBody, NowDep, Reviewer, SessionDep, SettingsDep
-from serving.schemas.review import (
+from medcode.serving.deps import JsonBody, NowDep, Reviewer, SessionDep, SettingsDep
+from medcode.serving.schemas.review import (
     ClaimPublic,
     DecisionsCreate,
     DecisionsResultPublic,
@@ -16,7 +16,7 @@ from serving.schemas.review import (
     ReleasePublic,
     ReviewItemPublic,
 )
-from serving.services import review as service
+from medcode.serving.services import review as service
 
 router = APIRouter(prefix="/v1/review", tags=["review"])
 CONFLICT: dict[int | str, dict[str, Any]] = {

@@ -6,9 +6,9 @@ import logging
 
 from fastapi import APIRouter
 
-from data.types import Encounter, Result
-from serving.deps import JsonBody, ModelDep, SettingsDep, SuggestPrincipal
-from serving.services import encounters as service
+from medcode.data.types import Encounter, Result
+from medcode.serving.deps import JsonBody, ModelDep, SettingsDep, SuggestPrincipal
+from medcode.serving.services import encounters as service
 
 router = APIRouter(prefix="/v1", tags=["encounters"])
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from serving.auth import Role
+from medcode.serving.auth import Role
 
 
 class KeyCreate(BaseModel):

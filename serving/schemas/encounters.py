@@ -1,4 +1,4 @@
-"""Encounter schemas: the encounter comes in as `data.types.Encounter`, the stored state goes out."""
+"""Encounter schemas: the encounter comes in as `medcode.data.types.Encounter`, the stored state goes out."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from data.types import Evidence, Result
+from medcode.data.types import Evidence, Result
 
 EncounterStatus = Literal["auto_accepted", "in_review", "final"]
 FinalCodeSource = Literal["auto", "model", "coder"]

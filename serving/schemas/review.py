@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from data.types import Document, Evidence, Patient, Result, System
-from serving.schemas.encounters import FinalCodePublic
+from medcode.data.types import Document, Evidence, Patient, Result, System
+from medcode.serving.schemas.encounters import FinalCodePublic
 
 Action = Literal["accept", "reject", "replace", "add"]
 CodeStatus = Literal["pending", "accepted", "rejected", "replaced", "added"]

@@ -13,9 +13,9 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from serving.auth import Principal
-from serving.context import request_id_var
-from serving.orm import AuditEventRow, utcnow
+from medcode.serving.auth import Principal
+from medcode.serving.context import request_id_var
+from medcode.serving.orm import AuditEventRow, utcnow
 
 
 class AuditEventPublic(BaseModel):

@@ -76,7 +76,7 @@ def guess_system(code: str) -> str | None:
 
 def lookup_code(code: str, system: str | None = None) -> CodeRef | None:
     """The canonical code, system and title; None when the code sets do not know the code."""
-    codesystems = _optional_module("data.codesystems")
+    codesystems = _optional_module("medcode.data.codesystems")
     if codesystems is not None:
         try:
             info = codesystems.load_code_sets().lookup(code, system)
@@ -87,7 +87,7 @@ def lookup_code(code: str, system: str | None = None) -> CodeRef | None:
         return CodeRef(info.system, info.code, info.title, getattr(info, "billable", None))
     system = system or guess_system(code)
     if system == "ICD-10-CM":
-        icd10cm = _optional_module("data.icd10cm")
+        icd10cm = _optional_module("medcode.data.icd10cm")
         if icd10cm is not None:
             table = icd10cm.load_icd10cm()
             try:
@@ -102,7 +102,7 @@ def lookup_code(code: str, system: str | None = None) -> CodeRef | None:
 
 
 def search_codes(query: str, system: str | None = None, limit: int = 20) -> CodeSearchPublic:
-    search = _optional_module("data.search")
+    search = _optional_module("medcode.data.search")
     if search is not None:
         hits = _hits_from(search.get_code_search().search(query, system=system, limit=limit))
     else:
@@ -128,7 +128,7 @@ def _hits_from(raw: Any) -> list[CodeHitPublic]:
 
 @lru_cache(maxsize=1)
 def _icd10cm_titles() -> tuple[tuple[str, str, str, bool], ...]:
-    icd10cm = _optional_module("data.icd10cm")
+    icd10cm = _optional_module("medcode.data.icd10cm")
     if icd10cm is None:
         return ()
     return tuple((e.code, e.title, e.title.lower(), e.billable) for e in icd10cm.load_icd10cm().entries())

@@ -24,18 +24,18 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from data.types import Encounter, Result, Routing
-from model.base import Coder
-from serving.auth import Principal
-from serving.errors import NotFound, PayloadTooLarge
-from serving.orm import EncounterRow, FinalCodeRow, ReviewItemRow, RevisionRow
-from serving.schemas.encounters import (
+from medcode.data.types import Encounter, Result, Routing
+from medcode.model.base import Coder
+from medcode.serving.auth import Principal
+from medcode.serving.errors import NotFound, PayloadTooLarge
+from medcode.serving.orm import EncounterRow, FinalCodeRow, ReviewItemRow, RevisionRow
+from medcode.serving.schemas.encounters import (
     EncounterListPublic,
     EncounterPublic,
     EncounterSummaryPublic,
     FinalCodePublic,
 )
-from serving.services import audit
+from medcode.serving.services import audit
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from data.types import Document, Encounter, Patient, Result, task_of_system
+from medcode.data.types import Document, Encounter, Patient, Result, task_of_system
 
 SYSTEM_URIS = {
     "ICD-10-CM": "http://hl7.org/fhir/sid/icd-10-cm",

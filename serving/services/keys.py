@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from serving.auth import CreatedKey, KeyInfo, Principal, create_key, list_keys, revoke_key
-from serving.errors import NotFound
-from serving.services import audit
+from medcode.serving.auth import CreatedKey, KeyInfo, Principal, create_key, list_keys, revoke_key
+from medcode.serving.errors import NotFound
+from medcode.serving.services import audit
 
 
 def create(session: Session, actor: Principal, role: str, name: str | None = None) -> CreatedKey:

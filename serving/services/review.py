@@ -23,12 +23,12 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from data.types import Encounter, Evidence, Result
-from serving.auth import Principal
-from serving.errors import Conflict, InvalidRequest, NotFound
-from serving.orm import DecisionRow, EncounterRow, FinalCodeRow, ReviewItemRow, RevisionRow
-from serving.schemas.encounters import FinalCodePublic
-from serving.schemas.review import (
+from medcode.data.types import Encounter, Evidence, Result
+from medcode.serving.auth import Principal
+from medcode.serving.errors import Conflict, InvalidRequest, NotFound
+from medcode.serving.orm import DecisionRow, EncounterRow, FinalCodeRow, ReviewItemRow, RevisionRow
+from medcode.serving.schemas.encounters import FinalCodePublic
+from medcode.serving.schemas.review import (
     ClaimPublic,
     DecisionCreate,
     DecisionPublic,
@@ -40,10 +40,10 @@ from serving.schemas.review import (
     ReleasePublic,
     ReviewItemPublic,
 )
-from serving.services import audit
-from serving.services.codes import lookup_code, normalize_key
-from serving.services.encounters import final_codes_of
-from serving.services.review_state import CodeState, DecisionConflict, ItemState, StoredDecision
+from medcode.serving.services import audit
+from medcode.serving.services.codes import lookup_code, normalize_key
+from medcode.serving.services.encounters import final_codes_of
+from medcode.serving.services.review_state import CodeState, DecisionConflict, ItemState, StoredDecision
 
 CLAIM_CANDIDATES = 1
 """Rows locked per attempt: one, so concurrent claimers skip each other's row rather than all of them."""

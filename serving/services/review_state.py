@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from data.types import Evidence, Result
-from serving.services.codes import normalize_key
+from medcode.data.types import Evidence, Result
+from medcode.serving.services.codes import normalize_key
 
 Origin = Literal["model", "added", "replacement"]
 KEPT = frozenset({"pending", "accepted", "added"})

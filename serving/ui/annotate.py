@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from data.types import Document, Mention
+from medcode.data.types import Document, Mention
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _run_pipeline(
 def _load_pipeline() -> Any | None:
     """The text pipeline, or None when it cannot be loaded (the page then shows no mention marks)."""
     try:
-        from model.text import get_pipeline
+        from medcode.model.text import get_pipeline
 
         return get_pipeline()
     except Exception as exc:  # the note must still be shown; the cause goes to the log

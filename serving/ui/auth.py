@@ -11,10 +11,10 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
-from serving.auth import Principal
-from serving.errors import Forbidden
-from serving.orm import ApiKey
-from serving.ui.session import UiSession, csrf_ok, session_of
+from medcode.serving.auth import Principal
+from medcode.serving.errors import Forbidden
+from medcode.serving.orm import ApiKey
+from medcode.serving.ui.session import UiSession, csrf_ok, session_of
 
 
 def principal_of_session(db: Session, ui_session: UiSession) -> Principal | None:

@@ -17,16 +17,16 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
-from data.types import Encounter
-from serving.auth import Principal, authenticate_key
-from serving.deps import EncounterReader, SessionDep
-from serving.errors import Forbidden, NotFound
-from serving.orm import EncounterRow, RevisionRow
-from serving.services import audit
-from serving.services import review as review_service
-from serving.ui.annotate import AnnotationsPublic, annotate
-from serving.ui.auth import principal_of_session
-from serving.ui.session import (
+from medcode.data.types import Encounter
+from medcode.serving.auth import Principal, authenticate_key
+from medcode.serving.deps import EncounterReader, SessionDep
+from medcode.serving.errors import Forbidden, NotFound
+from medcode.serving.orm import EncounterRow, RevisionRow
+from medcode.serving.services import audit
+from medcode.serving.services import review as review_service
+from medcode.serving.ui.annotate import AnnotationsPublic, annotate
+from medcode.serving.ui.auth import principal_of_session
+from medcode.serving.ui.session import (
     UiSession,
     clear_session_cookie,
     clear_signin_cookie,

@@ -212,7 +212,7 @@ def data_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def isolated_data_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No MEDCODE_DATA_DIR / MEDCODE_CPT_FILE, and fresh code-set and search caches."""
-    from data import codesystems, search
+    from medcode.data import codesystems, search
 
     monkeypatch.delenv("MEDCODE_DATA_DIR", raising=False)
     monkeypatch.delenv("MEDCODE_CPT_FILE", raising=False)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from data.codesystems import CodeInfo, CodeSets, canonical_system, normalize_pcs
-from data.errors import UnknownCodeError
+from medcode.data.codesystems import CodeInfo, CodeSets, canonical_system, normalize_pcs
+from medcode.data.errors import UnknownCodeError
 
 
 def test_icd10cm_is_always_there_without_a_data_folder() -> None:

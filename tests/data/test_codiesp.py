@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from data import codiesp
-from data.corpora import load_corpus, load_corpus_with_report
-from data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data import codiesp
+from medcode.data.corpora import load_corpus, load_corpus_with_report
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 from tests.data.conftest import write_codiesp
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from data.cpt import em_visit_for, load_cpt, load_em_office_visits, read_cpt_file
-from data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.cpt import em_visit_for, load_cpt, load_em_office_visits, read_cpt_file
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 
 
 def test_builtin_em_set_covers_office_visits() -> None:

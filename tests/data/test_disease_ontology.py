@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from data.disease_ontology import load_disease_ontology
-from data.errors import DatasetNotFoundError
+from medcode.data.disease_ontology import load_disease_ontology
+from medcode.data.errors import DatasetNotFoundError
 
 
 def test_synonyms_carry_icd10cm_xrefs(data_root: Path) -> None:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import DatasetNotFoundError, InvalidInputError
-from data.hcpcs import load_hcpcs, read_hcpcs_anweb_csv, read_hcpcs_tsv
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.hcpcs import load_hcpcs, read_hcpcs_anweb_csv, read_hcpcs_tsv
 
 ANWEB_CSV = """\
 Code,Description1,Description2,Type,Unknown1,Unknown2,Unknown3,Unknown4

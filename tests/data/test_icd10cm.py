@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from data import icd10cm
-from data.errors import UnknownCodeError
-from data.icd10cm import load_icd10cm, load_icd10cm_from, normalize_code, parse_refs, ref_covers
+from medcode.data import icd10cm
+from medcode.data.errors import UnknownCodeError
+from medcode.data.icd10cm import load_icd10cm, load_icd10cm_from, normalize_code, parse_refs, ref_covers
 
 
 def test_normalize_inserts_dot_after_category() -> None:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import DatasetNotFoundError, InvalidInputError
-from data.icd10cm_index import (
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.icd10cm_index import (
     find_index_files,
     load_index,
     natural_phrase,

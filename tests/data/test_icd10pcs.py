@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import DatasetNotFoundError, InvalidInputError, UnknownCodeError
-from data.icd10pcs import load_icd10pcs, normalize_pcs, read_pcs_codes
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError, UnknownCodeError
+from medcode.data.icd10pcs import load_icd10pcs, normalize_pcs, read_pcs_codes
 
 
 def test_normalize_pcs_upper_without_dots() -> None:

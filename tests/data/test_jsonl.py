@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from data.corpora import load_corpus
-from data.errors import DatasetNotFoundError, InvalidInputError
-from data.jsonl import read_jsonl, write_jsonl
-from data.types import Document, Encounter, Gold, Patient
+from medcode.data.corpora import load_corpus
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.jsonl import read_jsonl, write_jsonl
+from medcode.data.types import Document, Encounter, Gold, Patient
 
 
 def _encounter(eid: str) -> Encounter:

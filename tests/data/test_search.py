@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from data.codesystems import CodeSets
-from data.search import CodeSearch, SearchDoc, load_code_search, stem, tokens
+from medcode.data.codesystems import CodeSets
+from medcode.data.search import CodeSearch, SearchDoc, load_code_search, stem, tokens
 
 
 def _tiny() -> CodeSearch:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation import checks, runner
+from medcode.evaluation import checks, runner
 from tests.evaluation.fakes import FakeCoder, Rule, fake_extract
 
 RULES = (
@@ -65,7 +65,7 @@ def fake_models(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeCoder]:
     models = {"fake": FakeCoder(RULES, name="fake-1"), "weak": FakeCoder(WEAK_RULES, name="weak-1")}
 
     def load(ref: str | None = None) -> FakeCoder:
-        from data.errors import ModelNotFoundError
+        from medcode.data.errors import ModelNotFoundError
 
         if ref not in models:
             raise ModelNotFoundError(f"unknown model reference {ref!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from data.types import Assertion, CodeSuggestion, Encounter, Evidence, Mention, Result, Routing
+from medcode.data.types import Assertion, CodeSuggestion, Encounter, Evidence, Mention, Result, Routing
 
 
 @dataclass(frozen=True)

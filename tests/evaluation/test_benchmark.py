@@ -1,4 +1,4 @@
-"""`medcode benchmark` and `python -m evaluation.benchmark`: latency, throughput, memory, notes file."""
+"""`medcode benchmark` and `python -m medcode.evaluation.benchmark`: latency, throughput, memory, notes file."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from evaluation import benchmark
 from medcode import cli
+from medcode.evaluation import benchmark
 
 
 def test_latency_summary_percentiles() -> None:
@@ -73,7 +73,7 @@ def test_benchmark_on_cuda_without_gpu_is_a_clear_error(
 def test_http_benchmark_times_the_suggest_endpoint() -> None:
     import httpx
 
-    from data.types import Document, Encounter
+    from medcode.data.types import Document, Encounter
 
     seen: list[dict[str, Any]] = []
 
@@ -98,8 +98,8 @@ def test_http_benchmark_times_the_suggest_endpoint() -> None:
 def test_http_benchmark_error_status_is_a_user_error() -> None:
     import httpx
 
-    from data.errors import MedcodeError
-    from data.types import Document, Encounter
+    from medcode.data.errors import MedcodeError
+    from medcode.data.types import Document, Encounter
 
     client = httpx.Client(base_url="http://svc", transport=httpx.MockTransport(lambda r: httpx.Response(401)))
     with pytest.raises(MedcodeError, match="401"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evaluation import bootstrap, metrics
+from medcode.evaluation import bootstrap, metrics
 
 
 def test_identical_models_differ_by_exactly_zero() -> None:

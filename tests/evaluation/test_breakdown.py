@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation import breakdown
+from medcode.evaluation import breakdown
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from data.icd10cm import ICD10CM, load_icd10cm
-from data.types import CodeSuggestion, Document, Encounter, Evidence, Result
-from evaluation import checks
+from medcode.data.icd10cm import ICD10CM, load_icd10cm
+from medcode.data.types import CodeSuggestion, Document, Encounter, Evidence, Result
+from medcode.evaluation import checks
 from tests.evaluation.fakes import fake_extract
 
 TEXT = "Patient with diabetes. No pneumonia. Mother had cancer."
@@ -114,7 +114,7 @@ def test_rules_count_headers_excludes1_pairs_and_missing_seventh(icd: ICD10CM) -
 
 
 def test_rules_check_counts_what_the_rules_audit_counts(icd: ICD10CM) -> None:
-    from model.rules import RuleTabular, audit_codes
+    from medcode.model.rules import RuleTabular, audit_codes
 
     codes = ["E11.9", "E10.9", "E11", "S52.501", "I10", "I11.9", "K50.90", "K51.90", "R40.20", "E11.641"]
     audit = audit_codes(codes, RuleTabular(icd))

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from data.types import Document, Encounter, Gold
-from evaluation.compare import compare_results
 from medcode import cli
+from medcode.data.types import Document, Encounter, Gold
+from medcode.evaluation.compare import compare_results
 from tests.evaluation.conftest import RULES, WEAK_RULES
 from tests.evaluation.fakes import FakeCoder
 
@@ -84,8 +84,8 @@ def test_paired_intervals_are_reproducible_and_seedable() -> None:
 
 
 def test_map_helpers_for_the_learning_loop() -> None:
-    from evaluation.compare import map_interval, paired_map_difference
-    from evaluation.metrics import mean_average_precision
+    from medcode.evaluation.compare import map_interval, paired_map_difference
+    from medcode.evaluation.metrics import mean_average_precision
 
     encounters = _encounters(20)
     a = [FakeCoder(WEAK_RULES).suggest(e) for e in encounters]

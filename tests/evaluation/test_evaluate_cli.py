@@ -124,7 +124,7 @@ def test_evaluate_logs_the_report_to_mlflow(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from evaluation.tracking import EXPERIMENT
+    from medcode.evaluation.tracking import EXPERIMENT
     from medcode.settings import get_settings
 
     code, report = _evaluate(

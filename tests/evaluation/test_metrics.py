@@ -16,7 +16,7 @@ from sklearn.metrics import (
 )
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from evaluation import metrics
+from medcode.evaluation import metrics
 
 # --- hand-computed ----------------------------------------------------------------------------------------
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from data.types import Document, Encounter, Gold, Result
-from evaluation.evaluate import evaluate_coder
+from medcode.data.types import Document, Encounter, Gold, Result
+from medcode.evaluation.evaluate import evaluate_coder
 from tests.evaluation.conftest import RULES
 from tests.evaluation.fakes import FakeCoder
 
@@ -87,7 +87,11 @@ def test_no_evaluation_module_fits_anything() -> None:
             if (
                 isinstance(node, ast.ImportFrom)
                 and node.module
-                and (node.module.startswith(("model.calibration", "model.thresholds", "sklearn.calibration")))
+                and (
+                    node.module.startswith(
+                        ("medcode.model.calibration", "medcode.model.thresholds", "sklearn.calibration")
+                    )
+                )
             ):
                 offenders.append(f"{path.name}:{node.lineno} import from {node.module}")
     assert not offenders, offenders

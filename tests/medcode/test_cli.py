@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from data.errors import MedcodeError
 from medcode import cli
+from medcode.data.errors import MedcodeError
 
 
 def test_help_lists_subcommands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.types import Document, Encounter, Result
+from medcode.data.types import Document, Encounter, Result
 
 CASES_FILE = Path(__file__).with_name("behaviour_cases.jsonl")
 

@@ -7,7 +7,7 @@ import json
 import random
 from pathlib import Path
 
-from data.types import Document, Encounter, Gold
+from medcode.data.types import Document, Encounter, Gold
 
 CONDITIONS: list[tuple[str, str]] = [
     ("type 2 diabetes mellitus", "E11.9"),

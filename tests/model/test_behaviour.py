@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from model.builtin import BuiltinCoder
+from medcode.model.builtin import BuiltinCoder
 
 from .behaviour import SuiteOutcome, load_cases, run_suite
 
@@ -62,9 +62,9 @@ def test_builtin_must_code_recall(builtin_outcome: SuiteOutcome) -> None:
 
 @pytest.mark.slow
 def test_trained_default_on_synthetic_corpus_never_codes_absent_mentions(tmp_path: Path) -> None:
-    from model.catalog import Knowledge
-    from model.trained.coder import DefaultConfig
-    from training.default import fit_default
+    from medcode.model.catalog import Knowledge
+    from medcode.model.trained.coder import DefaultConfig
+    from medcode.training.default import fit_default
 
     from .synthetic import make_corpus
 
@@ -78,10 +78,10 @@ def test_trained_default_on_synthetic_corpus_never_codes_absent_mentions(tmp_pat
 @pytest.mark.shared
 @pytest.mark.slow
 def test_trained_default_on_codiesp_sample(shared_data: Path) -> None:
-    from data.corpora import load_corpus
-    from model.catalog import knowledge_from
-    from model.trained.coder import DefaultConfig
-    from training.default import fit_default
+    from medcode.data.corpora import load_corpus
+    from medcode.model.catalog import knowledge_from
+    from medcode.model.trained.coder import DefaultConfig
+    from medcode.training.default import fit_default
 
     train = load_corpus("codiesp", shared_data / "codiesp", "train")[:80]
     config = DefaultConfig(dense_scope="training", folds=3, ranker_max_iter=100)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from data.types import Document, Encounter
-from model.builtin import BuiltinCoder
-from model.pack import load_pack
+from medcode.data.types import Document, Encounter
+from medcode.model.builtin import BuiltinCoder
+from medcode.model.pack import load_pack
 
 
 def _enc(text: str) -> Encounter:

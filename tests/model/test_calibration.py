@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
+from medcode.model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
 
 
 def _miscalibrated(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.candidates.dense import DenseCodeIndex, Encoder, resolve_precision
+from medcode.model.candidates.dense import DenseCodeIndex, Encoder, resolve_precision
 
 
 def test_batches_cover_every_text_once_shortest_first_within_the_token_budget() -> None:
@@ -60,10 +60,10 @@ def test_code_vector_is_the_unit_mean_of_the_code_names() -> None:
 
 
 def test_code_similarities_match_one_code_at_a_time() -> None:
-    from data.types import Document, Encounter
-    from model.candidates.generate import EncounterView
-    from model.trained.classifier import DocScores
-    from model.trained.features import code_similarities, doc_context
+    from medcode.data.types import Document, Encounter
+    from medcode.model.candidates.generate import EncounterView
+    from medcode.model.trained.classifier import DocScores
+    from medcode.model.trained.features import code_similarities, doc_context
 
     rng = np.random.default_rng(0)
     unit = rng.normal(size=(6, 8)).astype(np.float32)
@@ -92,7 +92,7 @@ def test_one_thread_limits_the_ranker_runtime_and_restores_it() -> None:
     import sklearn.ensemble  # noqa: F401  (loads its OpenMP runtime)
     from threadpoolctl import threadpool_info
 
-    from model.trained.coder import one_thread
+    from medcode.model.trained.coder import one_thread
 
     def sklearn_threads() -> list[int]:
         return [

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from model.candidates.lexical import LexicalIndex
-from model.candidates.tokens import tokens
-from model.catalog import CM, Term
+from medcode.model.candidates.lexical import LexicalIndex
+from medcode.model.candidates.tokens import tokens
+from medcode.model.catalog import CM, Term
 
 
 def _index() -> LexicalIndex:

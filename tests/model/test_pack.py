@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.errors import ModelNotFoundError
-from model.pack import (
+from medcode.data.errors import ModelNotFoundError
+from medcode.model.pack import (
     PackManifest,
     load_arrays,
     load_object,

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import ModelNotFoundError
+from medcode.data.errors import ModelNotFoundError
+from medcode.model.builtin import BuiltinCoder
+from medcode.model.registry import load_model
 from medcode.settings import reset_settings
-from model.builtin import BuiltinCoder
-from model.registry import load_model
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def test_builtin_reference_loads_the_builtin_model() -> None:
 def test_champion_without_registry_falls_back_to_builtin_with_warning(
     empty_registry: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="model.registry"):
+    with caplog.at_level(logging.WARNING, logger="medcode.model.registry"):
         coder = load_model("champion")
     assert isinstance(coder, BuiltinCoder)
     assert "built-in" in caplog.text

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from data.types import CodeSuggestion, Evidence
-from model.routing import route
-from model.thresholds import TaskThresholds
+from medcode.data.types import CodeSuggestion, Evidence
+from medcode.model.routing import route
+from medcode.model.thresholds import TaskThresholds
 
 EV = [Evidence(document_id="d1", start=0, end=4, text="note")]
 

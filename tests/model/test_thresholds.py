@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.thresholds import TaskThresholds, best_f1_threshold, precision_threshold, tune_task_thresholds
+from medcode.model.thresholds import (
+    TaskThresholds,
+    best_f1_threshold,
+    precision_threshold,
+    tune_task_thresholds,
+)
 
 
 def test_best_f1_threshold_separates_perfectly_separable_scores() -> None:

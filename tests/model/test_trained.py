@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import ModelNotFoundError
-from model.catalog import Knowledge
-from model.pack import load_pack, read_manifest
-from model.trained.coder import DefaultCoder, DefaultConfig
-from training.default import fit_default
+from medcode.data.errors import ModelNotFoundError
+from medcode.model.catalog import Knowledge
+from medcode.model.pack import load_pack, read_manifest
+from medcode.model.trained.coder import DefaultCoder, DefaultConfig
+from medcode.training.default import fit_default
 
 from .synthetic import make_corpus
 
@@ -38,7 +38,7 @@ def test_trained_model_suggests_calibrated_codes_with_evidence(trained: DefaultC
 
 
 def test_negated_condition_is_never_suggested(trained: DefaultCoder) -> None:
-    from data.types import Document, Encounter
+    from medcode.data.types import Document, Encounter
 
     enc = Encounter(
         encounter_id="neg",

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from medcode.serving.app import create_app
+from medcode.serving.auth import ROLES, SYSTEM_PRINCIPAL
+from medcode.serving.services import keys as key_service
 from medcode.settings import Settings
-from serving.app import create_app
-from serving.auth import ROLES, SYSTEM_PRINCIPAL
-from serving.services import keys as key_service
 
 from .fakes import FakeClock, FakeCoder
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from data.types import CodeSuggestion, Encounter, Evidence, Result, Routing
+from medcode.data.types import CodeSuggestion, Encounter, Evidence, Result, Routing
 
 # keyword -> (system, code, description, confidence)
 KEYWORDS: dict[str, tuple[str, str, str, float]] = {

@@ -42,21 +42,3 @@ def test_responses_carry_the_request_id(client: TestClient) -> None:
     assert given.headers["x-request-id"] == "abc-123"
     made = client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
     assert made.headers["x-request-id"] != "bad id with spaces" and len(made.headers["x-request-id"]) == 32
-
-
-def test_the_app_works_without_the_coder_ui(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-
-    from serving import app as app_module
-
-    real_import = importlib.import_module
-
-    def no_ui(name: str, *args: object) -> object:
-        if name == "serving.ui":
-            raise ModuleNotFoundError("No module named 'serving.ui'", name="serving.ui")
-        return real_import(name, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(app_module.importlib, "import_module", no_ui)
-    bare = FastAPI()
-    app_module._include_ui(bare)
-    assert not any(getattr(r, "path", "").startswith("/ui") for r in bare.routes)

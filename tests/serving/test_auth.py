@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from medcode.cli import main
-from serving.auth import Permission, Principal, authenticate_key, create_key, hash_key, revoke_key
-from serving.db import Database
-from serving.orm import ApiKey
+from medcode.serving.auth import Permission, Principal, authenticate_key, create_key, hash_key, revoke_key
+from medcode.serving.db import Database
+from medcode.serving.orm import ApiKey
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from data.types import Result
-from serving.app import create_app
-from serving.orm import AuditEventRow, EncounterRow, ReviewItemRow, RevisionRow
+from medcode.data.types import Result
+from medcode.serving.app import create_app
+from medcode.serving.orm import AuditEventRow, EncounterRow, ReviewItemRow, RevisionRow
 
 from .conftest import bearer, make_settings, new_key
 from .fakes import FakeClock, FakeCoder, encounter_json

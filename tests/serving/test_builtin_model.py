@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
+from medcode.serving.app import create_app
 
 from .conftest import bearer, make_settings, new_key
 
@@ -20,7 +20,7 @@ NOTE = (
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    pytest.importorskip("model.registry")
+    pytest.importorskip("medcode.model.registry")
     url = f"sqlite:///{tmp_path_factory.mktemp('builtin') / 'medcode.db'}"
     app = create_app(make_settings(url, model_ref="builtin"))  # the default loader: model.registry
     key = bearer(new_key(app, "integration"))

@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from serving.orm import DecisionRow, FinalCodeRow, ReviewItemRow
-from serving.server import serve_in_thread
+from medcode.serving.orm import DecisionRow, FinalCodeRow, ReviewItemRow
+from medcode.serving.server import serve_in_thread
 
 from .conftest import bearer, new_key
 from .fakes import FakeClock, encounter_json

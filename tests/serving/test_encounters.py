@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from serving.orm import EncounterRow, RevisionRow
+from medcode.serving.orm import EncounterRow, RevisionRow
 
 from .fakes import FakeClock, encounter_json
 

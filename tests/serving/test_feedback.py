@@ -7,7 +7,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from serving.feedback import FeedbackExample, export_feedback
+from medcode.serving.feedback import FeedbackExample, export_feedback
 
 from .fakes import encounter_json
 

@@ -7,9 +7,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from model.base import Coder
-from serving.app import create_app
-from serving.holder import ModelHolder, is_pollable_ref
+from medcode.model.base import Coder
+from medcode.serving.app import create_app
+from medcode.serving.holder import ModelHolder, is_pollable_ref
 
 from .conftest import bearer, make_settings, new_key
 from .fakes import FakeCoder, encounter_json

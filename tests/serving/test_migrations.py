@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from serving.db import Database, migrate
-from serving.orm import Base
+from medcode.serving.db import Database, migrate
+from medcode.serving.orm import Base
 
 
 def test_migrations_match_the_models_and_run_twice(db_url: str) -> None:

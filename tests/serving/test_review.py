@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from serving.orm import DecisionRow
+from medcode.serving.orm import DecisionRow
 
 from .fakes import FakeClock, encounter_json
 

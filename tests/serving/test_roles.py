@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from serving.auth import ROLES, SYSTEM_PRINCIPAL
-from serving.services import keys as key_service
+from medcode.serving.auth import ROLES, SYSTEM_PRINCIPAL
+from medcode.serving.services import keys as key_service
 
 from .conftest import bearer
 from .fakes import encounter_json

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from data.types import CodeSuggestion, Document, Encounter, Evidence, Gold, Result, Routing
-from serving.feedback import FeedbackCode, FeedbackExample, FeedbackNegative
+from medcode.data.types import CodeSuggestion, Document, Encounter, Evidence, Gold, Result, Routing
+from medcode.serving.feedback import FeedbackCode, FeedbackExample, FeedbackNegative
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CODES = ["I10", "E11.9", "E11.65", "J45.909", "N18.32", "R50.9", "J18.9", "D50.9", "N39.0", "F32.9"]
@@ -35,7 +35,7 @@ def example(
     evidence: Mapping[str, tuple[int, int]] | None = None,
     reviewer: str = "k1",
 ) -> FeedbackExample:
-    """A finalized review as `serving.feedback.export_feedback` returns it."""
+    """A finalized review as `medcode.serving.feedback.export_feedback` returns it."""
     spans = evidence or {}
     return FeedbackExample(
         encounter_id=encounter_id,

@@ -1,10 +1,10 @@
-"""Merging the base corpus with coder feedback (training.feedback)."""
+"""Merging the base corpus with coder feedback (medcode.training.feedback)."""
 
 from __future__ import annotations
 
 import pytest
 
-from training.feedback import EvaluationLeakError, assert_disjoint, merge_feedback
+from medcode.training.feedback import EvaluationLeakError, assert_disjoint, merge_feedback
 
 from .fakes import encounter, example
 

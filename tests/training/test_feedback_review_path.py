@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.types import Gold
-from training.active import fifo_priority
-from training.feedback import merge_feedback
-from training.review_desk import ReviewDesk, SimulatedCoder
+from medcode.data.types import Gold
+from medcode.training.active import fifo_priority
+from medcode.training.feedback import merge_feedback
+from medcode.training.review_desk import ReviewDesk, SimulatedCoder
 
 from .fakes import RankingCoder, encounter
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from training.promotion import decide, metric_value, promote_if_not_worse, tag_version
+from medcode.training.promotion import decide, metric_value, promote_if_not_worse, tag_version
 
 
 def test_first_model_is_promoted() -> None:

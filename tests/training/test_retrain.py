@@ -1,12 +1,12 @@
-"""Retraining behind the promotion gate (training.retrain), MLflow off: merge -> fit -> evaluate -> gate."""
+"""Retraining behind the promotion gate (medcode.training.retrain), MLflow off: merge -> fit -> evaluate -> gate."""
 
 from __future__ import annotations
 
 import pytest
 
-from data.types import Gold
-from training.feedback import EvaluationLeakError, TrainingSet
-from training.retrain import Champion, FrozenEvaluation, RetrainConfig, evaluate_frozen, retrain
+from medcode.data.types import Gold
+from medcode.training.feedback import EvaluationLeakError, TrainingSet
+from medcode.training.retrain import Champion, FrozenEvaluation, RetrainConfig, evaluate_frozen, retrain
 
 from .fakes import RankingCoder, encounter, example
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from data.types import Gold
 from medcode.cli import main
+from medcode.data.types import Gold
 from medcode.settings import reset_settings
-from training.active import fifo_priority
-from training.review_desk import ReviewDesk, SimulatedCoder
+from medcode.training.active import fifo_priority
+from medcode.training.review_desk import ReviewDesk, SimulatedCoder
 
 from ..model.synthetic import make_corpus
 from .fakes import RankingCoder

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from data.types import Encounter
+from medcode.data.types import Encounter
+from medcode.model.base import Coder
+from medcode.serving.app import create_app
+from medcode.serving.auth import SYSTEM_PRINCIPAL
+from medcode.serving.services import keys as key_service
 from medcode.settings import Settings, get_settings, reset_settings
-from model.base import Coder
-from serving.app import create_app
-from serving.auth import SYSTEM_PRINCIPAL
-from serving.services import keys as key_service
-from training.feedback import TrainingSet
-from training.retrain import FrozenEvaluation, RetrainConfig, retrain
+from medcode.training.feedback import TrainingSet
+from medcode.training.retrain import FrozenEvaluation, RetrainConfig, retrain
 
 from ..model.synthetic import make_corpus
 
@@ -49,9 +49,9 @@ class _Fits:
         self.fitted: dict[str, Coder] = {}
 
     def __call__(self, training: TrainingSet) -> Coder:
-        from model.catalog import Knowledge
-        from model.trained.coder import DefaultConfig
-        from training.default import fit_default
+        from medcode.model.catalog import Knowledge
+        from medcode.model.trained.coder import DefaultConfig
+        from medcode.training.default import fit_default
 
         if training.fingerprint not in self.fitted:
             config = DefaultConfig(use_dense=False, folds=3, ranker_max_iter=60)
@@ -118,7 +118,7 @@ def _suggested_by(client: TestClient, key: dict[str, str]) -> str:
 
 
 def _champion_version() -> str:
-    from model.registry import champion_version
+    from medcode.model.registry import champion_version
 
     version = champion_version()
     assert version is not None
@@ -160,9 +160,9 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels_and_the_service_keeps_t
 
 
 def test_running_service_picks_up_a_promoted_champion_and_survives_a_broken_one(loop: dict[str, Any]) -> None:
-    from model.registry import mlflow_client
-    from training import tracking
-    from training.promotion import CHAMPION
+    from medcode.model.registry import mlflow_client
+    from medcode.training import tracking
+    from medcode.training.promotion import CHAMPION
 
     _use_model_name(loop, "loop-pickup")
     config = RetrainConfig(n_resamples=200, tolerance=1.0)

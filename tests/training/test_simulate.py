@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from data.types import Encounter
 from medcode.cli import main
-from training.loop_cli import print_simulation
-from training.simulate import PreparedCache, split_train
+from medcode.data.types import Encounter
+from medcode.training.loop_cli import print_simulation
+from medcode.training.simulate import PreparedCache, split_train
 
 from ..model.synthetic import make_corpus
 

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import InvalidInputError
-from data.types import CodeSuggestion, Encounter, Evidence, Result
-from training.active import (
+from medcode.data.errors import InvalidInputError
+from medcode.data.types import CodeSuggestion, Encounter, Evidence, Result
+from medcode.training.active import (
     expected_corrections,
     fifo_priority,
     margin_priority,
     priority_of,
     uncertainty_priority,
 )
-from training.review_desk import ReviewDesk, SimulatedCoder
+from medcode.training.review_desk import ReviewDesk, SimulatedCoder
 
 from .fakes import encounter
 

@@ -31,9 +31,9 @@ def _train(capsys: pytest.CaptureFixture[str], *args: str) -> dict:  # type: ign
 def test_train_registers_and_promotes_only_when_not_worse(
     registry: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from model.builtin import BuiltinCoder
-    from model.registry import champion_version, load_model
-    from model.trained.coder import DefaultCoder
+    from medcode.model.builtin import BuiltinCoder
+    from medcode.model.registry import champion_version, load_model
+    from medcode.model.trained.coder import DefaultCoder
 
     corpus = write_jsonl_corpus(registry / "corpus", n_train=40, n_dev=12)
     common = ["--dataset", "jsonl", "--data-dir", str(corpus), "--knowledge-dir", str(registry / "none")]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from serving.orm import UTCDateTime
+from medcode.serving.orm import UTCDateTime
 
 revision: str = "0001"
 down_revision: str | None = None

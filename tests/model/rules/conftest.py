@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from data.icd10cm import ICD10CM, load_icd10cm
-from data.types import Assertion, CodeSuggestion, Document, Encounter, Evidence, Mention, Patient
-from model.rules import CodingRules, RulesOutcome
+from medcode.data.icd10cm import ICD10CM, load_icd10cm
+from medcode.data.types import Assertion, CodeSuggestion, Document, Encounter, Evidence, Mention, Patient
+from medcode.model.rules import CodingRules, RulesOutcome
 
 
 @pytest.fixture(scope="session")

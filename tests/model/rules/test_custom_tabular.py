@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from data.icd10cm import ICD10CM, load_icd10cm_from
-from data.types import CodeSuggestion, Document, Encounter, Evidence, Mention, Patient
-from model.rules import CodingRules, audit_codes
-from model.rules.age_sex import AgeSexRule
-from model.rules.combinations import CombinationRule, load_combinations
-from model.rules.state import RulesState
+from medcode.data.icd10cm import ICD10CM, load_icd10cm_from
+from medcode.data.types import CodeSuggestion, Document, Encounter, Evidence, Mention, Patient
+from medcode.model.rules import CodingRules, audit_codes
+from medcode.model.rules.age_sex import AgeSexRule
+from medcode.model.rules.combinations import CombinationRule, load_combinations
+from medcode.model.rules.state import RulesState
 
 TINY_TABULAR = """<?xml version="1.0" encoding="utf-8"?>
 <ICD10CM.tabular>

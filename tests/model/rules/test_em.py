@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from data.types import Document, Encounter
-from model.rules import CodingRules
-from model.rules.em import EmDecision, EmLevelRule
-from model.rules.state import RulesState
+from medcode.data.types import Document, Encounter
+from medcode.model.rules import CodingRules
+from medcode.model.rules.em import EmDecision, EmLevelRule
+from medcode.model.rules.state import RulesState
 
 
 def _decide(rules: CodingRules, text: str) -> EmDecision | None:

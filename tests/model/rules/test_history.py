@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from data.icd10cm import ICD10CM
-from data.icd10cm_index import read_index_csv
-from model.rules.history import entry_words, load_entries, main
-from model.rules.resources import load_resource
+from medcode.data.icd10cm import ICD10CM
+from medcode.data.icd10cm_index import read_index_csv
+from medcode.model.rules.history import entry_words, load_entries, main
+from medcode.model.rules.resources import load_resource
 
 INDEX_ROWS = [
     (0, "History", "", ""),
@@ -40,7 +40,7 @@ def _write_index(folder: Path) -> Path:
 
 
 def test_resource_is_generated_from_history_personal_entries(tmp_path: Path, icd: ICD10CM) -> None:
-    from model.rules.history import build_resource
+    from medcode.model.rules.history import build_resource
 
     terms = read_index_csv(_write_index(tmp_path))
     data = build_resource(terms, icd, source="ICD-10-CM Alphabetic Index (ICD10CM_2025_Index.csv)")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import DatasetNotFoundError, InvalidInputError
-from data.icd10cm import ICD10CM
-from data.types import CodeSuggestion, Document, Encounter
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.icd10cm import ICD10CM
+from medcode.data.types import CodeSuggestion, Document, Encounter
+from medcode.model.rules import CodingRules
+from medcode.model.rules.ncci import read_ncci_file
 from medcode.settings import reset_settings
-from model.rules import CodingRules
-from model.rules.ncci import read_ncci_file
 
 CMS_TAB = (
     "CPT codes and descriptions only are copyright American Medical Association.\n"

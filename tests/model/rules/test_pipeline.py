@@ -6,11 +6,11 @@ import json
 import time
 from typing import Any
 
-from data.icd10cm import ICD10CM
-from data.types import CodeSuggestion, Document, Encounter, Evidence, Mention
-from model.rules import CodingRules, audit_codes
-from model.rules.combinations import load_combinations
-from model.rules.resources import RESOURCE_FILES, load_resource
+from medcode.data.icd10cm import ICD10CM
+from medcode.data.types import CodeSuggestion, Document, Encounter, Evidence, Mention
+from medcode.model.rules import CodingRules, audit_codes
+from medcode.model.rules.combinations import load_combinations
+from medcode.model.rules.resources import RESOURCE_FILES, load_resource
 
 from .conftest import build_inputs
 

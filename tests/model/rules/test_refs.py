@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.rules.refs import parse_patterns
+from medcode.model.rules.refs import parse_patterns
 
 
 def _covers(text: str, code: str) -> bool:

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-import model.result as result_module
-from data.errors import MedcodeError
-from data.types import CodeSuggestion, Document, Encounter, Evidence, Mention, Result
+import medcode.model.result as result_module
+from medcode.data.errors import MedcodeError
+from medcode.data.types import CodeSuggestion, Document, Encounter, Evidence, Mention, Result
+from medcode.model.result import Scored, build_result, coding_rules, keep_ranker_order
+from medcode.model.rules import CodingRules
+from medcode.model.rules.ncci import NcciFileError
+from medcode.model.rules.state import RulesOutcome
+from medcode.model.thresholds import TaskThresholds
 from medcode.settings import reset_settings
-from model.result import Scored, build_result, coding_rules, keep_ranker_order
-from model.rules import CodingRules
-from model.rules.ncci import NcciFileError
-from model.rules.state import RulesOutcome
-from model.thresholds import TaskThresholds
 
 TEXT = "Alpha. Beta. Gamma. Delta."
 

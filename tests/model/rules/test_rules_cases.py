@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from model.rules import RulesOutcome
+from medcode.model.rules import RulesOutcome
 
 CASES_FILE = Path(__file__).with_name("rules_cases.jsonl")
 CASES: list[dict[str, Any]] = [

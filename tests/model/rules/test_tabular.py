@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from data.icd10cm import ICD10CM
-from model.rules.excludes import excludes1_conflict
-from model.rules.seventh import with_seventh
-from model.rules.tabular import RuleTabular
+from medcode.data.icd10cm import ICD10CM
+from medcode.model.rules.excludes import excludes1_conflict
+from medcode.model.rules.seventh import with_seventh
+from medcode.model.rules.tabular import RuleTabular
 
 
 def test_headers_and_seventh_character_codes(icd: ICD10CM) -> None:
@@ -49,7 +49,7 @@ def test_excludes1_relation_is_hierarchical_and_symmetric(icd: ICD10CM) -> None:
 
 def test_expand_pattern_lists_billable_codes(icd: ICD10CM) -> None:
     tabular = RuleTabular(icd)
-    from model.rules.refs import parse_patterns
+    from medcode.model.rules.refs import parse_patterns
 
     (pattern,) = parse_patterns("(N18.1-N18.6)")
     assert tabular.expand(pattern) == [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from model.rules.terms import content_words, title_support, title_terms
+from medcode.model.rules.terms import content_words, title_support, title_terms
 
 
 def test_abbreviations_and_equivalents_are_normalised() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from model.text import TermSpec, TextPipeline, build_pipeline
+from medcode.model.text import TermSpec, TextPipeline, build_pipeline
 
 CASES_FILE = Path(__file__).with_name("assertion_cases.jsonl")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from model.text import TextPipeline
+from medcode.model.text import TextPipeline
 
 FLAGS = ("negated", "possible", "historical", "family", "hypothetical")
 MIN_ACCURACY = 0.95

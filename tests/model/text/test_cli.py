@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from medcode.cli import main
-from model.text import TextPipeline
-from model.text import pipeline as pipeline_module
+from medcode.model.text import TextPipeline
+from medcode.model.text import pipeline as pipeline_module
 
 DESIGN_KEYS = ["start", "end", "text", "type", "section", "assertion"]
 FLAGS = {"negated", "possible", "historical", "family", "hypothetical"}

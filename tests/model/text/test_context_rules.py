@@ -7,10 +7,10 @@ import json
 import pytest
 import spacy
 
-from model.text.context import DIRECTIONS, ConTextComponent, ContextRules, literal_tokens
-from model.text.extensions import CATEGORY_TO_ASSERTION
-from model.text.normalize import Normalization
-from model.text.rules import END, NUM, YEAR, PhraseTrie, load_json_resource, resource_path
+from medcode.model.text.context import DIRECTIONS, ConTextComponent, ContextRules, literal_tokens
+from medcode.model.text.extensions import CATEGORY_TO_ASSERTION
+from medcode.model.text.normalize import Normalization
+from medcode.model.text.rules import END, NUM, YEAR, PhraseTrie, load_json_resource, resource_path
 
 
 @pytest.fixture(scope="module")

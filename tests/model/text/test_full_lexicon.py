@@ -6,11 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from data.icd10cm import load_icd10cm
+from medcode.data.icd10cm import load_icd10cm
+from medcode.model.text.lexicon import Lexicon
+from medcode.model.text.pipeline import TextPipeline, make_keyer, make_nlp
+from medcode.model.text.sources import (
+    build_default_lexicon,
+    core_terms,
+    lexicon_cache_path,
+    load_default_lexicon,
+)
 from medcode.settings import get_settings
-from model.text.lexicon import Lexicon
-from model.text.pipeline import TextPipeline, make_keyer, make_nlp
-from model.text.sources import build_default_lexicon, core_terms, lexicon_cache_path, load_default_lexicon
 
 
 def test_core_term_diagnosis_codes_exist_in_icd10cm() -> None:
@@ -23,7 +28,7 @@ def test_core_term_diagnosis_codes_exist_in_icd10cm() -> None:
 
 @pytest.mark.shared
 def test_core_term_procedure_codes_prefix_valid_pcs_codes(shared_data: Path) -> None:
-    from data.icd10pcs import load_icd10pcs
+    from medcode.data.icd10pcs import load_icd10pcs
 
     pcs = load_icd10pcs(shared_data)
     for term in core_terms():
@@ -54,8 +59,8 @@ def test_lexicon_from_icd10cm_alone(tmp_path: Path) -> None:
 @pytest.mark.shared
 @pytest.mark.slow
 def test_full_pipeline_on_codiesp_notes(shared_data: Path) -> None:
-    from data.codiesp import read_split
-    from model.text import get_pipeline
+    from medcode.data.codiesp import read_split
+    from medcode.model.text import get_pipeline
 
     assert get_settings().data_dir is not None, "tests of the shared data run with MEDCODE_DATA_DIR set"
     pipeline = get_pipeline()

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from model.text.lexicon import Lexicon, TermKeyer, TermSpec
-from model.text.pipeline import make_keyer, make_nlp, stop_keys
+from medcode.model.text.lexicon import Lexicon, TermKeyer, TermSpec
+from medcode.model.text.pipeline import make_keyer, make_nlp, stop_keys
 
 
 @pytest.fixture(scope="module")

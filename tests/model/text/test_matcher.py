@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from model.text import TextPipeline, build_pipeline
+from medcode.model.text import TextPipeline, build_pipeline
 
 
 def texts(pipeline: TextPipeline, text: str) -> list[str]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.text.normalize import Normalization
+from medcode.model.text.normalize import Normalization
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.text import TextPipeline
+from medcode.model.text import TextPipeline
 
 NOTES = [
     "HISTORY OF PRESENT ILLNESS: 67 yo with HTN, DM2 and CKD 3b presents with chest pain.\n"

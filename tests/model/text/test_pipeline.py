@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from data.errors import InvalidInputError
-from data.types import Document, Encounter
+from medcode.data.errors import InvalidInputError
+from medcode.data.types import Document, Encounter
+from medcode.model.text import TextPipeline
+from medcode.model.text.extensions import MENTIONS_KEY
+from medcode.model.text.pipeline import PIPE_NAMES
 from medcode.settings import reset_settings
-from model.text import TextPipeline
-from model.text.extensions import MENTIONS_KEY
-from model.text.pipeline import PIPE_NAMES
 
 
 def test_pipeline_is_a_chain_of_registered_steps(small_pipeline: TextPipeline) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.text.sections import Sectionizer, SectionRules
+from medcode.model.text.sections import Sectionizer, SectionRules
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.text import TextPipeline
+from medcode.model.text import TextPipeline
 
 
 def sentences(pipeline: TextPipeline, text: str) -> list[str]:

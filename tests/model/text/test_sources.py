@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from model.text.lexicon import TermSpec
-from model.text.sources import (
+from medcode.model.text.lexicon import TermSpec
+from medcode.model.text.sources import (
     clean_title,
     core_terms,
     document_ngrams,

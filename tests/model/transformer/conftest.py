@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from data.types import Document, Encounter, Gold, Mention
+from medcode.data.types import Document, Encounter, Gold, Mention
 
 CODES: dict[str, list[str]] = {
     "E11.9": [
@@ -66,7 +66,7 @@ def synthetic_corpus(n: int = 20, seed: int = 0) -> list[Encounter]:
 
 
 def tiny_config(**overrides: Any) -> Any:
-    from model.transformer.config import TransformerConfig
+    from medcode.model.transformer.config import TransformerConfig
 
     return TransformerConfig.tiny(retrieval_codes=RETRIEVAL_CODES, num_threads=2, **overrides)
 
@@ -74,7 +74,7 @@ def tiny_config(**overrides: Any) -> Any:
 @pytest.fixture(scope="session")
 def trained_coder() -> Any:
     """One model trained on the synthetic corpus (about 20 s on 2 CPU cores)."""
-    from training.transformer_train import train_transformer
+    from medcode.training.transformer_train import train_transformer
 
     corpus = synthetic_corpus()
     return train_transformer(

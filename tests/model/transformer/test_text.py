@@ -4,15 +4,15 @@ from typing import Any
 
 import pytest
 
-from data.types import Assertion, Document, Encounter, Mention
-from model.transformer.text import encode_encounter, split_sentences
+from medcode.data.types import Assertion, Document, Encounter, Mention
+from medcode.model.transformer.text import encode_encounter, split_sentences
 
 
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from model.transformer.network import packaged_encoder_path
+    from medcode.model.transformer.network import packaged_encoder_path
 
     return AutoTokenizer.from_pretrained(packaged_encoder_path(), local_files_only=True)
 

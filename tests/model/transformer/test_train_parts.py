@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from data.types import Document, Encounter, Gold
-from model.transformer.config import TransformerConfig
-from training.transformer_train import (
+from medcode.data.types import Document, Encounter, Gold
+from medcode.model.transformer.config import TransformerConfig
+from medcode.training.transformer_train import (
     average_precision,
     build_labels,
     label_loss,
@@ -93,7 +93,7 @@ def test_label_sampling_keeps_every_gold_label_of_the_batch() -> None:
 
     import torch
 
-    from training.transformer_train import Trainer
+    from medcode.training.transformer_train import Trainer
 
     y = torch.zeros((2, 100))
     y[0, 7] = y[1, 93] = y[1, 7] = 1.0

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from data.types import Assertion, Encounter, Mention
+from medcode.data.types import Assertion, Encounter, Mention
+from medcode.training.transformer_train import split_held_out
 from tests.model.transformer.conftest import UNSEEN_CODE, note, synthetic_corpus
-from training.transformer_train import split_held_out
 
 
 def test_training_loss_drops(trained_coder: Any) -> None:
@@ -93,9 +93,9 @@ def test_negated_mention_is_masked_and_not_coded(trained_coder: Any, monkeypatch
 
 
 def test_pack_round_trip_gives_identical_predictions(trained_coder: Any, tmp_path: Path) -> None:
-    from model.pack import load_pack as load_any_pack
-    from model.pack import read_manifest
-    from model.transformer import TransformerCoder, load_pack, save_pack
+    from medcode.model.pack import load_pack as load_any_pack
+    from medcode.model.pack import read_manifest
+    from medcode.model.transformer import TransformerCoder, load_pack, save_pack
 
     save_pack(trained_coder, tmp_path / "pack")
     manifest = read_manifest(tmp_path / "pack")
@@ -122,9 +122,9 @@ def test_pack_round_trip_gives_identical_predictions(trained_coder: Any, tmp_pat
 
 
 def test_load_pack_refuses_another_preset(trained_coder: Any, tmp_path: Path) -> None:
-    from data.errors import ModelNotFoundError
-    from model.pack import read_manifest
-    from model.transformer import load_pack, save_pack
+    from medcode.data.errors import ModelNotFoundError
+    from medcode.model.pack import read_manifest
+    from medcode.model.transformer import load_pack, save_pack
 
     save_pack(trained_coder, tmp_path / "pack")
     manifest = read_manifest(tmp_path / "pack")
@@ -136,13 +136,13 @@ def test_load_pack_refuses_another_preset(trained_coder: Any, tmp_path: Path) ->
 def test_frozen_encoder_trains_only_the_head_from_cached_states() -> None:
     import torch
 
+    from medcode.training.transformer_train import train_transformer
     from tests.model.transformer.conftest import no_mentions, tiny_config
-    from training.transformer_train import train_transformer
 
     corpus = synthetic_corpus(12, seed=3)
     config = tiny_config(freeze_layers=-1, epochs=6, head_lr=2e-2, calibration_fraction=0.0)
     coder = train_transformer(corpus, [], config, device="cpu", mention_extractor=no_mentions)
-    from model.transformer.network import load_encoder
+    from medcode.model.transformer.network import load_encoder
 
     pristine, _ = load_encoder(None, config.num_layers)
     for name, tensor in pristine.state_dict().items():

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from data.types import CodeSuggestion, Encounter, Evidence, Result, Routing
-from serving.app import create_app
+from medcode.data.types import CodeSuggestion, Encounter, Evidence, Result, Routing
+from medcode.serving.app import create_app
 from tests.serving.conftest import make_settings, new_key
 
 NOTE = (
@@ -119,16 +119,16 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def small_pipeline() -> Any:
     """The real text pipeline (sections, negation and family context) over a small explicit lexicon."""
-    text = pytest.importorskip("model.text")
+    text = pytest.importorskip("medcode.model.text")
     if not hasattr(text, "build_pipeline"):
-        pytest.skip("model.text.build_pipeline is not available")
+        pytest.skip("medcode.model.text.build_pipeline is not available")
     return text.build_pipeline(terms=PIPELINE_TERMS)
 
 
 @pytest.fixture
 def ui_pipeline(small_pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Serve the small pipeline's mentions to the UI (deterministic, no lexicon build)."""
-    monkeypatch.setattr("serving.ui.annotate._load_pipeline", lambda: small_pipeline)
+    monkeypatch.setattr("medcode.serving.ui.annotate._load_pipeline", lambda: small_pipeline)
     return small_pipeline
 
 
@@ -144,7 +144,7 @@ def serve(tmp_path: Path, coder: Any) -> Iterator[LiveServer]:
     """The real app (SQLite file in tmp_path, the given coder) served by uvicorn on a free loopback port."""
     import uvicorn
 
-    from serving.services.codes import search_codes
+    from medcode.serving.services.codes import search_codes
 
     search_codes("hypertension", None, 1)  # build the code search index once, before the clock runs
     settings = make_settings(f"sqlite:///{tmp_path / 'medcode.db'}", session_secret="ui-test-secret")
@@ -184,8 +184,8 @@ def live_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
 def builtin_server(tmp_path: Path) -> Iterator[LiveServer]:
     """The app with the built-in model and the full text pipeline (skipped while either is missing)."""
     try:
-        from model.registry import load_model
-        from model.text import get_pipeline
+        from medcode.model.registry import load_model
+        from medcode.model.text import get_pipeline
 
         get_pipeline()
         coder = load_model("builtin")

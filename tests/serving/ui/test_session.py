@@ -11,12 +11,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from serving.app import create_app
-from serving.auth import SYSTEM_PRINCIPAL
-from serving.services import keys as key_service
-from serving.ui.annotate import header_sections
-from serving.ui.routes import safe_next
-from serving.ui.session import SESSION_COOKIE, decode_session, encode_session
+from medcode.serving.app import create_app
+from medcode.serving.auth import SYSTEM_PRINCIPAL
+from medcode.serving.services import keys as key_service
+from medcode.serving.ui.annotate import header_sections
+from medcode.serving.ui.routes import safe_next
+from medcode.serving.ui.session import SESSION_COOKIE, decode_session, encode_session
 from tests.serving.conftest import make_settings, new_key
 
 from .conftest import NEGATED_PHRASE, NOTE, NoteCoder, encounter_payload
