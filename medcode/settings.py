@@ -1,6 +1,9 @@
 """The one settings object of medcode, read from the environment (and a `.env` file if present).
 
-Every package reads configuration through `get_settings()`; no module reads `os.environ` itself.
+Only `MEDCODE_*` variables and `MLFLOW_TRACKING_URI` configure medcode: a field is read from its alias alone,
+never from its own name, so `HOME`, `DATABASE_URL` or `LOG_LEVEL` set for other programs change nothing.
+Settings are read at the edges (the `medcode` CLI, the app factory, benchmark scripts) and passed down;
+`data/` and `model/` never read them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_home() -> Path:
+    """`$XDG_DATA_HOME/medcode`, else `~/.local/share/medcode`: never the home folder itself."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "medcode"
 
@@ -22,7 +26,7 @@ def _default_home() -> Path:
 class Settings(BaseSettings):
     """Configuration of the whole product. Environment variables win over defaults."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=False)
 
     environment: str = Field("development", alias="MEDCODE_ENV")
     home: Path = Field(default_factory=_default_home, alias="MEDCODE_HOME")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from pydantic import ValidationError
 
@@ -34,3 +36,34 @@ def test_encoder_precision_defaults_to_auto_and_refuses_unknown_formats(
     monkeypatch.setenv("MEDCODE_ENCODER_PRECISION", "int4")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_stray_environment_of_other_programs_changes_nothing(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    for name in list(os.environ):
+        if name.startswith(("MEDCODE_", "MLFLOW_", "XDG_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    clean = Settings()
+    monkeypatch.setenv("DATABASE_URL", "postgresql://elsewhere/db")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("MODEL_REF", "models:/other/1")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "other-data"))
+    monkeypatch.setenv("SESSION_SECRET", "x")
+    stray = Settings()
+    assert stray.model_dump() == clean.model_dump()
+    assert stray.resolved_database_url == f"sqlite:///{tmp_path / '.local/share/medcode/medcode.db'}"
+    assert stray.environment == "development" and stray.log_level == "INFO"
+
+
+def test_default_home_is_the_xdg_data_folder_never_the_home_folder_itself(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("MEDCODE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    assert Settings().home == tmp_path / ".local" / "share" / "medcode"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert Settings().home == tmp_path / "xdg" / "medcode"
