@@ -49,6 +49,20 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(30.0, alias="MEDCODE_MODEL_POLL_SECONDS")
     session_secret: str = Field("development-only-secret", alias="MEDCODE_SESSION_SECRET")
     log_level: str = Field("INFO", alias="MEDCODE_LOG_LEVEL")
+    # -- limits of the HTTP service (serving/) --
+    max_documents: int = Field(50, ge=1, alias="MEDCODE_MAX_DOCUMENTS")
+    """Documents per encounter (more: 413)."""
+    max_encounter_chars: int = Field(400_000, ge=1, alias="MEDCODE_MAX_ENCOUNTER_CHARS")
+    """Characters of all of an encounter's documents together (more: 413)."""
+    suggest_timeout_seconds: float = Field(60.0, gt=0, alias="MEDCODE_SUGGEST_TIMEOUT_SECONDS")
+    """Time budget of one suggestion, waiting for a free worker included (over it: 503/504)."""
+    suggest_workers: int = Field(0, ge=0, alias="MEDCODE_SUGGEST_WORKERS")
+    """Suggestions computed at once (0: one per CPU); a timed-out one keeps its worker until it ends."""
+    rate_limit_per_minute: int = Field(600, ge=0, alias="MEDCODE_RATE_LIMIT_PER_MINUTE")
+    """Requests per API key (or UI session) per minute; 0 switches the limit off (over it: 429)."""
+    signin_max_failures: int = Field(5, ge=1, alias="MEDCODE_SIGNIN_MAX_FAILURES")
+    """Failed sign-ins or rejected keys from one client before it must wait (429, doubling each time)."""
+    signin_backoff_seconds: float = Field(30.0, gt=0, alias="MEDCODE_SIGNIN_BACKOFF_SECONDS")
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
