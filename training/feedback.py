@@ -1,7 +1,7 @@
 """Merge the base corpus with coder feedback into one typed training set.
 
-Feedback comes from `serving.feedback.export_feedback` (one `FeedbackExample` per finalized review). The
-merge rules:
+Feedback comes from the service as `medcode.data.feedback.FeedbackExample`s (one per finalized review,
+exported by `medcode.serving.feedback.export_feedback`). The merge rules:
 
 - latest decision wins: when several examples name one encounter, the latest finalization is kept; an
   example replaces the base corpus's labels of the same encounter (the coder's decision is the newer one);
@@ -24,7 +24,7 @@ from typing import Any
 
 from medcode.data.errors import InvalidInputError
 from medcode.data.types import Encounter, Gold, Task, task_of_system
-from medcode.serving.feedback import FeedbackExample
+from medcode.data.feedback import FeedbackExample
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from medcode.data.types import Encounter, Result, Task
 from medcode.evaluation.bootstrap import Interval, PairedDifference
 from medcode.evaluation.scoring import CodeFilter
 from medcode.model.base import Coder
-from medcode.serving.feedback import FeedbackExample
+from medcode.data.feedback import FeedbackExample
 from medcode.training.feedback import EvaluationGuard, TrainingSet, merge_feedback
 
 log = logging.getLogger(__name__)

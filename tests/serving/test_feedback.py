@@ -7,7 +7,8 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from medcode.serving.feedback import FeedbackExample, export_feedback
+from medcode.data.feedback import FeedbackExample
+from medcode.serving.feedback import export_feedback
 
 from .fakes import encounter_json
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from medcode.data.types import CodeSuggestion, Document, Encounter, Evidence, Gold, Result, Routing
-from medcode.serving.feedback import FeedbackCode, FeedbackExample, FeedbackNegative
+from medcode.data.feedback import FeedbackCode, FeedbackExample, FeedbackNegative
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CODES = ["I10", "E11.9", "E11.65", "J45.909", "N18.32", "R50.9", "J18.9", "D50.9", "N39.0", "F32.9"]
