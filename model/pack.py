@@ -10,15 +10,13 @@ A pack is what `medcode train` produces, what MLflow stores as an artifact and w
       ...                  anything else a preset writes itself (e.g. `*.safetensors`)
 
 Presets own their weights; this module only writes and reads the container. `load_pack(path)` reads the
-manifest and hands the folder to the preset's loader, `PACK_LOADERS[preset]` — a "module:function" that
-takes `(path: Path, manifest: PackManifest)` and returns a `Coder`. A preset not listed there is looked up
-as `model.<preset>:load_pack`.
+manifest and hands the folder to the preset's loader in the preset registry (`model.presets`), which takes
+`(path: Path, manifest: PackManifest)` and returns a `Coder`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from medcode.data.errors import ModelNotFoundError
+from medcode.model import presets
 from medcode.model.base import Coder
 
 log = logging.getLogger(__name__)
@@ -39,13 +38,6 @@ PACK_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 OBJECTS_DIR = "objects"
-
-PACK_LOADERS: dict[str, str] = {
-    "builtin": "medcode.model.builtin:load_pack",
-    "default": "medcode.model.trained.coder:load_pack",
-    "transformer": "medcode.model.transformer:load_pack",
-}
-"""preset -> "module:function" taking (pack folder, manifest) and returning a Coder."""
 
 
 @dataclass
@@ -170,23 +162,9 @@ def load_pack(path: Path) -> Coder:
     path = Path(path)
     manifest = read_manifest(path)
     verify_pack(path, manifest)
-    loader = _loader_for(manifest.preset)
-    coder = loader(path, manifest)
+    coder = presets.get(manifest.preset).load(path, manifest)
     log.info("loaded model pack %s (preset %s, version %s)", path, manifest.preset, manifest.version)
     return coder
-
-
-def _loader_for(preset: str) -> Callable[[Path, PackManifest], Coder]:
-    target = PACK_LOADERS.get(preset, f"medcode.model.{preset}:load_pack")
-    module_name, _, func_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise ModelNotFoundError(f"model pack preset {preset!r} is not available in this install") from exc
-    func = getattr(module, func_name, None)
-    if func is None:
-        raise ModelNotFoundError(f"model pack preset {preset!r} has no loader {target}")
-    return func  # type: ignore[no-any-return]
 
 
 def fingerprint_texts(items: list[str]) -> str:
