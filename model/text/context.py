@@ -337,7 +337,7 @@ def _sentence_ranges(doc: Doc) -> list[tuple[int, int]]:
     default_config={
         "rules": "context_rules.json",
         "normalization": "normalization.json",
-        "abbreviations": "abbreviations.json",
+        "abbreviations": "",
     },
 )
 def make_context(

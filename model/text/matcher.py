@@ -110,7 +110,7 @@ class MentionMatcher:
 
 @Language.factory(
     MATCHER_FACTORY,
-    default_config={"normalization": "normalization.json", "abbreviations": "abbreviations.json"},
+    default_config={"normalization": "normalization.json", "abbreviations": ""},
 )
 def make_mention_matcher(nlp: Language, name: str, normalization: str, abbreviations: str) -> MentionMatcher:
     return MentionMatcher(Normalization.load(normalization, abbreviations))

@@ -144,7 +144,7 @@ class ModifierTagger:
         "rules": "modifiers.json",
         "anatomy": "anatomy.txt",
         "normalization": "normalization.json",
-        "abbreviations": "abbreviations.json",
+        "abbreviations": "",
     },
 )
 def make_modifier_tagger(

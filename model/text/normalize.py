@@ -9,12 +9,13 @@ the offsets of the original text. An abbreviation's normal form may hold several
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from medcode.data.text_norm import abbreviations as load_abbreviations
+from medcode.data.text_norm import strip_accents
 from medcode.model.text.rules import load_json_resource
 
 NORMALIZER_FACTORY = "medcode_normalizer_v1"
@@ -41,11 +42,11 @@ class Normalization:
         self._table = {ord(k): v for k, v in self.characters.items()}
 
     @classmethod
-    def load(
-        cls, normalization: str = "normalization.json", abbreviations: str = "abbreviations.json"
-    ) -> Normalization:
+    def load(cls, normalization: str = "normalization.json", abbreviations: str = "") -> Normalization:
+        """From a normalisation data file and an abbreviation table (a path; empty: the project's table,
+        `medcode/data/resources/abbreviations.tsv`)."""
         norm = load_json_resource(normalization)
-        abbr = load_json_resource(abbreviations)
+        abbr = load_abbreviations(abbreviations or None)
         return cls(
             characters=dict(norm.get("characters", {})),
             spellings=[(a, b) for a, b in norm.get("spellings", [])],
@@ -53,20 +54,14 @@ class Normalization:
             irregular_plurals=dict(norm.get("irregular_plurals", {})),
             singular_words=frozenset(norm.get("singular_words", [])),
             transparent=frozenset(norm.get("transparent_tokens", [])),
-            abbreviations_ci={k.lower(): v for k, v in abbr.get("case_insensitive", {}).items()},
-            abbreviations_cs=dict(abbr.get("case_sensitive", {})),
-            abbreviation_patterns=[
-                (re.compile(p["regex"], re.IGNORECASE), p["expansion"]) for p in abbr.get("patterns", [])
-            ],
+            abbreviations_ci=abbr.case_insensitive,
+            abbreviations_cs=abbr.case_sensitive,
+            abbreviation_patterns=abbr.patterns,
         )
 
     def fold(self, text: str) -> str:
         """Lower case, typographic characters unified, accents removed."""
-        folded = text.translate(self._table).lower()
-        if not folded.isascii():
-            decomposed = unicodedata.normalize("NFKD", folded)
-            folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-        return folded
+        return strip_accents(text.translate(self._table).lower())
 
     def singular(self, word: str) -> str:
         if word in self.irregular_plurals:
@@ -141,7 +136,7 @@ class Normalizer:
 
 @Language.factory(
     NORMALIZER_FACTORY,
-    default_config={"normalization": "normalization.json", "abbreviations": "abbreviations.json"},
+    default_config={"normalization": "normalization.json", "abbreviations": ""},
 )
 def make_normalizer(nlp: Language, name: str, normalization: str, abbreviations: str) -> Normalizer:
     return Normalizer(Normalization.load(normalization, abbreviations))

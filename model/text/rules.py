@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 RESOURCE_PACKAGE = "medcode.model.text.resources"
+SHARED_RESOURCE_PACKAGE = "medcode.data.resources"
 NUM = "<NUM>"
 YEAR = "<YEAR>"
 END = "<END>"
@@ -49,11 +50,16 @@ V = TypeVar("V")
 
 
 def resource_path(name: str) -> Path:
-    """Path of a data file shipped in model/text/resources/ (or `name` itself when it is a path)."""
+    """Path of a data file shipped in model/text/resources/, else in the shared data/resources/ (the
+    abbreviation table), or `name` itself when it is a path."""
     candidate = Path(name)
     if candidate.is_absolute() or (candidate.exists() and candidate.is_file()):
         return candidate
-    return Path(str(resources.files(RESOURCE_PACKAGE) / name))
+    own = Path(str(resources.files(RESOURCE_PACKAGE) / name))
+    if own.is_file():
+        return own
+    shared = Path(str(resources.files(SHARED_RESOURCE_PACKAGE) / name))
+    return shared if shared.is_file() else own
 
 
 @lru_cache(maxsize=32)

@@ -11,8 +11,10 @@ Sources, highest priority first (the first source of a key sets its mention type
   5. Disease Ontology names and exact synonyms with ICD-10-CM cross-references;
   6. CodiEsp training phrasing: short n-grams of the English train notes strongly associated with a gold
      code (see `mine_codiesp`).
-The compiled lexicon is pickled under `get_settings().cache_dir / "text"`, keyed by the content of the
-resource files and the versions of the sources, so the pipeline starts in about a second.
+`build_default_lexicon(keyer, data_dir)` compiles them; a trained model pack carries the result (see
+`model.text.pipeline.save_lexicon`), so a loaded pack never reads the datasets folder. Tools outside a pack
+may keep the compiled lexicon in a cache folder they pass in (`load_default_lexicon(..., cache_dir=...)`),
+keyed by the content of the resource files and the versions of the sources.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from medcode.data.errors import MedcodeError
 from medcode.data.types import Encounter
 from medcode.model.text.lexicon import Lexicon, TermKeyer, TermSpec
 from medcode.model.text.rules import resource_path, resources_fingerprint
-from medcode.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ SOURCES_VERSION = 7
 """Bump when term generation changes: cached lexicons are then rebuilt."""
 RESOURCE_FILES = (
     "core_terms.tsv",
-    "abbreviations.json",
+    "abbreviations.tsv",
     "normalization.json",
     "stopwords.txt",
     "lexicon_stopterms.txt",
@@ -510,11 +511,6 @@ def _pcs_titles(data_dir: Path, codes: set[str]) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------- assembly
 
 
-def _data_dir() -> Path | None:
-    data_dir = get_settings().data_dir
-    return data_dir if data_dir is not None and data_dir.is_dir() else None
-
-
 def default_term_specs(keyer: TermKeyer, data_dir: Path | None) -> Iterator[TermSpec]:
     """Every term of the full lexicon, highest priority first."""
     yield from core_terms()
@@ -560,8 +556,8 @@ def _source_fingerprint(data_dir: Path | None) -> str:
     return digest.hexdigest()[:16]
 
 
-def lexicon_cache_path(data_dir: Path | None) -> Path:
-    return get_settings().cache_dir / "text" / f"lexicon-{_source_fingerprint(data_dir)}.pkl"
+def lexicon_cache_path(data_dir: Path | None, cache_dir: Path) -> Path:
+    return cache_dir / "text" / f"lexicon-{_source_fingerprint(data_dir)}.pkl"
 
 
 def build_default_lexicon(keyer: TermKeyer, data_dir: Path | None) -> Lexicon:
@@ -589,19 +585,22 @@ def build_default_lexicon(keyer: TermKeyer, data_dir: Path | None) -> Lexicon:
     return lexicon
 
 
-def load_default_lexicon(keyer: TermKeyer, use_cache: bool = True) -> Lexicon:
-    """The full lexicon, from the cache when it is there and current, else built and cached."""
-    data_dir = _data_dir()
-    path = lexicon_cache_path(data_dir)
-    if use_cache and path.is_file():
+def load_default_lexicon(keyer: TermKeyer, data_dir: Path | None, cache_dir: Path | None = None) -> Lexicon:
+    """The full lexicon of `data_dir`'s sources (None or a missing folder: the packaged ones only), from
+    `cache_dir` when it holds a current one, else built (and cached there when `cache_dir` is given)."""
+    if data_dir is not None and not data_dir.is_dir():
+        data_dir = None
+    if cache_dir is None:
+        return build_default_lexicon(keyer, data_dir)
+    path = lexicon_cache_path(data_dir, cache_dir)
+    if path.is_file():
         try:
             return Lexicon.load(path)
         except Exception as exc:  # an unreadable cache is rebuilt, never fatal
             logger.warning("ignoring unreadable lexicon cache %s: %s", path, exc)
     lexicon = build_default_lexicon(keyer, data_dir)
-    if use_cache:
-        try:
-            lexicon.save(path)
-        except OSError as exc:
-            logger.warning("could not write the lexicon cache %s: %s", path, exc)
+    try:
+        lexicon.save(path)
+    except OSError as exc:
+        logger.warning("could not write the lexicon cache %s: %s", path, exc)
     return lexicon
