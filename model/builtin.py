@@ -78,6 +78,8 @@ class BuiltinCoder:
         config: BuiltinConfig | None = None,
     ) -> None:
         self.config = config or BuiltinConfig()
+        self.metrics: dict[str, Any] = {}
+        self.training_data: dict[str, Any] = {"fingerprint": None, "note": "no labelled data"}
         self._catalog = catalog
         self._extractor = extractor
         self._generator: CandidateGenerator | None = None
@@ -213,14 +215,17 @@ class BuiltinCoder:
             code_set_version=self.code_set_version,
             thresholds={t: self.thresholds(t).to_json() for t in ("diagnosis", "procedure")},
             calibration={"method": "identity"},
-            training_data={"fingerprint": None, "note": "no labelled data"},
+            training_data=dict(self.training_data),
+            metrics=dict(self.metrics),
             config=self.config.to_json(),
         )
         return save_pack(path, manifest)
 
 
 def load_pack(path: Path, manifest: PackManifest) -> BuiltinCoder:
-    return BuiltinCoder(config=BuiltinConfig.from_json(manifest.config))
+    coder = BuiltinCoder(config=BuiltinConfig.from_json(manifest.config))
+    coder.metrics = dict(manifest.metrics)
+    return coder
 
 
 _PREGNANCY = re.compile(

@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -131,6 +132,12 @@ class TransformerCoder:
 
     def suggest(self, encounter: Encounter) -> Result:
         return self.result_from_scores(encounter, self.score_many([encounter])[0])
+
+    def save(self, path: Path) -> Path:
+        """Write the model as a pack folder (`model.transformer.pack`)."""
+        from medcode.model.transformer.pack import save_pack
+
+        return save_pack(self, Path(path))
 
     # -- raw scores ----------------------------------------------------------------------------------
 

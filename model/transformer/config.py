@@ -90,6 +90,10 @@ class TransformerConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_json(self) -> dict[str, Any]:
+        """The same as `to_dict` (the `model.base.PresetConfig` name every preset's config offers)."""
+        return self.to_dict()
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TransformerConfig:
         """Build from a manifest's `config`; unknown keys (from newer packs) are ignored."""
