@@ -30,13 +30,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medcode.data.codesystems import CodeSets, canonical_system, load_code_sets
+from medcode.data.text_norm import abbreviations
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+"""Bump when the indexed texts or their analysis change (the abbreviation table included)."""
 _TOKEN = re.compile(r"[a-z0-9]+")
 _PLURALS = (("ies", "y"), ("sses", "ss"), ("es", ""), ("s", ""))
 _SUFFIXES = (
@@ -81,12 +83,8 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=1)
 def _expansions() -> tuple[re.Pattern[str], dict[str, str]]:
-    """Abbreviation expansions from resources/search_synonyms.json, as one regex and a lookup."""
-    import json
-    from importlib import resources
-
-    text = (resources.files("data") / "resources" / "search_synonyms.json").read_text(encoding="utf-8")
-    table: dict[str, str] = json.loads(text)["expansions"]
+    """The project's abbreviations (data/text_norm.py) in code-title wording, as one regex and a lookup."""
+    table = abbreviations().title_words()
     keys = sorted(table, key=len, reverse=True)
     pattern = re.compile(r"(?<![a-z0-9])(" + "|".join(re.escape(k) for k in keys) + r")(?![a-z0-9])")
     return pattern, table

@@ -8,8 +8,9 @@ a dictionary.
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
+
+from medcode.data.text_norm import abbreviations, strip_accents
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:-[a-z]+)*")
 
@@ -91,33 +92,13 @@ WORD_SYNONYMS: dict[str, str] = {
     "metastatic": "secondary",
 }
 
-# Abbreviations expanded to the words of the classification's titles (before synonyms and stemming).
-ABBREVIATIONS: dict[str, str] = {
-    "htn": "hypertension",
-    "dm": "diabetes mellitus",
-    "dm1": "type 1 diabetes mellitus",
-    "dm2": "type 2 diabetes mellitus",
-    "t1dm": "type 1 diabetes mellitus",
-    "t2dm": "type 2 diabetes mellitus",
-    "copd": "chronic obstructive pulmonary disease",
-    "ckd": "chronic kidney disease",
-    "chf": "congestive heart failure",
-    "mi": "myocardial infarction",
-    "ami": "acute myocardial infarction",
-    "uti": "urinary tract infection",
-    "cad": "coronary artery disease",
-    "afib": "atrial fibrillation",
-    "af": "atrial fibrillation",
-    "dvt": "deep vein thrombosis",
-    "pe": "pulmonary embolism",
-    "gerd": "gastro esophageal reflux disease",
-    "hiv": "human immunodeficiency virus",
-    "tb": "tuberculosis",
-    "ct": "computed tomography",
-    "mri": "magnetic resonance imaging",
-    "ecg": "electrocardiogram",
-    "ekg": "electrocardiogram",
-}
+
+@lru_cache(maxsize=1)
+def _abbreviations() -> dict[str, str]:
+    """Abbreviations expanded to the words of the classification's titles (before synonyms and stemming),
+    from the project's one abbreviation table (medcode.data.text_norm)."""
+    return abbreviations().title_words()
+
 
 _SUFFIXES = (
     "ically",
@@ -135,10 +116,6 @@ _SUFFIXES = (
 )
 
 
-def strip_accents(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-
-
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
     """Strip one common suffix when at least four characters remain ("diabetic" -> "diabet")."""
@@ -151,22 +128,26 @@ def stem(word: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    """Normalised content tokens of a text (stopwords removed, synonyms mapped, stemmed)."""
-    out = []
+    """Normalised content tokens of a text (abbreviations expanded, stopwords removed, synonyms mapped,
+    stemmed)."""
+    out: list[str] = []
     for found in _WORD_RE.findall(strip_accents(text.lower())):
-        parts = found.split("-")
-        if len(parts) > 1:
-            joined = "".join(parts)
-            out.append(stem(WORD_SYNONYMS.get(joined, joined)))
+        _add_word(found, out, expand=True)
+    return out
+
+
+def _add_word(found: str, out: list[str], expand: bool) -> None:
+    """One word of the text; a hyphenated word counts joined and as its parts ("x-ray": "xray", "x", "ray")."""
+    expansion = _abbreviations().get(found) if expand else None
+    if expansion is not None:
+        for word in _WORD_RE.findall(expansion):
+            _add_word(word, out, expand=False)
+        return
+    parts = found.split("-")
+    if len(parts) > 1:
+        joined = "".join(parts)
+        out.append(stem(WORD_SYNONYMS.get(joined, joined)))
         for raw in parts:
-            out.extend(_word_tokens(raw))
-    return out
-
-
-def _word_tokens(raw: str) -> list[str]:
-    out = []
-    for word in ABBREVIATIONS.get(raw, raw).split():
-        if word in STOPWORDS:
-            continue
-        out.append(stem(WORD_SYNONYMS.get(word, word)))
-    return out
+            _add_word(raw, out, expand)
+    elif found not in STOPWORDS:
+        out.append(stem(WORD_SYNONYMS.get(found, found)))

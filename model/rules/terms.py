@@ -2,9 +2,10 @@
 
 A title is split into the words that must be documented ("right", "stage 3b", "macular edema") and the
 words after "without", which must not be. Both sides go through the same normaliser: lower case,
-abbreviations expanded ("ckd" -> "chronic kidney disease"), equivalent forms merged ("diabetic" ->
-"diabetes"), Roman numerals after "stage"/"type" turned into digits, a plural "s" dropped. The vocabulary
-is data (resources/terms.json).
+abbreviations expanded ("ckd" -> "chronic kidney disease", in the wording of code titles, from the
+project's one table, medcode.data.text_norm), equivalent forms merged ("diabetic" -> "diabetes"), Roman
+numerals after "stage"/"type" turned into digits, a plural "s" dropped. The vocabulary is data
+(resources/terms.json: the rules' own shorthand, equivalents, stopwords).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from medcode.data.text_norm import abbreviations
 from medcode.model.rules.resources import load_resource
 
 _WORD = re.compile(r"[a-z0-9]+(?:/[a-z0-9]+)?")
@@ -24,6 +26,7 @@ class Vocabulary:
     stopwords: frozenset[str]
     equivalents: dict[str, str]
     phrases: dict[str, str]
+    """Lower-case shorthand -> the words of code titles (the shared abbreviations, then the rules' own)."""
     roman: dict[str, str]
     roman_after: frozenset[str]
     implies: dict[str, tuple[str, ...]]
@@ -35,7 +38,7 @@ def vocabulary() -> Vocabulary:
     return Vocabulary(
         stopwords=frozenset(data["stopwords"]),
         equivalents=dict(data["equivalents"]),
-        phrases=dict(data["phrases"]),
+        phrases={**abbreviations().title_words(), **data["phrases"]},
         roman=dict(data["roman_numerals"]),
         roman_after=frozenset(data["roman_after"]),
         implies={k: tuple(v) for k, v in data["implies"].items()},
@@ -61,7 +64,7 @@ def normalize_words(text: str) -> tuple[str, ...]:
     previous = ""
     for raw in _raw_words(text):
         expanded = vocab.phrases.get(raw)
-        words = expanded.split() if expanded else [raw]
+        words = _WORD.findall(expanded) if expanded else [raw]
         for word in words:
             if previous in vocab.roman_after and word in vocab.roman:
                 word = vocab.roman[word]
