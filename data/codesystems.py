@@ -169,11 +169,9 @@ class CodeSets:
 
 
 def load_code_sets(data_dir: Path | None = None, cpt_file: Path | None = None) -> CodeSets:
-    """Code sets from `data_dir`/`cpt_file`, defaulting to MEDCODE_DATA_DIR / MEDCODE_CPT_FILE (cached)."""
-    from medcode.settings import get_settings
-
-    settings = get_settings()
-    return _cached_code_sets(data_dir or settings.data_dir, cpt_file or settings.cpt_file)
+    """Code sets from the datasets folder `data_dir` and a licensed `cpt_file` (each optional), built once
+    per process for each pair; without a folder only the packaged ICD-10-CM tabular is known."""
+    return _cached_code_sets(data_dir, cpt_file)
 
 
 @lru_cache(maxsize=4)

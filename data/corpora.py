@@ -33,10 +33,9 @@ class Corpus:
 def _pcs_check(data_dir: Path) -> codiesp.CodeCheck | None:
     """ICD-10-PCS validity (full codes, or partial codes that prefix valid ones) when a PCS list is found."""
     from medcode.data.icd10pcs import find_pcs_files, load_icd10pcs
-    from medcode.settings import get_settings
 
     root = codiesp.resolve_root(data_dir)
-    candidates = [get_settings().data_dir, root.parent, data_dir]
+    candidates = [root.parent, data_dir]
     for folder in candidates:
         if folder is not None and find_pcs_files(folder)[0] is not None:
             return load_icd10pcs(folder, with_tables=False).is_known

@@ -1,7 +1,7 @@
 """ICD-10-CM FY2026 from the official tabular XML that ships inside the `simple-icd-10-cm` package.
 
-The XML is parsed once (xml.etree) into `CodeEntry` records; the result is pickled under
-`get_settings().cache_dir`, keyed by the XML file's size and mtime and by `FORMAT_VERSION`, so later
+The XML is parsed once (xml.etree) into `CodeEntry` records; where the caller names a cache folder, the
+result is pickled under `cache_dir/icd10cm`, keyed by the XML file's size and mtime and by `FORMAT_VERSION`, so later
 loads only unpickle. 7th-character definitions are inherited down the tree and expanded into full billable
 codes with the placeholder X (S03.0 + A -> S03.0XXA); a leaf that takes a 7th character is then not
 billable itself.
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from medcode.data.errors import UnknownCodeError
-from medcode.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -450,10 +449,10 @@ class ICD10CM:
 # ---------------------------------------------------------------------------------------------- cache
 
 
-def _cache_file(path: Path) -> Path:
+def _cache_file(path: Path, cache_dir: Path) -> Path:
     stat = path.stat()
     key = f"{path.stem}-{stat.st_size}-{stat.st_mtime_ns}-v{FORMAT_VERSION}"
-    return get_settings().cache_dir / "icd10cm" / f"{key}.pkl"
+    return cache_dir / "icd10cm" / f"{key}.pkl"
 
 
 def _read_cache(cache: Path) -> tuple[list[CodeEntry], dict[str, Grouping], int] | None:
@@ -487,18 +486,18 @@ def _write_cache(cache: Path, entries: list[CodeEntry], groupings: dict[str, Gro
         logger.warning("could not write the ICD-10-CM cache %s: %s", cache, exc)
 
 
-def load_icd10cm_from(path: Path, use_cache: bool = True) -> ICD10CM:
-    """Load a tabular XML file (the packaged one or another release), through the on-disk cache."""
+def load_icd10cm_from(path: Path, cache_dir: Path | None = None) -> ICD10CM:
+    """Load a tabular XML file (the packaged one or another release), through `cache_dir` when given."""
     started = time.perf_counter()
-    cache = _cache_file(path)
-    cached = _read_cache(cache) if use_cache else None
+    cache = _cache_file(path, cache_dir) if cache_dir is not None else None
+    cached = _read_cache(cache) if cache is not None else None
     if cached is not None:
         entries, groupings, year = cached
         source = "cache"
     else:
         version, entries, groupings = parse_tabular(path)
         year = int(version) if version.isdigit() else FISCAL_YEAR
-        if use_cache:
+        if cache is not None:
             _write_cache(cache, entries, groupings, year)
         source = "xml"
     code_set = ICD10CM(entries, groupings, year)
@@ -512,7 +511,16 @@ def load_icd10cm_from(path: Path, use_cache: bool = True) -> ICD10CM:
     return code_set
 
 
-@lru_cache(maxsize=1)
-def load_icd10cm() -> ICD10CM:
-    """The packaged ICD-10-CM 2026 code set (parsed once, then cached on disk and in memory)."""
-    return load_icd10cm_from(tabular_path())
+_LOADED: dict[Path, ICD10CM] = {}
+
+
+def load_icd10cm(cache_dir: Path | None = None) -> ICD10CM:
+    """The packaged ICD-10-CM 2026 code set, parsed once per process.
+
+    The edges (the CLI, the app factory) pass the settings' cache folder on their first call so that later
+    processes only unpickle; library code calls it without arguments and shares the same object.
+    """
+    path = tabular_path()
+    if path not in _LOADED:
+        _LOADED[path] = load_icd10cm_from(path, cache_dir)
+    return _LOADED[path]

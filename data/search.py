@@ -8,7 +8,7 @@ rows. Query words the vocabulary does not know are mapped to the nearest known w
 similarity, so small typos still match. A query shaped like a code ("e11.2", "BW03") lists that code and
 the codes it prefixes first.
 
-The fitted index is pickled under `get_settings().cache_dir/search`, keyed by the sources' sizes and
+Where the caller names a cache folder, the fitted index is pickled under `cache_dir/search`, keyed by the sources' sizes and
 mtimes, so a later process loads it in about a second.
 """
 
@@ -363,14 +363,12 @@ def _prune(folder: Path, keep: int) -> None:
         stale.unlink(missing_ok=True)
 
 
-def load_code_search(code_sets: CodeSets | None = None, use_cache: bool = True) -> CodeSearch:
-    """Build (or load from the disk cache) the search index over the given or default code sets."""
-    from medcode.settings import get_settings
-
+def load_code_search(code_sets: CodeSets | None = None, cache_dir: Path | None = None) -> CodeSearch:
+    """Build the search index over the given or default code sets, through `cache_dir/search` when given."""
     code_sets = code_sets or load_code_sets()
     started = time.perf_counter()
-    cache = get_settings().cache_dir / "search" / f"index-{fingerprint(code_sets)}.pkl"
-    if use_cache and cache.is_file():
+    cache = cache_dir / "search" / f"index-{fingerprint(code_sets)}.pkl" if cache_dir is not None else None
+    if cache is not None and cache.is_file():
         try:
             with cache.open("rb") as handle:
                 search = CodeSearch(pickle.load(handle))
@@ -382,7 +380,7 @@ def load_code_search(code_sets: CodeSets | None = None, use_cache: bool = True) 
             logger.warning("ignoring unreadable search cache %s: %s", cache, exc)
     docs, titles = code_set_docs(code_sets)
     search = CodeSearch.build(docs, titles, code_sets.available())
-    if use_cache:
+    if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp")
@@ -396,7 +394,7 @@ def load_code_search(code_sets: CodeSets | None = None, use_cache: bool = True) 
     return search
 
 
-@lru_cache(maxsize=1)
-def get_code_search() -> CodeSearch:
-    """The search index over the default code sets (MEDCODE_DATA_DIR, MEDCODE_CPT_FILE), built once."""
-    return load_code_search()
+@lru_cache(maxsize=2)
+def get_code_search(code_sets: CodeSets | None = None, cache_dir: Path | None = None) -> CodeSearch:
+    """The search index over `code_sets` (default: the packaged ICD-10-CM only), built once per process."""
+    return load_code_search(code_sets, cache_dir)

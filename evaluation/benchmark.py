@@ -9,7 +9,6 @@ Without a dataset (and without MEDCODE_DATA_DIR) a handful of short built-in not
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import os
@@ -155,14 +154,6 @@ def load_for_device(ref: str | None, device: str) -> Coder:
             raise MedcodeError("--device cuda needs torch") from exc
         if not torch.cuda.is_available():
             raise MedcodeError("--device cuda: no CUDA device is available")
-    try:
-        from medcode.model.registry import load_model
-
-        loader: Any = load_model
-        if "device" in inspect.signature(loader).parameters:
-            return loader(ref, device=device)  # type: ignore[no-any-return]
-    except ImportError:
-        pass
     coder = load_coder(ref)
     mover = getattr(coder, "to", None)
     if callable(mover):

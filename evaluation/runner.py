@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medcode.data.errors import DatasetNotFoundError, MedcodeError, ModelNotFoundError
+from medcode.data.errors import DatasetNotFoundError, MedcodeError
 from medcode.data.types import Encounter, Result, Task
 from medcode.evaluation.scoring import TASKS, normalize_code, training_frequencies
 from medcode.model.base import Coder
@@ -25,13 +25,8 @@ log = logging.getLogger(__name__)
 
 def load_coder(ref: str | None = None) -> Coder:
     """Any model reference `medcode.model.registry.load_model` understands: champion, builtin, models:/..., a path."""
-    try:
-        from medcode.model.registry import load_model
-    except ImportError as exc:
-        raise ModelNotFoundError(
-            f"cannot load models: medcode.model.registry is not available ({exc})"
-        ) from exc
-    return load_model(ref)  # type: ignore[no-any-return]
+    settings = get_settings()
+    return settings.registry.load_model(ref or settings.model_ref)
 
 
 def resolve_data_dir(dataset: str, data_dir: Path | None) -> Path:

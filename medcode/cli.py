@@ -18,9 +18,9 @@ from medcode.data.errors import MedcodeError
 # Modules that contribute subcommands, each with `register(subparsers) -> None`.
 # A subcommand stores its handler as `func` (args -> exit code).
 COMMAND_MODULES = (
-    "medcode.data.cli",
-    "medcode.model.cli",
-    "medcode.model.text.cli",
+    "medcode.commands.data",
+    "medcode.commands.model",
+    "medcode.commands.text",
     "medcode.training.cli",
     "medcode.training.loop_cli",
     "medcode.evaluation.cli",
@@ -38,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a package without commands yet
-            if exc.name == name:
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from medcode.model.registry import Registry
 
 
 def _default_home() -> Path:
@@ -64,6 +66,18 @@ class Settings(BaseSettings):
     """Failed sign-ins or rejected keys from one client before it must wait (429, doubling each time)."""
     signin_backoff_seconds: float = Field(30.0, gt=0, alias="MEDCODE_SIGNIN_BACKOFF_SECONDS")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _field_names_given_in_code(cls, data: Any) -> Any:
+        """`Settings(database_url=...)` in code works; the environment is read by alias only (`MEDCODE_*`)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, info in cls.model_fields.items():
+            if name in data and info.alias and info.alias != name:
+                data[info.alias] = data.pop(name)
+        return data
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
         if self.environment != "development" and self.session_secret == "development-only-secret":
@@ -85,6 +99,16 @@ class Settings(BaseSettings):
     @property
     def mlflow_artifact_root(self) -> Path:
         return self.home / "mlartifacts"
+
+    @property
+    def registry(self) -> Registry:
+        """The MLflow model registry these settings name, for the library code that loads models."""
+        return Registry(
+            tracking_uri=self.resolved_mlflow_uri,
+            cache_dir=self.cache_dir,
+            model_name=self.registered_model_name,
+            data_dir=self.data_dir,
+        )
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,8 @@ References:
 - "models:/NAME/VERSION" or "models:/NAME@ALIAS": a registry version;
 - a filesystem path to a model pack folder.
 
-`None` means `get_settings().model_ref` (default "champion").
+A `Registry` names the MLflow store, the registered model and the local folder packs are downloaded to; the
+edges build it from the settings (`Settings.registry`) and pass it down.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import logging
 import os
 import re
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from medcode.data.errors import ModelNotFoundError
 from medcode.model.base import Coder
-from medcode.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -30,125 +31,126 @@ PACK_ARTIFACT = "pack"
 """Where the model pack sits inside a registered MLflow model's artifacts (`artifacts/pack`)."""
 
 
-def load_model(ref: str | None = None) -> Coder:
-    """Load the model a reference names (see the module docstring)."""
-    ref = (ref or get_settings().model_ref or CHAMPION).strip()
-    if ref == "builtin":
+@dataclass(frozen=True)
+class Registry:
+    """Where registered models live and where their packs are unpacked locally."""
+
+    tracking_uri: str
+    cache_dir: Path
+    model_name: str = "medcode"
+    data_dir: Path | None = None
+    """The datasets folder the built-in model reads (it is the fallback when nothing is registered)."""
+
+    def load_model(self, ref: str = CHAMPION) -> Coder:
+        """Load the model a reference names (see the module docstring)."""
+        ref = (ref or CHAMPION).strip()
+        if ref == "builtin":
+            return self._builtin()
+        if ref == CHAMPION:
+            return self._load_champion()
+        if _MODELS_URI.match(ref):
+            return self._load_registered(ref)
+        path = Path(ref).expanduser()
+        if path.exists():
+            from medcode.model.pack import load_pack
+
+            return load_pack(path)
+        raise ModelNotFoundError(
+            f"unknown model reference {ref!r}: expected 'builtin', 'champion', 'models:/NAME/VERSION', "
+            "'models:/NAME@ALIAS' or a model pack folder"
+        )
+
+    def _load_champion(self) -> Coder:
+        if not self.exists():
+            log.warning("no MLflow registry at %s; using the built-in model", self.tracking_uri)
+            return self._builtin()
+        ref = f"models:/{self.model_name}@{CHAMPION}"
+        try:
+            self.resolve_version(ref)
+        except ModelNotFoundError as exc:
+            log.warning("no champion model registered (%s); using the built-in model", exc)
+            return self._builtin()
+        # A registered champion that cannot be loaded (corrupt or missing pack) is an error, not a reason
+        # to serve the built-in model: a running service keeps its current model (serving.holder).
+        return self._load_registered(ref)
+
+    def _builtin(self) -> Coder:
         from medcode.model.builtin import BuiltinCoder
 
         return BuiltinCoder()
-    if ref == CHAMPION:
-        return _load_champion()
-    match = _MODELS_URI.match(ref)
-    if match:
-        return _load_registered(ref)
-    path = Path(ref).expanduser()
-    if path.exists():
+
+    def exists(self) -> bool:
+        """False when the tracking store is a local SQLite file that does not exist yet (nothing to read)."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            return Path(self.tracking_uri.removeprefix("sqlite:///")).is_file()
+        return True
+
+    def client(self) -> Any:
+        """An MLflow client on this tracking and registry store (telemetry off)."""
+        self.configure_mlflow()
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def configure_mlflow(self) -> None:
+        """Point the mlflow module's tracking and registry at this store."""
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        if self.tracking_uri.startswith("sqlite:///"):
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+
+    def resolve_version(self, ref: str) -> tuple[str, str]:
+        """(name, version number) of a registry reference "models:/NAME/VERSION" or "models:/NAME@ALIAS"."""
+        match = _MODELS_URI.match(ref)
+        if not match:
+            raise ModelNotFoundError(f"not a registry reference: {ref!r}")
+        name = match.group("name")
+        client = self.client()
+        from mlflow.exceptions import MlflowException
+
+        try:
+            if match.group("alias"):
+                mv = client.get_model_version_by_alias(name, match.group("alias"))
+            else:
+                mv = client.get_model_version(name, match.group("version"))
+        except MlflowException as exc:
+            raise ModelNotFoundError(f"{ref} is not in the model registry") from exc
+        return name, str(mv.version)
+
+    def champion_version(self) -> str | None:
+        """The registry version the champion alias points at, or None (cheap enough to poll)."""
+        if not self.exists():
+            return None
+        try:
+            return self.resolve_version(f"models:/{self.model_name}@{CHAMPION}")[1]
+        except ModelNotFoundError:
+            return None
+
+    def download_pack(self, ref: str) -> Path:
+        """Fetch a registered model's pack into the local cache (once per version) and return its folder."""
+        name, version = self.resolve_version(ref)
+        target = self.cache_dir / "models" / name / version
+        found = _find_pack(target)
+        if found is not None:
+            return found
+        client = self.client()
+        mv = client.get_model_version(name, version)
+        import mlflow
+
+        target.mkdir(parents=True, exist_ok=True)
+        mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(target))
+        found = _find_pack(target)
+        if found is None:
+            raise ModelNotFoundError(f"{ref} (version {version}) holds no medcode model pack")
+        return found
+
+    def _load_registered(self, ref: str) -> Coder:
         from medcode.model.pack import load_pack
 
-        return load_pack(path)
-    raise ModelNotFoundError(
-        f"unknown model reference {ref!r}: expected 'builtin', 'champion', 'models:/NAME/VERSION', "
-        "'models:/NAME@ALIAS' or a model pack folder"
-    )
-
-
-def _load_champion() -> Coder:
-    name = get_settings().registered_model_name
-    if not registry_exists():
-        log.warning("no MLflow registry at %s; using the built-in model", get_settings().resolved_mlflow_uri)
-        return _builtin()
-    ref = f"models:/{name}@{CHAMPION}"
-    try:
-        resolve_version(ref)
-    except ModelNotFoundError as exc:
-        log.warning("no champion model registered (%s); using the built-in model", exc)
-        return _builtin()
-    # A registered champion that cannot be loaded (corrupt or missing pack) is an error, not a reason
-    # to serve the built-in model: a running service keeps its current model (serving.holder).
-    return _load_registered(ref)
-
-
-def _builtin() -> Coder:
-    from medcode.model.builtin import BuiltinCoder
-
-    return BuiltinCoder()
-
-
-def registry_exists() -> bool:
-    """False when the tracking store is a local SQLite file that does not exist yet (nothing to read)."""
-    uri = get_settings().resolved_mlflow_uri
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).is_file()
-    return True
-
-
-def mlflow_client() -> Any:
-    """An MLflow client on the configured tracking and registry store (telemetry off)."""
-    configure_mlflow()
-    from mlflow.tracking import MlflowClient
-
-    uri = get_settings().resolved_mlflow_uri
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def configure_mlflow() -> None:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    settings = get_settings()
-    if settings.resolved_mlflow_uri.startswith("sqlite:///"):
-        settings.home.mkdir(parents=True, exist_ok=True)
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.resolved_mlflow_uri)
-    mlflow.set_registry_uri(settings.resolved_mlflow_uri)
-
-
-def resolve_version(ref: str) -> tuple[str, str]:
-    """(name, version number) of a registry reference "models:/NAME/VERSION" or "models:/NAME@ALIAS"."""
-    match = _MODELS_URI.match(ref)
-    if not match:
-        raise ModelNotFoundError(f"not a registry reference: {ref!r}")
-    name = match.group("name")
-    client = mlflow_client()
-    from mlflow.exceptions import MlflowException
-
-    try:
-        if match.group("alias"):
-            mv = client.get_model_version_by_alias(name, match.group("alias"))
-        else:
-            mv = client.get_model_version(name, match.group("version"))
-    except MlflowException as exc:
-        raise ModelNotFoundError(f"{ref} is not in the model registry") from exc
-    return name, str(mv.version)
-
-
-def champion_version() -> str | None:
-    """The registry version the champion alias points at, or None (cheap enough to poll)."""
-    if not registry_exists():
-        return None
-    try:
-        return resolve_version(f"models:/{get_settings().registered_model_name}@{CHAMPION}")[1]
-    except ModelNotFoundError:
-        return None
-
-
-def download_pack(ref: str) -> Path:
-    """Fetch a registered model's pack into the local cache (once per version) and return its folder."""
-    name, version = resolve_version(ref)
-    target = get_settings().cache_dir / "models" / name / version
-    found = _find_pack(target)
-    if found is not None:
-        return found
-    client = mlflow_client()
-    mv = client.get_model_version(name, version)
-    import mlflow
-
-    target.mkdir(parents=True, exist_ok=True)
-    mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(target))
-    found = _find_pack(target)
-    if found is None:
-        raise ModelNotFoundError(f"{ref} (version {version}) holds no medcode model pack")
-    return found
+        return load_pack(self.download_pack(ref))
 
 
 def _find_pack(folder: Path) -> Path | None:
@@ -157,9 +159,3 @@ def _find_pack(folder: Path) -> Path | None:
     for manifest in sorted(folder.rglob("manifest.json"), key=lambda p: len(p.parts)):
         return manifest.parent
     return None
-
-
-def _load_registered(ref: str) -> Coder:
-    from medcode.model.pack import load_pack
-
-    return load_pack(download_pack(ref))

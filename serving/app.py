@@ -17,7 +17,6 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
-from medcode.data.search import get_code_search
 from medcode.model.base import Coder
 from medcode.serving.db import Database
 from medcode.serving.errors import install_error_handlers
@@ -25,7 +24,7 @@ from medcode.serving.holder import Loader, ModelHolder, VersionProbe, is_pollabl
 from medcode.serving.middleware import RequestContextMiddleware
 from medcode.serving.orm import utcnow
 from medcode.serving.routers import admin, audit, codes, encounters, fhir, health, review, suggest
-from medcode.serving.services.codes import lookup_code
+from medcode.serving.services.codes import configured_code_search, lookup_code
 from medcode.serving.services.encounters import PriorityFn, confidence_priority
 from medcode.settings import Settings, get_settings
 
@@ -107,7 +106,7 @@ def _warm_code_search() -> None:
     """Build (or load from its disk cache) the coders' code search index in the background: a first build
     takes seconds, and the first typeahead should not wait for it."""
     try:
-        get_code_search()
+        configured_code_search()
     except Exception as exc:  # search reports its own errors when used
         logger.warning("code search not built at startup: %s", type(exc).__name__)
 

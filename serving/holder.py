@@ -38,9 +38,9 @@ class ReloadOutcome:
 
 
 def default_loader(ref: str) -> Coder:
-    from medcode.model.registry import load_model
+    from medcode.settings import get_settings
 
-    return load_model(ref)
+    return get_settings().registry.load_model(ref)
 
 
 def default_version_probe(ref: str) -> str | None:
@@ -50,18 +50,12 @@ def default_version_probe(ref: str) -> str | None:
     from medcode.data.errors import ModelNotFoundError
     from medcode.settings import get_settings
 
-    try:
-        from medcode.model import registry
-    except ImportError:
-        return None
-    resolve = getattr(registry, "resolve_version", None)
-    if resolve is None:
-        return None
+    registry = get_settings().registry
+    resolve = registry.resolve_version
     if ref == "champion":
-        exists = getattr(registry, "registry_exists", None)
-        if exists is not None and not exists():
+        if not registry.exists():
             return "none"
-        ref = f"models:/{get_settings().registered_model_name}@champion"
+        ref = f"models:/{registry.model_name}@champion"
     elif not ref.startswith("models:/"):
         return None
     try:

@@ -223,7 +223,7 @@ def _log_register_promote(
     train: list[Encounter],
     validation_fp: str,
 ) -> dict[str, Any]:
-    from medcode.model.registry import mlflow_client
+    from medcode.settings import get_settings
     from medcode.training import tracking
     from medcode.training.promotion import metric_value, promote_if_not_worse, tag_version
 
@@ -254,7 +254,7 @@ def _log_register_promote(
         )
     except KeyError:
         raise InvalidInputError(f"validation metric {req.metric!r} was not measured") from None
-    client = mlflow_client()
+    client = get_settings().registry.client()
     tag_version(client, logged.name, logged.version, req.metric, value, validation_fp)
     champion_value = _remeasure_champion(client, logged.name, req, validation, train, validation_fp)
     decision = promote_if_not_worse(
@@ -274,7 +274,7 @@ def _remeasure_champion(
     client: Any, name: str, req: TrainRequest, validation: list[Encounter], train: list[Encounter], fp: str
 ) -> float | None:
     """The champion's metric on this validation set when its stored one was measured elsewhere."""
-    from medcode.model.registry import load_model
+    from medcode.settings import get_settings
     from medcode.training.promotion import current_champion, metric_value
 
     champion = current_champion(client, name)
@@ -282,7 +282,7 @@ def _remeasure_champion(
         return None
     log.info("re-measuring champion version %s on this validation set", champion.version)
     try:
-        coder = load_model(f"models:/{name}/{champion.version}")
+        coder = get_settings().registry.load_model(f"models:/{name}/{champion.version}")
     except Exception as exc:  # an unloadable champion is replaced
         log.warning("champion version %s cannot be loaded (%s); it will be replaced", champion.version, exc)
         return None

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from medcode.data.feedback import FeedbackExample
 from medcode.data.types import Encounter, Result, Task
 from medcode.evaluation.bootstrap import Interval, PairedDifference
 from medcode.evaluation.scoring import CodeFilter
 from medcode.model.base import Coder
-from medcode.data.feedback import FeedbackExample
 from medcode.training.feedback import EvaluationGuard, TrainingSet, merge_feedback
 
 log = logging.getLogger(__name__)
@@ -366,16 +366,16 @@ def _champion_evaluation(
 
 def load_registered_champion(name: str) -> Coder | None:
     """The registry's champion of `name` (None when there is none or it cannot be loaded)."""
-    from medcode.model.registry import load_model, mlflow_client, registry_exists
+    from medcode.settings import get_settings
     from medcode.training.promotion import current_champion
 
-    if not registry_exists():
+    if not get_settings().registry.exists():
         return None
-    info = current_champion(mlflow_client(), name)
+    info = current_champion(get_settings().registry.client(), name)
     if info is None:
         return None
     try:
-        return load_model(f"models:/{name}/{info.version}")
+        return get_settings().registry.load_model(f"models:/{name}/{info.version}")
     except Exception as exc:  # an unloadable champion is measured as absent: the candidate replaces it
         log.warning("champion version %s cannot be loaded (%s); it will be replaced", info.version, exc)
         return None
@@ -465,32 +465,32 @@ class _Tracker:
         mlflow.log_dict(data, name)
 
     def register(self, coder: Coder, data_fingerprint: str) -> str:
-        from medcode.model.registry import mlflow_client
+        from medcode.settings import get_settings
         from medcode.training.pipeline import save_model_pack
         from medcode.training.tracking import log_and_register_pack
 
         with tempfile.TemporaryDirectory(prefix="medcode-retrain-") as tmp:
             pack = save_model_pack(coder, Path(tmp) / "pack")
             logged = log_and_register_pack(pack, self.config.name)
-        mlflow_client().set_model_version_tag(
+        get_settings().registry.client().set_model_version_tag(
             logged.name, logged.version, "training_fingerprint", data_fingerprint
         )
         return logged.version
 
     def promote_unconditionally(self, version: str, metric: str, value: float, fingerprint: str) -> None:
-        from medcode.model.registry import mlflow_client
+        from medcode.settings import get_settings
         from medcode.training.promotion import CHAMPION, tag_version
 
-        client = mlflow_client()
+        client = get_settings().registry.client()
         tag_version(client, self.config.name, version, metric, value, fingerprint)
         client.set_registered_model_alias(self.config.name, CHAMPION, version)
         client.set_model_version_tag(self.config.name, version, "promotion", "first model")
 
     def gate(self, version: str, value: float, champion_value: float | None, fingerprint: str) -> Any:
-        from medcode.model.registry import mlflow_client
+        from medcode.settings import get_settings
         from medcode.training.promotion import promote_if_not_worse, tag_version
 
-        client = mlflow_client()
+        client = get_settings().registry.client()
         tag_version(client, self.config.name, version, self.config.metric, value, fingerprint)
         return promote_if_not_worse(
             client,

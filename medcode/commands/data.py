@@ -8,7 +8,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from medcode.data.codesystems import CodeSets, load_code_sets
 from medcode.data.errors import DatasetNotFoundError, UnknownCodeError
+from medcode.data.icd10cm import load_icd10cm
+from medcode.data.search import get_code_search
+from medcode.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +69,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 def _icd10cm_details(code: str) -> dict[str, Any]:
     from medcode.data.icd10cm import NOTE_KINDS, load_icd10cm
 
-    icd = load_icd10cm()
+    icd = load_icd10cm(get_settings().cache_dir)
     entry = icd[code]
     chapter = icd.groupings.get(entry.chapter)
     block = icd.groupings.get(entry.block)
@@ -98,9 +102,8 @@ def _icd10cm_details(code: str) -> dict[str, Any]:
 
 
 def _other_details(code: str, system: str | None) -> dict[str, Any]:
-    from medcode.data.codesystems import load_code_sets
 
-    code_sets = load_code_sets()
+    code_sets = _code_sets()
     info = code_sets.lookup(code, system)
     if info is None:
         raise UnknownCodeError(code, system or _guess_system_name(code_sets, code))
@@ -133,12 +136,12 @@ def _guess_system_name(code_sets: Any, code: str) -> str:
 
 def show_details(code: str, system: str | None = None) -> dict[str, Any]:
     """Everything `medcode codes show` prints, as a dict; UnknownCodeError when no system knows the code."""
-    from medcode.data.codesystems import canonical_system, load_code_sets
+    from medcode.data.codesystems import canonical_system
 
     code = code.strip()
     wanted = canonical_system(system) if system else None
     if wanted is None:
-        code_sets = load_code_sets()
+        code_sets = _code_sets()
         info = code_sets.lookup(code)
         if info is None:
             raise UnknownCodeError(code, _guess_system_name(code_sets, code))
@@ -200,15 +203,22 @@ def _show(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- search
 
 
+def _code_sets() -> CodeSets:
+    """The code sets the settings name: the datasets folder and a licensed CPT file, each optional."""
+    settings = get_settings()
+    load_icd10cm(settings.cache_dir)
+    return load_code_sets(settings.data_dir, settings.cpt_file)
+
+
 def _search(args: argparse.Namespace) -> int:
     from medcode.data.codesystems import canonical_system
-    from medcode.data.search import get_code_search
 
     text = " ".join(args.text)
     system = canonical_system(args.system) if args.system else None
     if args.limit < 1:
         raise ValueError("--limit must be at least 1")
-    hits = get_code_search().search(text, system=system, limit=args.limit)
+    settings = get_settings()
+    hits = get_code_search(_code_sets(), settings.cache_dir).search(text, system=system, limit=args.limit)
     if args.format == "json":
         print(
             json.dumps(
@@ -326,8 +336,6 @@ def _print_check(report: dict[str, Any]) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from medcode.settings import get_settings
-
     data_dir = args.data_dir or get_settings().data_dir
     if data_dir is None:
         raise DatasetNotFoundError("no data folder: set MEDCODE_DATA_DIR or pass --data-dir")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.icd10cm import load_icd10cm
 from medcode.data.types import Document, Encounter
 
 
@@ -79,10 +80,12 @@ def parse_encounter(raw: str, encounter_id: str = "e1") -> Encounter:
 
 
 def run_suggest(args: argparse.Namespace) -> int:
-    from medcode.model.registry import load_model
+    from medcode.settings import get_settings
 
+    settings = get_settings()
     encounter = parse_encounter(read_input(args.path), args.encounter_id)
-    coder = load_model(args.model)
+    load_icd10cm(settings.cache_dir)
+    coder = settings.registry.load_model(args.model or settings.model_ref)
     result = coder.suggest(encounter)
     data = result.model_dump(mode="json")
     if args.no_candidates:

@@ -18,6 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from medcode.data.codesystems import CodeSets, load_code_sets
+from medcode.data.search import CodeSearch, get_code_search
+from medcode.settings import get_settings
+
 logger = logging.getLogger(__name__)
 
 SYSTEMS = ("ICD-10-CM", "ICD-10-PCS", "HCPCS", "CPT")
@@ -65,6 +69,17 @@ def _optional_module(name: str) -> ModuleType | None:
         raise
 
 
+def configured_code_sets() -> CodeSets:
+    """The code sets the service's settings name (datasets folder, licensed CPT file)."""
+    settings = get_settings()
+    return load_code_sets(settings.data_dir, settings.cpt_file)
+
+
+def configured_code_search() -> CodeSearch:
+    """The coders' code search over the configured code sets, cached under the settings' cache folder."""
+    return get_code_search(configured_code_sets(), get_settings().cache_dir)
+
+
 def guess_system(code: str) -> str | None:
     """The code system a bare code's shape suggests (ICD-10-CM first)."""
     key = normalize_key(code)
@@ -79,7 +94,7 @@ def lookup_code(code: str, system: str | None = None) -> CodeRef | None:
     codesystems = _optional_module("medcode.data.codesystems")
     if codesystems is not None:
         try:
-            info = codesystems.load_code_sets().lookup(code, system)
+            info = configured_code_sets().lookup(code, system)
         except ValueError:  # an unknown system name
             return None
         if info is None:
@@ -104,7 +119,7 @@ def lookup_code(code: str, system: str | None = None) -> CodeRef | None:
 def search_codes(query: str, system: str | None = None, limit: int = 20) -> CodeSearchPublic:
     search = _optional_module("medcode.data.search")
     if search is not None:
-        hits = _hits_from(search.get_code_search().search(query, system=system, limit=limit))
+        hits = _hits_from(configured_code_search().search(query, system=system, limit=limit))
     else:
         hits = _scan_icd10cm(query, limit) if system in (None, "ICD-10-CM") else []
     return CodeSearchPublic(query=query, system=system, hits=hits[:limit])

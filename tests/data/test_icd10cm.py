@@ -36,7 +36,7 @@ def test_ref_covers_prefixes_and_ranges() -> None:
 
 
 def test_fixture_entries_have_title_parent_chapter_and_block(tabular_xml: Path) -> None:
-    icd = load_icd10cm_from(tabular_xml, use_cache=False)
+    icd = load_icd10cm_from(tabular_xml)
     entry = icd["e1122"]
     assert entry.title == "Type 2 diabetes mellitus with diabetic chronic kidney disease"
     assert entry.parent == "E11.2"
@@ -52,7 +52,7 @@ def test_fixture_entries_have_title_parent_chapter_and_block(tabular_xml: Path) 
 
 
 def test_notes_and_their_code_references(tabular_xml: Path) -> None:
-    icd = load_icd10cm_from(tabular_xml, use_cache=False)
+    icd = load_icd10cm_from(tabular_xml)
     e11 = icd["E11"]
     assert e11.excludes1_refs == ("E10", "O24.4")
     assert e11.use_additional_refs == ("Z79.4",)
@@ -66,7 +66,7 @@ def test_notes_and_their_code_references(tabular_xml: Path) -> None:
 
 
 def test_seventh_character_expands_with_placeholder_x(tabular_xml: Path) -> None:
-    icd = load_icd10cm_from(tabular_xml, use_cache=False)
+    icd = load_icd10cm_from(tabular_xml)
     assert "S03.0XXA" in icd
     expanded = icd["S03.0XXA"]
     assert expanded.title == "Dislocation of jaw, initial encounter"
@@ -77,42 +77,50 @@ def test_seventh_character_expands_with_placeholder_x(tabular_xml: Path) -> None
 
 
 def test_seventh_character_definition_nearest_ancestor_wins(tabular_xml: Path) -> None:
-    icd = load_icd10cm_from(tabular_xml, use_cache=False)
+    icd = load_icd10cm_from(tabular_xml)
     assert icd.children("S03.40") == ["S03.40XA"]
     assert icd["S03.40XA"].title == "Sprain of jaw, unspecified side, first visit"
 
 
 def test_s06_death_codes_take_only_initial_encounter(tabular_xml: Path) -> None:
-    icd = load_icd10cm_from(tabular_xml, use_cache=False)
+    icd = load_icd10cm_from(tabular_xml)
     assert icd.children("S06.1X7") == ["S06.1X7A"]
     assert icd.children("S06.1X1") == ["S06.1X1A", "S06.1X1D"]
 
 
 def test_unknown_code_raises_and_get_returns_none(tabular_xml: Path) -> None:
-    icd = load_icd10cm_from(tabular_xml, use_cache=False)
+    icd = load_icd10cm_from(tabular_xml)
     assert icd.get("Q99.99") is None
     assert "Q99.99" not in icd
     with pytest.raises(UnknownCodeError, match=r"unknown ICD-10-CM code: Q99\.99"):
         icd["Q99.99"]
 
 
-def test_second_load_reads_the_cache(tabular_xml: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    first = load_icd10cm_from(tabular_xml)
+def test_second_load_reads_the_cache(
+    tabular_xml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = load_icd10cm_from(tabular_xml, tmp_path)
 
     def no_parsing(path: Path) -> None:
         raise AssertionError("the XML should not be parsed again")
 
     monkeypatch.setattr(icd10cm, "parse_tabular", no_parsing)
-    second = load_icd10cm_from(tabular_xml)
+    second = load_icd10cm_from(tabular_xml, tmp_path)
     assert [e.code for e in second.entries()] == [e.code for e in first.entries()]
     assert second["S03.0XXA"] == first["S03.0XXA"]
 
 
-def test_broken_cache_is_rebuilt(tabular_xml: Path) -> None:
-    load_icd10cm_from(tabular_xml)
-    cache = icd10cm._cache_file(tabular_xml)
+def test_broken_cache_is_rebuilt(tabular_xml: Path, tmp_path: Path) -> None:
+    load_icd10cm_from(tabular_xml, tmp_path)
+    cache = icd10cm._cache_file(tabular_xml, tmp_path)
     cache.write_bytes(b"not a pickle")
+    assert "E11.22" in load_icd10cm_from(tabular_xml, tmp_path)
+
+
+def test_without_a_cache_folder_nothing_is_written(tabular_xml: Path, tmp_path: Path) -> None:
+    before = set(tmp_path.rglob("*"))
     assert "E11.22" in load_icd10cm_from(tabular_xml)
+    assert set(tmp_path.rglob("*")) == before
 
 
 # the packaged ICD-10-CM 2026 (always installed) -----------------------------------------------------------
@@ -141,8 +149,8 @@ def test_packaged_codes_match_the_official_code_list() -> None:
     assert len(icd.billable_codes()) == 74_719
 
 
-def test_packaged_load_from_cache_is_fast() -> None:
-    load_icd10cm()  # makes sure the cache exists
+def test_packaged_load_from_cache_is_fast(tmp_path: Path) -> None:
+    icd10cm.load_icd10cm_from(icd10cm.tabular_path(), tmp_path)  # makes sure the cache exists
     started = time.perf_counter()
-    icd10cm.load_icd10cm_from(icd10cm.tabular_path())
+    icd10cm.load_icd10cm_from(icd10cm.tabular_path(), tmp_path)
     assert time.perf_counter() - started < 5.0

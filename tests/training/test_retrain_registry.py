@@ -118,9 +118,8 @@ def _suggested_by(client: TestClient, key: dict[str, str]) -> str:
 
 
 def _champion_version() -> str:
-    from medcode.model.registry import champion_version
 
-    version = champion_version()
+    version = get_settings().registry.champion_version()
     assert version is not None
     return version
 
@@ -160,7 +159,6 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels_and_the_service_keeps_t
 
 
 def test_running_service_picks_up_a_promoted_champion_and_survives_a_broken_one(loop: dict[str, Any]) -> None:
-    from medcode.model.registry import mlflow_client
     from medcode.training import tracking
     from medcode.training.promotion import CHAMPION
 
@@ -184,7 +182,7 @@ def test_running_service_picks_up_a_promoted_champion_and_survives_a_broken_one(
             fh.write(b"corrupt")
         with tracking.training_run("broken"):
             logged = tracking.log_and_register_pack(pack, "loop-pickup")
-        mlflow_client().set_registered_model_alias("loop-pickup", CHAMPION, logged.version)
+        get_settings().registry.client().set_registered_model_alias("loop-pickup", CHAMPION, logged.version)
         outcome = app.state.model.poll_once() or app.state.model.reload()
         assert not outcome.reloaded and "corrupt" in (outcome.error or "")
         response = client.post("/v1/admin/model/reload", headers=admin)

@@ -32,16 +32,16 @@ def test_train_registers_and_promotes_only_when_not_worse(
     registry: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from medcode.model.builtin import BuiltinCoder
-    from medcode.model.registry import champion_version, load_model
     from medcode.model.trained.coder import DefaultCoder
+    from medcode.settings import get_settings
 
     corpus = write_jsonl_corpus(registry / "corpus", n_train=40, n_dev=12)
     common = ["--dataset", "jsonl", "--data-dir", str(corpus), "--knowledge-dir", str(registry / "none")]
     first = _train(capsys, *common, "--preset", "builtin")
     assert first["registered_version"] == "1"
     assert first["promotion"]["promote"] is True
-    assert champion_version() == "1"
-    assert isinstance(load_model("champion"), BuiltinCoder)
+    assert get_settings().registry.champion_version() == "1"
+    assert isinstance(get_settings().registry.load_model("champion"), BuiltinCoder)
 
     pack = registry / "default-pack"
     second = _train(capsys, *common, "--preset", "default", "--no-dense", "--folds", "3", "--out", str(pack))
@@ -50,18 +50,18 @@ def test_train_registers_and_promotes_only_when_not_worse(
     map_default = second["metrics"]["tasks"]["diagnosis"]["map"]
     assert map_default >= map_builtin
     assert second["promotion"]["promote"] is True
-    assert champion_version() == "2"
-    champion = load_model("champion")
+    assert get_settings().registry.champion_version() == "2"
+    champion = get_settings().registry.load_model("champion")
     assert isinstance(champion, DefaultCoder)
     assert champion.version == second["version"]
-    assert isinstance(load_model("models:/medcode/1"), BuiltinCoder)
-    assert load_model(str(pack)).version == second["version"]
+    assert isinstance(get_settings().registry.load_model("models:/medcode/1"), BuiltinCoder)
+    assert get_settings().registry.load_model(str(pack)).version == second["version"]
 
     # a worse model (the built-in one again) is registered but does not take the alias
     third = _train(capsys, *common, "--preset", "builtin")
     assert third["registered_version"] == "3"
     assert third["promotion"]["promote"] is False
-    assert champion_version() == "2"
+    assert get_settings().registry.champion_version() == "2"
 
 
 def test_train_rejects_a_missing_data_folder(registry: Path, capsys: pytest.CaptureFixture[str]) -> None:

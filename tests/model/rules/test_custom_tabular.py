@@ -68,7 +68,7 @@ TINY_TABULAR = """<?xml version="1.0" encoding="utf-8"?>
 def tiny_icd(tmp_path_factory: pytest.TempPathFactory) -> ICD10CM:
     path = tmp_path_factory.mktemp("tabular") / "tiny-tabular.xml"
     path.write_text(TINY_TABULAR, encoding="utf-8")
-    return load_icd10cm_from(path, use_cache=False)
+    return load_icd10cm_from(path)
 
 
 @pytest.fixture(scope="module")

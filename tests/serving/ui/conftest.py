@@ -184,11 +184,11 @@ def live_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
 def builtin_server(tmp_path: Path) -> Iterator[LiveServer]:
     """The app with the built-in model and the full text pipeline (skipped while either is missing)."""
     try:
-        from medcode.model.registry import load_model
         from medcode.model.text import get_pipeline
+        from medcode.settings import get_settings
 
         get_pipeline()
-        coder = load_model("builtin")
+        coder = get_settings().registry.load_model("builtin")
     except (ImportError, FileNotFoundError) as exc:
         pytest.skip(f"built-in model or text pipeline not available: {type(exc).__name__}: {exc}")
     with serve(tmp_path, coder) as server:
