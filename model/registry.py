@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from medcode.data.errors import ModelNotFoundError
