@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_progress_unless_terminal()  # before any command module imports tqdm, which reads TQDM_* then
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -67,6 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"medcode: error: {exc}", file=sys.stderr)
         return 1
+
+
+def quiet_progress_unless_terminal() -> None:
+    """Progress bars (tqdm's and MLflow's artifact downloads) only when stderr is a terminal: a log file or a
+    pipe gets no bar lines."""
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def one_line(exc: ValidationError) -> str:

@@ -54,3 +54,18 @@ def test_invalid_setting_is_one_line_naming_it(
     assert "\n" not in err
     assert err.startswith("medcode: error: invalid Settings: MEDCODE_ENCODER_PRECISION:")
     assert "'fp16'" in err
+
+
+def test_progress_bars_are_off_when_stderr_is_not_a_terminal() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "from medcode.cli import quiet_progress_unless_terminal\n"
+        "quiet_progress_unless_terminal()\n"
+        "from tqdm import tqdm\n"
+        "for _ in tqdm(range(3), desc='embedding code names'): pass\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("TQDM_")}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert run.stderr == ""
