@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from medcode.data.types import Encounter, Result, Task
-from medcode.evaluation import breakdown, calibration, metrics
+from medcode.evaluation import breakdown, metrics
+from medcode.model import calibration
 
 TASKS: tuple[Task, ...] = ("diagnosis", "procedure")
 K_VALUES = (5, 8, 15)

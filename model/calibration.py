@@ -1,18 +1,21 @@
 """Score calibration: raw ranker score -> estimated probability that the code is correct.
 
 Fitted on held-out predictions only. Parameters are plain numbers so that they live in the pack manifest
-and round-trip exactly.
+and round-trip exactly. Measuring calibration (expected calibration error, reliability bins) lives here too,
+the one home of those metrics: training and evaluation both read it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 Method = Literal["identity", "isotonic", "platt"]
+N_BINS = 15
+"""Equal-width confidence bins of the expected calibration error and the reliability diagram."""
 
 
 @dataclass
@@ -86,16 +89,63 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray) -> Calibrator:
     return Calibrator(method="platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
-    """ECE with equal-width bins: sum over bins of |accuracy - confidence| weighted by bin size."""
-    p = np.asarray(probs, dtype=float)
-    y = np.asarray(labels, dtype=float)
-    if p.size == 0:
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    lower: float
+    upper: float
+    count: int
+    mean_confidence: float | None
+    accuracy: float | None
+
+
+def bin_ids(confidences: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
+    """Equal-width bins over [0, 1], closed on the right (an edge value falls in the lower bin), as
+    scikit-learn's `calibration_curve(strategy="uniform")` assigns them."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.searchsorted(edges[1:-1], confidences, side="left")
+
+
+def reliability_bins(
+    confidences: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray, n_bins: int = N_BINS
+) -> list[ReliabilityBin]:
+    """Count, mean confidence and observed accuracy per equal-width confidence bin."""
+    conf = np.asarray(confidences, dtype=float)
+    lab = np.asarray(labels, dtype=float)
+    if conf.shape != lab.shape:
+        raise ValueError("confidences and labels must have the same length")
+    if conf.size and (conf.min() < 0 or conf.max() > 1):
+        raise ValueError("confidences must lie in [0, 1]")
+    ids = bin_ids(conf, n_bins)
+    counts = np.bincount(ids, minlength=n_bins)
+    conf_sums = np.bincount(ids, weights=conf, minlength=n_bins)
+    label_sums = np.bincount(ids, weights=lab, minlength=n_bins)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    out = []
+    for b in range(n_bins):
+        n = int(counts[b])
+        out.append(
+            ReliabilityBin(
+                lower=float(edges[b]),
+                upper=float(edges[b + 1]),
+                count=n,
+                mean_confidence=float(conf_sums[b] / n) if n else None,
+                accuracy=float(label_sums[b] / n) if n else None,
+            )
+        )
+    return out
+
+
+def expected_calibration_error(
+    confidences: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray, n_bins: int = N_BINS
+) -> float:
+    """ECE = sum over bins of (bin share) x |accuracy - mean confidence|; 0.0 for no pairs."""
+    bins = reliability_bins(confidences, labels, n_bins)
+    total = sum(b.count for b in bins)
+    if total == 0:
         return 0.0
-    idx = np.minimum((p * bins).astype(int), bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        mask = idx == b
-        if mask.any():
-            ece += mask.mean() * abs(y[mask].mean() - p[mask].mean())
-    return float(ece)
+    return float(
+        sum(b.count / total * abs((b.accuracy or 0.0) - (b.mean_confidence or 0.0)) for b in bins if b.count)
+    )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
 
-from medcode.evaluation.calibration import N_BINS, expected_calibration_error, reliability_bins
+from medcode.model.calibration import N_BINS, expected_calibration_error, reliability_bins
 
 
 def test_ece_by_hand() -> None:
