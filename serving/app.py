@@ -21,11 +21,13 @@ from medcode.model.base import Coder
 from medcode.serving.db import Database
 from medcode.serving.errors import install_error_handlers
 from medcode.serving.holder import Loader, ModelHolder, VersionProbe, is_pollable_ref, warm_up
+from medcode.serving.limits import FailureLimiter, RateLimiter, SuggestionSlots
 from medcode.serving.middleware import RequestContextMiddleware
 from medcode.serving.orm import utcnow
 from medcode.serving.routers import admin, audit, codes, encounters, fhir, health, review, suggest
 from medcode.serving.services.codes import configured_code_search, lookup_code
 from medcode.serving.services.encounters import PriorityFn, confidence_priority
+from medcode.serving.ui.session import resolve_session_secret
 from medcode.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -86,8 +88,14 @@ def create_app(
     app.state.model = holder
     app.state.clock = clock or utcnow
     app.state.priority_fn = priority_fn or confidence_priority
+    app.state.session_secret = resolve_session_secret(settings.session_secret, settings.home)
+    app.state.auth_failures = FailureLimiter(settings.signin_max_failures, settings.signin_backoff_seconds)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.suggestion_slots = SuggestionSlots(settings.suggest_workers, settings.suggest_timeout_seconds)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=max(8 * settings.max_note_chars, 1 << 20))
+    most_text = min(settings.max_encounter_chars, settings.max_documents * settings.max_note_chars)
+    body_limit = max(8 * most_text, 1 << 20)  # room for JSON escapes and base64 around the text
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=body_limit)
     for module in (health, suggest, encounters, review, codes, audit, fhir, admin):
         app.include_router(module.router)
     _include_ui(app)

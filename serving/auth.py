@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal, get_args
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from medcode.data.errors import InvalidInputError
-from medcode.serving.orm import ApiKey, utcnow
+from medcode.serving.orm import ApiKey, UiSessionRow, utcnow
 
 Role = Literal["coder", "integration", "scientist", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -91,25 +92,41 @@ def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
 
 
-def _split_key(raw_key: str) -> str | None:
-    """The key_id of a well-formed key, else None."""
+_KEY_ID_RE = re.compile(r"[0-9a-f]{1,32}")
+_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
+def claimed_key_id(raw_key: str) -> str | None:
+    """The key_id of a well-formed key (`mck_<hex id>_<url-safe secret>`), else None."""
     parts = raw_key.strip().split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    if not _KEY_ID_RE.fullmatch(parts[1]) or not _SECRET_RE.fullmatch(parts[2]):
         return None
     return parts[1]
 
 
-def authenticate_key(session: Session, raw_key: str) -> Principal | None:
-    """The principal of a valid, unrevoked key; None for anything else (constant-time hash compare)."""
-    key_id = _split_key(raw_key)
+KeyCheck = Literal["ok", "malformed", "unknown", "revoked", "wrong_secret"]
+
+
+def verify_key(session: Session, raw_key: str) -> tuple[Principal | None, KeyCheck]:
+    """The principal of a valid, unrevoked key, or None and why not (constant-time hash compare)."""
+    key_id = claimed_key_id(raw_key)
     if key_id is None:
-        return None
+        return None, "malformed"
     row = session.get(ApiKey, key_id)
-    if row is None or row.revoked_at is not None:
-        return None
+    if row is None:
+        return None, "unknown"
     if not hmac.compare_digest(row.key_hash, hash_key(raw_key.strip())):
-        return None
-    return Principal(key_id=row.key_id, name=row.name, role=row.role)
+        return None, "wrong_secret"
+    if row.revoked_at is not None:
+        return None, "revoked"
+    return Principal(key_id=row.key_id, name=row.name, role=row.role), "ok"
+
+
+def authenticate_key(session: Session, raw_key: str) -> Principal | None:
+    """The principal of a valid, unrevoked key; None for anything else."""
+    return verify_key(session, raw_key)[0]
 
 
 def create_key(session: Session, role: str, name: str | None = None) -> CreatedKey:
@@ -130,11 +147,17 @@ def list_keys(session: Session) -> list[KeyInfo]:
 
 
 def revoke_key(session: Session, key_id: str) -> KeyInfo | None:
-    """Mark a key revoked (idempotent); None when no such key. The caller commits."""
+    """Mark a key revoked, and its UI sessions ended (idempotent); None when no such key. The caller
+    commits."""
     row = session.get(ApiKey, key_id)
     if row is None:
         return None
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        session.execute(
+            update(UiSessionRow)
+            .where(UiSessionRow.key_id == key_id, UiSessionRow.revoked_at.is_(None))
+            .values(revoked_at=row.revoked_at)
+        )
         session.flush()
     return KeyInfo(row.key_id, row.name, row.role, row.created_at, row.revoked_at)

@@ -78,6 +78,16 @@ class ServiceUnavailable(ServiceError):
     code = "unavailable"
 
 
+class TooManyRequests(ServiceError):
+    status_code = 429
+    code = "too_many_requests"
+
+
+class GatewayTimeout(ServiceError):
+    status_code = 504
+    code = "timeout"
+
+
 def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
@@ -91,8 +101,10 @@ FHIR_ISSUE_CODES |= {
     413: "too-costly",
     415: "not-supported",
     422: "invalid",
+    429: "throttled",
     500: "exception",
     503: "transient",
+    504: "timeout",
 }
 
 

@@ -69,6 +69,18 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class UiSessionRow(Base):
+    """A coder UI session: the signed cookie names it, and it ends at sign-out or with its key."""
+
+    __tablename__ = "ui_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.key_id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
 class EncounterRow(Base):
     __tablename__ = "encounters"
     __table_args__ = (Index("ix_encounters_status_updated", "status", "updated_at"),)
@@ -82,6 +94,8 @@ class EncounterRow(Base):
     """The revision whose final codes are current (auto-accepted or finalized by a coder)."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    owner: Mapped[str | None] = mapped_column(String(32), index=True)
+    """The key id that first submitted the encounter: an integration key reads and resubmits only its own."""
 
 
 class RevisionRow(Base):

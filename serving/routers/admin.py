@@ -14,10 +14,11 @@ from medcode.serving.schemas.admin import (
     KeyPublic,
     ModelReloadPublic,
 )
+from medcode.serving.schemas.common import AUTH_ERRORS, BODY_ERRORS, errors
 from medcode.serving.services import audit
 from medcode.serving.services import keys as key_service
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=AUTH_ERRORS)
 
 
 @router.get("/keys", response_model=KeyListPublic)
@@ -26,15 +27,20 @@ def list_keys(principal: Admin, session: SessionDep) -> KeyListPublic:
 
 
 @router.post(
-    "/keys", response_model=KeyCreatedPublic, status_code=status.HTTP_201_CREATED, dependencies=[JsonBody]
+    "/keys",
+    response_model=KeyCreatedPublic,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[JsonBody],
+    responses=BODY_ERRORS,
 )
 def create_key(body: KeyCreate, principal: Admin, session: SessionDep) -> KeyCreatedPublic:
     created = key_service.create(session, principal, body.role, body.name)
     return KeyCreatedPublic(key_id=created.key_id, name=created.name, role=created.role, key=created.key)
 
 
-@router.delete("/keys/{key_id}", response_model=KeyPublic)
+@router.delete("/keys/{key_id}", response_model=KeyPublic, responses=errors(404))
 def revoke_key(key_id: str, principal: Admin, session: SessionDep) -> KeyPublic:
+    """Revoke a key: its requests answer 401 and its UI sessions end at once."""
     return KeyPublic(**vars(key_service.revoke(session, principal, key_id)))
 
 

@@ -7,10 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from medcode.serving.deps import Auditor, SessionDep
+from medcode.serving.deps import Auditor, Offset, SessionDep, as_utc
+from medcode.serving.schemas.common import AUTH_ERRORS
 from medcode.serving.services import audit as service
 
-router = APIRouter(prefix="/v1", tags=["audit"])
+router = APIRouter(prefix="/v1", tags=["audit"], responses=AUTH_ERRORS)
 
 
 @router.get("/audit", response_model=service.AuditPagePublic)
@@ -22,18 +23,14 @@ def audit_events(
     actor: Annotated[str | None, Query(description="key id of the actor")] = None,
     since: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> service.AuditPagePublic:
-    if since is not None and since.tzinfo is None:
-        from datetime import UTC
-
-        since = since.replace(tzinfo=UTC)
     return service.list_events(
         session,
         encounter_id=encounter_id,
         action=action,
         actor=actor,
-        since=since,
+        since=as_utc(since),
         limit=limit,
         offset=offset,
     )

@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from medcode.serving.deps import CodeReader
+from medcode.serving.schemas.common import AUTH_ERRORS
 from medcode.serving.services.codes import CodeSearchPublic, search_codes
 
-router = APIRouter(prefix="/v1", tags=["codes"])
+router = APIRouter(prefix="/v1", tags=["codes"], responses=AUTH_ERRORS)
 SystemName = Literal["ICD-10-CM", "ICD-10-PCS", "HCPCS", "CPT"]
 
 

@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from medcode.serving.deps import JsonBody, NowDep, Reviewer, SessionDep, SettingsDep
+from medcode.serving.auth import Principal
+from medcode.serving.deps import ItemId, JsonBody, NowDep, Offset, Reviewer, SessionDep, SettingsDep
+from medcode.serving.schemas.common import READ_ERRORS
 from medcode.serving.schemas.review import (
     ClaimPublic,
     DecisionsCreate,
@@ -18,7 +20,7 @@ from medcode.serving.schemas.review import (
 )
 from medcode.serving.services import review as service
 
-router = APIRouter(prefix="/v1/review", tags=["review"])
+router = APIRouter(prefix="/v1/review", tags=["review"], responses=READ_ERRORS)
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "Stale or conflicting request (lease, item state, codes)"}
 }
@@ -35,10 +37,10 @@ def queue(
     unclaimed: Annotated[bool, Query(description="only items nobody holds")] = False,
     max_priority: float | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> QueuePublic:
     """Open review items, lowest priority value (least confident) first."""
-    return service.list_queue(
+    queue = service.list_queue(
         session,
         now=now,
         reason=reason,
@@ -47,6 +49,9 @@ def queue(
         limit=limit,
         offset=offset,
     )
+    for item in queue.items:  # a coder sees that an item is held, not by which key
+        item.lease_holder = visible_holder(principal, item.lease_holder)
+    return queue
 
 
 @router.post(
@@ -65,9 +70,11 @@ def claim(
 
 
 @router.get("/items/{item_id}", response_model=ReviewItemPublic)
-def get_item(item_id: int, principal: Reviewer, session: SessionDep) -> ReviewItemPublic:
+def get_item(item_id: ItemId, principal: Reviewer, session: SessionDep) -> ReviewItemPublic:
     """The item with its note, result, codes as decided so far and the decisions."""
-    return service.get_item(session, item_id)
+    item = service.get_item(session, item_id)
+    item.lease_holder = visible_holder(principal, item.lease_holder)
+    return item
 
 
 @router.post(
@@ -77,7 +84,7 @@ def get_item(item_id: int, principal: Reviewer, session: SessionDep) -> ReviewIt
     responses=CONFLICT,
 )
 def decide(
-    item_id: int,
+    item_id: ItemId,
     body: DecisionsCreate,
     principal: Reviewer,
     session: SessionDep,
@@ -100,12 +107,23 @@ def decide(
 
 
 @router.post("/items/{item_id}/finalize", response_model=FinalizePublic, responses=CONFLICT)
-def finalize(item_id: int, principal: Reviewer, session: SessionDep, now: NowDep) -> FinalizePublic:
+def finalize(item_id: ItemId, principal: Reviewer, session: SessionDep, now: NowDep) -> FinalizePublic:
     """Make the item's kept codes the encounter's final codes (undecided suggestions count as accepted)."""
     return service.finalize(session, item_id, principal, now=now)
 
 
 @router.post("/items/{item_id}/release", response_model=ReleasePublic, responses=CONFLICT)
-def release(item_id: int, principal: Reviewer, session: SessionDep, now: NowDep) -> ReleasePublic:
+def release(item_id: ItemId, principal: Reviewer, session: SessionDep, now: NowDep) -> ReleasePublic:
     """Give the lease back; the item returns to the queue with its decisions."""
     return service.release(session, item_id, principal, now=now)
+
+
+OTHER_HOLDER = "another-key"
+"""What a coder reads as the lease holder of an item another key holds."""
+
+
+def visible_holder(principal: Principal, holder: str | None) -> str | None:
+    """Another key's id is an admin's to see: a coder learns only whether the lease is its own."""
+    if holder is None or principal.role == "admin" or holder == principal.key_id:
+        return holder
+    return OTHER_HOLDER

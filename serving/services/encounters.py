@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 from medcode.data.types import Encounter, Result, Routing
 from medcode.model.base import Coder
 from medcode.serving.auth import Principal
-from medcode.serving.errors import NotFound, PayloadTooLarge
+from medcode.serving.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from medcode.serving.orm import EncounterRow, FinalCodeRow, ReviewItemRow, RevisionRow
 from medcode.serving.schemas.encounters import (
     EncounterListPublic,
@@ -51,12 +52,73 @@ def confidence_priority(result: Result) -> float:
     return min((c.confidence for c in result.codes), default=0.0)
 
 
-def check_note_size(encounter: Encounter, max_chars: int) -> None:
-    for doc in encounter.documents:
-        if len(doc.text) > max_chars:
+@dataclass(frozen=True)
+class EncounterLimits:
+    """How much one request may ask of the model (all from settings)."""
+
+    max_note_chars: int = 200_000
+    max_documents: int = 50
+    max_encounter_chars: int = 400_000
+
+
+def check_text(value: str, where: str) -> None:
+    """422 for text no database or tokenizer takes: NUL characters and lone surrogates."""
+    if "\x00" in value:
+        raise InvalidRequest(f"{where} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{where} contains a lone surrogate (not valid Unicode text)") from None
+
+
+def check_encounter(encounter: Encounter, limits: EncounterLimits) -> None:
+    """Refuse what the model must not run on: too many documents or characters (413, naming the
+    limit), empty notes and text that is not valid Unicode (422)."""
+    if len(encounter.documents) > limits.max_documents:
+        raise PayloadTooLarge(
+            f"the encounter has {len(encounter.documents)} documents; the limit is {limits.max_documents}"
+            " (MEDCODE_MAX_DOCUMENTS)"
+        )
+    check_text(encounter.encounter_id, "encounter_id")
+    if encounter.date is not None:
+        check_text(encounter.date, "date")
+    total = 0
+    for index, doc in enumerate(encounter.documents):
+        check_text(doc.document_id, f"documents[{index}].document_id")
+        check_text(doc.type, f"documents[{index}].type")
+        if len(doc.text) > limits.max_note_chars:
             raise PayloadTooLarge(
-                f"document {doc.document_id!r} has {len(doc.text)} characters; the limit is {max_chars}"
+                f"document {doc.document_id!r} has {len(doc.text)} characters; the limit is"
+                f" {limits.max_note_chars} (MEDCODE_MAX_NOTE_CHARS)"
             )
+        if not doc.text.strip():
+            raise InvalidRequest(f"document {doc.document_id!r} has no text (empty or only whitespace)")
+        check_text(doc.text, f"documents[{index}].text")
+        total += len(doc.text)
+    if total > limits.max_encounter_chars:
+        raise PayloadTooLarge(
+            f"the encounter's documents have {total} characters together; the limit is"
+            f" {limits.max_encounter_chars} (MEDCODE_MAX_ENCOUNTER_CHARS)"
+        )
+
+
+def check_owner(session: Session, principal: Principal, encounter_id: str) -> None:
+    """409 before any model work when an integration submits an encounter id another client uses."""
+    scope = owner_scope(principal)
+    if scope is None:
+        return
+    owner = session.scalar(select(EncounterRow.owner).where(EncounterRow.encounter_id == encounter_id))
+    session.rollback()
+    if owner is not None and owner != scope:
+        raise Conflict(
+            f"encounter id {encounter_id!r} is in use by another client; choose another id",
+            code="encounter_id_taken",
+        )
+
+
+def owner_scope(principal: Principal) -> str | None:
+    """The owner an integration key is confined to (its own key id); None: the role sees every encounter."""
+    return principal.key_id if principal.role == "integration" else None
 
 
 def suggest(coder: Coder, encounter: Encounter) -> Result:
@@ -107,6 +169,13 @@ def _submit(
         select(EncounterRow).where(EncounterRow.encounter_id == encounter.encounter_id).with_for_update()
     )
     before: dict[str, Any] | None = None
+    scope = owner_scope(principal)
+    if row is not None and scope is not None and row.owner != scope:
+        session.rollback()
+        raise Conflict(
+            f"encounter id {encounter.encounter_id!r} is in use by another client; choose another id",
+            code="encounter_id_taken",
+        )
     if row is not None:
         latest = _revision(session, row, row.current_revision)
         if latest.content_hash == digest and not (force_review and row.status == "auto_accepted"):
@@ -122,6 +191,7 @@ def _submit(
             final_revision=None,
             created_at=now,
             updated_at=now,
+            owner=principal.key_id,
         )
         session.add(row)
         session.flush()
@@ -301,9 +371,10 @@ def _view(session: Session, row: EncounterRow) -> EncounterPublic:
     )
 
 
-def get_encounter(session: Session, encounter_id: str) -> EncounterPublic:
+def get_encounter(session: Session, encounter_id: str, owner: str | None = None) -> EncounterPublic:
+    """The encounter's state; with `owner` (an integration's key id) only an encounter it submitted."""
     row = session.scalar(select(EncounterRow).where(EncounterRow.encounter_id == encounter_id))
-    if row is None:
+    if row is None or (owner is not None and row.owner != owner):
         raise NotFound(f"no encounter {encounter_id!r}", code="encounter_not_found")
     return _view(session, row)
 
@@ -315,12 +386,15 @@ def list_encounters(
     since: datetime | None = None,
     limit: int = 50,
     offset: int = 0,
+    owner: str | None = None,
 ) -> EncounterListPublic:
     query = select(EncounterRow, RevisionRow).join(
         RevisionRow,
         (RevisionRow.encounter_pk == EncounterRow.id)
         & (RevisionRow.revision == EncounterRow.current_revision),
     )
+    if owner is not None:
+        query = query.where(EncounterRow.owner == owner)
     if status is not None:
         query = query.where(EncounterRow.status == status)
     if since is not None:

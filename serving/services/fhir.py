@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from medcode.data.types import Document, Encounter, Patient, Result, task_of_system
+from medcode.serving.errors import ServiceError
+from medcode.serving.services.encounters import EncounterLimits, check_encounter
 
 SYSTEM_URIS = {
     "ICD-10-CM": "http://hl7.org/fhir/sid/icd-10-cm",
@@ -38,6 +42,8 @@ ENCOUNTER_CLASS_TO_SETTING = {
     "EMER": "emergency",
     "OBSENC": "observation",
 }
+MAX_OTHER_ENTRIES = 50
+"""Entries of a Bundle besides its DocumentReferences (Patient, Encounter, ...)."""
 GENDER_TO_SEX = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
 
 
@@ -59,7 +65,8 @@ class FhirContext:
     document_refs: dict[str, str] = field(default_factory=dict)
 
 
-def parse_bundle(body: bytes, max_note_chars: int) -> tuple[Encounter, FhirContext]:
+def parse_bundle(body: bytes, limits: EncounterLimits) -> tuple[Encounter, FhirContext]:
+    """The encounter a Bundle describes; FhirInputError (4xx) for anything this service cannot take."""
     from fhir.resources.R4B.bundle import Bundle
 
     try:
@@ -68,7 +75,11 @@ def parse_bundle(body: bytes, max_note_chars: int) -> tuple[Encounter, FhirConte
         raise FhirInputError(
             400, [f"the body is not JSON: {exc.msg if hasattr(exc, 'msg') else 'bad encoding'}"]
         ) from None
-    _check_shape(data)
+    except RecursionError:
+        raise FhirInputError(422, ["the JSON is nested too deeply"]) from None
+    except ValueError:  # e.g. an integer of more digits than Python converts
+        raise FhirInputError(422, ["the JSON holds a number this service does not read"]) from None
+    _check_shape(data, limits.max_documents)
     try:
         bundle = Bundle.model_validate(data)
     except Exception as exc:  # pydantic errors, and the library's KeyError/ValueError on odd resources
@@ -79,6 +90,9 @@ def parse_bundle(body: bytes, max_note_chars: int) -> tuple[Encounter, FhirConte
     patient_ref = encounter_ref = None
     documents: list[Document] = []
     document_refs: dict[str, str] = {}
+    given_ids = _given_document_ids(bundle)
+    used_ids: set[str] = set()
+    seen_resources: set[str | None] = set()
     for index, entry in enumerate(bundle.entry or []):
         resource: Any = entry.resource
         if resource is None:
@@ -90,17 +104,34 @@ def parse_bundle(body: bytes, max_note_chars: int) -> tuple[Encounter, FhirConte
         elif kind == "Encounter" and encounter is None:
             encounter, encounter_ref = resource, ref
         elif kind == "DocumentReference":
+            if resource.id and resource.id in seen_resources:
+                raise FhirInputError(
+                    422, [f"Bundle.entry[{index}]: two DocumentReferences have the id {resource.id!r}"]
+                )
+            seen_resources.add(resource.id)
             for content_index, content in enumerate(resource.content or []):
                 text = _attachment_text(content.attachment, index)
                 if text is None or not text.strip():
                     continue
                 doc_id = resource.id or f"doc{index}"
-                if content_index:
-                    doc_id = f"{doc_id}-{content_index}"
-                if len(text) > max_note_chars:
+                if content_index or doc_id in used_ids or (not resource.id and doc_id in given_ids):
+                    doc_id = _free_id(doc_id, content_index, used_ids | given_ids)
+                used_ids.add(doc_id)
+                if len(text) > limits.max_note_chars:
                     raise FhirInputError(
                         413,
-                        [f"document {doc_id!r} has {len(text)} characters; the limit is {max_note_chars}"],
+                        [
+                            f"document {doc_id!r} has {len(text)} characters; the limit is"
+                            f" {limits.max_note_chars} (MEDCODE_MAX_NOTE_CHARS)"
+                        ],
+                    )
+                if len(documents) >= limits.max_documents:
+                    raise FhirInputError(
+                        413,
+                        [
+                            f"the Bundle has more than {limits.max_documents} notes; the limit is"
+                            f" {limits.max_documents} (MEDCODE_MAX_DOCUMENTS)"
+                        ],
                     )
                 documents.append(Document(document_id=doc_id, type=_doc_type(resource), text=text))
                 if ref:
@@ -118,13 +149,19 @@ def parse_bundle(body: bytes, max_note_chars: int) -> tuple[Encounter, FhirConte
     encounter_id = (
         (encounter.id if encounter is not None and encounter.id else None) or bundle.id or uuid.uuid4().hex
     )
-    ours = Encounter(
-        encounter_id=encounter_id,
-        patient=Patient(age=_age(patient.birthDate, when), sex=GENDER_TO_SEX.get(patient.gender or "")),  # type: ignore[arg-type]
-        setting=_setting(encounter),  # type: ignore[arg-type]
-        date=when.isoformat() if when else None,
-        documents=documents,
-    )
+    try:
+        ours = Encounter(
+            encounter_id=encounter_id,
+            patient=Patient(age=_age(patient.birthDate, when), sex=GENDER_TO_SEX.get(patient.gender or "")),  # type: ignore[arg-type]
+            setting=_setting(encounter),  # type: ignore[arg-type]
+            date=when.isoformat() if when else None,
+            documents=documents,
+        )
+        check_encounter(ours, limits)
+    except ValidationError as exc:
+        raise FhirInputError(422, _validation_messages(exc)) from None
+    except ServiceError as exc:
+        raise FhirInputError(exc.status_code, [exc.message]) from None
     context = FhirContext(
         encounter_id=encounter_id,
         patient_ref=patient_ref or f"Patient/{patient.id or 'unknown'}",
@@ -135,16 +172,42 @@ def parse_bundle(body: bytes, max_note_chars: int) -> tuple[Encounter, FhirConte
     return ours, context
 
 
-def _check_shape(data: Any) -> None:
+def _check_shape(data: Any, max_documents: int) -> None:
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         raise FhirInputError(422, ["expected a FHIR Bundle (resourceType 'Bundle')"])
     entries = data.get("entry", [])
     if not isinstance(entries, list):
         raise FhirInputError(422, ["Bundle.entry must be a list"])
+    if len(entries) > max_documents + MAX_OTHER_ENTRIES:
+        raise FhirInputError(
+            413,
+            [
+                f"the Bundle has {len(entries)} entries; the limit is {max_documents + MAX_OTHER_ENTRIES}"
+                f" ({max_documents} notes, MEDCODE_MAX_DOCUMENTS, and {MAX_OTHER_ENTRIES} other resources)"
+            ],
+        )
     for index, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             raise FhirInputError(422, [f"Bundle.entry[{index}] needs a resource with a resourceType"])
+
+
+def _given_document_ids(bundle: Any) -> set[str]:
+    return {
+        str(entry.resource.id)
+        for entry in bundle.entry or []
+        if entry.resource is not None
+        and entry.resource.get_resource_type() == "DocumentReference"
+        and entry.resource.id
+    }
+
+
+def _free_id(base: str, content_index: int, taken: set[str]) -> str:
+    """A document id made from `base` that no other document of the Bundle has (ids are unique)."""
+    suffix = content_index or 1
+    while f"{base}-{suffix}" in taken:
+        suffix += 1
+    return f"{base}-{suffix}"
 
 
 def _validation_messages(exc: Exception) -> list[str]:

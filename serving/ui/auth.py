@@ -1,24 +1,59 @@
 """The UI session as an API principal: the JSON API accepts either a Bearer key or this session cookie.
 
 `principal_from_cookie` is the hook `serving.deps.get_current_principal` calls when a request has no
-Authorization header. The cookie names a key id; the key is looked up on every request, so revoking the
-key ends its UI sessions too. A state-changing request must carry the session's CSRF token in the
-`X-CSRF-Token` header, else it is refused (403) before anything runs.
+Authorization header. The cookie names a server-side session (`ui_sessions`) and a key id; both are looked
+up on every request, so signing out ends the session (a copied cookie included) and revoking the key ends
+all of its sessions. A state-changing request must carry the session's CSRF token in the `X-CSRF-Token`
+header, else it is refused (403) before anything runs.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from medcode.serving.auth import Principal
 from medcode.serving.errors import Forbidden
-from medcode.serving.orm import ApiKey
-from medcode.serving.ui.session import UiSession, csrf_ok, session_of
+from medcode.serving.orm import ApiKey, UiSessionRow, utcnow
+from medcode.serving.ui.session import SESSION_MAX_AGE_SECONDS, UiSession, csrf_ok, session_of
+
+
+def start_session(db: Session, ui_session: UiSession) -> None:
+    """Store a new session (the caller commits, then sets its cookie)."""
+    now = utcnow()
+    db.add(
+        UiSessionRow(
+            session_id=ui_session.session_id,
+            key_id=ui_session.key_id,
+            created_at=now,
+            expires_at=now + timedelta(seconds=SESSION_MAX_AGE_SECONDS),
+            revoked_at=None,
+        )
+    )
+    db.flush()
+
+
+def end_session(db: Session, ui_session: UiSession) -> None:
+    """Mark the session ended: its cookie, wherever it was copied, no longer signs anyone in."""
+    row = db.get(UiSessionRow, ui_session.session_id)
+    if row is not None and row.revoked_at is None:
+        row.revoked_at = utcnow()
+        db.flush()
 
 
 def principal_of_session(db: Session, ui_session: UiSession) -> Principal | None:
-    """The principal behind a session: its key must still exist, be unrevoked and keep its role."""
+    """The principal behind a session: the session must be live, and its key exist, be unrevoked and
+    keep its role."""
+    stored = db.get(UiSessionRow, ui_session.session_id)
+    if (
+        stored is None
+        or stored.key_id != ui_session.key_id
+        or stored.revoked_at is not None
+        or stored.expires_at <= utcnow()
+    ):
+        return None
     row = db.get(ApiKey, ui_session.key_id)
     if row is None or row.revoked_at is not None or row.role != ui_session.role:
         return None

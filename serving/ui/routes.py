@@ -18,21 +18,25 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from medcode.data.types import Encounter
-from medcode.serving.auth import Principal, authenticate_key
-from medcode.serving.deps import EncounterReader, SessionDep
+from medcode.serving.auth import Principal, verify_key
+from medcode.serving.deps import ItemId, Reviewer, SessionDep, client_of, record_auth_failure
 from medcode.serving.errors import Forbidden, NotFound
+from medcode.serving.limits import retry_after_header
 from medcode.serving.orm import EncounterRow, RevisionRow
+from medcode.serving.schemas.common import READ_ERRORS
 from medcode.serving.services import audit
 from medcode.serving.services import review as review_service
 from medcode.serving.ui.annotate import AnnotationsPublic, annotate
-from medcode.serving.ui.auth import principal_of_session
+from medcode.serving.ui.auth import end_session, principal_of_session, start_session
 from medcode.serving.ui.session import (
     UiSession,
     clear_session_cookie,
     clear_signin_cookie,
     csrf_ok,
     encode_session,
+    new_session,
     new_token,
+    secret_of,
     session_of,
     set_session_cookie,
     set_signin_cookie,
@@ -172,15 +176,23 @@ def signin(
     target = safe_next(next)
     if not signin_token_ok(request, csrf_token):
         return _signin_page(request, target, "The sign-in form expired; please try again.", 400)
-    principal = authenticate_key(db, api_key) if api_key.strip() else None
+    wait = request.app.state.auth_failures.retry_after(client_of(request))
+    if wait > 0:
+        response = _signin_page(request, target, "Too many failed sign-ins; please wait and try again.", 429)
+        response.headers.update(retry_after_header(wait))
+        return response
+    principal, outcome = verify_key(db, api_key) if api_key.strip() else (None, "malformed")
+    db.rollback()
     if principal is None:
-        db.rollback()
+        record_auth_failure(request, "auth.signin_failed", api_key, outcome)
         return _signin_page(request, target, "That API key is not valid (or was revoked).", 401)
+    request.app.state.auth_failures.succeeded(client_of(request))
+    ui_session = new_session(principal.key_id, principal.name, principal.role)
+    start_session(db, ui_session)
     audit.record(db, principal, "ui.signed_in", "api_key", principal.key_id)
     db.commit()
-    value, _ = encode_session(principal.key_id, principal.name, principal.role)
     response = RedirectResponse(target, status_code=303)
-    set_session_cookie(response, request, value)
+    set_session_cookie(response, request, encode_session(secret_of(request), ui_session))
     clear_signin_cookie(response, request)
     logger.info("UI sign-in by key %s (%s)", principal.key_id, principal.role)
     return response
@@ -195,9 +207,10 @@ def signout(
         if not csrf_ok(request, ui_session, csrf_token):
             raise Forbidden("missing or invalid CSRF token", code="csrf_failed")
         principal = principal_of_session(db, ui_session)
+        end_session(db, ui_session)
         if principal is not None:
             audit.record(db, principal, "ui.signed_out", "api_key", principal.key_id)
-            db.commit()
+        db.commit()
     response = RedirectResponse("/ui/signin", status_code=303)
     clear_session_cookie(response, request)
     return response
@@ -212,7 +225,7 @@ def queue_page(request: Request, db: SessionDep) -> Response:
 
 
 @router.get("/review/{item_id}", response_class=HTMLResponse)
-def review_page(item_id: int, request: Request, db: SessionDep) -> Response:
+def review_page(item_id: ItemId, request: Request, db: SessionDep) -> Response:
     return _app_page(request, db, "encounter.html", nav="queue", item_id=item_id, encounter_id=None)
 
 
@@ -224,14 +237,21 @@ def encounter_page(encounter_id: str, request: Request, db: SessionDep) -> Respo
 # -- UI-only JSON ------------------------------------------------------------------------------------
 
 
-@router.get("/api/review/items/{item_id}/annotations", response_model=AnnotationsPublic)
-def item_annotations(item_id: int, principal: EncounterReader, db: SessionDep) -> AnnotationsPublic:
+@router.get(
+    "/api/review/items/{item_id}/annotations", response_model=AnnotationsPublic, responses=READ_ERRORS
+)
+def item_annotations(item_id: ItemId, principal: Reviewer, db: SessionDep) -> AnnotationsPublic:
+    """The item's note with sections and mentions: coders and admins, as `/v1/review/items/{item_id}`."""
     item = review_service.get_item(db, item_id)
     return annotate(item.encounter_id, item.documents)
 
 
-@router.get("/api/encounters/{encounter_id}/annotations", response_model=AnnotationsPublic)
-def encounter_annotations(encounter_id: str, principal: EncounterReader, db: SessionDep) -> AnnotationsPublic:
+@router.get(
+    "/api/encounters/{encounter_id}/annotations", response_model=AnnotationsPublic, responses=READ_ERRORS
+)
+def encounter_annotations(encounter_id: str, principal: Reviewer, db: SessionDep) -> AnnotationsPublic:
+    """The encounter's latest note with sections and mentions: note text is for coders and admins only
+    (as `/v1/review/items/{item_id}`); integrations and scientists read codes, not notes."""
     row = db.scalar(select(EncounterRow).where(EncounterRow.encounter_id == encounter_id))
     if row is None:
         db.rollback()

@@ -1,24 +1,30 @@
-"""The coder UI's session: a signed cookie naming the API key a coder signed in with, plus CSRF tokens.
+"""The coder UI's session: a signed cookie naming a server-side session, plus CSRF tokens.
 
-The cookie holds the key's id (never the key itself), its role and a per-session CSRF token, signed with
-`Settings.session_secret` (itsdangerous, time-stamped). It is HttpOnly, SameSite=Strict and Secure over
-https. Every state-changing request made with the cookie must carry the same CSRF token in the
-`X-CSRF-Token` header (the UI's JavaScript reads it from a <meta> tag) or, for plain HTML forms, in a
-`csrf_token` field.
+The cookie holds a session id, the key's id (never the key itself), its role and a per-session CSRF
+token, signed (itsdangerous, time-stamped) with the app's session secret: `MEDCODE_SESSION_SECRET` (at
+least 32 characters) or, when none is set, a random secret the service writes once to
+`MEDCODE_HOME/session_secret` (mode 0600) and reads on every later start. The session itself is a row
+(`ui_sessions`) that sign-out and key revocation end, so a copied cookie dies with it. The cookie is
+HttpOnly, SameSite=Strict and Secure over https. Every state-changing request made with the cookie must
+carry the same CSRF token in the `X-CSRF-Token` header (the UI's JavaScript reads it from a <meta> tag)
+or, for plain HTML forms, in a `csrf_token` field.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import os
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
-from medcode.settings import get_settings
+from medcode.data.errors import InvalidInputError
 
 SESSION_COOKIE = "medcode_session"
 SIGNIN_COOKIE = "medcode_signin"
@@ -27,15 +33,21 @@ CSRF_FIELD = "csrf_token"
 SESSION_MAX_AGE_SECONDS = 12 * 3600
 SIGNIN_MAX_AGE_SECONDS = 3600
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MIN_SECRET_LENGTH = 32
+SECRET_FILE = "session_secret"
+PUBLISHED_DEFAULT_SECRET = "development-only-secret"
+"""The settings' old default: a published constant, never used to sign anything."""
 
-_SESSION_SALT = "medcode-ui-session.v1"
+_SESSION_SALT = "medcode-ui-session.v2"
 _SIGNIN_SALT = "medcode-ui-signin.v1"
 
 
 @dataclass(frozen=True)
 class UiSession:
-    """What the session cookie says: who signed in, with which role, and the session's CSRF token."""
+    """What the session cookie says: which server-side session, who signed in, with which role, and
+    the session's CSRF token."""
 
+    session_id: str
     key_id: str
     name: str
     role: str
@@ -43,27 +55,75 @@ class UiSession:
     issued_at: float
 
 
-def _serializer(salt: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(get_settings().session_secret, salt=salt)
+def resolve_session_secret(configured: str | None, home: Path) -> str:
+    """The secret that signs UI cookies: the configured one (at least 32 characters), else the one
+    generated into `home` on the first start (created 0600, atomically, so two starting servers agree)."""
+    if configured and configured != PUBLISHED_DEFAULT_SECRET:
+        if len(configured) < MIN_SECRET_LENGTH:
+            raise InvalidInputError(
+                f"MEDCODE_SESSION_SECRET has {len(configured)} characters; use at least {MIN_SECRET_LENGTH}"
+                " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'), or unset it to"
+                f" have one generated into {home / SECRET_FILE}"
+            )
+        return configured
+    path = home / SECRET_FILE
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        temporary = home / f".{SECRET_FILE}.{secrets.token_hex(8)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
+                os.link(temporary, path)
+        finally:
+            temporary.unlink()
+    secret = path.read_text().strip()
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise InvalidInputError(
+            f"{path} holds a session secret shorter than {MIN_SECRET_LENGTH} characters; delete the file"
+            " to have a new one generated (UI users sign in again)"
+        )
+    return secret
+
+
+def secret_of(request: Request) -> str:
+    secret: str = request.app.state.session_secret
+    return secret
+
+
+def _serializer(secret: str, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=salt)
 
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def encode_session(key_id: str, name: str, role: str) -> tuple[str, UiSession]:
-    """A fresh session (with a new CSRF token) and its signed cookie value."""
-    session = UiSession(key_id=key_id, name=name, role=role, csrf=new_token(), issued_at=time.time())
-    payload = {"k": session.key_id, "n": session.name, "r": session.role, "c": session.csrf}
-    return _serializer(_SESSION_SALT).dumps(payload), session
+def new_session(key_id: str, name: str, role: str) -> UiSession:
+    """A fresh session with a new id and CSRF token (the caller stores it, then sets its cookie)."""
+    return UiSession(
+        session_id=secrets.token_urlsafe(32),
+        key_id=key_id,
+        name=name,
+        role=role,
+        csrf=new_token(),
+        issued_at=time.time(),
+    )
 
 
-def decode_session(value: str | None) -> UiSession | None:
+def encode_session(secret: str, session: UiSession) -> str:
+    """The signed cookie value of a session."""
+    payload = {"s": session.session_id, "k": session.key_id, "n": session.name, "r": session.role}
+    return _serializer(secret, _SESSION_SALT).dumps(payload | {"c": session.csrf})
+
+
+def decode_session(secret: str, value: str | None) -> UiSession | None:
     """The session a cookie value carries; None when absent, tampered with or expired."""
-    if not value:
+    if not value or len(value) > 4096:
         return None
     try:
-        payload, signed_at = _serializer(_SESSION_SALT).loads(
+        payload, signed_at = _serializer(secret, _SESSION_SALT).loads(
             value, max_age=SESSION_MAX_AGE_SECONDS, return_timestamp=True
         )
     except BadSignature:
@@ -72,6 +132,7 @@ def decode_session(value: str | None) -> UiSession | None:
         return None
     try:
         return UiSession(
+            session_id=str(payload["s"]),
             key_id=str(payload["k"]),
             name=str(payload["n"]),
             role=str(payload["r"]),
@@ -83,7 +144,7 @@ def decode_session(value: str | None) -> UiSession | None:
 
 
 def session_of(request: Request) -> UiSession | None:
-    return decode_session(request.cookies.get(SESSION_COOKIE))
+    return decode_session(secret_of(request), request.cookies.get(SESSION_COOKIE))
 
 
 def tokens_match(expected: str, given: str | None) -> bool:
@@ -123,7 +184,7 @@ def set_signin_cookie(response: Response, request: Request, token: str) -> None:
     """The sign-in form's token (double submit: this signed cookie plus the same value in the form)."""
     response.set_cookie(
         SIGNIN_COOKIE,
-        _serializer(_SIGNIN_SALT).dumps(token),
+        _serializer(secret_of(request), _SIGNIN_SALT).dumps(token),
         max_age=SIGNIN_MAX_AGE_SECONDS,
         path="/ui",
         httponly=True,
@@ -143,7 +204,7 @@ def signin_token_ok(request: Request, form_token: str | None) -> bool:
     if not cookie:
         return False
     try:
-        expected = _serializer(_SIGNIN_SALT).loads(cookie, max_age=SIGNIN_MAX_AGE_SECONDS)
+        expected = _serializer(secret_of(request), _SIGNIN_SALT).loads(cookie, max_age=SIGNIN_MAX_AGE_SECONDS)
     except BadSignature:
         return False
     return isinstance(expected, str) and tokens_match(expected, form_token)

@@ -54,7 +54,14 @@ def sqlite_url(tmp_path: Any) -> str:
 
 
 def make_settings(db_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"database_url": db_url, "model_ref": "fake", "model_poll_seconds": 0}
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "model_ref": "fake",
+        "model_poll_seconds": 0,
+        # tests make many requests and many failed ones from one client: the limits get their own tests
+        "rate_limit_per_minute": 0,
+        "signin_max_failures": 10_000,
+    }
     values.update(overrides)
     return Settings(**values)
 

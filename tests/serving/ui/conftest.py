@@ -147,7 +147,9 @@ def serve(tmp_path: Path, coder: Any) -> Iterator[LiveServer]:
     from medcode.serving.services.codes import search_codes
 
     search_codes("hypertension", None, 1)  # build the code search index once, before the clock runs
-    settings = make_settings(f"sqlite:///{tmp_path / 'medcode.db'}", session_secret="ui-test-secret")
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'medcode.db'}", session_secret="ui-test-secret-of-at-least-32-characters"
+    )
     app = create_app(settings, coder=coder)
     keys = {role: new_key(app, role, f"ui {role}") for role in ("coder", "integration", "admin")}
     port = _free_port()

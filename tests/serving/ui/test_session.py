@@ -16,16 +16,18 @@ from medcode.serving.auth import SYSTEM_PRINCIPAL
 from medcode.serving.services import keys as key_service
 from medcode.serving.ui.annotate import header_sections
 from medcode.serving.ui.routes import safe_next
-from medcode.serving.ui.session import SESSION_COOKIE, decode_session, encode_session
+from medcode.serving.ui.session import SESSION_COOKIE, decode_session, encode_session, new_session
 from tests.serving.conftest import make_settings, new_key
 
 from .conftest import NEGATED_PHRASE, NOTE, NoteCoder, encounter_payload
+
+UNIT_SECRET = "unit-secret-of-32-characters-or-more"
 
 
 @pytest.fixture
 def ui_app(tmp_path: Path) -> Iterator[FastAPI]:
     app = create_app(
-        make_settings(f"sqlite:///{tmp_path / 'ui.db'}", session_secret="unit-secret"), coder=NoteCoder()
+        make_settings(f"sqlite:///{tmp_path / 'ui.db'}", session_secret=UNIT_SECRET), coder=NoteCoder()
     )
     yield app
     app.state.db.dispose()
@@ -149,10 +151,11 @@ def test_a_revoked_key_ends_its_session(ui_client: TestClient, ui_app: FastAPI) 
 
 
 def test_a_tampered_cookie_is_ignored(ui_app: FastAPI) -> None:
-    value, _ = encode_session("abc", "x", "admin")
-    assert decode_session(value) is not None
-    assert decode_session(value[:-2] + ("AA" if not value.endswith("AA") else "BB")) is None
-    assert decode_session("garbage") is None
+    value = encode_session(UNIT_SECRET, new_session("abc", "x", "admin"))
+    assert decode_session(UNIT_SECRET, value) is not None
+    assert decode_session(UNIT_SECRET, value[:-2] + ("AA" if not value.endswith("AA") else "BB")) is None
+    assert decode_session(UNIT_SECRET, "garbage") is None
+    assert decode_session("another-secret-of-32-characters-or-more", value) is None
 
 
 def test_signout_clears_the_session(ui_client: TestClient, ui_app: FastAPI) -> None:

@@ -1,0 +1,146 @@
+"""Bounds on what one client can make the service do: failed sign-ins, requests per key, model work.
+
+All in memory, per process: behind several workers each keeps its own counts (the threat model says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from medcode.serving.errors import GatewayTimeout, ServiceUnavailable
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+MAX_TRACKED = 10_000
+"""Clients or keys remembered at once; the least recently seen are forgotten first."""
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    locked_until: float = 0.0
+
+
+class FailureLimiter:
+    """Failed authentications per client: after `max_failures` the client must wait `backoff_seconds`,
+    doubled with every further failure (at most an hour); a success clears its record."""
+
+    def __init__(self, max_failures: int, backoff_seconds: float, clock: Clock = time.monotonic) -> None:
+        self.max_failures = max_failures
+        self.backoff_seconds = backoff_seconds
+        self._clock = clock
+        self._clients: OrderedDict[str, _Failures] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str) -> float:
+        """Seconds the client must still wait; 0 when it may try."""
+        with self._lock:
+            record = self._clients.get(client)
+            return 0.0 if record is None else max(0.0, record.locked_until - self._clock())
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            record = self._clients.pop(client, None) or _Failures()
+            self._clients[client] = record
+            record.count += 1
+            over = record.count - self.max_failures
+            if over >= 0:
+                wait = min(self.backoff_seconds * 2 ** min(over, 30), MAX_BACKOFF_SECONDS)
+                record.locked_until = self._clock() + wait
+            while len(self._clients) > MAX_TRACKED:
+                self._clients.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._clients.pop(client, None)
+
+
+class RateLimiter:
+    """A token bucket per key: `per_minute` requests a minute, in bursts of up to `per_minute`."""
+
+    def __init__(self, per_minute: int, clock: Clock = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._rate = per_minute / 60.0
+        self._clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str) -> float:
+        """Take one request for `key`: 0 when allowed, else the seconds until the next one is."""
+        if self.per_minute <= 0:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            tokens, seen = self._buckets.pop(key, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - seen) * self._rate)
+            if tokens >= 1.0:
+                self._buckets[key] = (tokens - 1.0, now)
+                wait = 0.0
+            else:
+                self._buckets[key] = (tokens, now)
+                wait = (1.0 - tokens) / self._rate
+            while len(self._buckets) > MAX_TRACKED:
+                self._buckets.popitem(last=False)
+        return wait
+
+
+def retry_after_header(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+class SuggestionSlots:
+    """At most `workers` suggestions computed at once, each answered within `timeout_seconds`.
+
+    The model cannot be interrupted mid-note, so a suggestion over its budget (or whose client went
+    away) keeps its slot until its thread ends: abandoned work never adds up beyond `workers` threads,
+    and new requests wait for a slot within their own budget (503 when none frees in time)."""
+
+    def __init__(self, workers: int, timeout_seconds: float) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self.timeout_seconds = timeout_seconds
+        self._slots = threading.BoundedSemaphore(self.workers)
+
+    async def run(self, work: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_seconds
+        while not self._slots.acquire(blocking=False):  # polled: a cancelled waiter never holds a slot
+            if loop.time() >= deadline:
+                raise ServiceUnavailable(
+                    f"all {self.workers} suggestion workers stayed busy for {self.timeout_seconds:g} s;"
+                    " retry later",
+                    code="busy",
+                    headers=retry_after_header(min(self.timeout_seconds, 30.0)),
+                )
+            await asyncio.sleep(0.02)
+
+        def guarded() -> T:
+            try:
+                return work()
+            finally:
+                self._slots.release()
+
+        task = loop.run_in_executor(None, guarded)
+        task.add_done_callback(_consume)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            raise GatewayTimeout(
+                f"the suggestion did not finish within its {self.timeout_seconds:g} s budget"
+                " (MEDCODE_SUGGEST_TIMEOUT_SECONDS); send shorter notes or fewer documents",
+                code="suggestion_timeout",
+            ) from None
+
+
+def _consume(future: asyncio.Future[object]) -> None:
+    """Retrieve an abandoned suggestion's error quietly (its message may quote note text)."""
+    if not future.cancelled():
+        future.exception()
