@@ -24,6 +24,7 @@ from typing import Any
 
 from medcode.data.errors import MedcodeError
 from medcode.data.types import Document, Encounter, Patient
+from medcode.evaluation.metrics import latency_summary
 from medcode.model.base import Coder
 from medcode.settings import get_settings
 
@@ -47,28 +48,6 @@ def default_notes_path() -> Path:
     if (repo / "benchmarks").is_dir():
         return repo / "benchmarks" / "NOTES.md"
     return Path.cwd() / "benchmarks" / "NOTES.md"
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    import numpy as np
-
-    return float(np.percentile(np.asarray(values, dtype=float), q)) if values else 0.0
-
-
-def latency_summary(latencies: Sequence[float], total_seconds: float | None = None) -> dict[str, float]:
-    """p50/p95/p99/mean/max latency in milliseconds and notes per second."""
-    if not latencies:
-        return {}
-    total = total_seconds if total_seconds is not None else sum(latencies)
-    return {
-        "latency_p50_ms": percentile(latencies, 50) * 1000,
-        "latency_p95_ms": percentile(latencies, 95) * 1000,
-        "latency_p99_ms": percentile(latencies, 99) * 1000,
-        "latency_mean_ms": sum(latencies) / len(latencies) * 1000,
-        "latency_max_ms": max(latencies) * 1000,
-        "notes_per_second": len(latencies) / total if total > 0 else 0.0,
-        "seconds": total,
-    }
 
 
 def peak_rss_mb() -> float:

@@ -414,3 +414,26 @@ def _label_space(scored: Sequence[ScoredRanking], golds: Sequence[Collection[str
 def _same_length(a: Sequence[object], b: Sequence[object]) -> None:
     if len(a) != len(b):
         raise ValueError(f"expected one entry per document on both sides, got {len(a)} and {len(b)}")
+
+
+# ---------------------------------------------------------------------------------------------- latency
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=float), q)) if values else 0.0
+
+
+def latency_summary(latencies: Sequence[float], total_seconds: float | None = None) -> dict[str, float]:
+    """p50/p95/p99/mean/max latency in milliseconds and notes per second."""
+    if not latencies:
+        return {}
+    total = total_seconds if total_seconds is not None else sum(latencies)
+    return {
+        "latency_p50_ms": percentile(latencies, 50) * 1000,
+        "latency_p95_ms": percentile(latencies, 95) * 1000,
+        "latency_p99_ms": percentile(latencies, 99) * 1000,
+        "latency_mean_ms": sum(latencies) / len(latencies) * 1000,
+        "latency_max_ms": max(latencies) * 1000,
+        "notes_per_second": len(latencies) / total if total > 0 else 0.0,
+        "seconds": total,
+    }

@@ -16,6 +16,7 @@ from typing import Any
 
 from medcode.data.errors import DatasetNotFoundError, MedcodeError
 from medcode.data.types import Encounter, Result, Task
+from medcode.evaluation.metrics import latency_summary
 from medcode.evaluation.scoring import TASKS, normalize_code, training_frequencies
 from medcode.model.base import Coder
 from medcode.settings import get_settings
@@ -87,8 +88,6 @@ class ModelRun:
     seconds: float = 0.0
 
     def timing(self) -> dict[str, float]:
-        from medcode.evaluation.benchmark import latency_summary
-
         return latency_summary(self.latencies, self.seconds)
 
 

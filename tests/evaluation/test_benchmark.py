@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from medcode import cli
-from medcode.evaluation import benchmark
+from medcode.evaluation import benchmark, metrics
 
 
 def test_latency_summary_percentiles() -> None:
-    summary = benchmark.latency_summary([0.01] * 98 + [0.5, 1.0], total_seconds=2.0)
+    summary = metrics.latency_summary([0.01] * 98 + [0.5, 1.0], total_seconds=2.0)
     assert summary["latency_p50_ms"] == pytest.approx(10.0)
     assert summary["latency_p99_ms"] > 400
     assert summary["latency_max_ms"] == pytest.approx(1000.0)
