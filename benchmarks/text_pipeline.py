@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = [e.documents[0].text for e in encounters]
 
     started = time.perf_counter()
-    pipeline = get_pipeline()
+    pipeline = get_pipeline(get_settings().data_dir, get_settings().cache_dir)
     startup = time.perf_counter() - started
     pipeline.extract(texts[0])  # warm-up
 

@@ -15,10 +15,10 @@ extractor; the rules check takes an ICD-10-CM release (`data.icd10cm.load_icd10c
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from medcode.data.types import CodeSuggestion, Encounter, Mention, Result, Task
@@ -38,21 +38,15 @@ class TerminologyLike(Protocol):
     def get(self, code: str) -> Any: ...
 
 
-# --- loading the collaborators (both are optional: the checks report checked=False without them) -------
+# --- loading the collaborators ---------------------------------------------------------------------------
 
 
-def default_extractor() -> Extractor | None:
-    """The project's text pipeline (`model.text.get_pipeline()`), or None when it cannot be imported."""
-    try:
-        module = importlib.import_module("medcode.model.text")
-        get_pipeline = getattr(module, "get_pipeline", None)
-        pipeline = get_pipeline() if get_pipeline is not None else None
-    except ImportError as exc:
-        log.warning("the text pipeline cannot be loaded (%s): the safety check is skipped", exc)
-        return None
-    if pipeline is None:
-        log.warning("medcode.model.text.get_pipeline is not available: the safety check is skipped")
-        return None
+def default_extractor(data_dir: Path | None = None) -> Extractor:
+    """The project's text pipeline (`model.text.get_pipeline(data_dir)`: the full lexicon of a datasets
+    folder; None: the packaged sources only)."""
+    from medcode.model.text.pipeline import get_pipeline
+
+    pipeline = get_pipeline(data_dir)
 
     def extract(text: str, document_id: str) -> list[Mention]:
         return list(pipeline.extract(text, document_id=document_id))
@@ -60,14 +54,11 @@ def default_extractor() -> Extractor | None:
     return extract
 
 
-def default_terminology() -> TerminologyLike | None:
-    """The ICD-10-CM tabular, or None when `medcode.data.icd10cm` is not available."""
-    try:
-        from medcode.data.icd10cm import load_icd10cm
-    except ImportError:
-        log.warning("medcode.data.icd10cm is not available: the coding-rule checks are skipped")
-        return None
-    return load_icd10cm()  # type: ignore[no-any-return]
+def default_terminology() -> TerminologyLike:
+    """The ICD-10-CM tabular."""
+    from medcode.data.icd10cm import load_icd10cm
+
+    return load_icd10cm()
 
 
 # --- safety ---------------------------------------------------------------------------------------------

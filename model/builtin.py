@@ -5,6 +5,10 @@ retrieval over ICD-10-CM titles, inclusion terms, index entries and synonyms; IC
 list is configured) and are scored by how well the mention matches the code's name. Each present mention
 suggests at most its best code; the others remain ranked alternatives. Confidence is not calibrated and
 every result routes to review with the reason `cold_start_model`.
+
+Built from a datasets folder the caller names (`BuiltinCoder(data_dir=...)`: the ICD-10-CM index, Disease
+Ontology and ICD-10-PCS when present; None: the packaged ICD-10-CM only). Its pack carries the code
+knowledge, the text pipeline's lexicon and the rules config, so a loaded builtin pack reads no data folder.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from medcode.model.candidates.generate import (
     read_encounter,
 )
 from medcode.model.candidates.lexical import LexicalIndex
-from medcode.model.catalog import CodeCatalog, code_set_version, load_catalog
-from medcode.model.mentions import Extractor, default_extractor
-from medcode.model.pack import PackManifest, save_pack
-from medcode.model.result import Scored, build_result
+from medcode.model.catalog import CodeCatalog, Knowledge, build_catalog, code_set_version, knowledge_from
+from medcode.model.pack import KNOWLEDGE_FILE, PackManifest, load_knowledge, save_knowledge, save_pack
+from medcode.model.result import RulesStep, Scored, build_result
+from medcode.model.rules.pipeline import RulesConfig, build_rules, load_rules, save_rules
+from medcode.model.runtime import Runtime
+from medcode.model.text.pipeline import LEXICON_FILE, TextPipeline, full_pipeline, load_pipeline, save_lexicon
 from medcode.model.thresholds import TaskThresholds
 
 log = logging.getLogger(__name__)
@@ -73,16 +79,27 @@ class BuiltinCoder:
 
     def __init__(
         self,
-        catalog: CodeCatalog | None = None,
-        extractor: Extractor | None = None,
+        knowledge: Knowledge | None = None,
+        pipeline: TextPipeline | None = None,
         config: BuiltinConfig | None = None,
+        *,
+        data_dir: Path | None = None,
+        cache_dir: Path | None = None,
+        rules: RulesConfig | None = None,
     ) -> None:
+        """`knowledge` and `pipeline` default to what `data_dir` offers (read on first use; `cache_dir`
+        keeps the compiled lexicon between runs)."""
         self.config = config or BuiltinConfig()
         self.metrics: dict[str, Any] = {}
         self.training_data: dict[str, Any] = {"fingerprint": None, "note": "no labelled data"}
-        self._catalog = catalog
-        self._extractor = extractor
+        self.rules_config = rules or RulesConfig()
+        self._data_dir = data_dir
+        self._cache_dir = cache_dir
+        self._knowledge = knowledge
+        self._catalog: CodeCatalog | None = None
+        self._pipeline = pipeline
         self._generator: CandidateGenerator | None = None
+        self._rules: RulesStep | None = None
         self._lock = threading.Lock()
 
     # Coder protocol ------------------------------------------------------------------------------------
@@ -102,8 +119,8 @@ class BuiltinCoder:
         return TaskThresholds(decision=self.config.decision_threshold, auto_accept=1.01)
 
     def suggest(self, encounter: Encounter) -> Result:
-        generator, extractor = self._parts()
-        view = read_encounter(encounter, extractor)
+        generator, pipeline, rules = self._parts()
+        view = read_encounter(encounter, pipeline.extract)
         candidates = generator.generate(view)
         scored = self.score(view, list(candidates.values()))
         return build_result(
@@ -113,6 +130,7 @@ class BuiltinCoder:
             model_version=self.version,
             code_set_version=self.code_set_version,
             calibrated=False,
+            rules=rules,
             mentions=view.pipeline_mentions,
         )
 
@@ -186,23 +204,32 @@ class BuiltinCoder:
 
     # parts ---------------------------------------------------------------------------------------------
     @property
+    def knowledge(self) -> Knowledge:
+        if self._knowledge is None:
+            self._knowledge = knowledge_from(self._data_dir)
+        return self._knowledge
+
+    @property
     def catalog(self) -> CodeCatalog:
         if self._catalog is None:
-            from medcode.settings import get_settings
-
-            self._catalog = load_catalog(get_settings().data_dir)
+            self._catalog = build_catalog(self.knowledge)
         return self._catalog
 
-    def _parts(self) -> tuple[CandidateGenerator, Extractor]:
+    @property
+    def pipeline(self) -> TextPipeline:
+        if self._pipeline is None:
+            self._pipeline = full_pipeline(self._data_dir, self._cache_dir)
+        return self._pipeline
+
+    def _parts(self) -> tuple[CandidateGenerator, TextPipeline, RulesStep | None]:
         with self._lock:
             if self._generator is None:
                 catalog = self.catalog
                 lexical = {system: LexicalIndex(catalog.terms(system)) for system in catalog.systems()}
                 gen_config = GeneratorConfig(**(self.config.generator or {}))
                 self._generator = CandidateGenerator(catalog, lexical, None, gen_config)
-            if self._extractor is None:
-                self._extractor = default_extractor()
-            return self._generator, self._extractor
+                self._rules = build_rules(self.rules_config)
+            return self._generator, self.pipeline, self._rules
 
     def warm_up(self) -> None:
         """Build the indexes now rather than on the first request."""
@@ -217,13 +244,32 @@ class BuiltinCoder:
             calibration={"method": "identity"},
             training_data=dict(self.training_data),
             metrics=dict(self.metrics),
-            config=self.config.to_json(),
+            config={**self.config.to_json(), "rules": self.rules_config.to_json()},
         )
-        return save_pack(path, manifest)
+
+        def write_parts(folder: Path) -> None:
+            save_knowledge(self.knowledge, folder)
+            save_lexicon(self.pipeline, folder)
+            save_rules(self.rules_config, folder)
+
+        return save_pack(path, manifest, write_extra=write_parts)
 
 
-def load_pack(path: Path, manifest: PackManifest) -> BuiltinCoder:
-    coder = BuiltinCoder(config=BuiltinConfig.from_json(manifest.config))
+def load_pack(path: Path, manifest: PackManifest, runtime: Runtime | None = None) -> BuiltinCoder:
+    """A builtin pack: its code knowledge, lexicon and rules config (a pack saved before they were stored
+    gets the packaged ICD-10-CM only, with a warning)."""
+    path = Path(path)
+    knowledge, pipeline = None, None
+    if (path / KNOWLEDGE_FILE).is_file() or (path / LEXICON_FILE).is_file():
+        knowledge, pipeline = load_knowledge(path), load_pipeline(path)
+    else:
+        log.warning("builtin pack %s predates packed knowledge: using the packaged ICD-10-CM only", path)
+    coder = BuiltinCoder(
+        knowledge,
+        pipeline,
+        BuiltinConfig.from_json(manifest.config),
+        rules=load_rules(manifest.config.get("rules"), path),
+    )
     coder.metrics = dict(manifest.metrics)
     return coder
 

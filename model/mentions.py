@@ -1,8 +1,9 @@
 """What the coders read from a note: the text pipeline's mentions, and sentence spans for evidence.
 
-`default_extractor()` is the text pipeline (`model.text.get_pipeline().extract`). When that package is not
-installed, a small clause-based fallback keeps the models usable: it cuts sentences into clauses and marks
-the obvious negation, family and hypothetical cues. It is no substitute for the pipeline.
+An `Extractor` is any `(text, document_id) -> mentions` callable; a `model.text.TextPipeline` is one, and
+every model carries its own. `default_extractor(data_dir)` is the full pipeline of a datasets folder, for
+tools. `clause_mentions` cuts sentences into clauses and marks the obvious negation, family and
+hypothetical cues: the candidate generator's extra lexical queries (no substitute for the pipeline).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from medcode.data.types import Assertion, Mention
 
@@ -60,15 +62,12 @@ def _add_span(text: str, document_id: str, start: int, end: int, max_chars: int,
         out.append(Sentence(document_id, start, end, text[start:end]))
 
 
-def default_extractor() -> Extractor:
-    """The text pipeline's `extract`, or the clause fallback when `model.text` is absent."""
-    try:
-        from medcode.model.text import get_pipeline
-    except ImportError:
-        log.warning("medcode.model.text is not available; using the clause-based mention fallback")
-        return clause_mentions
-    pipeline = get_pipeline()
-    return lambda text, document_id: pipeline.extract(text, document_id=document_id)
+def default_extractor(data_dir: Path | None = None, cache_dir: Path | None = None) -> Extractor:
+    """The full text pipeline of a datasets folder (`model.text.get_pipeline`: built once per process;
+    None: the packaged sources only). Models read notes with the pipeline they carry, not this."""
+    from medcode.model.text.pipeline import get_pipeline
+
+    return get_pipeline(data_dir, cache_dir)
 
 
 # ---------------------------------------------------------------------------------------------- fallback

@@ -16,6 +16,7 @@ manifest and hands the folder to the preset's loader in the preset registry (`mo
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
@@ -23,13 +24,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medcode.data.errors import ModelNotFoundError
 from medcode.model import presets
 from medcode.model.base import Coder
+from medcode.model.runtime import Runtime
+
+if TYPE_CHECKING:
+    from medcode.model.catalog import Knowledge
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +162,42 @@ def load_object(path: Path, name: str) -> Any:
     return joblib.load(file)
 
 
-def load_pack(path: Path) -> Coder:
-    """Load a model pack folder as a Coder, dispatching on the manifest's preset."""
+KNOWLEDGE_FILE = "knowledge.json.gz"
+"""The code knowledge (index, ontology, ICD-10-PCS names) a pack was built with: `model.catalog.Knowledge`."""
+
+
+def save_knowledge(knowledge: Knowledge, folder: Path) -> None:
+    """Write the code knowledge into a pack folder (gzip without a timestamp: same content, same bytes)."""
+    data = json.dumps(knowledge.to_json(), separators=(",", ":")).encode("utf-8")
+    with (
+        (Path(folder) / KNOWLEDGE_FILE).open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh,
+    ):
+        fh.write(data)
+
+
+def load_knowledge(folder: Path) -> Knowledge:
+    """The code knowledge a pack folder carries (ModelNotFoundError when absent or unreadable)."""
+    from medcode.model.catalog import Knowledge
+
+    file = Path(folder) / KNOWLEDGE_FILE
+    if not file.is_file():
+        raise ModelNotFoundError(f"model pack {folder} carries no code knowledge ({KNOWLEDGE_FILE})")
+    try:
+        with gzip.open(file, "rt", encoding="utf-8") as fh:
+            return Knowledge.from_json(json.load(fh))
+    except (OSError, EOFError, ValueError, TypeError) as exc:
+        raise ModelNotFoundError(f"model pack {folder} has unreadable code knowledge: {exc}") from exc
+
+
+def load_pack(path: Path, runtime: Runtime | None = None) -> Coder:
+    """Load a model pack folder as a Coder, dispatching on the manifest's preset. Every file is checked
+    against its checksum first (a changed lexicon, vector or weight file is refused); everything that
+    decides the output comes from the folder, `runtime` only says how this machine runs it."""
     path = Path(path)
     manifest = read_manifest(path)
     verify_pack(path, manifest)
-    coder = presets.get(manifest.preset).load(path, manifest)
+    coder = presets.get(manifest.preset).load(path, manifest, runtime or Runtime())
     log.info("loaded model pack %s (preset %s, version %s)", path, manifest.preset, manifest.version)
     return coder
 

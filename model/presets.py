@@ -22,8 +22,9 @@ from medcode.data.errors import ModelNotFoundError
 if TYPE_CHECKING:
     from medcode.model.base import Coder
     from medcode.model.pack import PackManifest
+    from medcode.model.runtime import Runtime
 
-Loader = Callable[[Path, "PackManifest"], "Coder"]
+Loader = Callable[[Path, "PackManifest", "Runtime"], "Coder"]
 
 
 @dataclass(frozen=True)
@@ -31,27 +32,28 @@ class Preset:
     name: str
     summary: str
     load: Loader
-    """(pack folder, its manifest) -> the loaded Coder; heavy modules are imported only when called."""
+    """(pack folder, its manifest, the runtime's deployment choices) -> the loaded Coder; heavy modules
+    are imported only when called."""
     learns: bool
     """Fitted on coded encounters (retraining and the learning-loop simulation refit it)."""
 
 
-def _load_builtin(path: Path, manifest: PackManifest) -> Coder:
+def _load_builtin(path: Path, manifest: PackManifest, runtime: Runtime) -> Coder:
     from medcode.model.builtin import load_pack
 
-    return load_pack(path, manifest)
+    return load_pack(path, manifest, runtime)
 
 
-def _load_default(path: Path, manifest: PackManifest) -> Coder:
+def _load_default(path: Path, manifest: PackManifest, runtime: Runtime) -> Coder:
     from medcode.model.trained.coder import load_pack
 
-    return load_pack(path, manifest)
+    return load_pack(path, manifest, runtime)
 
 
-def _load_transformer(path: Path, manifest: PackManifest) -> Coder:
+def _load_transformer(path: Path, manifest: PackManifest, runtime: Runtime) -> Coder:
     from medcode.model.transformer import load_pack
 
-    return load_pack(path, manifest)
+    return load_pack(path, manifest, runtime)
 
 
 PRESETS: dict[str, Preset] = {

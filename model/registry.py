@@ -18,10 +18,13 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medcode.data.errors import ModelNotFoundError
 from medcode.model.base import Coder
+
+if TYPE_CHECKING:
+    from medcode.model.rules.pipeline import RulesConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ class Registry:
     model_name: str = "medcode"
     data_dir: Path | None = None
     """The datasets folder the built-in model reads (it is the fallback when nothing is registered)."""
+    builtin_rules: RulesConfig | None = None
+    """The coding-rules config of the built-in model, which has no pack to carry one (None: rules on)."""
 
     def load_model(self, ref: str = CHAMPION) -> Coder:
         """Load the model a reference names (see the module docstring)."""
@@ -77,7 +82,7 @@ class Registry:
     def _builtin(self) -> Coder:
         from medcode.model.builtin import BuiltinCoder
 
-        return BuiltinCoder()
+        return BuiltinCoder(data_dir=self.data_dir, cache_dir=self.cache_dir, rules=self.builtin_rules)
 
     def exists(self) -> bool:
         """False when the tracking store is a local SQLite file that does not exist yet (nothing to read)."""

@@ -1,5 +1,6 @@
-"""From scored codes to a Result: thresholds split suggestions from candidates, the coding rules run
-(unless switched off with MEDCODE_RULES=off), then the routing policy decides.
+"""From scored codes to a Result: thresholds split suggestions from candidates, the coding rules run (the
+step the coder owns, built from its pack's rules config; None when the model runs none), then the routing
+policy decides.
 
 The ranked list (`Result.ranked`: suggested codes and candidates by confidence, what MAP and the coders
 see) keeps the ranker's order through the rules: every ranked code carries its place in the ranker's list
@@ -14,11 +15,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from medcode.data.types import CodeSuggestion, Encounter, Evidence, Mention, Result, Task, task_of_system
 from medcode.model.routing import RoutingPolicy, route
 from medcode.model.thresholds import TaskThresholds
+
+if TYPE_CHECKING:
+    from medcode.model.rules.state import RulesOutcome
 
 log = logging.getLogger(__name__)
 
@@ -40,41 +44,16 @@ class Scored:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_RULES_UNSET: Any = object()
-_rules_cache: Any = _RULES_UNSET
+class RulesStep(Protocol):
+    """The coding-rules step (`model.rules.CodingRules`): the ranker's split in, the rules' outcome out."""
 
-
-def coding_rules() -> Any | None:
-    """The rules step (`model.rules.CodingRules()`), built once; None when switched off (MEDCODE_RULES=off)
-    or when the rules package is not installed.
-
-    A rules set-up the user got wrong (an unreadable or malformed MEDCODE_NCCI_FILE) raises its
-    `MedcodeError` here, at load time: the rules are never skipped silently."""
-    global _rules_cache
-    if _rules_cache is not _RULES_UNSET:
-        return _rules_cache
-    from medcode.settings import get_settings
-
-    if not get_settings().rules_enabled:
-        log.info("coding rules switched off (MEDCODE_RULES)")
-        _rules_cache = None
-        return None
-    try:
-        from medcode.model.rules import CodingRules
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not "medcode.model.rules".startswith(exc.name):
-            raise
-        log.warning("the coding rules package is not installed: results are not checked by the rules")
-        _rules_cache = None
-        return None
-    _rules_cache = CodingRules()
-    return _rules_cache
-
-
-def reset_coding_rules() -> None:
-    """Forget the rules step built by `coding_rules()` (after the settings changed)."""
-    global _rules_cache
-    _rules_cache = _RULES_UNSET
+    def __call__(
+        self,
+        encounter: Encounter,
+        mentions: list[Mention],
+        codes: list[CodeSuggestion],
+        candidates: list[CodeSuggestion],
+    ) -> RulesOutcome: ...
 
 
 def split_by_threshold(
@@ -125,7 +104,7 @@ def apply_rules(
     codes: list[CodeSuggestion],
     candidates: list[CodeSuggestion],
     mentions: Sequence[Mention],
-    rules: Any | None,
+    rules: RulesStep | None,
 ) -> tuple[list[CodeSuggestion], list[CodeSuggestion], list[str]]:
     """Run the rules step on the ranker's split; returns (codes, candidates, routing reasons)."""
     set_ranker_order(codes, candidates)
@@ -147,13 +126,12 @@ def build_result(
     model_version: str,
     code_set_version: str,
     calibrated: bool,
+    rules: RulesStep | None,
     mentions: Sequence[Mention] = (),
-    rules: Any | None = _RULES_UNSET,
     policy: RoutingPolicy | None = None,
     max_candidates: int = MAX_CANDIDATES,
 ) -> Result:
     codes, candidates = split_by_threshold(scored, thresholds, max_candidates)
-    rules = coding_rules() if rules is _RULES_UNSET else rules
     codes, candidates, rule_reasons = apply_rules(encounter, codes, candidates, mentions, rules)
     routing = route(
         codes,

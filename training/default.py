@@ -7,6 +7,9 @@
    out-of-fold by default, or a held-out share of the training documents (`holdout`) — fit the
    calibration and tune the thresholds. The reported split is never used for any of this.
 4. The classifiers and code counts are refitted on all training documents for serving.
+
+The model carries what it read the notes with: the text pipeline (its full lexicon, built once here from
+`lexicon_dir`), the code vectors, and the rules config; its pack needs no datasets folder.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +28,10 @@ import numpy as np
 from medcode.data.types import Encounter
 from medcode.model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
 from medcode.model.catalog import Knowledge
-from medcode.model.mentions import Extractor, default_extractor
 from medcode.model.pack import fingerprint_texts
+from medcode.model.rules.pipeline import RulesConfig
+from medcode.model.runtime import Runtime
+from medcode.model.text.pipeline import TextPipeline, full_pipeline
 from medcode.model.thresholds import tune_task_thresholds
 from medcode.model.trained.classifier import ClassifierConfig, DocScores, DocumentClassifier
 from medcode.model.trained.coder import (
@@ -89,7 +95,11 @@ def fit_default(
     knowledge: Knowledge,
     config: DefaultConfig | None = None,
     *,
-    extractor: Extractor | None = None,
+    pipeline: TextPipeline | None = None,
+    lexicon_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    rules: RulesConfig | None = None,
+    runtime: Runtime | None = None,
     holdout: float = 0.0,
     progress: Progress = _no_progress,
     dataset: str = "",
@@ -97,8 +107,13 @@ def fit_default(
     prepared: list[Prepared] | None = None,
     evidence: Evidence | None = None,
 ) -> tuple[DefaultCoder, dict[str, TaskFit]]:
-    """Fit the default model; `resources` and `prepared` (notes already read) may be passed in to reuse
-    work across fits (experiments, tests)."""
+    """Fit the default model.
+
+    `pipeline` is the text pipeline the model reads notes with (None: the full one of `lexicon_dir`, the
+    datasets folder with the ICD-10-CM index, Disease Ontology and CodiEsp train, built now). `cache_dir`
+    keeps the compiled lexicon and the code vectors between fits; `rules` is the coding-rules config the
+    model runs (default: on, no NCCI edits). `resources` and `prepared` (notes already read with `pipeline`)
+    may be passed in to reuse work across fits (experiments, tests)."""
     config = config or DefaultConfig()
     started = time.perf_counter()
     train = [e for e in train if e.gold is not None]
@@ -106,14 +121,21 @@ def fit_default(
         from medcode.data.errors import InvalidInputError
 
         raise InvalidInputError(f"the default model needs at least 4 coded encounters, got {len(train)}")
-    extractor = extractor or default_extractor()
+    pipeline = pipeline or full_pipeline(lexicon_dir, cache_dir)
     pcs_codes = sorted({c for e in train for c in (e.gold.procedure if e.gold else [])})
     cm_codes = sorted({c for e in train for c in (e.gold.diagnosis if e.gold else [])})
     if resources is None:
-        resources = CodeResources(knowledge, config, extra_pcs_codes=pcs_codes, training_codes=cm_codes)
+        resources = CodeResources(
+            knowledge,
+            config,
+            extra_pcs_codes=pcs_codes,
+            training_codes=cm_codes,
+            runtime=runtime,
+            cache_dir=cache_dir,
+        )
     log.info("resources ready in %.1f s", time.perf_counter() - started)
     if prepared is None:
-        prepared = resources.prepare_many(train, extractor, progress)
+        prepared = resources.prepare_many(train, pipeline.extract, progress)
     log.info("notes read in %.1f s", time.perf_counter() - started)
     rng = np.random.default_rng(config.seed)
     n = len(train)
@@ -141,6 +163,8 @@ def fit_default(
         resources,
         tasks,
         config,
+        pipeline=pipeline,
+        rules=rules,
         version=version,
         training_data={
             "dataset": dataset,
@@ -151,7 +175,6 @@ def fit_default(
             if holdout > 0
             else f"{folds}-fold out-of-fold",
         },
-        extractor=extractor,
     )
     log.info("default model fitted in %.1f s", time.perf_counter() - started)
     return coder, fits

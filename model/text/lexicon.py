@@ -129,6 +129,20 @@ class Lexicon:
         return cls(entries, meta=dict(meta or {}))
 
     # persistence ------------------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """Plain data (what a model pack stores): entries as [key, type, codes, source] rows."""
+        rows = [[key, kind, list(codes), source] for key, (kind, codes, source) in self.entries.items()]
+        return {"format": FORMAT_VERSION, "meta": self.meta, "entries": rows}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Lexicon:
+        if data.get("format") != FORMAT_VERSION:
+            raise ValueError(f"lexicon data has format {data.get('format')}, not {FORMAT_VERSION}")
+        entries = {
+            str(key): (str(kind), tuple(codes), str(source)) for key, kind, codes, source in data["entries"]
+        }
+        return cls(entries, meta=dict(data.get("meta") or {}))
+
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")

@@ -3,23 +3,31 @@
     normalizer -> sectionizer -> sentencizer -> mentions -> modifiers -> context
 
 `TextPipeline` wraps it and turns `doc.spans["mentions"]` into `data.types.Mention` objects whose offsets
-index the text exactly as received. `get_pipeline()` builds the full lexicon once (cached on disk) and keeps
-the pipeline in memory; `build_pipeline(terms=...)` builds one from an explicit small lexicon.
+index the text exactly as received. A pipeline is built explicitly from its lexicon:
+
+- `build_pipeline(terms=...)` / `build_pipeline(lexicon=...)`: an explicit lexicon (tests, tools);
+- `full_pipeline(data_dir, cache_dir)`: the full lexicon of a datasets folder (what training builds);
+- `save_lexicon(pipeline, folder)` / `load_pipeline(folder)`: the lexicon as a model pack file, so a loaded
+  pack finds the mentions it was trained with on any machine, with or without the datasets folder;
+- `get_pipeline(data_dir, cache_dir)`: `full_pipeline` kept once per process, for command-line tools.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from pathlib import Path
 
 import spacy
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, Span
 
-from medcode.data.errors import InvalidInputError
+from medcode.data.errors import InvalidInputError, ModelNotFoundError
 from medcode.data.types import Assertion, Encounter, Mention
 from medcode.model.text.context import CONTEXT_FACTORY
 from medcode.model.text.extensions import ASSERTION_ATTRS, MENTIONS_KEY, register_extensions
@@ -27,15 +35,20 @@ from medcode.model.text.lexicon import MENTION_TYPES, Lexicon, TermKeyer, TermSp
 from medcode.model.text.matcher import MATCHER_FACTORY, MentionMatcher
 from medcode.model.text.modifiers import MODIFIERS_FACTORY
 from medcode.model.text.normalize import NORMALIZER_FACTORY, Normalization, Normalizer
-from medcode.model.text.rules import load_json_resource, resource_path
+from medcode.model.text.rules import load_json_resource, resource_path, resources_fingerprint
 from medcode.model.text.sections import SECTIONIZER_FACTORY
 from medcode.model.text.sentences import SENTENCIZER_FACTORY
-from medcode.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
 PIPELINE_VERSION = "medcode-text-1"
 PIPE_NAMES = ("normalizer", "sectionizer", "sentencizer", "mentions", "modifiers", "context")
+MAX_NOTE_CHARS = 200_000
+"""Longest note the pipeline reads (the service and the CLI check their own configured limit first)."""
+LEXICON_FILE = "text/lexicon.json.gz"
+"""The compiled lexicon inside a model pack."""
+KEY_RESOURCES = ("abbreviations.tsv", "normalization.json", "stopwords.txt", "tokenizer.json")
+"""Resource files that decide how text becomes lexicon keys: a pack's lexicon records their fingerprint."""
 TermLike = TermSpec | str | tuple[str, str] | tuple[str, str, Iterable[str]]
 
 
@@ -113,9 +126,10 @@ class TextPipeline:
 
     version = PIPELINE_VERSION
 
-    def __init__(self, nlp: Language, lexicon: Lexicon) -> None:
+    def __init__(self, nlp: Language, lexicon: Lexicon, max_note_chars: int = MAX_NOTE_CHARS) -> None:
         self.nlp = nlp
         self.lexicon = lexicon
+        self.max_note_chars = max_note_chars
         self.matcher = matcher_of(nlp)
         self.matcher.set_lexicon(lexicon)
 
@@ -126,7 +140,7 @@ class TextPipeline:
     def _check(self, text: str) -> None:
         if not isinstance(text, str):
             raise InvalidInputError("note text must be a string")
-        limit = get_settings().max_note_chars
+        limit = self.max_note_chars
         if len(text) > limit:
             raise InvalidInputError(f"note has {len(text)} characters; the limit is {limit}")
 
@@ -141,6 +155,10 @@ class TextPipeline:
     def extract(self, text: str, document_id: str = "d1") -> list[Mention]:
         """The mentions of one note, in text order."""
         return self.mentions_of(self.process(text), document_id)
+
+    def __call__(self, text: str, document_id: str = "d1") -> list[Mention]:
+        """`extract`: a pipeline is a `model.mentions.Extractor`."""
+        return self.extract(text, document_id)
 
     def extract_many(self, texts: Iterable[str], batch_size: int = 32) -> Iterator[list[Mention]]:
         """Mentions of many notes (document ids "d1"), streamed through spaCy's `pipe`."""
@@ -190,20 +208,60 @@ def build_lexicon(nlp: Language, terms: Iterable[TermLike]) -> Lexicon:
 
 
 def build_pipeline(terms: Iterable[TermLike] | None = None, lexicon: Lexicon | None = None) -> TextPipeline:
-    """A pipeline over an explicit lexicon (tests, tools); the full one is `get_pipeline()`."""
+    """A pipeline over an explicit lexicon (tests, tools, a model pack's lexicon)."""
     nlp = make_nlp()
     if lexicon is None:
         lexicon = build_lexicon(nlp, terms or [])
     return TextPipeline(nlp, lexicon)
 
 
-@lru_cache(maxsize=1)
-def get_pipeline() -> TextPipeline:
-    """The pipeline with the full lexicon (built once and cached under the settings' cache folder)."""
+def full_pipeline(data_dir: Path | None, cache_dir: Path | None = None) -> TextPipeline:
+    """The pipeline with the full lexicon of `data_dir`'s sources (see model.text.sources; None: the
+    packaged sources only), read from or written to `cache_dir` when one is given."""
     from medcode.model.text.sources import load_default_lexicon
 
     started = time.perf_counter()
     nlp = make_nlp()
-    lexicon = load_default_lexicon(make_keyer(nlp))
+    lexicon = load_default_lexicon(make_keyer(nlp), data_dir, cache_dir)
+    lexicon.meta["key_resources"] = resources_fingerprint(KEY_RESOURCES)
     logger.info("text pipeline ready: %d lexicon keys in %.2f s", len(lexicon), time.perf_counter() - started)
     return TextPipeline(nlp, lexicon)
+
+
+@lru_cache(maxsize=2)
+def get_pipeline(data_dir: Path | None, cache_dir: Path | None = None) -> TextPipeline:
+    """`full_pipeline(data_dir, cache_dir)`, built once per process: for command-line tools, which read
+    the settings themselves. Models never use it: a model carries its own pipeline."""
+    return full_pipeline(data_dir, cache_dir)
+
+
+def save_lexicon(pipeline: TextPipeline, folder: Path) -> Path:
+    """Write the pipeline's lexicon into a model pack folder (`text/lexicon.json.gz`); returns the file."""
+    file = Path(folder) / LEXICON_FILE
+    file.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps(pipeline.lexicon.to_json(), separators=(",", ":"), sort_keys=True).encode("utf-8")
+    with file.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
+        fh.write(payload)
+    return file
+
+
+def load_pipeline(folder: Path) -> TextPipeline:
+    """The text pipeline over the lexicon a model pack folder carries (never the datasets folder)."""
+    file = Path(folder) / LEXICON_FILE
+    if not file.is_file():
+        raise ModelNotFoundError(
+            f"model pack {folder} carries no text lexicon ({LEXICON_FILE}); retrain it with `medcode train`"
+        )
+    try:
+        with gzip.open(file, "rt", encoding="utf-8") as fh:
+            lexicon = Lexicon.from_json(json.load(fh))
+    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+        raise ModelNotFoundError(f"model pack {folder} has an unreadable text lexicon: {exc}") from exc
+    recorded = lexicon.meta.get("key_resources")
+    if recorded is not None and recorded != resources_fingerprint(KEY_RESOURCES):
+        logger.warning(
+            "model pack %s: its lexicon was keyed with other normalisation resources than this medcode has; "
+            "some terms may not match until it is retrained",
+            folder,
+        )
+    return build_pipeline(lexicon=lexicon)

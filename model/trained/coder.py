@@ -2,15 +2,15 @@
 dense) and from document classifiers, ranked by a gradient-boosted ranker per task, calibrated on held-out
 data, cut by tuned thresholds.
 
-Inference only; `training.default` fits it. The pack carries everything needed to serve without the
-datasets folder: the ranker, classifiers, calibration, thresholds, code priors, and the code knowledge
-(index, ontology, ICD-10-PCS names) the model was trained with.
+Inference only; `training.default` fits it. The pack carries everything that decides its output, so it
+serves the same codes without the datasets folder: the text pipeline's lexicon, the code knowledge (index,
+ontology, ICD-10-PCS names) and the code vectors of dense retrieval it was trained with, the ranker,
+classifiers, calibration, thresholds, code priors and the coding-rules config (with any NCCI edits). Only
+deployment choices (`model.runtime.Runtime`: threads, device, encoder precision) come from outside.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import re
 import threading
@@ -25,7 +25,14 @@ import numpy as np
 from medcode.data.errors import ModelNotFoundError
 from medcode.data.types import Encounter, Evidence, Result, Task
 from medcode.model.calibration import Calibrator
-from medcode.model.candidates.dense import DenseCodeIndex, Encoder, build_code_index, get_encoder
+from medcode.model.candidates.dense import (
+    DenseCodeIndex,
+    Encoder,
+    as_stored,
+    build_code_index,
+    load_code_indexes,
+    save_code_indexes,
+)
 from medcode.model.candidates.generate import (
     Candidate,
     CandidateGenerator,
@@ -40,9 +47,19 @@ from medcode.model.candidates.generate import (
 )
 from medcode.model.candidates.lexical import LexicalIndex
 from medcode.model.catalog import CM, PCS, CodeCatalog, Knowledge, build_catalog, code_set_version
-from medcode.model.mentions import Extractor, default_extractor
-from medcode.model.pack import PackManifest, load_arrays, load_object, save_pack
-from medcode.model.result import Scored, build_result
+from medcode.model.mentions import Extractor
+from medcode.model.pack import (
+    PackManifest,
+    load_arrays,
+    load_knowledge,
+    load_object,
+    save_knowledge,
+    save_pack,
+)
+from medcode.model.result import RulesStep, Scored, build_result
+from medcode.model.rules.pipeline import RulesConfig, build_rules, load_rules, save_rules
+from medcode.model.runtime import Runtime
+from medcode.model.text.pipeline import TextPipeline, load_pipeline, save_lexicon
 from medcode.model.thresholds import TaskThresholds
 from medcode.model.trained.classifier import DocScores, DocumentClassifier
 from medcode.model.trained.features import (
@@ -59,7 +76,6 @@ log = logging.getLogger(__name__)
 PRESET = "default"
 TASKS: tuple[Task, ...] = ("diagnosis", "procedure")
 SYSTEM_OF: dict[str, str] = {"diagnosis": CM, "procedure": PCS}
-KNOWLEDGE_FILE = "knowledge.json.gz"
 
 
 @dataclass
@@ -142,7 +158,10 @@ class TaskModel:
 
 
 class CodeResources:
-    """The catalog, retrieval indexes and encoder a default model reads notes with."""
+    """The catalog, retrieval indexes and encoder a default model reads notes with.
+
+    `dense` passes code vectors already computed (a loaded pack's); without it they are embedded now (at
+    training time), through `cache_dir` when one is given, and rounded as the pack stores them."""
 
     def __init__(
         self,
@@ -150,6 +169,10 @@ class CodeResources:
         config: DefaultConfig,
         extra_pcs_codes: Sequence[str] = (),
         training_codes: Sequence[str] = (),
+        *,
+        runtime: Runtime | None = None,
+        dense: dict[str, DenseCodeIndex] | None = None,
+        cache_dir: Path | None = None,
     ) -> None:
         self.knowledge = knowledge
         self.extra_pcs_codes = sorted(set(extra_pcs_codes))
@@ -157,15 +180,16 @@ class CodeResources:
         self.config = config
         self.catalog: CodeCatalog = build_catalog(knowledge)
         self.lexical = {system: LexicalIndex(self.catalog.terms(system)) for system in self.catalog.systems()}
-        self.encoder: Encoder | None = get_encoder() if config.use_dense else None
+        self.runtime = runtime or Runtime()
+        self.encoder: Encoder | None = Encoder.for_runtime(self.runtime) if config.use_dense else None
         self.dense: dict[str, DenseCodeIndex] = {}
         if self.encoder is not None:
-            self.dense = self._dense_indexes()
+            self.dense = dense if dense is not None else self._dense_indexes(self.encoder, cache_dir)
         self.generator = CandidateGenerator(
             self.catalog, self.lexical, self.dense, GeneratorConfig(**config.generator)
         )
 
-    def _dense_indexes(self) -> dict[str, DenseCodeIndex]:
+    def _dense_indexes(self, encoder: Encoder, cache_dir: Path | None) -> dict[str, DenseCodeIndex]:
         out: dict[str, DenseCodeIndex] = {}
         for system in self.catalog.systems():
             codes = self.catalog.codes(system)
@@ -182,7 +206,7 @@ class CodeResources:
                 continue
             texts = [self.catalog.title(system, c) for c in codes]
             key = f"{self.catalog.fingerprint}-{system.replace(' ', '')}-{_digest(codes)}"
-            out[system] = build_code_index(codes, texts, key, self.encoder)
+            out[system] = as_stored(build_code_index(codes, texts, key, encoder, cache_dir))
         return out
 
     def prepare(self, encounter: Encounter, extractor: Extractor) -> Prepared:
@@ -245,7 +269,7 @@ def _digest(codes: Sequence[str]) -> str:
 
 
 class DefaultCoder:
-    """The trained default model."""
+    """The trained default model: its text pipeline, code resources, per-task models and rules."""
 
     preset = PRESET
 
@@ -255,18 +279,22 @@ class DefaultCoder:
         tasks: dict[str, TaskModel],
         config: DefaultConfig,
         *,
+        pipeline: TextPipeline,
         version: str,
+        rules: RulesConfig | None = None,
         metrics: dict[str, Any] | None = None,
         training_data: dict[str, Any] | None = None,
-        extractor: Extractor | None = None,
     ) -> None:
         self.resources = resources
         self.tasks = tasks
         self.config = config
+        self.pipeline = pipeline
+        self.rules_config = rules or RulesConfig()
         self._version = version
         self.metrics = metrics or {}
         self.training_data = training_data or {}
-        self._extractor = extractor
+        self._rules: RulesStep | None = None
+        self._rules_built = False
         self._lock = threading.Lock()
 
     @property
@@ -287,10 +315,16 @@ class DefaultCoder:
 
     @property
     def extractor(self) -> Extractor:
+        return self.pipeline.extract
+
+    @property
+    def rules(self) -> RulesStep | None:
+        """The coding-rules step of this model's rules config (built on first use; None when off)."""
         with self._lock:
-            if self._extractor is None:
-                self._extractor = default_extractor()
-            return self._extractor
+            if not self._rules_built:
+                self._rules = build_rules(self.rules_config)
+                self._rules_built = True
+            return self._rules
 
     def suggest(self, encounter: Encounter) -> Result:
         # BLAS on one thread: its idle threads spin after each product and slow the encoder's own threads
@@ -318,6 +352,7 @@ class DefaultCoder:
             model_version=self.version,
             code_set_version=self.code_set_version,
             calibrated=True,
+            rules=self.rules,
             mentions=prepared.view.pipeline_mentions,
         )
 
@@ -401,6 +436,8 @@ class DefaultCoder:
         config["tasks"] = task_meta
         config["extra_pcs_codes"] = self.resources.extra_pcs_codes
         config["training_codes"] = self.resources.training_codes
+        config["text"] = {"pipeline": self.pipeline.version, "lexicon_keys": len(self.pipeline.lexicon)}
+        config["rules"] = self.rules_config.to_json()
         manifest = PackManifest(
             preset=PRESET,
             version=self.version,
@@ -413,14 +450,19 @@ class DefaultCoder:
         )
         knowledge = self.resources.knowledge
 
-        def write_knowledge(folder: Path) -> None:
-            with gzip.open(folder / KNOWLEDGE_FILE, "wt", encoding="utf-8") as fh:
-                json.dump(knowledge.to_json(), fh)
+        def write_parts(folder: Path) -> None:
+            save_knowledge(knowledge, folder)
+            save_lexicon(self.pipeline, folder)
+            if self.resources.dense:
+                save_code_indexes(self.resources.dense, folder)
+            save_rules(self.rules_config, folder)
 
-        return save_pack(path, manifest, arrays=arrays, objects=objects, write_extra=write_knowledge)
+        return save_pack(path, manifest, arrays=arrays, objects=objects, write_extra=write_parts)
 
 
-def load_pack(path: Path, manifest: PackManifest) -> DefaultCoder:
+def load_pack(path: Path, manifest: PackManifest, runtime: Runtime | None = None) -> DefaultCoder:
+    """A default pack folder as a DefaultCoder: everything from the folder, nothing from the datasets
+    folder or the environment; `runtime` says how this machine runs it."""
     path = Path(path)
     features = manifest.config.get("features")
     if features != list(FEATURES):
@@ -429,13 +471,16 @@ def load_pack(path: Path, manifest: PackManifest) -> DefaultCoder:
             "retrain it with `medcode train`"
         )
     config = DefaultConfig.from_json(manifest.config)
-    with gzip.open(path / KNOWLEDGE_FILE, "rt", encoding="utf-8") as fh:
-        knowledge = Knowledge.from_json(json.load(fh))
+    knowledge = load_knowledge(path)
+    pipeline = load_pipeline(path)
+    rules = load_rules(manifest.config.get("rules"), path)
     resources = CodeResources(
         knowledge,
         config,
         manifest.config.get("extra_pcs_codes", []),
         manifest.config.get("training_codes", []),
+        runtime=runtime,
+        dense=load_code_indexes(path) if config.use_dense else None,
     )
     arrays = load_arrays(path)
     tasks: dict[str, TaskModel] = {}
@@ -466,6 +511,8 @@ def load_pack(path: Path, manifest: PackManifest) -> DefaultCoder:
         resources,
         tasks,
         config,
+        pipeline=pipeline,
+        rules=rules,
         version=manifest.version,
         metrics=manifest.metrics,
         training_data=manifest.training_data,

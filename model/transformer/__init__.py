@@ -17,17 +17,24 @@ from medcode.model.transformer.config import TransformerConfig
 
 if TYPE_CHECKING:
     from medcode.model.pack import PackManifest
+    from medcode.model.runtime import Runtime
     from medcode.model.transformer.coder import TransformerCoder
 
 __all__ = ["TransformerCoder", "TransformerConfig", "load_pack", "save_pack"]
 
 
 def load_pack(
-    path: Path | str, manifest: PackManifest | None = None, device: str = "cpu"
+    path: Path | str,
+    manifest: PackManifest | None = None,
+    runtime: Runtime | None = None,
+    *,
+    device: str | None = None,
 ) -> TransformerCoder:
-    """Load a transformer model pack folder (manifest preset "transformer") as a TransformerCoder."""
+    """Load a transformer model pack folder (manifest preset "transformer") as a TransformerCoder, on
+    `device` (default: the runtime's)."""
     from medcode.model.transformer.pack import load_pack as _load
 
+    device = device or (runtime.device if runtime is not None else "cpu")
     coder: TransformerCoder = _load(path, manifest, device=device)
     return coder
 

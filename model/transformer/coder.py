@@ -30,7 +30,8 @@ from torch import Tensor
 
 from medcode.data.types import Encounter, Evidence, Mention, Result, Task
 from medcode.model.calibration import Calibrator
-from medcode.model.result import Scored, build_result
+from medcode.model.result import RulesStep, Scored, build_result
+from medcode.model.rules.pipeline import RulesConfig, build_rules
 from medcode.model.thresholds import TaskThresholds
 from medcode.model.transformer.codes import Label
 from medcode.model.transformer.config import TransformerConfig
@@ -94,6 +95,7 @@ class TransformerCoder:
         mention_extractor: MentionExtractor | None = None,
         metrics: dict[str, Any] | None = None,
         training_data: dict[str, Any] | None = None,
+        rules: RulesConfig | None = None,
     ) -> None:
         if net.n_labels != len(labels):
             raise ValueError(f"the network has {net.n_labels} labels but {len(labels)} were given")
@@ -111,6 +113,9 @@ class TransformerCoder:
         self.training_data: dict[str, Any] = dict(training_data or {})
         self._title_index: TitleIndex | None = None
         self._fingerprint: str | None = None
+        self.rules_config = rules or RulesConfig()
+        self._rules: RulesStep | None = None
+        self._rules_built = False
         self._task_rows = {
             task: torch.tensor([i for i, lab in enumerate(self.labels) if lab.task == task], dtype=torch.long)
             for task in TASKS
@@ -313,6 +318,14 @@ class TransformerCoder:
     def task_thresholds(self, task: Task) -> TaskThresholds:
         return self.thresholds.get(task) or TaskThresholds()
 
+    @property
+    def rules(self) -> RulesStep | None:
+        """The coding-rules step of this model's rules config (built on first use; None when off)."""
+        if not self._rules_built:
+            self._rules = build_rules(self.rules_config)
+            self._rules_built = True
+        return self._rules
+
     def result_from_scores(self, encounter: Encounter, scores: EncounterScores) -> Result:
         """Calibrated confidences, then thresholds, coding rules and routing (medcode.model.result)."""
         usable = [item for item in scores.items if item.blocked is None]
@@ -339,6 +352,7 @@ class TransformerCoder:
             model_version=self.version,
             code_set_version=self.code_set_version,
             calibrated=self.calibrated,
+            rules=self.rules,
             mentions=scores.mentions,
             max_candidates=self.config.max_candidates,
         )

@@ -6,6 +6,8 @@ pack/
                          in output order, and "encoder_fingerprint")
   weights.safetensors    encoder + label-attention head
   encoder/               encoder config.json and tokenizer files (no network access needed to load)
+  titles.npz             description embeddings of the retrievable codes (never re-embedded on load)
+  rules/                 NCCI edits of the rules config, when it has any
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from medcode.data.errors import ModelNotFoundError
 from medcode.model.calibration import Calibrator
 from medcode.model.pack import PackManifest, read_manifest, verify_pack
 from medcode.model.pack import save_pack as save_container
+from medcode.model.rules.pipeline import load_rules, save_rules
 from medcode.model.thresholds import TaskThresholds
 from medcode.model.transformer.codes import Label
 from medcode.model.transformer.config import TransformerConfig
+from medcode.model.transformer.retrieval import load_title_index, save_title_index
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,7 @@ def save_pack(coder: Any, path: Path) -> Path:
     config = coder.config.to_dict()
     config["labels"] = coder.labels_json()
     config["encoder_fingerprint"] = coder.weights_fingerprint()
+    config["rules"] = coder.rules_config.to_json()
     manifest = PackManifest(
         preset=PRESET,
         version=coder.version,
@@ -55,6 +60,8 @@ def save_pack(coder: Any, path: Path) -> Path:
         encoder_dir.mkdir(exist_ok=True)
         coder.net.encoder.config.save_pretrained(encoder_dir)
         coder.tokenizer.save_pretrained(encoder_dir)
+        save_title_index(coder.title_index(), folder)
+        save_rules(coder.rules_config, folder)
 
     return save_container(path, manifest, write_extra=write_weights)
 
@@ -94,7 +101,9 @@ def load_pack(path: Path | str, manifest: PackManifest | None = None, device: st
         device=device,
         metrics=manifest.metrics,
         training_data=manifest.training_data,
+        rules=load_rules(manifest.config.get("rules"), path),
     )
+    coder._title_index = load_title_index(path)
     fingerprint = manifest.config.get("encoder_fingerprint")
     if isinstance(fingerprint, str) and fingerprint:
         coder._fingerprint = fingerprint  # the weights file's checksum was verified with the manifest

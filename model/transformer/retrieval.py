@@ -1,8 +1,9 @@
-"""Bi-encoder retrieval of code descriptions: every billable ICD-10-CM title embedded once, cached.
+"""Bi-encoder retrieval of code descriptions: every billable ICD-10-CM title embedded once.
 
-The cache lives under `get_settings().cache_dir / "transformer"`, keyed by the code-set version, the
-encoder weights (a fine-tuned encoder embeds titles differently) and the code list, so a new model pack
-or a new fiscal year never reads stale vectors. Vectors are stored as float16 (~57 MB for 74k codes).
+A saved transformer pack carries its title embeddings (`save_title_index` / `load_title_index`, float16:
+~57 MB for 74k codes), so loading it never embeds the titles again. Training may keep them in a cache
+folder it names (`build_title_index(..., cache_dir=...)`), keyed by the code-set version, the encoder
+weights (a fine-tuned encoder embeds titles differently) and the code list.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from medcode.data.errors import ModelNotFoundError
 from medcode.model.transformer.codes import billable_diagnosis_codes
 from medcode.model.transformer.network import LabelAttentionNet, embed_many
-from medcode.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,15 @@ class TitleIndex:
         return mask
 
 
-def cache_file(code_set_version: str, encoder_fingerprint: str, codes: list[str], max_tokens: int) -> Path:
+def cache_file(
+    cache_dir: Path, code_set_version: str, encoder_fingerprint: str, codes: list[str], max_tokens: int
+) -> Path:
     digest = hashlib.sha256()
     for part in (str(CACHE_FORMAT), code_set_version, encoder_fingerprint, str(max_tokens), *codes):
         digest.update(part.encode())
         digest.update(b"\0")
     slug = re.sub(r"[^A-Za-z0-9]+", "-", code_set_version).strip("-").lower()
-    return get_settings().cache_dir / "transformer" / f"titles-{slug}-{digest.hexdigest()[:20]}.npz"
+    return cache_dir / "transformer" / f"titles-{slug}-{digest.hexdigest()[:20]}.npz"
 
 
 def build_title_index(
@@ -71,13 +74,17 @@ def build_title_index(
     skip_later_encounters: bool = False,
     device: torch.device | str,
     batch_size: int = 256,
+    cache_dir: Path | None = None,
 ) -> TitleIndex:
-    """The billable codes' description embeddings, read from the cache or computed (and cached) now."""
+    """The billable codes' description embeddings, computed now (read from / written to `cache_dir` when
+    one is given), rounded to float16 as a pack stores them."""
     pairs = billable_diagnosis_codes(restrict, skip_later_encounters)
     codes = [c for c, _ in pairs]
     titles = [t for _, t in pairs]
-    file = cache_file(code_set_version, encoder_fingerprint, codes, max_tokens)
-    if file.is_file():
+    file = (
+        cache_file(cache_dir, code_set_version, encoder_fingerprint, codes, max_tokens) if cache_dir else None
+    )
+    if file is not None and file.is_file():
         try:
             with np.load(file, allow_pickle=False) as data:
                 emb = torch.from_numpy(data["embeddings"].astype(np.float32))
@@ -85,12 +92,45 @@ def build_title_index(
                 return TitleIndex(codes, titles, emb)
         except (OSError, ValueError, KeyError):
             log.warning("ignoring an unreadable title-embedding cache file %s", file)
-    log.info("embedding %d code titles (cached in %s)", len(codes), file.parent)
+    log.info("embedding %d code titles", len(codes))
     emb = embed_many(
         net, tokenizer, titles, max_tokens, device, batch_size=batch_size, progress=len(codes) > 2000
     )
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(file.name + ".tmp.npz")
-    np.savez(tmp, embeddings=emb.numpy().astype(np.float16))
-    tmp.replace(file)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(file.name + ".tmp.npz")
+        np.savez(tmp, embeddings=emb.numpy().astype(np.float16))
+        tmp.replace(file)
     return TitleIndex(codes, titles, emb.half().float())
+
+
+TITLES_FILE = "titles.npz"
+"""The title embeddings inside a transformer pack (codes, titles, float16 embeddings)."""
+
+
+def save_title_index(index: TitleIndex, folder: Path) -> None:
+    np.savez(
+        Path(folder) / TITLES_FILE,
+        codes=np.asarray(index.codes, dtype=str),
+        titles=np.asarray(index.titles, dtype=str),
+        embeddings=index.embeddings.detach().cpu().numpy().astype(np.float16),
+    )
+
+
+def load_title_index(folder: Path) -> TitleIndex | None:
+    """The title embeddings a pack carries (None for a pack saved before they were stored)."""
+    file = Path(folder) / TITLES_FILE
+    if not file.is_file():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            codes = [str(c) for c in data["codes"]]
+            titles = [str(t) for t in data["titles"]]
+            emb = torch.from_numpy(data["embeddings"].astype(np.float32))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelNotFoundError(f"model pack {folder} has unreadable title embeddings: {exc}") from exc
+    if emb.shape[0] != len(codes):
+        raise ModelNotFoundError(
+            f"model pack {folder}: {TITLES_FILE} holds {emb.shape[0]} rows for {len(codes)} codes"
+        )
+    return TitleIndex(codes, titles, emb)

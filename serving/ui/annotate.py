@@ -106,8 +106,10 @@ def _load_pipeline() -> Any | None:
     """The text pipeline, or None when it cannot be loaded (the page then shows no mention marks)."""
     try:
         from medcode.model.text import get_pipeline
+        from medcode.settings import get_settings
 
-        return get_pipeline()
+        settings = get_settings()
+        return get_pipeline(settings.data_dir, settings.cache_dir)
     except Exception as exc:  # the note must still be shown; the cause goes to the log
         logger.warning(
             "text pipeline not available (%s): notes are shown without mention marks", type(exc).__name__

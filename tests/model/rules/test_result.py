@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import medcode.model.result as result_module
 from medcode.data.errors import MedcodeError
 from medcode.data.types import CodeSuggestion, Document, Encounter, Evidence, Mention, Result
-from medcode.model.result import Scored, build_result, coding_rules, keep_ranker_order
+from medcode.model.result import Scored, build_result, keep_ranker_order
 from medcode.model.rules import CodingRules
+from medcode.model.rules.pipeline import RulesConfig, build_rules, load_rules, save_rules
 from medcode.model.rules.ncci import NcciFileError
 from medcode.model.rules.state import RulesOutcome
 from medcode.model.thresholds import TaskThresholds
@@ -127,33 +127,15 @@ def test_a_rules_bug_keeps_the_suggestions_and_routes() -> None:
     assert "rules_error" in result.routing.reasons
 
 
-@pytest.fixture
-def fresh_rules(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Settings and the cached rules step rebuilt from the environment the test sets."""
-    result_module.reset_coding_rules()
-    reset_settings()
-    yield monkeypatch
-    monkeypatch.delenv("MEDCODE_RULES", raising=False)
-    monkeypatch.delenv("MEDCODE_NCCI_FILE", raising=False)
-    reset_settings()
-    result_module.reset_coding_rules()
-
-
-def test_rules_can_be_switched_off(fresh_rules: pytest.MonkeyPatch) -> None:
-    fresh_rules.setenv("MEDCODE_RULES", "off")
-    assert coding_rules() is None
+def test_rules_can_be_switched_off() -> None:
+    assert build_rules(RulesConfig(enabled=False)) is None
     header = [_scored("E11", 0.9)]  # a non-billable header the rules would replace
-    result = build_result(
-        _encounter(), header, _thresholds, model_version="m", code_set_version="v", calibrated=False
-    )
-    assert [c.code for c in result.codes] == ["E11"]
+    assert [c.code for c in _build(header, build_rules(RulesConfig(enabled=False))).codes] == ["E11"]
+    assert [c.code for c in _build(header, build_rules(RulesConfig())).codes] != ["E11"]
 
 
-def test_rules_are_on_by_default(fresh_rules: pytest.MonkeyPatch) -> None:
-    fresh_rules.delenv("MEDCODE_RULES", raising=False)
-    fresh_rules.delenv("MEDCODE_NCCI_FILE", raising=False)
-    assert isinstance(coding_rules(), CodingRules)
-    assert coding_rules() is coding_rules()
+def test_rules_are_on_by_default() -> None:
+    assert isinstance(build_rules(RulesConfig()), CodingRules)
 
 
 @pytest.mark.parametrize(
@@ -165,32 +147,39 @@ def test_rules_are_on_by_default(fresh_rules: pytest.MonkeyPatch) -> None:
         "column1,column2,modifier\n20610,20600,7\n",  # bad row
     ],
 )
-def test_a_broken_ncci_file_is_an_error_when_the_rules_load(
-    fresh_rules: pytest.MonkeyPatch, tmp_path: Path, content: str
-) -> None:
+def test_a_broken_ncci_file_is_an_error_when_the_rules_config_is_read(tmp_path: Path, content: str) -> None:
     path = tmp_path / "ncci.csv"
     path.write_text(content, encoding="utf-8")
-    fresh_rules.setenv("MEDCODE_NCCI_FILE", str(path))
     with pytest.raises(NcciFileError) as caught:
-        coding_rules()
+        RulesConfig.read(ncci_file=path)
     message = str(caught.value)
     assert isinstance(caught.value, MedcodeError)
     assert "\n" not in message and str(path) in message and "NCCI" in message
-    with pytest.raises(NcciFileError):  # not remembered as "no rules": every build fails the same way
-        build_result(
-            _encounter(),
-            [_scored("A01.0", 0.9)],
-            _thresholds,
-            model_version="m",
-            code_set_version="v",
-            calibrated=False,
-        )
 
 
-def test_a_missing_ncci_file_is_an_error_too(fresh_rules: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    fresh_rules.setenv("MEDCODE_NCCI_FILE", str(tmp_path / "nowhere.txt"))
+def test_a_missing_ncci_file_is_an_error_too(tmp_path: Path) -> None:
     with pytest.raises(MedcodeError, match="NCCI edit file not found"):
-        coding_rules()
+        RulesConfig.read(ncci_file=tmp_path / "nowhere.txt")
+
+
+def test_ncci_edits_round_trip_through_a_pack_folder(tmp_path: Path) -> None:
+    path = tmp_path / "ncci.csv"
+    path.write_text("column1,column2,modifier,effective\n20610,20600,0,20200101\n", encoding="utf-8")
+    config = RulesConfig.read(ncci_file=path)
+    summary = save_rules(config, tmp_path / "pack")
+    path.unlink()  # the pack needs the parsed edits only
+    again = load_rules(summary, tmp_path / "pack")
+    assert again == config and len(again.ncci_edits) == 1
+    assert "ncci" in build_rules(again).rule_names  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def fresh_rules(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Settings rebuilt from the environment the test sets."""
+    reset_settings()
+    yield monkeypatch
+    monkeypatch.delenv("MEDCODE_NCCI_FILE", raising=False)
+    reset_settings()
 
 
 def test_broken_ncci_file_is_one_line_from_the_cli(

@@ -16,7 +16,7 @@ FLAGS = {"negated", "possible", "historical", "family", "hypothetical"}
 
 @pytest.fixture(autouse=True)
 def _small(monkeypatch: pytest.MonkeyPatch, small_pipeline: TextPipeline) -> None:
-    monkeypatch.setattr(pipeline_module, "get_pipeline", lambda: small_pipeline)
+    monkeypatch.setattr(pipeline_module, "get_pipeline", lambda *_args: small_pipeline)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -62,10 +62,12 @@ def test_full_pipeline_on_codiesp_notes(shared_data: Path) -> None:
     from medcode.data.codiesp import read_split
     from medcode.model.text import get_pipeline
 
-    assert get_settings().data_dir is not None, "tests of the shared data run with MEDCODE_DATA_DIR set"
-    pipeline = get_pipeline()
-    assert lexicon_cache_path(get_settings().data_dir).is_file()
-    assert load_default_lexicon(make_keyer(make_nlp())).entries.keys() == pipeline.lexicon.entries.keys()
+    settings = get_settings()
+    assert settings.data_dir is not None, "tests of the shared data run with MEDCODE_DATA_DIR set"
+    pipeline = get_pipeline(settings.data_dir, settings.cache_dir)
+    assert lexicon_cache_path(settings.data_dir, settings.cache_dir).is_file()
+    again = load_default_lexicon(make_keyer(make_nlp()), settings.data_dir, settings.cache_dir)
+    assert again.entries.keys() == pipeline.lexicon.entries.keys()
     encounters = read_split(shared_data, "dev").encounters[:25]
     total = 0
     for encounter in encounters:

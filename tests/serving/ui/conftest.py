@@ -189,7 +189,7 @@ def builtin_server(tmp_path: Path) -> Iterator[LiveServer]:
         from medcode.model.text import get_pipeline
         from medcode.settings import get_settings
 
-        get_pipeline()
+        get_pipeline(get_settings().data_dir, get_settings().cache_dir)
         coder = get_settings().registry.load_model("builtin")
     except (ImportError, FileNotFoundError) as exc:
         pytest.skip(f"built-in model or text pipeline not available: {type(exc).__name__}: {exc}")

@@ -1,0 +1,30 @@
+"""Deployment choices for running a model: where and how fast, never which codes come out.
+
+A model pack decides its output; a `Runtime` only says how the machine it lands on runs it. The edges (the
+CLI, the app factory, benchmark scripts) build one from their settings and pass it to `load_pack`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    device: str = "cpu"
+    """Where networks run ("cpu", "cuda")."""
+    precision: str = "auto"
+    """Number format of the sentence encoder: "bfloat16" is about twice as fast on CPUs with native
+    bfloat16 units ("auto" picks it there) and changes vectors only within float noise; else "float32"."""
+    threads: int | None = None
+    """Threads the encoder may use (None: every core)."""
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"encoder precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"
+            )
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, not {self.threads}")
