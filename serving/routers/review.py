@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from medcode.serving.auth import Principal
 from medcode.serving.deps import ItemId, JsonBody, NowDep, Offset, Reviewer, SessionDep, SettingsDep
+from medcode.serving.errors import request_id_of
 from medcode.serving.schemas.common import READ_ERRORS
 from medcode.serving.schemas.review import (
     ClaimPublic,
     DecisionsCreate,
     DecisionsResultPublic,
+    FinalizeCreate,
     FinalizePublic,
     QueuePublic,
     ReleasePublic,
@@ -106,10 +109,40 @@ def decide(
     )
 
 
-@router.post("/items/{item_id}/finalize", response_model=FinalizePublic, responses=CONFLICT)
-def finalize(item_id: ItemId, principal: Reviewer, session: SessionDep, now: NowDep) -> FinalizePublic:
-    """Make the item's kept codes the encounter's final codes (undecided suggestions count as accepted)."""
-    return service.finalize(session, item_id, principal, now=now)
+@router.post(
+    "/items/{item_id}/finalize",
+    response_model=FinalizePublic,
+    responses={
+        409: {
+            "description": "Stale or conflicting request; `finalize_blocked` lists each problem of the "
+            "code set under `problems`"
+        }
+    },
+)
+def finalize(
+    item_id: ItemId,
+    request: Request,
+    principal: Reviewer,
+    session: SessionDep,
+    now: NowDep,
+    body: Annotated[FinalizeCreate | None, Body()] = None,
+) -> FinalizePublic | JSONResponse:
+    """Make the item's kept codes the encounter's final codes, once the live code set passes the coding
+    rules: each problem is fixed by decisions or overridden with a reason (kept in the audit), and every
+    undecided code is decided or accepted as a whole (`accept_undecided`)."""
+    try:
+        return service.finalize(session, item_id, principal, now=now, request=body)
+    except service.FinalizeBlocked as exc:
+        problems = [p.model_dump(mode="json") for p in exc.problems]
+        return JSONResponse(
+            {
+                "detail": exc.message,
+                "code": exc.code,
+                "problems": problems,
+                "request_id": request_id_of(request),
+            },
+            status_code=409,
+        )
 
 
 @router.post("/items/{item_id}/release", response_model=ReleasePublic, responses=CONFLICT)

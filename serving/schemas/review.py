@@ -61,6 +61,9 @@ class DecisionCreate(BaseModel):
     evidence: list[EvidenceCreate] = Field(default_factory=list, max_length=50)
     decision_id: str | None = Field(None, min_length=1, max_length=120)
     """Optional client id: resending a decision with the same id stores nothing new."""
+    expected_rev: int | None = Field(None, ge=0)
+    """Optional: the code's `rev` the client saw; another value now (someone decided the code
+    meanwhile, e.g. in another tab) answers 409 `stale_code`. Not used by `add`."""
 
     @model_validator(mode="after")
     def _fields_of_action(self) -> DecisionCreate:
@@ -95,6 +98,23 @@ class DecisionPublic(BaseModel):
     created_at: datetime
 
 
+class ProblemPublic(BaseModel):
+    """One problem of the live code set (see `serving.services.review_checks`)."""
+
+    key: str
+    """What an override names, e.g. "excludes1:N39.41|R32"."""
+    kind: str
+    codes: list[str]
+    message: str
+    overridable: bool
+    """False: only changing the codes fixes it (incomplete, non-billable, undecided)."""
+
+
+class OverriddenProblemPublic(ProblemPublic):
+    reason: str
+    """The coder's reason, kept in the audit."""
+
+
 class ItemCodePublic(BaseModel):
     """One code of a review item as the decisions so far leave it."""
 
@@ -109,6 +129,24 @@ class ItemCodePublic(BaseModel):
     status: CodeStatus
     reason: str | None = None
     replaced_by: str | None = None
+    billable: bool | None = None
+    """Whether the code can stand on a claim as it is (None: the code set cannot tell)."""
+    problems: list[ProblemPublic] = Field(default_factory=list)
+    """Live problems of this code within the kept code set (recomputed after every decision)."""
+    rev: int = 0
+    """Decisions that touched this code so far; send it back as `expected_rev`."""
+
+
+class CandidatePublic(BaseModel):
+    """A code the model scored below its threshold, offered for adding."""
+
+    system: str
+    code: str
+    description: str = ""
+    confidence: float | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    billable: bool | None = None
+    """False for a header or an incomplete code: it cannot be added as it is, only completed."""
 
 
 class DecisionsResultPublic(BaseModel):
@@ -119,6 +157,10 @@ class DecisionsResultPublic(BaseModel):
     """Decisions that were already stored under the same decision_id (nothing new stored)."""
     codes: list[ItemCodePublic]
     lease_expires_at: datetime | None
+    version: int = 0
+    """Decisions stored on the item; send it back as finalize's `expected_version`."""
+    problems: list[ProblemPublic] = Field(default_factory=list)
+    """What finalize would refuse now."""
 
 
 class ReviewItemPublic(BaseModel):
@@ -140,6 +182,42 @@ class ReviewItemPublic(BaseModel):
     created_at: datetime
     finalized_at: datetime | None = None
     finalized_by: str | None = None
+    version: int = 0
+    """Decisions stored on the item; send it back as finalize's `expected_version`."""
+    problems: list[ProblemPublic] = Field(default_factory=list)
+    """What finalize would refuse now (empty once final)."""
+    candidates: list[CandidatePublic] = Field(default_factory=list)
+
+
+class OverrideCreate(BaseModel):
+    reason: str = Field(min_length=3, max_length=2000)
+    problem: str | None = Field(None, max_length=300)
+    """The problem's `key`; absent: every overridable problem."""
+
+    @model_validator(mode="after")
+    def _real_reason(self) -> OverrideCreate:
+        if len(self.reason.strip()) < 3:
+            raise ValueError("an override needs a reason")
+        return self
+
+
+class FinalizeCreate(BaseModel):
+    """Optional finalize body: explicit acceptance of undecided codes, overrides with reasons."""
+
+    accept_undecided: bool = False
+    """Keep every code still without a decision as suggested (recorded in the audit as such)."""
+    override: OverrideCreate | None = None
+    """One reason for every overridable problem."""
+    overrides: list[OverrideCreate] = Field(default_factory=list, max_length=200)
+    """A reason per problem (each names its `problem` key)."""
+    expected_version: int | None = Field(None, ge=0)
+    """The item `version` the client saw; another value now answers 409 `stale_item`."""
+
+    @model_validator(mode="after")
+    def _named(self) -> FinalizeCreate:
+        if any(o.problem is None for o in self.overrides):
+            raise ValueError("each entry of overrides names its problem (the problem's key)")
+        return self
 
 
 class FinalizePublic(BaseModel):
@@ -149,6 +227,9 @@ class FinalizePublic(BaseModel):
     status: Literal["final"]
     final_codes: list[FinalCodePublic]
     finalized_at: datetime
+    overridden: list[OverriddenProblemPublic] = Field(default_factory=list)
+    """Problems finalized over, each with the reason the audit keeps."""
+    accepted_undecided: list[str] = Field(default_factory=list)
 
 
 class ReleasePublic(BaseModel):

@@ -122,7 +122,18 @@ def search_codes(query: str, system: str | None = None, limit: int = 20) -> Code
         hits = _hits_from(configured_code_search().search(query, system=system, limit=limit))
     else:
         hits = _scan_icd10cm(query, limit) if system in (None, "ICD-10-CM") else []
-    return CodeSearchPublic(query=query, system=system, hits=hits[:limit])
+    return CodeSearchPublic(query=query, system=system, hits=[_with_billable(h) for h in hits[:limit]])
+
+
+def _with_billable(hit: CodeHitPublic) -> CodeHitPublic:
+    """The hit with the code sets' billable flag (the search index does not carry it); an ICD-10-PCS code
+    shorter than 7 characters is a table prefix, never billable."""
+    if hit.billable is not None:
+        return hit
+    if hit.system == "ICD-10-PCS" and len(normalize_key(hit.code)) != 7:
+        return hit.model_copy(update={"billable": False})
+    ref = lookup_code(hit.code, hit.system or None)
+    return hit.model_copy(update={"billable": None if ref is None else ref.billable})
 
 
 def _hits_from(raw: Any) -> list[CodeHitPublic]:

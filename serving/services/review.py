@@ -9,7 +9,13 @@ holds a live lease gets that item again (a retried claim never strands an item).
 Decisions, finalize and release lock the item row and answer 409 when the caller does not hold a live
 lease, when the item is final or superseded, or when a decision does not fit the item's codes. Each
 decision is stored once: a client `decision_id` (or an `Idempotency-Key` header, which names the
-decisions of one request) makes a retried request a replay that stores nothing.
+decisions of one request) makes a retried request a replay that stores nothing. A decision that sends
+back the code's `rev` (finalize: the item's `version`) it saw answers 409 when another tab or coder
+changed it meanwhile.
+
+Every answer carries the live problems of the kept code set (`review_checks`); finalize refuses (409
+`finalize_blocked`, each problem listed) while one is neither fixed nor overridden with a reason, and the
+audit keeps the overrides and any undecided codes the coder accepted as a whole.
 """
 
 from __future__ import annotations
@@ -29,12 +35,16 @@ from medcode.serving.errors import Conflict, InvalidRequest, NotFound
 from medcode.serving.orm import DecisionRow, EncounterRow, FinalCodeRow, ReviewItemRow, RevisionRow
 from medcode.serving.schemas.encounters import FinalCodePublic
 from medcode.serving.schemas.review import (
+    CandidatePublic,
     ClaimPublic,
     DecisionCreate,
     DecisionPublic,
     DecisionsResultPublic,
+    FinalizeCreate,
     FinalizePublic,
     ItemCodePublic,
+    OverriddenProblemPublic,
+    ProblemPublic,
     QueueItemPublic,
     QueuePublic,
     ReleasePublic,
@@ -43,10 +53,32 @@ from medcode.serving.schemas.review import (
 from medcode.serving.services import audit
 from medcode.serving.services.codes import lookup_code, normalize_key
 from medcode.serving.services.encounters import final_codes_of
+from medcode.serving.services.review_checks import (
+    MentionSource,
+    Problem,
+    billable,
+    check_codes,
+    note_mentions,
+    problems_by_code,
+)
 from medcode.serving.services.review_state import CodeState, DecisionConflict, ItemState, StoredDecision
 
 CLAIM_CANDIDATES = 1
 """Rows locked per attempt: one, so concurrent claimers skip each other's row rather than all of them."""
+LIVE_WARNING_KINDS = ("excludes1", "age_sex")
+"""Model warnings the live checks recompute: the suggestion-time ones may name codes no longer kept."""
+
+
+class FinalizeBlocked(Conflict):
+    """Finalize refused: the live code set has problems that are neither fixed nor overridden."""
+
+    code = "finalize_blocked"
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        listed = "; ".join(p.message for p in problems)
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        super().__init__(f"cannot finalize: {count}: {listed}")
+        self.problems = [problem_public(p) for p in problems]
 
 
 @dataclass
@@ -259,7 +291,18 @@ def item_state(result: Result, rows: Sequence[DecisionRow]) -> ItemState:
     return ItemState.replay(result, [_stored(row, titles) for row in rows])
 
 
-def _code_public(state: CodeState) -> ItemCodePublic:
+def problem_public(problem: Problem) -> ProblemPublic:
+    return ProblemPublic(
+        key=problem.key,
+        kind=problem.kind,
+        codes=list(problem.codes),
+        message=problem.message,
+        overridable=problem.overridable,
+    )
+
+
+def _code_public(state: CodeState, problems: dict[str, list[Problem]] | None = None) -> ItemCodePublic:
+    live = (problems or {}).get(normalize_key(state.code), []) if state.kept else []
     return ItemCodePublic(
         system=state.system,
         code=state.code,
@@ -267,24 +310,50 @@ def _code_public(state: CodeState) -> ItemCodePublic:
         confidence=state.confidence,
         evidence=state.evidence,
         rationale=state.rationale,
-        warnings=state.warnings,
+        warnings=[w for w in state.warnings if w.split(":", 1)[0] not in LIVE_WARNING_KINDS],
         origin=state.origin,
         status=state.status,  # type: ignore[arg-type]
         reason=state.reason,
         replaced_by=state.replaced_by,
+        billable=billable(state.system, state.code),
+        problems=[problem_public(p) for p in live],
+        rev=state.rev,
     )
+
+
+def _codes_public(state: ItemState, problems: Sequence[Problem]) -> list[ItemCodePublic]:
+    by_code = problems_by_code(problems)
+    return [_code_public(s, by_code) for s in state.codes]
+
+
+def _candidates_public(result: Result, state: ItemState) -> list[CandidatePublic]:
+    return [
+        CandidatePublic(
+            system=c.system,
+            code=c.code,
+            description=c.description,
+            confidence=c.confidence,
+            evidence=c.evidence,
+            billable=billable(c.system, c.code),
+        )
+        for c in result.candidates
+        if state.find(c.code, c.system) is None
+    ]
 
 
 def _decision_public(row: DecisionRow) -> DecisionPublic:
     return DecisionPublic.model_validate(row, from_attributes=True)
 
 
-def get_item(session: Session, item_id: int) -> ReviewItemPublic:
+def get_item(
+    session: Session, item_id: int, *, mentions_of: MentionSource = note_mentions
+) -> ReviewItemPublic:
     loaded = _load(session, item_id)
     rows = _decisions_of(session, item_id)
     state = item_state(loaded.result, rows)
     note = loaded.note
     item = loaded.item
+    problems = check_codes(state.codes, note, mentions_of(note)) if item.status == "open" else []
     view = ReviewItemPublic(
         item_id=item.id,
         encounter_id=loaded.encounter.encounter_id,
@@ -299,11 +368,14 @@ def get_item(session: Session, item_id: int) -> ReviewItemPublic:
         date=note.date,
         documents=note.documents,
         result=loaded.result,
-        codes=[_code_public(s) for s in state.codes],
+        codes=_codes_public(state, problems),
         decisions=[_decision_public(r) for r in rows],
         created_at=item.created_at,
         finalized_at=item.finalized_at,
         finalized_by=item.finalized_by,
+        version=len(rows),
+        problems=[problem_public(p) for p in problems],
+        candidates=_candidates_public(loaded.result, state),
     )
     session.rollback()
     return view
@@ -436,6 +508,7 @@ def record_decisions(
     now: datetime,
     lease_seconds: float,
     idempotency_key: str | None = None,
+    mentions_of: MentionSource = note_mentions,
 ) -> DecisionsResultPublic:
     loaded = _load(session, item_id, lock=True)
     ids = _decision_ids(decisions, item_id, idempotency_key)
@@ -452,16 +525,17 @@ def record_decisions(
     replayed = [_decision_public(existing[i]) for i in ids if i in existing]
     fresh = [(i, d) for i, d in zip(ids, decisions, strict=True) if i not in existing]
     if not fresh:
-        state = item_state(loaded.result, _decisions_of(session, item_id))
-        out = DecisionsResultPublic(
-            item_id=item_id,
-            stored=[],
-            replayed=replayed,
-            codes=[_code_public(s) for s in state.codes],
-            lease_expires_at=loaded.item.lease_expires_at,
+        rows = _decisions_of(session, item_id)
+        state = item_state(loaded.result, rows)
+        lease_expires_at, open_, note = (
+            loaded.item.lease_expires_at,
+            loaded.item.status == "open",
+            loaded.note,
         )
         session.rollback()
-        return out
+        return _decisions_result(
+            item_id, [], replayed, state, note, lease_expires_at, len(rows), open_, mentions_of
+        )
 
     _require_lease(loaded, principal, now)
     state = item_state(loaded.result, _decisions_of(session, item_id))
@@ -469,6 +543,7 @@ def record_decisions(
     new_rows = []
     for decision_id, decision in fresh:
         before = _code_snapshot(state, decision.code)
+        _check_fresh(state, decision)
         stored, fields = _prepare(state, decision, note, principal.key_id)
         try:
             state.apply(stored)
@@ -497,15 +572,54 @@ def record_decisions(
         )
     loaded.item.lease_expires_at = now + timedelta(seconds=lease_seconds)
     session.flush()
-    out = DecisionsResultPublic(
-        item_id=item_id,
-        stored=[_decision_public(r) for r in new_rows],
-        replayed=replayed,
-        codes=[_code_public(s) for s in state.codes],
-        lease_expires_at=loaded.item.lease_expires_at,
+    stored_public = [_decision_public(r) for r in new_rows]
+    lease_expires_at = loaded.item.lease_expires_at
+    version = session.scalar(
+        select(func.count()).select_from(DecisionRow).where(DecisionRow.item_id == item_id)
     )
     session.commit()
-    return out
+    return _decisions_result(
+        item_id, stored_public, replayed, state, note, lease_expires_at, version or 0, True, mentions_of
+    )
+
+
+def _decisions_result(
+    item_id: int,
+    stored: list[DecisionPublic],
+    replayed: list[DecisionPublic],
+    state: ItemState,
+    note: Encounter,
+    lease_expires_at: datetime | None,
+    version: int,
+    open_: bool,
+    mentions_of: MentionSource,
+) -> DecisionsResultPublic:
+    """The answer to a decisions request, with the live problems (computed outside any transaction)."""
+    problems = check_codes(state.codes, note, mentions_of(note)) if open_ else []
+    return DecisionsResultPublic(
+        item_id=item_id,
+        stored=stored,
+        replayed=replayed,
+        codes=_codes_public(state, problems),
+        lease_expires_at=lease_expires_at,
+        version=version,
+        problems=[problem_public(p) for p in problems],
+    )
+
+
+def _check_fresh(state: ItemState, decision: DecisionCreate) -> None:
+    """409 when the client saw another revision of the code than the one stored now."""
+    if decision.expected_rev is None or decision.action == "add":
+        return
+    current = state.find(decision.code, decision.system)
+    if current is None or current.rev == decision.expected_rev:
+        return
+    who = " by another coder" if current.decided_by else ""
+    raise Conflict(
+        f"{current.code} changed since this page loaded (now {current.status}{who}); reload the item "
+        "and decide again",
+        code="stale_code",
+    )
 
 
 def _code_snapshot(state: ItemState, code: str) -> dict[str, Any] | None:
@@ -515,10 +629,55 @@ def _code_snapshot(state: ItemState, code: str) -> dict[str, Any] | None:
     return {"system": current.system, "code": current.code, "status": current.status}
 
 
-def finalize(session: Session, item_id: int, principal: Principal, *, now: datetime) -> FinalizePublic:
+def _resolve_problems(
+    problems: Sequence[Problem], request: FinalizeCreate
+) -> tuple[list[OverriddenProblemPublic], list[Problem]]:
+    """(overridden problems with their reasons, problems still blocking)."""
+    named = {o.problem: o.reason.strip() for o in request.overrides if o.problem}
+    known = {p.key for p in problems}
+    unknown = sorted(set(named) - known)
+    if unknown:
+        raise InvalidRequest(f"overrides name problems the item does not have: {', '.join(unknown)}")
+    overridden: list[OverriddenProblemPublic] = []
+    blocking: list[Problem] = []
+    for problem in problems:
+        reason = named.get(problem.key) or (request.override.reason.strip() if request.override else None)
+        if reason and problem.overridable:
+            overridden.append(OverriddenProblemPublic(**problem_public(problem).model_dump(), reason=reason))
+        else:
+            blocking.append(problem)
+    return overridden, blocking
+
+
+def finalize(
+    session: Session,
+    item_id: int,
+    principal: Principal,
+    *,
+    now: datetime,
+    request: FinalizeCreate | None = None,
+    mentions_of: MentionSource = note_mentions,
+) -> FinalizePublic:
+    request = request or FinalizeCreate()
+    note = _load(session, item_id).note
+    session.rollback()
+    mentions = mentions_of(note)  # the text pipeline runs before the row locks are taken
     loaded = _load(session, item_id, lock=True)
     _require_lease(loaded, principal, now)
-    state = item_state(loaded.result, _decisions_of(session, item_id))
+    rows = _decisions_of(session, item_id)
+    if request.expected_version is not None and request.expected_version != len(rows):
+        raise Conflict(
+            f"review item {item_id} changed since this page loaded ({len(rows)} decisions, you saw "
+            f"{request.expected_version}); reload it before finalizing",
+            code="stale_item",
+        )
+    state = item_state(loaded.result, rows)
+    problems = check_codes(state.codes, note, mentions, accept_undecided=request.accept_undecided)
+    overridden, blocking = _resolve_problems(problems, request)
+    if blocking:
+        session.rollback()
+        raise FinalizeBlocked(blocking)
+    accepted_undecided = [c.code for c in state.codes if c.status == "pending"]
     encounter, item, revision = loaded.encounter, loaded.item, loaded.revision
     before = {
         "status": encounter.status,
@@ -559,6 +718,8 @@ def finalize(session: Session, item_id: int, principal: Principal, *, now: datet
             "final_revision": revision.revision,
             "final_codes": [f"{c.system}:{c.code}" for c in final],
             "rejected": [f"{c.system}:{c.code}" for c in state.negatives()],
+            "accepted_undecided": [f"{c.system}:{c.code}" for c in state.codes if c.status == "pending"],
+            "overrides": [o.model_dump(mode="json") for o in overridden],
         },
         model_version=revision.model_version,
         at=now,
@@ -579,6 +740,8 @@ def finalize(session: Session, item_id: int, principal: Principal, *, now: datet
             for c in final
         ],
         finalized_at=now,
+        overridden=overridden,
+        accepted_undecided=accepted_undecided,
     )
     session.commit()
     return out

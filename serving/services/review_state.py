@@ -7,8 +7,10 @@ were stored, and the latest decision on a code wins:
 - replace CODE with NEW: CODE is dropped (`replaced`), NEW is kept and inherits CODE's evidence;
 - add CODE with evidence: a code the model did not suggest, kept.
 
-A decision naming a code that is not in the item (or adding one that is) is a conflict. Finalizing keeps
-every code whose status is pending, accepted or added: an undecided suggestion counts as accepted.
+A decision naming a code that is not in the item (or adding one that is) is a conflict. Each code counts
+the decisions that touched it (`rev`): a client that sends back the `rev` it saw gets a conflict when
+another tab or coder decided the code meanwhile. Finalizing keeps every code whose status is pending,
+accepted or added; the finalize checks (`review_checks`) refuse pending codes unless accepted explicitly.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class CodeState:
     reason: str | None = None
     replaced_by: str | None = None
     decided_by: str | None = None
+    rev: int = 0
+    """How many decisions touched this code (0: none yet)."""
 
     @property
     def kept(self) -> bool:
@@ -120,12 +124,14 @@ class ItemState:
                     "added",
                     status="added",
                     decided_by=decision.actor,
+                    rev=1,
                 )
             )
             return
         if current is None:
             raise DecisionConflict(f"{decision.code} is not a code of this item", "code_not_in_item")
         current.decided_by = decision.actor
+        current.rev += 1
         if decision.action == "accept":
             current.status, current.reason, current.replaced_by = "accepted", None, None
         elif decision.action == "reject":
@@ -138,6 +144,7 @@ class ItemState:
             if target is not None:
                 target.status, target.reason, target.replaced_by = "accepted", None, None
                 target.decided_by = decision.actor
+                target.rev += 1
             else:
                 self._put(
                     CodeState(
@@ -149,6 +156,7 @@ class ItemState:
                         "replacement",
                         status="accepted",
                         decided_by=decision.actor,
+                        rev=1,
                     )
                 )
         else:

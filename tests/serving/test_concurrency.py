@@ -18,6 +18,9 @@ from medcode.serving.server import serve_in_thread
 from .conftest import bearer, new_key
 from .fakes import FakeClock, encounter_json
 
+ACCEPT_UNDECIDED = {"accept_undecided": True}
+"""Finalize body: keep the codes left without a decision as suggested."""
+
 N_ITEMS = 50
 N_CODERS = 8
 
@@ -60,7 +63,7 @@ def test_eight_coders_claim_fifty_items_without_overlap(app: FastAPI, base_url: 
                     decided = http.post(f"/v1/review/items/{item}/decisions", json={"decisions": [decision]})
                     if decided.status_code != 200:
                         errors.append(f"decide {decided.status_code}: {decided.text}")
-                finalized = http.post(f"/v1/review/items/{item}/finalize")
+                finalized = http.post(f"/v1/review/items/{item}/finalize", json=ACCEPT_UNDECIDED)
                 if finalized.status_code != 200:
                     errors.append(f"finalize {finalized.status_code}: {finalized.text}")
 
@@ -111,9 +114,10 @@ def test_an_expired_lease_returns_its_item(app: FastAPI, base_url: str, clock: F
         assert http.post("/v1/review/claim", headers=second).status_code == 204
         clock.advance(app.state.settings.review_lease_seconds + 1)
         assert http.post("/v1/review/claim", headers=second).json()["item_id"] == item
-        late = http.post(f"/v1/review/items/{item}/finalize", headers=first)
+        late = http.post(f"/v1/review/items/{item}/finalize", headers=first, json=ACCEPT_UNDECIDED)
         assert late.status_code == 409
-        assert http.post(f"/v1/review/items/{item}/finalize", headers=second).status_code == 200
+        finalized = http.post(f"/v1/review/items/{item}/finalize", headers=second, json=ACCEPT_UNDECIDED)
+        assert finalized.status_code == 200
 
 
 def test_resubmissions_racing_finalizations_stay_consistent(app: FastAPI, base_url: str) -> None:
@@ -134,7 +138,9 @@ def test_resubmissions_racing_finalizations_stay_consistent(app: FastAPI, base_u
         item, headers = claims[encounter_id]
         with httpx.Client(base_url=base_url, headers=headers, timeout=60) as http:
             start.wait()
-            finalized[encounter_id] = http.post(f"/v1/review/items/{item}/finalize").status_code
+            finalized[encounter_id] = http.post(
+                f"/v1/review/items/{item}/finalize", json=ACCEPT_UNDECIDED
+            ).status_code
 
     def resubmit(encounter_id: str) -> None:
         with httpx.Client(base_url=base_url, headers=integration, timeout=60) as http:

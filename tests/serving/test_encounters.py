@@ -147,7 +147,9 @@ def _finalize_next(client: TestClient, coder: dict[str, str], decisions: list[di
             f"/v1/review/items/{claim['item_id']}/decisions", json={"decisions": decisions}, headers=coder
         )
         assert response.status_code == 200, response.text
-    response = client.post(f"/v1/review/items/{claim['item_id']}/finalize", headers=coder)
+    response = client.post(
+        f"/v1/review/items/{claim['item_id']}/finalize", headers=coder, json={"accept_undecided": True}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 

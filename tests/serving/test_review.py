@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -12,10 +13,42 @@ from sqlalchemy.exc import DBAPIError
 
 from medcode.serving.orm import DecisionRow
 
+from . import fakes
 from .fakes import FakeClock, encounter_json
 
 Auth = Callable[[str], dict[str, str]]
 NOTE = "Type 2 diabetes. Asthma. Hypertension."
+PIPELINE_TERMS = [
+    "diabetes",
+    "asthma",
+    "hypertension",
+    "chest pain",
+    "tuberculosis",
+    "urinary incontinence",
+    "urge incontinence",
+    "corneal neovascularization",
+    "prostatic hyperplasia",
+]
+
+
+@pytest.fixture(scope="module")
+def small_pipeline() -> Any:
+    """The real text pipeline (negation, family, history context) over a small explicit lexicon."""
+    from medcode.model.text import build_pipeline
+
+    return build_pipeline(terms=PIPELINE_TERMS)
+
+
+@pytest.fixture(autouse=True)
+def note_mentions(small_pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The finalize checks read assertions from the small pipeline (deterministic, no lexicon build)."""
+    monkeypatch.setattr("medcode.serving.ui.annotate._load_pipeline", lambda: small_pipeline)
+
+
+def _model_codes(monkeypatch: pytest.MonkeyPatch, **keywords: tuple[str, str, str, float]) -> None:
+    """Teach the fake coder more keyword -> code rules for one test."""
+    for keyword, rule in keywords.items():
+        monkeypatch.setitem(fakes.KEYWORDS, keyword.replace("_", " "), rule)
 
 
 def _submit(client: TestClient, auth: Auth, encounter_id: str, text_: str = NOTE) -> dict:
@@ -36,6 +69,24 @@ def _decide(client: TestClient, headers: dict[str, str], item_id: int, *decision
     return client.post(
         f"/v1/review/items/{item_id}/decisions", json={"decisions": list(decisions)}, headers=headers, **kw
     )
+
+
+def _finalize(client: TestClient, headers: dict[str, str], item_id: int, **body: object):
+    return client.post(f"/v1/review/items/{item_id}/finalize", json=body, headers=headers)
+
+
+def _audit(client: TestClient, auth: Auth, encounter_id: str, action: str) -> dict:
+    events = client.get("/v1/audit", params={"encounter_id": encounter_id}, headers=auth("admin")).json()
+    return next(e for e in events["events"] if e["action"] == action)
+
+
+def _kinds(response: Any) -> list[tuple[str, list[str]]]:
+    return [(p["kind"], p["codes"]) for p in response.json()["problems"]]
+
+
+def _evidence(text_: str, phrase: str) -> list[dict[str, object]]:
+    start = text_.index(phrase)
+    return [{"document_id": "d1", "start": start, "end": start + len(phrase)}]
 
 
 def test_claim_serves_lowest_confidence_first(client: TestClient, as_role: Auth) -> None:
@@ -103,11 +154,27 @@ def test_decisions_then_finalize_give_the_final_codes(
     assert replaced["evidence"][0]["text"] == "diabetes"
 
 
-def test_undecided_codes_are_kept_at_finalize(client: TestClient, as_role: Auth) -> None:
-    _submit(client, as_role, "e1", "Diabetes.")
-    item = _claim(client, as_role("coder"))["item_id"]
-    final = client.post(f"/v1/review/items/{item}/finalize", headers=as_role("coder")).json()
-    assert [(c["code"], c["source"]) for c in final["final_codes"]] == [("E11.9", "model")]
+def test_undecided_codes_block_finalize_until_accepted_as_a_whole(client: TestClient, as_role: Auth) -> None:
+    _submit(client, as_role, "e1", "Diabetes. Hypertension.")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    _decide(client, coder, item, {"code": "I10", "action": "accept"})
+    refused = client.post(f"/v1/review/items/{item}/finalize", headers=coder)
+    assert refused.status_code == 409 and refused.json()["code"] == "finalize_blocked"
+    assert [(p["kind"], p["codes"]) for p in refused.json()["problems"]] == [("undecided", ["E11.9"])]
+    assert "E11.9" in refused.json()["detail"]
+    overridden = _finalize(client, coder, item, override={"reason": "looked fine"})
+    assert overridden.status_code == 409, "an override does not decide codes"
+
+    final = _finalize(client, coder, item, accept_undecided=True)
+    assert final.status_code == 200, final.text
+    assert {(c["code"], c["source"]) for c in final.json()["final_codes"]} == {
+        ("E11.9", "model"),
+        ("I10", "model"),
+    }
+    assert final.json()["accepted_undecided"] == ["E11.9"]
+    event = _audit(client, as_role, "e1", "review.finalized")
+    assert event["after"]["accepted_undecided"] == ["ICD-10-CM:E11.9"]
 
 
 def test_latest_decision_on_a_code_wins(client: TestClient, as_role: Auth) -> None:
@@ -216,7 +283,7 @@ def test_finalizing_twice_conflicts(client: TestClient, as_role: Auth) -> None:
     _submit(client, as_role, "e1", "Diabetes.")
     coder = as_role("coder")
     item = _claim(client, coder)["item_id"]
-    assert client.post(f"/v1/review/items/{item}/finalize", headers=coder).status_code == 200
+    assert _finalize(client, coder, item, accept_undecided=True).status_code == 200
     again = client.post(f"/v1/review/items/{item}/finalize", headers=coder)
     assert again.status_code == 409 and again.json()["code"] == "item_final"
     late = _decide(client, coder, item, {"code": "E11.9", "action": "accept"})
@@ -304,3 +371,215 @@ def test_decisions_are_append_only_in_the_database(client: TestClient, app: Fast
             session.commit()
     with app.state.db.sessions() as session:
         assert session.scalars(select(DecisionRow.action)).all() == ["accept"]
+
+
+# -- the live code set: problems after every decision, finalize refused until fixed or overridden --------
+
+INCONTINENCE = ("ICD-10-CM", "R32", "Unspecified urinary incontinence", 0.7)
+
+
+def test_an_excludes1_pair_shows_on_both_cards_and_clears_when_one_goes(
+    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text_ = "Urinary incontinence. Urge incontinence on exam."
+    _model_codes(monkeypatch, urinary_incontinence=INCONTINENCE)
+    _submit(client, as_role, "e1", text_)
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    before = client.get(f"/v1/review/items/{item}", headers=coder).json()
+    assert next(c for c in before["codes"] if c["code"] == "R32")["problems"] == []
+
+    added = _decide(
+        client,
+        coder,
+        item,
+        {"code": "R32", "action": "accept"},
+        {"action": "add", "code": "N39.41", "evidence": _evidence(text_, "Urge incontinence")},
+    )
+    assert ("excludes1", ["R32", "N39.41"]) in _kinds(added)
+    cards = {c["code"]: c for c in added.json()["codes"]}
+    for code in ("R32", "N39.41"):
+        assert [p["kind"] for p in cards[code]["problems"]] == ["excludes1"], f"{code} shows the conflict"
+
+    refused = _finalize(client, coder, item)
+    assert refused.status_code == 409 and _kinds(refused) == [("excludes1", ["R32", "N39.41"])]
+
+    removed = _decide(
+        client, coder, item, {"code": "N39.41", "action": "reject", "reason": "urge not documented"}
+    )
+    assert removed.json()["problems"] == []
+    assert next(c for c in removed.json()["codes"] if c["code"] == "R32")["problems"] == []
+    assert _finalize(client, coder, item).status_code == 200
+
+
+def test_an_excludes1_pair_is_final_only_with_an_audited_reason(
+    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text_ = "Urinary incontinence. Urge incontinence on exam."
+    _model_codes(monkeypatch, urinary_incontinence=INCONTINENCE)
+    _submit(client, as_role, "e1", text_)
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    _decide(
+        client,
+        coder,
+        item,
+        {"code": "R32", "action": "accept"},
+        {"action": "add", "code": "N39.41", "evidence": _evidence(text_, "Urge incontinence")},
+    )
+    unknown = _finalize(
+        client, coder, item, overrides=[{"problem": "excludes1:I10|R32", "reason": "because"}]
+    )
+    assert unknown.status_code == 422
+    reason = "two distinct episodes documented by urology"
+    final = _finalize(client, coder, item, overrides=[{"problem": "excludes1:R32|N39.41", "reason": reason}])
+    assert final.status_code == 200, final.text
+    assert {c["code"] for c in final.json()["final_codes"]} == {"R32", "N39.41"}
+    assert [(o["key"], o["reason"]) for o in final.json()["overridden"]] == [("excludes1:R32|N39.41", reason)]
+    event = _audit(client, as_role, "e1", "review.finalized")
+    assert [(o["key"], o["reason"]) for o in event["after"]["overrides"]] == [
+        ("excludes1:R32|N39.41", reason)
+    ]
+
+
+def test_an_incomplete_pcs_code_is_never_final(
+    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _model_codes(monkeypatch, cystectomy=("ICD-10-PCS", "0TTB", "Resection of Bladder", 0.8))
+    _submit(client, as_role, "e1", "Hypertension. Cystectomy performed.")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    decided = _decide(
+        client, coder, item, {"code": "I10", "action": "accept"}, {"code": "0TTB", "action": "accept"}
+    )
+    card = next(c for c in decided.json()["codes"] if c["code"] == "0TTB")
+    assert card["billable"] is False and [p["kind"] for p in card["problems"]] == ["incomplete_code"]
+
+    refused = _finalize(client, coder, item, override={"reason": "the surgeon will tell us later"})
+    assert refused.status_code == 409 and _kinds(refused) == [("incomplete_code", ["0TTB"])]
+    assert refused.json()["problems"][0]["overridable"] is False
+    _decide(client, coder, item, {"code": "0TTB", "action": "reject", "reason": "approach not documented"})
+    final = _finalize(client, coder, item)
+    assert final.status_code == 200 and [c["code"] for c in final.json()["final_codes"]] == ["I10"]
+
+
+def test_a_header_beside_its_own_child_must_be_fixed(
+    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text_ = "Corneal neovascularization, deep, both eyes."
+    _model_codes(
+        monkeypatch, corneal_neovascularization=("ICD-10-CM", "H16.4", "Corneal neovascularization", 0.6)
+    )
+    _submit(client, as_role, "e1", text_)
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    added = _decide(
+        client,
+        coder,
+        item,
+        {"code": "H16.4", "action": "accept"},
+        {"action": "add", "code": "H16.443", "evidence": _evidence(text_, "Corneal neovascularization")},
+    )
+    assert _kinds(added) == [("non_billable", ["H16.4"]), ("category_with_child", ["H16.4", "H16.443"])]
+    refused = _finalize(client, coder, item, override={"reason": "I am sure"})
+    assert refused.status_code == 409 and len(refused.json()["problems"]) == 2
+    _decide(client, coder, item, {"code": "H16.4", "action": "reject", "reason": "header; child coded"})
+    final = _finalize(client, coder, item)
+    assert final.status_code == 200 and [c["code"] for c in final.json()["final_codes"]] == ["H16.443"]
+
+
+def test_an_age_sex_edit_needs_a_reason(
+    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _model_codes(
+        monkeypatch, prostatic_hyperplasia=("ICD-10-CM", "N40.0", "Benign prostatic hyperplasia", 0.8)
+    )
+    _submit(client, as_role, "e1", "Prostatic hyperplasia.")  # the fake's patient is a 67-year-old woman
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    decided = _decide(client, coder, item, {"code": "N40.0", "action": "accept"})
+    assert [k for k, _ in _kinds(decided)] == ["age_sex"]
+    assert _finalize(client, coder, item).status_code == 409
+    final = _finalize(client, coder, item, override={"reason": "registered sex differs from anatomy"})
+    assert final.status_code == 200 and final.json()["overridden"][0]["kind"] == "age_sex"
+
+
+def test_codes_resting_on_absent_or_historical_evidence_are_flagged(
+    client: TestClient, as_role: Auth
+) -> None:
+    text_ = "Asthma in childhood. Denies chest pain. Hypertension."
+    _submit(client, as_role, "e1", text_)
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    decided = _decide(
+        client,
+        coder,
+        item,
+        {"code": "J45.909", "action": "accept"},
+        {"code": "I10", "action": "accept"},
+        {"action": "add", "code": "R07.9", "evidence": _evidence(text_, "chest pain")},
+    )
+    assert _kinds(decided) == [("historical_evidence", ["J45.909"]), ("absent_evidence", ["R07.9"])]
+    assert next(c for c in decided.json()["codes"] if c["code"] == "I10")["problems"] == []
+    refused = _finalize(client, coder, item)
+    assert refused.status_code == 409 and len(refused.json()["problems"]) == 2
+
+
+def test_evidence_that_is_a_measurement_needs_an_explicit_accept(
+    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _model_codes(
+        monkeypatch, tuberculosis=("ICD-10-CM", "A15.9", "Respiratory tuberculosis unspecified", 0.85)
+    )
+    _submit(client, as_role, "e1", "Hypertension.\nTuberculosis: 140/100\n")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    _decide(client, coder, item, {"code": "I10", "action": "accept"})
+    refused = _finalize(client, coder, item, accept_undecided=True)
+    assert refused.status_code == 409 and _kinds(refused) == [("doubtful_evidence", ["A15.9"])]
+    accepted = _decide(client, coder, item, {"code": "A15.9", "action": "accept"})
+    assert accepted.json()["problems"] == []
+
+
+def test_a_stale_tab_cannot_overwrite_a_decision(client: TestClient, as_role: Auth) -> None:
+    _submit(client, as_role, "e1", "Diabetes. Hypertension.")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    seen = client.get(f"/v1/review/items/{item}", headers=coder).json()  # both tabs load the item
+    rev = {c["code"]: c["rev"] for c in seen["codes"]}
+    first = _decide(
+        client,
+        coder,
+        item,
+        {"code": "E11.9", "action": "reject", "reason": "no", "expected_rev": rev["E11.9"]},
+    )
+    assert first.status_code == 200
+    stale = _decide(client, coder, item, {"code": "E11.9", "action": "accept", "expected_rev": rev["E11.9"]})
+    assert stale.status_code == 409 and stale.json()["code"] == "stale_code"
+    other = _decide(client, coder, item, {"code": "I10", "action": "accept", "expected_rev": rev["I10"]})
+    assert other.status_code == 200, "a code the other tab did not touch can still be decided"
+    assert next(c for c in other.json()["codes"] if c["code"] == "E11.9")["status"] == "rejected"
+
+    stale_finalize = _finalize(client, coder, item, expected_version=seen["version"])
+    assert stale_finalize.status_code == 409 and stale_finalize.json()["code"] == "stale_item"
+    assert _finalize(client, coder, item, expected_version=other.json()["version"]).status_code == 200
+
+
+def test_candidates_carry_the_billable_flag(
+    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _model_codes(monkeypatch, cystectomy=("ICD-10-PCS", "0TTB", "Resection of Bladder", 0.8))
+    _submit(client, as_role, "e1", "Diabetes. No cystectomy.")
+    coder = as_role("coder")
+    item = _claim(client, coder)["item_id"]
+    body = client.get(f"/v1/review/items/{item}", headers=coder).json()
+    assert [(c["code"], c["billable"]) for c in body["candidates"]] == [("0TTB", False)]
+    assert [(c["code"], c["billable"]) for c in body["codes"]] == [("E11.9", True)]
+
+
+def test_code_search_returns_the_billable_flag(client: TestClient, as_role: Auth) -> None:
+    hits = client.get(
+        "/v1/codes", params={"q": "H16.44", "system": "ICD-10-CM"}, headers=as_role("coder")
+    ).json()
+    flags = {h["code"]: h["billable"] for h in hits["hits"]}
+    assert flags["H16.44"] is False and flags["H16.443"] is True
