@@ -1,10 +1,11 @@
-"""`medcode codes show|search` and `medcode data check`."""
+"""`medcode codes show|search`, `medcode data check` and `medcode data fetch`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     check.add_argument("--data-dir", type=Path, help="datasets folder (default: MEDCODE_DATA_DIR)")
     check.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     check.set_defaults(func=_check)
+    fetch = data_sub.add_parser(
+        "fetch",
+        help="download the public sources into MEDCODE_DATA_DIR (checksums, resume)",
+        description="Download the public sources (CodiEsp, ICD-10-CM tables and index, ICD-10-PCS, HCPCS, "
+        "Disease Ontology) into the data folder. Sources already there are skipped; an interrupted "
+        "download resumes on the next run.",
+    )
+    fetch.add_argument("names", metavar="NAME", nargs="*", help="sources to fetch (default: all; see --list)")
+    fetch.add_argument("--data-dir", type=Path, help="datasets folder (default: MEDCODE_DATA_DIR)")
+    fetch.add_argument("--force", action="store_true", help="download even when the files are there")
+    fetch.add_argument("--list", action="store_true", help="list the sources, their licences and URLs")
+    fetch.add_argument(
+        "--sources", type=Path, help="a source list other than the packaged one (same JSON shape; a mirror)"
+    )
+    fetch.set_defaults(func=_fetch)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -301,6 +317,17 @@ def check_datasets(data_dir: Path) -> dict[str, Any]:
     return report
 
 
+def missing_sources(data_dir: Path, found: dict[str, Any]) -> list[dict[str, str]]:
+    """The downloadable sources neither found by the readers nor fetched under `data_dir`."""
+    from medcode.data.fetch import is_present, load_sources
+
+    return [
+        {"name": s.name, "title": s.title, "fetch": f"medcode data fetch {s.name}"}
+        for s in load_sources().values()
+        if s.provides not in found and not is_present(s, data_dir)
+    ]
+
+
 def _print_check(report: dict[str, Any]) -> None:
     print(f"data folder: {report['data_dir']}")
     datasets = report["datasets"]
@@ -333,6 +360,8 @@ def _print_check(report: dict[str, Any]) -> None:
         )
     if "mimic_iv_demo" in datasets:
         print(f"  mimic-iv demo: {len(datasets['mimic_iv_demo']['files'])} files")
+    for missing in report.get("missing", []):
+        print(f"  missing: {missing['name']} ({missing['title']}): get it with `{missing['fetch']}`")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -342,8 +371,42 @@ def _check(args: argparse.Namespace) -> int:
     if not Path(data_dir).is_dir():
         raise DatasetNotFoundError(f"data folder not found: {data_dir}")
     report = check_datasets(Path(data_dir))
+    report["missing"] = missing_sources(Path(data_dir), report["datasets"])
     if args.format == "json":
         print(json.dumps(report, ensure_ascii=False))
     else:
         _print_check(report)
     return 0 if report["datasets"] else 1
+
+
+# ---------------------------------------------------------------------------------------------- data fetch
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from medcode.data.fetch import FetchError, fetch, load_sources, select
+
+    sources = select(load_sources(args.sources), args.names)
+    if args.list:
+        for s in sources:
+            print(f"{s.name}: {s.title} [{s.licence}]")
+            for d in s.downloads:
+                print(f"  {d.url}  sha256 {d.sha256 or 'unknown'}")
+        return 0
+    data_dir = args.data_dir or get_settings().data_dir
+    if data_dir is None:
+        raise DatasetNotFoundError("no data folder: set MEDCODE_DATA_DIR or pass --data-dir")
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for source in sources:
+        try:
+            result = fetch(source, data_dir, progress=sys.stderr.isatty(), force=args.force)
+        except FetchError as exc:
+            print(f"medcode: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if result.skipped:
+            print(f"{source.name}: already there (--force to download again)")
+        else:
+            print(f"{source.name}: {len(result.placed)} files under {data_dir}")
+    return 1 if failed else 0
