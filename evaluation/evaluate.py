@@ -79,11 +79,8 @@ def evaluate_coder(
 
 def model_training_data(coder: Coder) -> dict[str, Any] | None:
     """What the model pack says about its training and calibration data (read only), when it says it."""
-    try:
-        data = getattr(coder, "training_data", None)
-    except AttributeError:
-        return None
-    return dict(data) if isinstance(data, Mapping) else None
+    data = coder.training_data
+    return dict(data) if data else None
 
 
 def held_out_warnings(provenance: Mapping[str, Any] | None, dataset: str, split: str) -> list[str]:

@@ -42,12 +42,8 @@ def resolve_data_dir(dataset: str, data_dir: Path | None) -> Path:
 
 def load_encounters(dataset: str, data_dir: Path, split: str, limit: int | None = None) -> list[Encounter]:
     """The encounters of one split, through `medcode.data.corpora.load_corpus` (CodiEsp, JSONL...)."""
-    try:
-        from medcode.data.corpora import load_corpus
-    except ImportError as exc:
-        raise DatasetNotFoundError(
-            f"cannot read corpora: medcode.data.corpora is not available ({exc})"
-        ) from exc
+    from medcode.data.corpora import load_corpus
+
     if not data_dir.exists():
         raise DatasetNotFoundError(f"no such data folder or file: {data_dir}")
     encounters = list(load_corpus(dataset, data_dir, split))
@@ -142,12 +138,10 @@ def valid_code_filters(
     return filters
 
 
-def _icd10cm_membership() -> CodeFilter | None:
+def _icd10cm_membership() -> CodeFilter:
     from medcode.evaluation.checks import default_terminology
 
     terminology = default_terminology()
-    if terminology is None:
-        return None
 
     def known(code: str) -> bool:
         try:
@@ -160,11 +154,8 @@ def _icd10cm_membership() -> CodeFilter | None:
 
 def _pcs_membership(data_dir: Path | None) -> CodeFilter | None:
     """ICD-10-PCS validity for PCS-shaped codes (others pass), from the first PCS list found."""
-    try:
-        from medcode.data.icd10pcs import find_pcs_files, load_icd10pcs, looks_like_pcs
-    except ImportError:
-        log.warning("medcode.data.icd10pcs is not available: procedure codes are not filtered")
-        return None
+    from medcode.data.icd10pcs import find_pcs_files, load_icd10pcs, looks_like_pcs
+
     folders = [get_settings().data_dir]
     if data_dir is not None:
         base = data_dir if data_dir.is_dir() else data_dir.parent
