@@ -23,7 +23,7 @@ COMMAND_MODULES = (
     "medcode.commands.model",
     "medcode.commands.text",
     "medcode.training.cli",
-    "medcode.training.loop_cli",
+    "medcode.commands.loop",
     "medcode.evaluation.cli",
     "medcode.serving.cli",
 )

@@ -1,6 +1,8 @@
-"""The review path of the learning-loop simulation: a `ReviewDesk` drives the service's own storage and
-decision code (`serving.services`: submit, claim, decide, finalize; `serving.feedback`: export), and a
-`SimulatedCoder` decides every item by the gold codes like a careful human coder would:
+"""The review path of the learning-loop simulation, composed here because it joins training and serving
+(which may not import each other): a `ReviewDesk` drives the service's own storage and decision code
+(`serving.services`: submit, claim, decide, finalize; `serving.feedback`: export) and implements
+`training.simulate.FeedbackDesk`; its `SimulatedCoder` decides every item by the gold codes like a careful
+human coder would:
 
 - a suggested code that is gold is accepted;
 - a wrong suggestion is replaced by a missing gold code of the same category when there is one
@@ -18,28 +20,27 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from medcode.data.types import Encounter, Evidence, Gold, Result, task_of_system
+from medcode.data.feedback import FeedbackExample
+from medcode.data.types import Encounter, Evidence, Gold, task_of_system
 from medcode.evaluation.scoring import normalize_code
 from medcode.model.base import Coder
 from medcode.serving.auth import SYSTEM_PRINCIPAL, Principal
 from medcode.serving.db import Database
 from medcode.serving.errors import ServiceError
-from medcode.serving.feedback import FeedbackExample, export_feedback
+from medcode.serving.feedback import export_feedback
 from medcode.serving.schemas.review import DecisionCreate, EvidenceCreate, ReviewItemPublic
 from medcode.serving.services import encounters as encounter_service
 from medcode.serving.services import keys as key_service
 from medcode.serving.services import review as review_service
+from medcode.training.simulate import DeskFactory, FeedbackDesk, Hints, PriorityFn
 
 log = logging.getLogger(__name__)
-
-Hints = Mapping[str, Sequence[tuple[str, str, int, int]]]
-"""document id -> (task, code, start, end): corpus evidence spans located in the document text."""
-PriorityFn = Callable[[Result], float]
 
 SYSTEM_OF_TASK: dict[str, str] = {"diagnosis": "ICD-10-CM", "procedure": "ICD-10-PCS"}
 _WORD = re.compile(r"[a-z0-9]+")
@@ -226,10 +227,18 @@ def best_sentence(docs: Mapping[str, str], title: str) -> Evidence:
 
 
 class ReviewDesk:
-    """One review service database with an EHR integration key and a coder key."""
+    """One review service database with an EHR integration key and a coder key; `human` works its queue."""
 
-    def __init__(self, database_url: str, *, lease_seconds: float = 900.0, clock: SimClock | None = None):
+    def __init__(
+        self,
+        database_url: str,
+        human: SimulatedCoder,
+        *,
+        lease_seconds: float = 900.0,
+        clock: SimClock | None = None,
+    ) -> None:
         self.database = Database.connect(database_url)
+        self.human = human
         self.lease_seconds = lease_seconds
         self.clock = clock or SimClock()
         with self.database.sessions() as session:
@@ -269,8 +278,9 @@ class ReviewDesk:
         with self.database.sessions() as session:
             return review_service.list_queue(session, now=self.clock(), limit=1).total
 
-    def review(self, budget: int, human: SimulatedCoder, progress: bool = False) -> int:
+    def review(self, budget: int, *, progress: bool = False) -> int:
         """Claim, decide and finalize up to `budget` items in queue order; returns how many."""
+        human = self.human
         from tqdm import tqdm
 
         done = 0
@@ -334,6 +344,18 @@ class ReviewDesk:
             session.rollback()
         return examples
 
+    def review_stats(self) -> dict[str, Any]:
+        return self.human.stats.to_json()
+
 
 def gold_of(encounters: Iterable[Encounter]) -> dict[str, Gold]:
     return {e.encounter_id: e.gold for e in encounters if e.gold is not None}
+
+
+def sqlite_desks(folder: Path) -> DeskFactory:
+    """Desks backed by a fresh SQLite service database each, `folder/review-<name>.db`."""
+
+    def open_desk(name: str, gold: Mapping[str, Gold], hints: Hints) -> FeedbackDesk:
+        return ReviewDesk(f"sqlite:///{Path(folder) / f'review-{name}.db'}", SimulatedCoder(gold, hints))
+
+    return open_desk

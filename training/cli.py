@@ -9,16 +9,11 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from medcode.data.errors import DatasetNotFoundError, InvalidInputError
-
-if TYPE_CHECKING:
-    from medcode.training.pipeline import TrainRequest
+from medcode.training.options import TrainingOptions, add_training_options
 
 log = logging.getLogger(__name__)
-
-PRESETS = ("builtin", "default", "transformer")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,78 +26,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "and make it the champion when it is not worse than the current one."
         ),
     )
-    parser.add_argument("--dataset", required=True, help="codiesp or jsonl")
-    parser.add_argument("--data-dir", required=True, type=Path, help="the dataset folder")
-    parser.add_argument(
-        "--preset", choices=PRESETS, default="default", help="model preset (default: default)"
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (the transformer preset)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N training encounters")
-    parser.add_argument(
-        "--holdout",
-        type=float,
-        default=0.0,
-        help="share of train held out for calibration and thresholds (0: K-fold out-of-fold, the default)",
-    )
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument(
-        "--validation-split", default="dev", help="split evaluated and compared (default: dev)"
-    )
-    parser.add_argument("--folds", type=int, default=None, help="K for out-of-fold training (default 5)")
-    parser.add_argument("--no-dense", action="store_true", help="default preset without the sentence encoder")
-    parser.add_argument(
-        "--knowledge-dir",
-        type=Path,
-        default=None,
-        help="datasets folder with the ICD-10-CM index, Disease Ontology and ICD-10-PCS "
-        "(default: the data folder's parent, else MEDCODE_DATA_DIR)",
-    )
-    parser.add_argument("--metric", default="diagnosis.map", help="validation metric of the promotion gate")
-    parser.add_argument(
-        "--tolerance", type=float, default=0.0, help="how much worse than the champion still promotes"
-    )
+    add_training_options(parser)
     parser.add_argument("--out", type=Path, default=None, help="also keep the model pack in this folder")
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log, register or promote")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.set_defaults(func=run_train)
 
 
-def train_request(args: argparse.Namespace) -> TrainRequest:
-    """The TrainRequest of `train` and `retrain` from their common options (holdout and --out where given)."""
-    from medcode.training.pipeline import TrainRequest
-
-    return TrainRequest(
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        preset=args.preset,
-        device=args.device,
-        limit=args.limit,
-        holdout=getattr(args, "holdout", 0.0),
-        train_split=args.train_split,
-        validation_split=args.validation_split,
-        folds=args.folds,
-        dense=not args.no_dense,
-        knowledge_dir=args.knowledge_dir,
-        metric=args.metric,
-        tolerance=args.tolerance,
-        out=getattr(args, "out", None),
-        mlflow=not args.no_mlflow,
-    )
-
-
 def run_train(args: argparse.Namespace) -> int:
+    from medcode.evaluation.tracking import Tracker
+    from medcode.settings import get_settings
     from medcode.training.pipeline import train_and_register
+    from medcode.training.tracking import TRAINING_EXPERIMENT
 
-    if args.holdout < 0 or args.holdout >= 0.9:
-        raise InvalidInputError("--holdout must be in [0, 0.9)")
-    if args.limit is not None and args.limit < 4:
-        raise InvalidInputError("--limit must be at least 4")
-    if not args.data_dir.exists():
-        raise DatasetNotFoundError(f"data folder not found: {args.data_dir}")
-    request = train_request(args)
+    options = TrainingOptions.from_args(args)
+    settings = get_settings()
+    tracker = Tracker.from_settings(TRAINING_EXPERIMENT, settings) if options.mlflow else None
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medcode-train-") as tmp:
-        outcome = train_and_register(request, Path(tmp))
+        outcome = train_and_register(
+            options, Path(tmp), tracker=tracker, out=args.out, knowledge_fallback=settings.data_dir
+        )
     outcome["seconds"] = round(time.perf_counter() - started, 1)
     _print(outcome, args.format)
     return 0

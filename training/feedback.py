@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medcode.data.errors import InvalidInputError
-from medcode.data.types import Encounter, Gold, Task, task_of_system
 from medcode.data.feedback import FeedbackExample
+from medcode.data.types import Encounter, Gold, Task, task_of_system
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
 """The promotion gate: a new model takes the `champion` alias only when it is not worse than the current
-champion on the validation metric (within a tolerance). Reused by the learning loop.
+champion on the validation metric (within a tolerance). `decide` is the rule; `promote` applies it on the
+registry, for `medcode train`, `medcode retrain` and the learning-loop simulation alike.
 
 Metric values are stored on each registered version as tags (`validation_metric`, `validation_value`,
 `validation_fingerprint`), so the gate compares like with like: when the champion was measured on another
@@ -109,13 +110,7 @@ def current_champion(client: Any, name: str) -> ChampionInfo | None:
     )
 
 
-def tag_version(client: Any, name: str, version: str, metric: str, value: float, fingerprint: str) -> None:
-    client.set_model_version_tag(name, version, TAG_METRIC, metric)
-    client.set_model_version_tag(name, version, TAG_VALUE, repr(float(value)))
-    client.set_model_version_tag(name, version, TAG_FINGERPRINT, fingerprint)
-
-
-def promote_if_not_worse(
+def promote(
     client: Any,
     name: str,
     version: str,
@@ -123,26 +118,39 @@ def promote_if_not_worse(
     *,
     metric: str = DEFAULT_METRIC,
     tolerance: float = 0.0,
+    fingerprint: str = "",
     champion_value: float | None = None,
+    first_model: bool = False,
 ) -> PromotionDecision:
-    """Apply the gate and move the champion alias to `version` when it passes.
+    """The promotion gate on the registry: record the candidate's validation figure on its version, decide
+    (`decide`) against the champion, move the champion alias to `version` when it passes, and record the
+    reason on the version.
 
-    `champion_value` overrides the champion's stored value (e.g. re-measured on this validation set).
+    `champion_value` overrides the champion's stored value (re-measured on this validation set);
+    `first_model` promotes unconditionally (the first model of a learning loop).
     """
-    champion = current_champion(client, name)
-    if champion is not None and champion.version == str(version):
-        champion = None
-    stored = champion.value if champion is not None and champion.metric == metric else None
-    value = champion_value if champion_value is not None else stored
-    if champion is not None and value is None:
-        log.warning("champion version %s has no %s; the new model replaces it", champion.version, metric)
-    decision = decide(
-        candidate_value,
-        value,
-        metric=metric,
-        tolerance=tolerance,
-        champion_version=champion.version if champion else None,
-    )
+    client.set_model_version_tag(name, str(version), TAG_METRIC, metric)
+    client.set_model_version_tag(name, str(version), TAG_VALUE, repr(float(candidate_value)))
+    client.set_model_version_tag(name, str(version), TAG_FINGERPRINT, fingerprint)
+    if first_model:
+        decision = PromotionDecision(
+            True, "first model: nothing to compare against", metric, candidate_value, None, None, tolerance
+        )
+    else:
+        champion = current_champion(client, name)
+        if champion is not None and champion.version == str(version):
+            champion = None
+        stored = champion.value if champion is not None and champion.metric == metric else None
+        value = champion_value if champion_value is not None else stored
+        if champion is not None and value is None:
+            log.warning("champion version %s has no %s; the new model replaces it", champion.version, metric)
+        decision = decide(
+            candidate_value,
+            value,
+            metric=metric,
+            tolerance=tolerance,
+            champion_version=champion.version if champion else None,
+        )
     if decision.promote:
         client.set_registered_model_alias(name, CHAMPION, str(version))
         log.info("promoted %s version %s to champion: %s", name, version, decision.reason)

@@ -1,16 +1,17 @@
 """Retraining with coder feedback, behind a promotion gate: merge -> fit -> evaluate -> gate.
 
     frozen = FrozenEvaluation.of(dev_encounters, dataset="codiesp", split="dev")
-    outcome = retrain(base_train, feedback_examples, frozen, fit, RetrainConfig(tolerance=0.0))
+    outcome = retrain(base_train, feedback_examples, frozen, fit, RetrainConfig(tolerance=0.0), tracker=t)
 
 - merge: `training.feedback.merge_feedback` (latest decision wins, negatives, evaluation encounters kept out);
-- fit: any `Fit` (training set -> Coder); `default_fit` fits the trained default preset;
+- fit: any `Fit` (training set -> Coder); `preset_fit(options)` is the one fit path
+  (`training.presets.fit_model`) on the merged set;
 - evaluate: the candidate and the champion on the same FROZEN evaluation set (its fingerprint is checked
   and logged), MAP with its bootstrap interval and the paired bootstrap of the difference;
-- gate: `training.promotion` — the champion alias moves only when the candidate is not worse than the
-  champion by more than `tolerance` on `metric`.
+- gate: `training.promotion.promote` — the champion alias moves only when the candidate is not worse than
+  the champion by more than `tolerance` on `metric`.
 
-With MLflow on, the whole retraining is one parent run with one nested run per step, each tagged with the
+With a `Tracker` (MLflow), the whole retraining is one parent run with one nested run per step, each tagged with the
 training-data, feedback and evaluation fingerprints; the candidate is registered (a version of
 `registered_name`) before the gate decides, so a refused model stays inspectable.
 """
@@ -26,18 +27,21 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from medcode.data.feedback import FeedbackExample
 from medcode.data.types import Encounter, Result, Task
 from medcode.evaluation.bootstrap import Interval, PairedDifference
 from medcode.evaluation.scoring import CodeFilter
+from medcode.evaluation.tracking import Tracker
 from medcode.model.base import Coder
+from medcode.model.registry import Registry
 from medcode.training.feedback import EvaluationGuard, TrainingSet, merge_feedback
+from medcode.training.options import TrainingOptions
+from medcode.training.promotion import PromotionDecision
 
 log = logging.getLogger(__name__)
 
-EXPERIMENT = "medcode-learning-loop"
 Fit = Callable[[TrainingSet], Coder]
 Predict = Callable[[Coder, Sequence[Encounter]], list[Result]]
 
@@ -178,21 +182,13 @@ class RetrainConfig:
     tolerance: float = 0.0
     """How much worse than the champion (on `metric`) a candidate may be and still be promoted."""
     registered_name: str | None = None
-    """Registered model name (default: the settings' MEDCODE_REGISTERED_MODEL)."""
-    mlflow: bool = True
-    experiment: str = EXPERIMENT
+    """Registered model name (default: the tracker's, MEDCODE_REGISTERED_MODEL)."""
     run_name: str = "retrain"
     use_evidence: bool = True
     n_resamples: int = 1000
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
     """Extra parameters logged with the fit (e.g. the trainer's configuration)."""
-
-    @property
-    def name(self) -> str:
-        from medcode.settings import get_settings
-
-        return self.registered_name or get_settings().registered_model_name
 
 
 @dataclass
@@ -204,8 +200,8 @@ class Champion:
     registered_version: str | None = None
 
 
-ChampionSpec = Champion | Literal["registry"] | None
-"""A Champion; "registry": the registered champion (loaded and re-measured); None: no champion, the
+ChampionSpec = Champion | Registry | None
+"""A Champion; a Registry: its registered champion (loaded and re-measured); None: no champion, the
 candidate is the first model (it is promoted)."""
 
 
@@ -256,12 +252,18 @@ def retrain(
     fit: Fit,
     config: RetrainConfig | None = None,
     *,
-    champion: ChampionSpec = "registry",
+    champion: ChampionSpec = None,
+    tracker: Tracker | None = None,
     predict: Predict = predict_all,
 ) -> RetrainOutcome:
-    """Merge, fit, evaluate against the champion on the frozen set, and apply the promotion gate."""
+    """Merge, fit, evaluate against the champion on the frozen set, and apply the promotion gate.
+
+    With a `tracker`, every step is an MLflow run, the candidate is registered and the gate moves the
+    champion alias of `config.registered_name` (default: the tracker's model); without one, the gate only
+    decides.
+    """
     config = config or RetrainConfig()
-    tracker = _Tracker(config) if config.mlflow else None
+    name = config.registered_name or (tracker.model_name if tracker else "")
     fingerprints = {
         "feedback_fingerprint": feedback_fingerprint(feedback),
         "eval_fingerprint": frozen.fingerprint,
@@ -275,11 +277,11 @@ def retrain(
             summary = training.summary()
             fingerprints["data_fingerprint"] = training.fingerprint
             if tracker:
-                tracker.tag(fingerprints)
-                tracker.metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
+                tracker.tags(fingerprints)
+                tracker.metrics(summary)
                 tracker.json(summary, "training_set.json")
         if tracker:
-            tracker.tag(fingerprints)  # the parent run too
+            tracker.tags(fingerprints)  # the parent run too
         # 2. fit (and register)
         with _maybe(tracker, "fit", {"step": "fit", **fingerprints}):
             started = time.perf_counter()
@@ -289,14 +291,14 @@ def retrain(
             if tracker:
                 tracker.params({"encounters": len(training.encounters), **config.params})
                 tracker.metrics({"fit_seconds": fit_seconds})
-                registered = tracker.register(coder, fingerprints["data_fingerprint"])
+                registered = _register(tracker, coder, name, fingerprints["data_fingerprint"])
         # 3. evaluate candidate and champion on the frozen set
         with _maybe(tracker, "evaluate", {"step": "evaluate", **fingerprints}):
             frozen.check()
             candidate = evaluate_frozen(
                 coder, frozen, predict=predict, n_resamples=config.n_resamples, seed=config.seed
             )
-            champion_eval = _champion_evaluation(champion, frozen, config, predict, tracker)
+            champion_eval = _champion_evaluation(champion, name, frozen, config, predict)
             difference = (
                 paired_difference(
                     frozen, champion_eval, candidate, n_resamples=config.n_resamples, seed=config.seed
@@ -320,14 +322,15 @@ def retrain(
         with _maybe(tracker, "gate", {"step": "gate", **fingerprints}):
             value = candidate.metric(config.metric)
             champion_value = champion_eval.metric(config.metric) if champion_eval is not None else None
-            promote, reason = _gate(
-                value, champion_value, champion is None, config, tracker, registered, frozen.fingerprint
+            decision = _gate(
+                value, champion_value, champion is None, config, tracker, name, registered, frozen.fingerprint
             )
+            promote, reason = decision.promote, decision.reason
             if tracker:
                 tracker.params({"metric": config.metric, "tolerance": config.tolerance})
                 tracker.metrics({"promoted": float(promote), "candidate_value": value})
-                tracker.tag({"decision": reason[:250]})
-        run_id = tracker.root_run_id if tracker else None
+                tracker.tags({"decision": reason[:250]})
+        run_id = _root_run_id() if tracker else None
     log.info("%s %s: %s", "promoted" if promote else "kept the champion;", coder.version, reason)
     return RetrainOutcome(
         training=training,
@@ -345,10 +348,10 @@ def retrain(
 
 def _champion_evaluation(
     champion: ChampionSpec,
+    name: str,
     frozen: FrozenEvaluation,
     config: RetrainConfig,
     predict: Predict,
-    tracker: _Tracker | None,
 ) -> Evaluation | None:
     if champion is None:
         return None
@@ -358,24 +361,23 @@ def _champion_evaluation(
                 champion.coder, frozen, predict=predict, n_resamples=config.n_resamples, seed=config.seed
             )
         return champion.evaluation
-    coder = load_registered_champion(config.name)
+    coder = load_registered_champion(champion, name or champion.model_name)
     if coder is None:
         return None
     return evaluate_frozen(coder, frozen, predict=predict, n_resamples=config.n_resamples, seed=config.seed)
 
 
-def load_registered_champion(name: str) -> Coder | None:
+def load_registered_champion(registry: Registry, name: str) -> Coder | None:
     """The registry's champion of `name` (None when there is none or it cannot be loaded)."""
-    from medcode.settings import get_settings
     from medcode.training.promotion import current_champion
 
-    if not get_settings().registry.exists():
+    if not registry.exists():
         return None
-    info = current_champion(get_settings().registry.client(), name)
+    info = current_champion(registry.client(), name)
     if info is None:
         return None
     try:
-        return get_settings().registry.load_model(f"models:/{name}/{info.version}")
+        return registry.load_model(f"models:/{name}/{info.version}")
     except Exception as exc:  # an unloadable champion is measured as absent: the candidate replaces it
         log.warning("champion version %s cannot be loaded (%s); it will be replaced", info.version, exc)
         return None
@@ -386,25 +388,33 @@ def _gate(
     champion_value: float | None,
     first_model: bool,
     config: RetrainConfig,
-    tracker: _Tracker | None,
+    tracker: Tracker | None,
+    name: str,
     registered: str | None,
     eval_fingerprint: str,
-) -> tuple[bool, str]:
-    from medcode.training.promotion import decide
+) -> PromotionDecision:
+    from medcode.training.promotion import decide, promote
 
-    if first_model:
-        if tracker and registered:
-            tracker.promote_unconditionally(registered, config.metric, value, eval_fingerprint)
-        return True, "first model: nothing to compare against"
     if tracker and registered:
-        decision = tracker.gate(registered, value, champion_value, eval_fingerprint)
-    else:
-        decision = decide(value, champion_value, metric=config.metric, tolerance=config.tolerance)
-    return decision.promote, decision.reason
+        return promote(
+            tracker.client,
+            name,
+            registered,
+            value,
+            metric=config.metric,
+            tolerance=config.tolerance,
+            fingerprint=eval_fingerprint,
+            champion_value=champion_value,
+            first_model=first_model,
+        )
+    if first_model:
+        reason = "first model: nothing to compare against"
+        return PromotionDecision(True, reason, config.metric, value, None, None, config.tolerance)
+    return decide(value, champion_value, metric=config.metric, tolerance=config.tolerance)
 
 
 def _flat(prefix: str, evaluation: Evaluation) -> dict[str, float]:
-    from medcode.training.tracking import flatten
+    from medcode.evaluation.tracking import flatten
 
     out = flatten(evaluation.tasks, f"{prefix}.")
     out[f"{prefix}.diagnosis.map_low"] = evaluation.map_interval.low
@@ -416,7 +426,7 @@ def _flat(prefix: str, evaluation: Evaluation) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def _maybe(tracker: _Tracker | None, name: str, tags: dict[str, str]) -> Iterator[None]:
+def _maybe(tracker: Tracker | None, name: str, tags: dict[str, str]) -> Iterator[None]:
     if tracker is None:
         yield
         return
@@ -424,83 +434,24 @@ def _maybe(tracker: _Tracker | None, name: str, tags: dict[str, str]) -> Iterato
         yield
 
 
-class _Tracker:
-    """Nested MLflow runs of one retraining, model registration and the alias move."""
+def _root_run_id() -> str | None:
+    """The id of the active MLflow run (called in the retraining's parent run)."""
+    import mlflow
 
-    def __init__(self, config: RetrainConfig) -> None:
-        self.config = config
-        self.root_run_id: str | None = None
+    run = mlflow.active_run()
+    return str(run.info.run_id) if run is not None else None
 
-    @contextlib.contextmanager
-    def run(self, name: str, tags: dict[str, str]) -> Iterator[None]:
-        import mlflow
 
-        from medcode.training.tracking import experiment_id
+def _register(tracker: Tracker, coder: Coder, name: str, data_fingerprint: str) -> str:
+    """Save the candidate's pack, register it under `name`, and tag it with its training data."""
+    from medcode.training.tracking import register_pack
 
-        experiment = experiment_id(self.config.experiment)
-        nested = mlflow.active_run() is not None
-        with mlflow.start_run(experiment_id=experiment, run_name=name, nested=nested, tags=tags) as run:
-            if not nested:
-                self.root_run_id = run.info.run_id
-            yield
-
-    def tag(self, tags: dict[str, str]) -> None:
-        import mlflow
-
-        mlflow.set_tags(tags)
-
-    def params(self, params: dict[str, Any]) -> None:
-        from medcode.training.tracking import log_params
-
-        log_params(params)
-
-    def metrics(self, metrics: dict[str, Any]) -> None:
-        from medcode.training.tracking import log_metrics
-
-        log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float) and v == v})
-
-    def json(self, data: dict[str, Any], name: str) -> None:
-        import mlflow
-
-        mlflow.log_dict(data, name)
-
-    def register(self, coder: Coder, data_fingerprint: str) -> str:
-        from medcode.settings import get_settings
-        from medcode.training.pipeline import save_model_pack
-        from medcode.training.tracking import log_and_register_pack
-
-        with tempfile.TemporaryDirectory(prefix="medcode-retrain-") as tmp:
-            pack = save_model_pack(coder, Path(tmp) / "pack")
-            logged = log_and_register_pack(pack, self.config.name)
-        get_settings().registry.client().set_model_version_tag(
-            logged.name, logged.version, "training_fingerprint", data_fingerprint
-        )
-        return logged.version
-
-    def promote_unconditionally(self, version: str, metric: str, value: float, fingerprint: str) -> None:
-        from medcode.settings import get_settings
-        from medcode.training.promotion import CHAMPION, tag_version
-
-        client = get_settings().registry.client()
-        tag_version(client, self.config.name, version, metric, value, fingerprint)
-        client.set_registered_model_alias(self.config.name, CHAMPION, version)
-        client.set_model_version_tag(self.config.name, version, "promotion", "first model")
-
-    def gate(self, version: str, value: float, champion_value: float | None, fingerprint: str) -> Any:
-        from medcode.settings import get_settings
-        from medcode.training.promotion import promote_if_not_worse, tag_version
-
-        client = get_settings().registry.client()
-        tag_version(client, self.config.name, version, self.config.metric, value, fingerprint)
-        return promote_if_not_worse(
-            client,
-            self.config.name,
-            version,
-            value,
-            metric=self.config.metric,
-            tolerance=self.config.tolerance,
-            champion_value=champion_value,
-        )
+    with tempfile.TemporaryDirectory(prefix="medcode-retrain-") as tmp:
+        logged = register_pack(tracker, coder.save(Path(tmp) / "pack"), name)
+    tracker.client.set_model_version_tag(
+        logged.name, logged.version, "training_fingerprint", data_fingerprint
+    )
+    return logged.version
 
 
 def dumps(outcome: RetrainOutcome) -> str:
@@ -510,40 +461,19 @@ def dumps(outcome: RetrainOutcome) -> str:
 # -- fitting a preset from a training set -------------------------------------------------------------------
 
 
-def preset_fit(request: Any, *, ranker_max_iter: int | None = None) -> Fit:
-    """A Fit for `medcode retrain`: the default preset with the feedback's evidence spans, or any other
-    preset of `training.pipeline.fit_preset` (a `TrainRequest`)."""
-    from medcode.training.pipeline import fit_preset
+def preset_fit(options: TrainingOptions, *, knowledge_fallback: Path | None = None) -> Fit:
+    """A Fit for `medcode retrain`: `options.preset` fitted on the merged set through the one fit path
+    (`training.presets.fit_model`), with the feedback's evidence spans."""
+    from medcode.training.presets import FitJob, fit_model, tqdm_progress
 
     def fit(training: TrainingSet) -> Coder:
-        if request.preset != "default":
-            coder: Coder = fit_preset(request, training.encounters, [])
-            return coder
-        from medcode.model.catalog import knowledge_from
-        from medcode.model.trained.coder import DefaultConfig
-        from medcode.training.default import fit_default
-        from medcode.training.pipeline import knowledge_root
-
-        config = DefaultConfig(use_dense=request.dense)
-        if request.folds:
-            config.folds = request.folds
-        if ranker_max_iter:
-            config.ranker_max_iter = ranker_max_iter
-        fitted, _ = fit_default(
+        job = FitJob(
             training.encounters,
-            knowledge_from(knowledge_root(request)),
-            config,
-            holdout=request.holdout,
-            progress=_tqdm,
-            dataset=f"{request.dataset}:{request.train_split}+feedback",
             evidence=training.evidence or None,
+            dataset=f"{options.dataset}:{options.train_split}+feedback",
+            progress=tqdm_progress,
+            knowledge_fallback=knowledge_fallback,
         )
-        return fitted
+        return fit_model(options, job)
 
     return fit
-
-
-def _tqdm(items: Sequence[Any], desc: str) -> Sequence[Any]:
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, leave=False)  # type: ignore[return-value]

@@ -5,16 +5,20 @@
 2. Each round, the serving champion suggests codes for the arriving encounters and they are submitted
    through the service's own storage and routing (SQLite in a temporary folder), queued with the
    strategy's priority ("fifo": arrival order; "uncertainty": most expected corrections first).
-3. The simulated coder (`training.review_desk`) claims items in queue order, up to `review_fraction` of
-   the round's arrivals, decides every code by the gold codes and finalizes.
-4. The feedback is exported (`serving.feedback.export_feedback`), merged with the starting corpus, a new
-   model is fitted and evaluated on the FROZEN evaluation split (dev) against the champion; the promotion
-   gate decides whether it serves the next round (`training.retrain`).
+3. The simulated coder claims items in queue order, up to `review_fraction` of the round's arrivals,
+   decides every code by the gold codes and finalizes.
+4. The feedback is exported, merged with the starting corpus, a new model is fitted (`training.presets`,
+   the one fit path) and evaluated on the FROZEN evaluation split (dev) against the champion; the
+   promotion gate decides whether it serves the next round (`training.retrain`).
 5. Each active-learning arm is compared with the FIFO arm reviewing the same share: the final champions'
    dev MAP difference with its paired bootstrap (`comparisons` in the JSON).
 
-Every model reads notes through one shared set of resources, so each note is read once for all rounds
-and strategies (`PreparedCache`). Rounds use a reduced default-preset configuration (fewer folds and
+Steps 2 and 3 happen at a `FeedbackDesk`, a protocol this module states and the composition layer
+implements with the real review service (`medcode.review_desk`: training does not import serving); the
+caller passes a `DeskFactory`.
+
+Every default model reads notes through one shared set of resources, so each note is read once for all
+rounds and strategies (`PreparedCache`). Rounds use a reduced default-preset configuration (fewer folds and
 boosting iterations) so that a round takes minutes on a CPU; the figures are for that configuration.
 """
 
@@ -22,19 +26,30 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from medcode.data.types import Encounter, Result
-from medcode.model.base import Coder
+from medcode.data.feedback import FeedbackExample
+from medcode.data.types import Encounter, Gold, Result
+from medcode.evaluation.tracking import Tracker
+from medcode.model.base import Coder, PresetConfig
+from medcode.model.trained.coder import DefaultCoder
 from medcode.training.active import priority_of
-from medcode.training.feedback import text_key
+from medcode.training.feedback import TrainingSet
+from medcode.training.options import TrainingOptions
+from medcode.training.presets import (
+    FitJob,
+    PreparedCache,
+    fit_model,
+    no_progress,
+    shared_notes,
+    tqdm_progress,
+)
 from medcode.training.retrain import (
     Champion,
     Evaluation,
@@ -44,9 +59,45 @@ from medcode.training.retrain import (
     paired_difference,
     retrain,
 )
-from medcode.training.review_desk import Hints, ReviewDesk, SimulatedCoder, gold_of
 
 log = logging.getLogger(__name__)
+
+Hints = Mapping[str, Sequence[tuple[str, str, int, int]]]
+"""document id -> (task, code, start, end): corpus evidence spans located in the document text."""
+PriorityFn = Callable[[Result], float]
+
+
+class FeedbackDesk(Protocol):
+    """A review service with a simulated coder at it: encounters go in, finalized reviews come out."""
+
+    auto_accepted: int
+    """Encounters the service auto-accepted so far."""
+
+    def submit(
+        self, encounter: Encounter, coder: Coder, priority_fn: PriorityFn, *, force_review: bool = False
+    ) -> str:
+        """Suggest with `coder`, store and route the encounter as the API does; its status."""
+        ...
+
+    def review(self, budget: int, *, progress: bool = False) -> int:
+        """The simulated coder claims, decides and finalizes up to `budget` items in queue order."""
+        ...
+
+    def open_items(self) -> int: ...
+
+    def export(self, exclude_encounter_ids: Iterable[str] = ()) -> list[FeedbackExample]: ...
+
+    def review_stats(self) -> dict[str, Any]:
+        """What the simulated coder did (accepted, rejected, replaced, added, refused...)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DeskFactory(Protocol):
+    def __call__(self, name: str, gold: Mapping[str, Gold], hints: Hints) -> FeedbackDesk:
+        """A new, empty desk called `name` whose coder decides by `gold`, with corpus evidence `hints`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -63,38 +114,36 @@ class Arm:
 
 @dataclass
 class SimulationConfig:
-    dataset: str
-    data_dir: Path
+    training: TrainingOptions
+    """Data, preset, fit options, gate (`metric`, `tolerance`); `limit` cuts the train split only."""
     rounds: int = 3
     initial_fraction: float = 0.4
     arms: tuple[Arm, ...] = ()
     """Queue strategy and review share of each simulated service (default: uncertainty, all reviewed)."""
     seed: int = 13
-    train_split: str = "train"
-    eval_split: str = "dev"
-    limit: int | None = None
-    """Use only the first N training encounters (quick runs)."""
     eval_limit: int | None = None
-    dense: bool = True
-    folds: int = 3
-    ranker_max_iter: int = 150
-    metric: str = "diagnosis.map"
-    tolerance: float = 0.0
-    mlflow: bool = True
     force_review: bool = False
     use_evidence: bool = True
     diagnosis_only: bool = False
     """Drop the procedure codes everywhere (a faster simulation of the diagnosis task alone)."""
-    knowledge_dir: Path | None = None
     out: Path | None = None
     n_resamples: int = 1000
     threads: int | None = 1
     """OpenMP/BLAS threads (1: the ranker's per-note predictions stall under contention with more)."""
     progress: bool = True
+    knowledge_fallback: Path | None = None
+    """Code-knowledge folder when the options name none and none lies beside the data (MEDCODE_DATA_DIR)."""
 
     def __post_init__(self) -> None:
         if not self.arms:
             self.arms = (Arm("uncertainty", 1.0),)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in {**asdict(self.training), **asdict(self)}.items()
+            if k != "training"
+        }
 
 
 @dataclass
@@ -128,86 +177,55 @@ class RoundRow:
 # -- reading notes once ------------------------------------------------------------------------------------
 
 
-class PreparedCache:
-    """Each note read once (mentions, sentences, vectors, candidates) for every model sharing `resources`."""
-
-    def __init__(self, resources: Any, extractor: Any) -> None:
-        self.resources = resources
-        self.extractor = extractor
-        self._items: dict[tuple[str, str], Any] = {}
-
-    def get(self, encounter: Encounter) -> Any:
-        key = (encounter.encounter_id, text_key(encounter))
-        found = self._items.get(key)
-        if found is None:
-            found = self.resources.prepare(encounter.model_copy(update={"gold": None}), self.extractor)
-            self._items[key] = found
-        return found
-
-    def warm(
-        self, encounters: Sequence[Encounter], desc: str, progress: bool = True, chunk: int = 64
-    ) -> None:
-        """Read the notes not read yet, `chunk` at a time with batched encoding (`prepare_many`) when the
-        resources offer it: the same result as `get` one by one, several times faster."""
-        from tqdm import tqdm
-
-        todo: dict[tuple[str, str], Encounter] = {}
-        for encounter in encounters:
-            key = (encounter.encounter_id, text_key(encounter))
-            if key not in self._items:
-                todo.setdefault(key, encounter.model_copy(update={"gold": None}))
-        many = getattr(self.resources, "prepare_many", None)
-        keys = list(todo)
-        with tqdm(total=len(keys), desc=desc, unit="note", leave=False, disable=not progress) as bar:
-            for start in range(0, len(keys), chunk):
-                part = keys[start : start + chunk]
-                notes = [todo[k] for k in part]
-                if many is not None:
-                    prepared = many(notes, self.extractor)
-                else:
-                    prepared = [self.resources.prepare(n, self.extractor) for n in notes]
-                self._items.update(zip(part, prepared, strict=True))
-                bar.update(len(part))
-
-
 class CachedCoder:
     """A default model that reads notes through the cache (same results as `suggest`, each note once)."""
 
-    def __init__(self, coder: Any, cache: PreparedCache) -> None:
-        if getattr(coder, "resources", None) is not cache.resources:
+    def __init__(self, coder: DefaultCoder, cache: PreparedCache) -> None:
+        if coder.resources is not cache.resources:
             raise ValueError("the model does not share the cache's resources")
         self.coder = coder
         self.cache = cache
+        self.metrics = coder.metrics
+        self.training_data = coder.training_data
 
     @property
     def version(self) -> str:
-        return str(self.coder.version)
+        return self.coder.version
 
     @property
     def code_set_version(self) -> str:
-        return str(self.coder.code_set_version)
+        return self.coder.code_set_version
 
     @property
-    def training_data(self) -> dict[str, Any]:
-        return dict(getattr(self.coder, "training_data", {}) or {})
+    def calibrated(self) -> bool:
+        return self.coder.calibrated
+
+    @property
+    def config(self) -> PresetConfig:
+        return self.coder.config
+
+    def save(self, path: Path) -> Path:
+        return self.coder.save(path)
 
     def suggest(self, encounter: Encounter) -> Result:
-        result: Result = self.coder.suggest_prepared(self.cache.get(encounter))
-        return result
+        return self.coder.suggest_prepared(self.cache.get(encounter))
 
 
 class Predictions:
     """Predictions on the frozen set, memoised per model version (one model is scored once)."""
 
-    def __init__(self, cache: PreparedCache, progress: bool) -> None:
+    def __init__(self, cache: PreparedCache | None, progress: bool) -> None:
         self.cache = cache
         self.progress = progress
         self._done: dict[str, list[Result]] = {}
 
     def served(self, coder: Coder) -> Coder:
-        if isinstance(coder, CachedCoder):
-            return coder
-        if getattr(coder, "resources", None) is self.cache.resources:
+        """The model reading notes through the cache when it shares the cache's resources."""
+        if (
+            self.cache is not None
+            and isinstance(coder, DefaultCoder)
+            and coder.resources is self.cache.resources
+        ):
             return CachedCoder(coder, self.cache)
         return coder
 
@@ -225,44 +243,28 @@ class Predictions:
 
 
 class MemoFit:
-    """Fit the default preset on a training set; the same training data gives back the same model."""
+    """The one fit path (`training.presets.fit_model`) on a round's training set, with the shared notes;
+    the same training data gives back the same model."""
 
-    def __init__(self, config: SimulationConfig, cache: PreparedCache, model_config: Any) -> None:
+    def __init__(self, config: SimulationConfig, notes: PreparedCache | None) -> None:
         self.config = config
-        self.cache = cache
-        self.model_config = model_config
+        self.notes = notes
         self._fitted: dict[str, Coder] = {}
 
-    def __call__(self, training: Any) -> Coder:
-        from medcode.training.default import fit_default
-
+    def __call__(self, training: TrainingSet) -> Coder:
         key = f"{training.fingerprint}:{sorted(training.evidence.items())!r}"
-        if key in self._fitted:
-            return self._fitted[key]
-        prepared = [self.cache.get(e) for e in training.encounters]
-        coder, _ = fit_default(
-            training.encounters,
-            self.cache.resources.knowledge,
-            self.model_config,
-            extractor=self.cache.extractor,
-            resources=self.cache.resources,
-            prepared=prepared,
-            evidence=training.evidence or None,
-            dataset=f"{self.config.dataset}:{self.config.train_split}+feedback",
-            progress=_progress if self.config.progress else _no_progress,
-        )
-        self._fitted[key] = coder
-        return coder
-
-
-def _progress(items: Sequence[Any], desc: str) -> Sequence[Any]:
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, leave=False)  # type: ignore[return-value]
-
-
-def _no_progress(items: Sequence[Any], desc: str) -> Sequence[Any]:
-    return items
+        if key not in self._fitted:
+            options = self.config.training
+            job = FitJob(
+                training.encounters,
+                evidence=training.evidence or None,
+                dataset=f"{options.dataset}:{options.train_split}+feedback",
+                progress=tqdm_progress if self.config.progress else no_progress,
+                notes=self.notes,
+                knowledge_fallback=self.config.knowledge_fallback,
+            )
+            self._fitted[key] = fit_model(options, job)
+        return self._fitted[key]
 
 
 # -- the simulation ------------------------------------------------------------------------------------------
@@ -288,25 +290,26 @@ def load_data(config: SimulationConfig) -> tuple[list[Encounter], list[Encounter
     from medcode.data.corpora import load_corpus
     from medcode.data.errors import InvalidInputError
 
-    train = [e for e in load_corpus(config.dataset, config.data_dir, config.train_split) if e.gold]
-    evaluation = [e for e in load_corpus(config.dataset, config.data_dir, config.eval_split) if e.gold]
-    if config.limit:
-        train = train[: config.limit]
+    options = config.training
+    train = [e for e in load_corpus(options.dataset, options.data_dir, options.train_split) if e.gold]
+    evaluation = [
+        e for e in load_corpus(options.dataset, options.data_dir, options.validation_split) if e.gold
+    ]
+    if options.limit:
+        train = train[: options.limit]
     if config.eval_limit:
         evaluation = evaluation[: config.eval_limit]
     if config.diagnosis_only:
         train, evaluation = _diagnoses_only(train), _diagnoses_only(evaluation)
     if len(train) < 8 or not evaluation:
         raise InvalidInputError(
-            f"{config.dataset}: the simulation needs at least 8 coded training encounters and a coded "
-            f"{config.eval_split} split"
+            f"{options.dataset}: the simulation needs at least 8 coded training encounters and a coded "
+            f"{options.validation_split} split"
         )
     return train, evaluation
 
 
 def _diagnoses_only(encounters: Sequence[Encounter]) -> list[Encounter]:
-    from medcode.data.types import Gold
-
     return [
         e.model_copy(update={"gold": Gold(diagnosis=list(e.gold.diagnosis))})
         for e in encounters
@@ -314,57 +317,40 @@ def _diagnoses_only(encounters: Sequence[Encounter]) -> list[Encounter]:
     ]
 
 
-def corpus_hints(config: SimulationConfig) -> Hints:
+def corpus_hints(options: TrainingOptions) -> Hints:
     """CodiEsp-X evidence located in the English notes (the simulated coder's evidence for added codes)."""
-    if config.dataset != "codiesp":
+    if options.dataset != "codiesp":
         return {}
-    try:
-        from medcode.training.codiesp_evidence import codiesp_sentence_evidence
+    from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+    from medcode.training.codiesp_evidence import codiesp_sentence_evidence
 
-        return codiesp_sentence_evidence(Path(config.data_dir), config.train_split)
-    except Exception as exc:  # evidence hints are optional: the coder falls back to other evidence
+    try:
+        return codiesp_sentence_evidence(Path(options.data_dir), options.train_split)
+    except (DatasetNotFoundError, InvalidInputError, OSError) as exc:  # hints are optional
         log.warning("no CodiEsp-X evidence for the simulated coder: %s", exc)
         return {}
 
 
-def build_resources(config: SimulationConfig, initial: Sequence[Encounter]) -> tuple[Any, Any]:
-    from medcode.model.catalog import knowledge_from
-    from medcode.model.mentions import default_extractor
-    from medcode.model.trained.coder import CodeResources, DefaultConfig
-    from medcode.training.pipeline import TrainRequest, knowledge_root
+def simulate(config: SimulationConfig, desks: DeskFactory, tracker: Tracker | None = None) -> dict[str, Any]:
+    """Run every arm of `config` at desks from `desks` and return the JSON of `medcode simulate-feedback`.
 
-    model_config = DefaultConfig(
-        use_dense=config.dense, folds=config.folds, ranker_max_iter=config.ranker_max_iter
-    )
-    root = knowledge_root(
-        TrainRequest(dataset=config.dataset, data_dir=config.data_dir, knowledge_dir=config.knowledge_dir)
-    )
-    knowledge = knowledge_from(root)
-    resources = CodeResources(
-        knowledge,
-        model_config,
-        extra_pcs_codes=sorted({c for e in initial if e.gold for c in e.gold.procedure}),
-        training_codes=sorted({c for e in initial if e.gold for c in e.gold.diagnosis}),
-    )
-    return PreparedCache(resources, default_extractor()), model_config
-
-
-def simulate(config: SimulationConfig) -> dict[str, Any]:
-    """Run every arm of `config` and return the JSON of `medcode simulate-feedback`."""
+    With a `tracker`, every round's retraining is logged and registered under
+    `<tracker's model>-simulation-<arm>` (never the served model's name)."""
     from threadpoolctl import threadpool_limits
 
     if config.threads is None:
-        return _simulate(config)
+        return _simulate(config, desks, tracker)
     with threadpool_limits(limits=config.threads):
-        return _simulate(config)
+        return _simulate(config, desks, tracker)
 
 
-def _simulate(config: SimulationConfig) -> dict[str, Any]:
+def _simulate(config: SimulationConfig, desks: DeskFactory, tracker: Tracker | None) -> dict[str, Any]:
     started = time.perf_counter()
+    options = config.training
     train, evaluation = load_data(config)
     initial, batches = split_train(train, config.initial_fraction, config.rounds, config.seed)
     frozen = FrozenEvaluation.of(
-        evaluation, dataset=config.dataset, split=config.eval_split, data_dir=Path(config.data_dir)
+        evaluation, dataset=options.dataset, split=options.validation_split, data_dir=Path(options.data_dir)
     )
     log.info(
         "simulation: %d starting encounters, %d arriving in %d rounds, %d evaluation encounters",
@@ -373,23 +359,26 @@ def _simulate(config: SimulationConfig) -> dict[str, Any]:
         len(batches),
         len(frozen.encounters),
     )
-    cache, model_config = build_resources(config, initial)
-    cache.warm(frozen.encounters, "reading evaluation notes", config.progress)
-    cache.warm(train, "reading training notes", config.progress)
-    fit = MemoFit(config, cache, model_config)
-    predict = Predictions(cache, config.progress)
-    hints = corpus_hints(config)
-    human_gold = gold_of(train)
+    notes = shared_notes(options, initial, config.knowledge_fallback)
+    if notes is not None:
+        notes.warm(frozen.encounters, "reading evaluation notes", config.progress)
+        notes.warm(train, "reading training notes", config.progress)
+    fit = MemoFit(config, notes)
+    predict = Predictions(notes, config.progress)
+    hints = corpus_hints(options)
+    human_gold = {e.encounter_id: e.gold for e in train if e.gold is not None}
     runs: dict[Arm, ArmRun] = {}
     for arm in config.arms:
-        runs[arm] = run_arm(
-            arm, config, initial, batches, frozen, fit, predict, SimulatedCoder(human_gold, hints)
-        )
+        desk = desks(arm.label.replace("@", "-"), human_gold, hints)
+        try:
+            runs[arm] = run_arm(arm, config, initial, batches, frozen, fit, predict, desk, tracker)
+        finally:
+            desk.close()
     arms = {arm.label: run.summary for arm, run in runs.items()}
     primary = arms[config.arms[0].label]
     out: dict[str, Any] = {
-        "dataset": config.dataset,
-        "eval_split": config.eval_split,
+        "dataset": options.dataset,
+        "eval_split": options.validation_split,
         "strategy": config.arms[0].strategy,
         "review_fraction": config.arms[0].review_fraction,
         "rounds": primary["rounds"],
@@ -398,8 +387,7 @@ def _simulate(config: SimulationConfig) -> dict[str, Any]:
         "strategies": arms,
         "comparisons": compare_arms(runs, frozen, config),
         "config": {
-            **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-            "model_config": model_config.to_json(),
+            **config.to_json(),
             "initial_encounters": len(initial),
             "arriving_encounters": sum(len(b) for b in batches),
             "eval_encounters": len(frozen.encounters),
@@ -460,19 +448,17 @@ def run_arm(
     frozen: FrozenEvaluation,
     fit: MemoFit,
     predict: Predictions,
-    human: SimulatedCoder,
+    desk: FeedbackDesk,
+    tracker: Tracker | None,
 ) -> ArmRun:
     """Round 0 and the feedback rounds of one simulated service."""
-    from medcode.settings import get_settings
-
     strategy = arm.strategy
     priority = priority_of(strategy)
     tag = f"{strategy}-{round(arm.review_fraction * 100)}"
     retrain_config = RetrainConfig(
-        metric=config.metric,
-        tolerance=config.tolerance,
-        registered_name=f"{get_settings().registered_model_name}-simulation-{tag}",
-        mlflow=config.mlflow,
+        metric=config.training.metric,
+        tolerance=config.training.tolerance,
+        registered_name=f"{tracker.model_name}-simulation-{tag}" if tracker else None,
         use_evidence=config.use_evidence,
         n_resamples=config.n_resamples,
         seed=config.seed,
@@ -480,45 +466,45 @@ def run_arm(
     )
     t0 = time.perf_counter()
     retrain_config.run_name = f"simulation-{tag}-round-0"
-    first = retrain(initial, [], frozen, fit, retrain_config, champion=None, predict=predict)
+    first = retrain(initial, [], frozen, fit, retrain_config, champion=None, tracker=tracker, predict=predict)
     champion = Champion(predict.served(first.coder), first.candidate, first.registered_version)
     round0 = first.candidate
     rows = [_row(0, first, champion, round0, None, time.perf_counter() - t0)]
     promoted = [0]
     _checkpoint(config, arm, rows)
-    with tempfile.TemporaryDirectory(prefix="medcode-simulation-") as tmp:
-        desk = ReviewDesk(f"sqlite:///{Path(tmp) / f'review-{tag}.db'}")
-        try:
-            for number, batch in enumerate(batches, start=1):
-                t0 = time.perf_counter()
-                auto_before = desk.auto_accepted
-                for encounter in _bar(batch, f"round {number}: submit", config.progress):
-                    desk.submit(encounter, champion.coder, priority, force_review=config.force_review)
-                budget = round(len(batch) * arm.review_fraction)
-                reviewed = desk.review(budget, human, progress=config.progress)
-                feedback = desk.export(exclude_encounter_ids=frozen.guard.ids)
-                retrain_config.run_name = f"simulation-{tag}-round-{number}"
-                outcome = retrain(
-                    initial, feedback, frozen, fit, retrain_config, champion=champion, predict=predict
-                )
-                if outcome.promote:
-                    champion = Champion(
-                        predict.served(outcome.coder), outcome.candidate, outcome.registered_version
-                    )
-                    promoted.append(number)
-                traffic = {
-                    "arrived": len(batch),
-                    "auto_accepted": desk.auto_accepted - auto_before,
-                    "reviewed": reviewed,
-                    "queue_left": desk.open_items(),
-                }
-                rows.append(
-                    _row(number, outcome, champion, round0, traffic, time.perf_counter() - t0, frozen, config)
-                )
-                log.info("round %d (%s): %s", number, arm.label, json.dumps(rows[-1].to_json(), default=str))
-                _checkpoint(config, arm, rows)
-        finally:
-            desk.close()
+    for number, batch in enumerate(batches, start=1):
+        t0 = time.perf_counter()
+        auto_before = desk.auto_accepted
+        for encounter in _bar(batch, f"round {number}: submit", config.progress):
+            desk.submit(encounter, champion.coder, priority, force_review=config.force_review)
+        budget = round(len(batch) * arm.review_fraction)
+        reviewed = desk.review(budget, progress=config.progress)
+        feedback = desk.export(exclude_encounter_ids=frozen.guard.ids)
+        retrain_config.run_name = f"simulation-{tag}-round-{number}"
+        outcome = retrain(
+            initial,
+            feedback,
+            frozen,
+            fit,
+            retrain_config,
+            champion=champion,
+            tracker=tracker,
+            predict=predict,
+        )
+        if outcome.promote:
+            champion = Champion(predict.served(outcome.coder), outcome.candidate, outcome.registered_version)
+            promoted.append(number)
+        traffic = {
+            "arrived": len(batch),
+            "auto_accepted": desk.auto_accepted - auto_before,
+            "reviewed": reviewed,
+            "queue_left": desk.open_items(),
+        }
+        rows.append(
+            _row(number, outcome, champion, round0, traffic, time.perf_counter() - t0, frozen, config)
+        )
+        log.info("round %d (%s): %s", number, arm.label, json.dumps(rows[-1].to_json(), default=str))
+        _checkpoint(config, arm, rows)
     final = champion.evaluation
     assert final is not None
     diff = paired_difference(frozen, round0, final, n_resamples=config.n_resamples, seed=config.seed)
@@ -540,7 +526,7 @@ def run_arm(
         "rounds": [r.to_json() for r in rows],
         "promoted": promoted,
         "improvement": improvement,
-        "review": human.stats.to_json(),
+        "review": desk.review_stats(),
     }
     return ArmRun(summary, final)
 

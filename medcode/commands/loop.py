@@ -1,16 +1,23 @@
 """Learning-loop commands: `medcode retrain` (base corpus + coder feedback, behind the promotion gate) and
-`medcode simulate-feedback` (the whole loop with a simulated coder)."""
+`medcode simulate-feedback` (the whole loop with a simulated coder).
+
+They compose training with the service (its database's feedback export, its review path), which may not
+import each other; settings are read here and passed down.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.errors import InvalidInputError
+from medcode.model import presets
+from medcode.training.options import TrainingOptions, add_training_options
 
 log = logging.getLogger(__name__)
 
@@ -35,52 +42,35 @@ def _register_retrain(subparsers: argparse._SubParsersAction) -> None:  # type: 
             "is an MLflow run tagged with the data fingerprints."
         ),
     )
-    parser.add_argument("--dataset", required=True, help="codiesp or jsonl (the base corpus)")
-    parser.add_argument("--data-dir", required=True, type=Path, help="the dataset folder")
+    add_training_options(parser, preset_names=presets.names(learning_only=True))
     parser.add_argument("--db", default=None, help="service database URL (default: MEDCODE_DATABASE_URL)")
     parser.add_argument("--since", default=None, help="only feedback finalized at or after this ISO time")
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--validation-split", default="dev", help="the frozen evaluation split (default dev)")
-    parser.add_argument("--preset", choices=("default", "transformer"), default="default")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (the transformer preset)")
-    parser.add_argument("--no-dense", action="store_true", help="default preset without the sentence encoder")
-    parser.add_argument("--folds", type=int, default=None, help="K for out-of-fold training (default 5)")
-    parser.add_argument("--ranker-iter", type=int, default=None, help="boosting iterations of the ranker")
-    parser.add_argument(
-        "--knowledge-dir", type=Path, default=None, help="datasets folder with code knowledge"
-    )
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N base encounters")
-    parser.add_argument("--metric", default="diagnosis.map", help="metric of the promotion gate")
-    parser.add_argument(
-        "--tolerance", type=float, default=0.0, help="how much worse than the champion still promotes (0)"
-    )
     parser.add_argument("--no-evidence", action="store_true", help="do not train on the feedback's evidence")
-    parser.add_argument("--no-mlflow", action="store_true", help="no logging, registration or promotion")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.set_defaults(func=run_retrain)
 
 
 def run_retrain(args: argparse.Namespace) -> int:
+    from medcode.evaluation.tracking import Tracker
+    from medcode.serving.db import Database
     from medcode.serving.feedback import export_feedback
-    from medcode.training.cli import train_request
+    from medcode.settings import get_settings
     from medcode.training.pipeline import load_splits
     from medcode.training.retrain import FrozenEvaluation, RetrainConfig, preset_fit, retrain
+    from medcode.training.tracking import LOOP_EXPERIMENT
 
-    if not args.data_dir.exists():
-        raise DatasetNotFoundError(f"data folder not found: {args.data_dir}")
-    if args.tolerance < 0:
-        raise InvalidInputError("--tolerance must not be negative")
+    options = TrainingOptions.from_args(args)
+    settings = get_settings()
     since = _parse_time(args.since)
-    request = train_request(args)
-    base, validation = load_splits(request)
+    base, validation = load_splits(options)
     if not validation:
         raise InvalidInputError(
-            f"no coded encounters in {args.dataset} {args.validation_split}: nothing to gate on"
+            f"no coded encounters in {options.dataset} {options.validation_split}: nothing to gate on"
         )
     frozen = FrozenEvaluation.of(
-        validation, dataset=args.dataset, split=args.validation_split, data_dir=args.data_dir
+        validation, dataset=options.dataset, split=options.validation_split, data_dir=options.data_dir
     )
-    database = _database(args.db)
+    database = Database.connect(args.db or settings.resolved_database_url)
     try:
         with database.sessions() as session:
             feedback = export_feedback(session, since=since, exclude_encounter_ids=frozen.guard.ids)
@@ -89,19 +79,19 @@ def run_retrain(args: argparse.Namespace) -> int:
         database.dispose()
     log.info("%d finalized reviews exported", len(feedback))
     config = RetrainConfig(
-        metric=args.metric,
-        tolerance=args.tolerance,
-        mlflow=not args.no_mlflow,
+        metric=options.metric,
+        tolerance=options.tolerance,
         use_evidence=not args.no_evidence,
-        params={"preset": args.preset, "dataset": args.dataset, "feedback_examples": len(feedback)},
+        params={"preset": options.preset, "dataset": options.dataset, "feedback_examples": len(feedback)},
     )
     outcome = retrain(
         base,
         feedback,
         frozen,
-        preset_fit(request, ranker_max_iter=args.ranker_iter),
+        preset_fit(options, knowledge_fallback=settings.data_dir),
         config,
-        champion="registry",
+        champion=settings.registry,
+        tracker=Tracker.from_settings(LOOP_EXPERIMENT, settings) if options.mlflow else None,
     )
     out = {"feedback_examples": len(feedback), **outcome.to_json()}
     if args.format == "json":
@@ -116,7 +106,7 @@ def run_retrain(args: argparse.Namespace) -> int:
     if outcome.champion is not None:
         champ = outcome.champion.summary()
         print(f"  champion {champ['version']}: MAP {champ['map']:.4f}")
-    if not config.mlflow:
+    if not options.mlflow:
         verdict = (
             "gate (not applied: --no-mlflow) would promote: " if outcome.promote else "gate would refuse: "
         )
@@ -124,13 +114,6 @@ def run_retrain(args: argparse.Namespace) -> int:
         verdict = "promoted to champion: " if outcome.promote else "not promoted: "
     print(verdict + outcome.reason)
     return 0
-
-
-def _database(url: str | None) -> Any:
-    from medcode.serving.db import Database
-    from medcode.settings import get_settings
-
-    return Database.connect(url or get_settings().resolved_database_url)
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -157,8 +140,8 @@ def _register_simulate(subparsers: argparse._SubParsersAction) -> None:  # type:
             "configuration (--folds, --ranker-iter) so that each takes minutes on a CPU."
         ),
     )
-    parser.add_argument("--dataset", required=True, help="codiesp or jsonl")
-    parser.add_argument("--data-dir", required=True, type=Path, help="the dataset folder")
+    # a reduced default-preset configuration: a round takes minutes on a CPU
+    add_training_options(parser, preset_names=presets.names(learning_only=True), folds=3, ranker_iter=150)
     parser.add_argument("--rounds", type=int, required=True, help="feedback rounds (1 or more)")
     parser.add_argument(
         "--strategy",
@@ -183,71 +166,56 @@ def _register_simulate(subparsers: argparse._SubParsersAction) -> None:  # type:
         metavar="F",
         help="also run uncertainty and FIFO queues reviewing this share of arrivals, on the same data",
     )
-    parser.add_argument("--train-split", default="train")
-    parser.add_argument("--eval-split", default="dev", help="the frozen evaluation split (default dev)")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N training encounters")
     parser.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N encounters")
-    parser.add_argument("--no-dense", action="store_true", help="without the sentence encoder (faster)")
-    parser.add_argument("--folds", type=int, default=3, help="K for out-of-fold training (default 3)")
-    parser.add_argument("--ranker-iter", type=int, default=150, help="ranker boosting iterations (150)")
-    parser.add_argument("--tolerance", type=float, default=0.0, help="promotion gate tolerance (0)")
     parser.add_argument(
         "--diagnosis-only", action="store_true", help="leave procedure codes out (faster rounds)"
     )
     parser.add_argument("--force-review", action="store_true", help="send every encounter to review")
     parser.add_argument("--no-evidence", action="store_true", help="do not train on feedback evidence spans")
-    parser.add_argument(
-        "--knowledge-dir", type=Path, default=None, help="datasets folder with code knowledge"
-    )
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (1000)")
     parser.add_argument("--out", type=Path, default=None, help="folder for simulation.json and the plot")
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log or register the round models")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.set_defaults(func=run_simulate)
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    from medcode.evaluation.tracking import Tracker
+    from medcode.review_desk import sqlite_desks
     from medcode.settings import get_settings
     from medcode.training.simulate import Arm, SimulationConfig, simulate
+    from medcode.training.tracking import LOOP_EXPERIMENT
 
-    if not args.data_dir.exists():
-        raise DatasetNotFoundError(f"data folder not found: {args.data_dir}")
+    options = TrainingOptions.from_args(args)
     if args.rounds < 1:
         raise InvalidInputError("--rounds must be at least 1")
     if not 0 < args.review_fraction <= 1:
         raise InvalidInputError("--review-fraction must lie in (0, 1]")
     if args.compare_at is not None and not 0 < args.compare_at <= 1:
         raise InvalidInputError("--compare-at must lie in (0, 1]")
+    settings = get_settings()
     names = ("uncertainty", "fifo") if args.strategy == "both" else (args.strategy,)
     arms = [Arm(name, args.review_fraction) for name in names]
     if args.compare_at is not None:
         arms += [Arm(name, args.compare_at) for name in ("uncertainty", "fifo")]
     arms = list(dict.fromkeys(arms))
-    out = args.out or get_settings().home / "simulations" / datetime.now().strftime("%Y%m%dT%H%M%S")
+    out = args.out or settings.home / "simulations" / datetime.now().strftime("%Y%m%dT%H%M%S")
     config = SimulationConfig(
-        dataset=args.dataset,
-        data_dir=args.data_dir,
+        training=options,
         rounds=args.rounds,
         initial_fraction=args.initial_fraction,
         arms=tuple(arms),
         seed=args.seed,
-        train_split=args.train_split,
-        eval_split=args.eval_split,
-        limit=args.limit,
         eval_limit=args.eval_limit,
-        dense=not args.no_dense,
-        folds=args.folds,
-        ranker_max_iter=args.ranker_iter,
-        tolerance=args.tolerance,
-        mlflow=not args.no_mlflow,
         force_review=args.force_review,
         diagnosis_only=args.diagnosis_only,
         use_evidence=not args.no_evidence,
-        knowledge_dir=args.knowledge_dir,
         out=out,
         n_resamples=args.resamples,
+        knowledge_fallback=settings.data_dir,
     )
-    summary = simulate(config)
+    tracker = Tracker.from_settings(LOOP_EXPERIMENT, settings) if options.mlflow else None
+    with tempfile.TemporaryDirectory(prefix="medcode-simulation-") as tmp:
+        summary = simulate(config, sqlite_desks(Path(tmp)), tracker)
     if args.format == "json":
         print(json.dumps(summary, sort_keys=True, default=str))
         return 0

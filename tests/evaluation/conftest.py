@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from medcode.evaluation import checks, runner
-from tests.evaluation.fakes import FakeCoder, Rule, fake_extract
+from tests.evaluation.fakes import FakeCoder, Rule, fake_extract, keyword_coder
 
 RULES = (
     Rule("diabetes", "E11.9", 0.9),
@@ -62,7 +62,7 @@ def corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake_models(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeCoder]:
     """`load_coder(ref)` answers fakes: "fake" (good), "weak"; anything else is unknown."""
-    models = {"fake": FakeCoder(RULES, name="fake-1"), "weak": FakeCoder(WEAK_RULES, name="weak-1")}
+    models = {"fake": keyword_coder(RULES, "fake-1"), "weak": keyword_coder(WEAK_RULES, "weak-1")}
 
     def load(ref: str | None = None) -> FakeCoder:
         from medcode.data.errors import ModelNotFoundError

@@ -32,7 +32,7 @@ def test_benchmark_appends_a_dated_section_with_the_machine(
     assert result["latency_p50_ms"] <= result["latency_p95_ms"] <= result["latency_p99_ms"]
     assert result["notes_per_second"] > 0 and result["peak_rss_mb"] > 10
     assert result["machine"]["cores"] >= 1 and result["machine"]["cpu"]
-    assert fake_models["fake"].calls == 7 + 3  # timed notes + warm-up
+    assert len(fake_models["fake"].calls) == 7 + 3  # timed notes + warm-up
     text = notes.read_text()
     assert text.startswith("# Benchmark notes")
     assert "`fake` (fake-1) on cpu" in text and "medcode benchmark --model fake" in text

@@ -12,7 +12,7 @@ from medcode import cli
 from medcode.data.types import Document, Encounter, Gold
 from medcode.evaluation.compare import compare_results
 from tests.evaluation.conftest import RULES, WEAK_RULES
-from tests.evaluation.fakes import FakeCoder
+from tests.evaluation.fakes import keyword_coder
 
 
 def test_compare_prints_differences_with_intervals(
@@ -43,7 +43,7 @@ def test_compare_prints_differences_with_intervals(
         == diagnosis["map"]
     )
     # both models saw the same encounters, in the same order
-    assert fake_models["weak"].seen == fake_models["fake"].seen == ["e1", "e2", "e3"]
+    assert fake_models["weak"].calls == fake_models["fake"].calls == ["e1", "e2", "e3"]
 
 
 def test_compare_text_output_names_both_models(
@@ -70,8 +70,8 @@ def _encounters(n: int) -> list[Encounter]:
 
 def test_paired_intervals_are_reproducible_and_seedable() -> None:
     encounters = _encounters(40)
-    a = [FakeCoder(WEAK_RULES).suggest(e) for e in encounters]
-    b = [FakeCoder(RULES).suggest(e) for e in encounters]
+    a = [keyword_coder(WEAK_RULES).suggest(e) for e in encounters]
+    b = [keyword_coder(RULES).suggest(e) for e in encounters]
     first = compare_results(encounters, a, b, n_resamples=300, seed=0)
     again = compare_results(encounters, a, b, n_resamples=300, seed=0)
     other = compare_results(encounters, a, b, n_resamples=300, seed=1)
@@ -88,8 +88,8 @@ def test_map_helpers_for_the_learning_loop() -> None:
     from medcode.evaluation.metrics import mean_average_precision
 
     encounters = _encounters(20)
-    a = [FakeCoder(WEAK_RULES).suggest(e) for e in encounters]
-    b = [FakeCoder(RULES).suggest(e) for e in encounters]
+    a = [keyword_coder(WEAK_RULES).suggest(e) for e in encounters]
+    b = [keyword_coder(RULES).suggest(e) for e in encounters]
     interval = map_interval(encounters, b, n_resamples=200)
     rankings = [[c.code for c in r.ranked("diagnosis")] for r in b]
     golds = [e.gold.diagnosis for e in encounters if e.gold]

@@ -95,7 +95,7 @@ def test_evaluate_limit_takes_the_first_encounters(
     )  # fmt: skip
     assert code == 0
     assert report["n_documents"] == 1
-    assert fake_models["fake"].seen == ["e1"]
+    assert fake_models["fake"].calls == ["e1"]
 
 
 def test_evaluate_unknown_model_is_one_line_error(

@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from medcode.data.types import Gold
+from medcode.review_desk import ReviewDesk, SimulatedCoder
 from medcode.training.active import fifo_priority
 from medcode.training.feedback import merge_feedback
-from medcode.training.review_desk import ReviewDesk, SimulatedCoder
+from tests.fakes import FakeCoder
 
-from .fakes import RankingCoder, encounter
+from .fakes import encounter
 
 NOTE = (
     "Type 2 diabetes mellitus with hyperglycemia.\n"
@@ -19,23 +20,23 @@ NOTE = (
 )
 
 
-def _desk(tmp_path: Path) -> ReviewDesk:
-    return ReviewDesk(f"sqlite:///{tmp_path / 'review.db'}")
+def _desk(tmp_path: Path, human: SimulatedCoder) -> ReviewDesk:
+    return ReviewDesk(f"sqlite:///{tmp_path / 'review.db'}", human)
 
 
 def test_simulated_coder_accepts_replaces_rejects_and_adds_by_the_gold_codes(tmp_path: Path) -> None:
     gold = {"e1": Gold(diagnosis=["E11.65", "I10", "N18.32"])}
     # the model suggests E11.9 (wrong; E11.65 is the gold code of its category) and I10 (right), with
     # J45.909 ranked next as a candidate
-    model = RankingCoder({"e1": Gold(diagnosis=["E11.9", "I10"])}, pool=["J45.909"])
-    desk = _desk(tmp_path)
+    model = FakeCoder.ranking({"e1": Gold(diagnosis=["E11.9", "I10"])}, pool=["J45.909"])
+    human = SimulatedCoder(gold)
+    desk = _desk(tmp_path, human)
     try:
         assert (
             desk.submit(encounter("e1", NOTE, ["E11.65", "I10", "N18.32"]), model, fifo_priority)
             == "in_review"
         )
-        human = SimulatedCoder(gold)
-        assert desk.review(5, human) == 1
+        assert desk.review(5) == 1
         (example,) = desk.export()
     finally:
         desk.close()
@@ -58,12 +59,12 @@ def test_simulated_coder_accepts_replaces_rejects_and_adds_by_the_gold_codes(tmp
 
 def test_wrong_suggestion_without_a_sibling_is_rejected_and_unknown_codes_are_refused(tmp_path: Path) -> None:
     gold = {"e2": Gold(diagnosis=["I10", "ZZZ.99"])}  # ZZZ.99 is no ICD-10-CM code: the service refuses it
-    model = RankingCoder({"e2": Gold(diagnosis=["R50.9", "I10"])}, pool=[])
-    desk = _desk(tmp_path)
+    model = FakeCoder.ranking({"e2": Gold(diagnosis=["R50.9", "I10"])}, pool=[])
+    human = SimulatedCoder(gold)
+    desk = _desk(tmp_path, human)
     try:
         desk.submit(encounter("e2", "Essential hypertension. No fever."), model, fifo_priority)
-        human = SimulatedCoder(gold)
-        desk.review(1, human)
+        desk.review(1)
         (example,) = desk.export()
     finally:
         desk.close()
@@ -75,13 +76,12 @@ def test_wrong_suggestion_without_a_sibling_is_rejected_and_unknown_codes_are_re
 
 
 def test_review_budget_leaves_the_rest_in_the_queue(tmp_path: Path) -> None:
-    model = RankingCoder({})
-    desk = _desk(tmp_path)
+    model = FakeCoder.ranking({})
+    desk = _desk(tmp_path, SimulatedCoder({f"e{i}": Gold(diagnosis=["I10"]) for i in range(3)}))
     try:
         for i in range(3):
             desk.submit(encounter(f"e{i}", f"Note {i}: essential hypertension."), model, fifo_priority)
-        human = SimulatedCoder({f"e{i}": Gold(diagnosis=["I10"]) for i in range(3)})
-        assert desk.review(2, human) == 2
+        assert desk.review(2) == 2
         assert desk.open_items() == 1
         assert [e.encounter_id for e in desk.export()] == ["e0", "e1"]
         assert [e.encounter_id for e in desk.export(exclude_encounter_ids={"e0"})] == ["e1"]

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from medcode.training.promotion import decide, metric_value, promote_if_not_worse, tag_version
+from medcode.training.promotion import decide, metric_value, promote
 
 
 def test_first_model_is_promoted() -> None:
@@ -53,21 +53,28 @@ class _FakeClient:
 
 def test_gate_moves_alias_only_when_not_worse() -> None:
     client = _FakeClient()
-    tag_version(client, "m", "1", "diagnosis.map", 0.40, "fp")
-    assert promote_if_not_worse(client, "m", "1", 0.40).promote
+    assert promote(client, "m", "1", 0.40, fingerprint="fp").promote
     assert client.alias == "1"
-    tag_version(client, "m", "2", "diagnosis.map", 0.35, "fp")
-    decision = promote_if_not_worse(client, "m", "2", 0.35)
+    decision = promote(client, "m", "2", 0.35, fingerprint="fp")
     assert not decision.promote
     assert client.alias == "1"
     assert decision.champion_value == pytest.approx(0.40)
-    tag_version(client, "m", "3", "diagnosis.map", 0.41, "fp")
-    assert promote_if_not_worse(client, "m", "3", 0.41).promote
+    assert client.versions["2"].tags["validation_value"] == repr(0.35)  # the refused version keeps its figure
+    assert "worse" in client.versions["2"].tags["promotion"]
+    assert promote(client, "m", "3", 0.41, fingerprint="fp").promote
     assert client.alias == "3"
 
 
 def test_gate_uses_a_remeasured_champion_value() -> None:
     client = _FakeClient()
-    tag_version(client, "m", "1", "diagnosis.map", 0.90, "other-validation-set")
-    promote_if_not_worse(client, "m", "1", 0.90)
-    assert promote_if_not_worse(client, "m", "2", 0.50, champion_value=0.45).promote
+    promote(client, "m", "1", 0.90, fingerprint="other-validation-set")
+    assert not promote(client, "m", "2", 0.50, fingerprint="fp").promote
+    assert promote(client, "m", "3", 0.50, fingerprint="fp", champion_value=0.45).promote
+
+
+def test_first_model_of_a_loop_is_promoted_even_when_a_better_champion_exists() -> None:
+    client = _FakeClient()
+    promote(client, "m", "1", 0.90)
+    decision = promote(client, "m", "2", 0.10, first_model=True)
+    assert decision.promote and client.alias == "2"
+    assert client.versions["2"].tags["promotion"] == "first model: nothing to compare against"

@@ -7,10 +7,11 @@ import pytest
 from medcode.data.types import Gold
 from medcode.training.feedback import EvaluationLeakError, TrainingSet
 from medcode.training.retrain import Champion, FrozenEvaluation, RetrainConfig, evaluate_frozen, retrain
+from tests.fakes import FakeCoder
 
-from .fakes import RankingCoder, encounter, example
+from .fakes import encounter, example
 
-OFF = RetrainConfig(mlflow=False, n_resamples=200)
+OFF = RetrainConfig(n_resamples=200)
 
 
 def _dev() -> list:
@@ -28,8 +29,8 @@ def _gold() -> dict[str, Gold]:
     return {e.encounter_id: e.gold for e in _dev() if e.gold is not None}
 
 
-def _fit_returning(coder: RankingCoder, seen: list[TrainingSet]):  # type: ignore[no-untyped-def]
-    def fit(training: TrainingSet) -> RankingCoder:
+def _fit_returning(coder: FakeCoder, seen: list[TrainingSet]):  # type: ignore[no-untyped-def]
+    def fit(training: TrainingSet) -> FakeCoder:
         seen.append(training)
         return coder
 
@@ -39,7 +40,9 @@ def _fit_returning(coder: RankingCoder, seen: list[TrainingSet]):  # type: ignor
 def test_first_model_is_promoted_and_measured_on_the_frozen_set() -> None:
     seen: list[TrainingSet] = []
     base = [encounter("t1", "note one", ["I10"]), encounter("t2", "note two", ["R50.9"])]
-    outcome = retrain(base, [], _frozen(), _fit_returning(RankingCoder(_gold()), seen), OFF, champion=None)
+    outcome = retrain(
+        base, [], _frozen(), _fit_returning(FakeCoder.ranking(_gold()), seen), OFF, champion=None
+    )
     assert outcome.promote and outcome.champion is None
     assert outcome.candidate.map_interval.value == pytest.approx(1.0)
     assert [e.encounter_id for e in seen[0].encounters] == ["t1", "t2"]
@@ -47,8 +50,8 @@ def test_first_model_is_promoted_and_measured_on_the_frozen_set() -> None:
 
 def test_gate_refuses_a_worse_candidate_and_keeps_the_champion() -> None:
     frozen = _frozen()
-    champion = Champion(RankingCoder(_gold(), version="good"))
-    worse = RankingCoder(_gold(), good=False, version="worse")
+    champion = Champion(FakeCoder.ranking(_gold(), version="good"))
+    worse = FakeCoder.ranking(_gold(), good=False, version="worse")
     outcome = retrain(
         [encounter("t1", "note", ["I10"])], [], frozen, _fit_returning(worse, []), OFF, champion=champion
     )
@@ -60,10 +63,10 @@ def test_gate_refuses_a_worse_candidate_and_keeps_the_champion() -> None:
 
 def test_tolerance_lets_a_slightly_worse_candidate_through() -> None:
     frozen = _frozen()
-    champion = Champion(RankingCoder(_gold(), version="good"))
+    champion = Champion(FakeCoder.ranking(_gold(), version="good"))
     champion.evaluation = evaluate_frozen(champion.coder, frozen, n_resamples=50)
-    worse = RankingCoder(_gold(), good=False, version="worse")
-    loose = RetrainConfig(mlflow=False, n_resamples=50, tolerance=1.0)
+    worse = FakeCoder.ranking(_gold(), good=False, version="worse")
+    loose = RetrainConfig(n_resamples=50, tolerance=1.0)
     outcome = retrain(
         [encounter("t1", "note", ["I10"])], [], frozen, _fit_returning(worse, []), loose, champion=champion
     )
@@ -73,18 +76,20 @@ def test_tolerance_lets_a_slightly_worse_candidate_through() -> None:
 def test_feedback_reaches_the_trainer_and_evaluation_encounters_do_not() -> None:
     seen: list[TrainingSet] = []
     feedback = [example("new-1", "new note", ["I10"], ["E11.9"]), example("dev-0", "dev note 0", ["I10"])]
-    retrain([], feedback, _frozen(), _fit_returning(RankingCoder(_gold()), seen), OFF, champion=None)
+    retrain([], feedback, _frozen(), _fit_returning(FakeCoder.ranking(_gold()), seen), OFF, champion=None)
     (training,) = seen
     assert [e.encounter_id for e in training.encounters] == ["new-1"]
     assert training.dropped_evaluation == ["dev-0"]
     with pytest.raises(EvaluationLeakError):
-        retrain([encounter("dev-1", "x", ["I10"])], [], _frozen(), _fit_returning(RankingCoder({}), []), OFF)
+        retrain(
+            [encounter("dev-1", "x", ["I10"])], [], _frozen(), _fit_returning(FakeCoder.ranking({}), []), OFF
+        )
 
 
 def test_candidate_and_champion_are_scored_on_the_same_frozen_encounters() -> None:
     frozen = _frozen()
-    champion_coder = RankingCoder(_gold(), version="good")
-    candidate = RankingCoder(_gold(), version="also-good", seed=3)
+    champion_coder = FakeCoder.ranking(_gold(), version="good")
+    candidate = FakeCoder.ranking(_gold(), version="also-good", seed=3)
     outcome = retrain([], [], frozen, _fit_returning(candidate, []), OFF, champion=Champion(champion_coder))
     assert champion_coder.calls == candidate.calls == [e.encounter_id for e in frozen.encounters]
     assert outcome.promote  # equal is not worse

@@ -9,12 +9,12 @@ import pytest
 
 from medcode.cli import main
 from medcode.data.types import Gold
+from medcode.review_desk import ReviewDesk, SimulatedCoder
 from medcode.settings import reset_settings
 from medcode.training.active import fifo_priority
-from medcode.training.review_desk import ReviewDesk, SimulatedCoder
+from tests.fakes import FakeCoder
 
 from ..model.synthetic import make_corpus
-from .fakes import RankingCoder
 
 
 def _corpus(folder: Path) -> Path:
@@ -44,14 +44,13 @@ def test_retrain_command_trains_on_base_plus_reviews_and_reports_the_gate(
     db = f"sqlite:///{tmp_path / 'service.db'}"
     notes = [e.model_copy(update={"encounter_id": f"new-{e.encounter_id}"}) for e in make_corpus(4, seed=9)]
     dev_note = json.loads((data / "dev.jsonl").read_text().splitlines()[0])
-    desk = ReviewDesk(db)
+    desk = ReviewDesk(db, SimulatedCoder({e.encounter_id: e.gold or Gold() for e in notes}))
     try:
         for enc in notes:
-            desk.submit(enc, RankingCoder({}), fifo_priority)
+            desk.submit(enc, FakeCoder.ranking({}), fifo_priority)
         desk.submit(make_corpus(1, seed=2)[0].model_copy(update={"encounter_id": dev_note["encounter_id"]}),
-                    RankingCoder({}), fifo_priority)  # fmt: skip
-        human = SimulatedCoder({e.encounter_id: e.gold or Gold() for e in notes})
-        assert desk.review(10, human) == 5
+                    FakeCoder.ranking({}), fifo_priority)  # fmt: skip
+        assert desk.review(10) == 5
     finally:
         desk.close()
     knowledge = tmp_path / "no-knowledge"

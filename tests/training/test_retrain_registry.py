@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from medcode.data.types import Encounter
+from medcode.evaluation.tracking import Tracker
 from medcode.model.base import Coder
 from medcode.serving.app import create_app
 from medcode.serving.auth import SYSTEM_PRINCIPAL
@@ -25,6 +26,7 @@ from medcode.serving.services import keys as key_service
 from medcode.settings import Settings, get_settings, reset_settings
 from medcode.training.feedback import TrainingSet
 from medcode.training.retrain import FrozenEvaluation, RetrainConfig, retrain
+from medcode.training.tracking import LOOP_EXPERIMENT
 
 from ..model.synthetic import make_corpus
 
@@ -117,8 +119,11 @@ def _suggested_by(client: TestClient, key: dict[str, str]) -> str:
     return str(response.json()["model_version"])
 
 
-def _champion_version() -> str:
+def _tracker() -> Tracker:
+    return Tracker.from_settings(LOOP_EXPERIMENT)
 
+
+def _champion_version() -> str:
     version = get_settings().registry.champion_version()
     assert version is not None
     return version
@@ -136,7 +141,7 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels_and_the_service_keeps_t
 ) -> None:
     _use_model_name(loop, "loop-gate")
     config = RetrainConfig(n_resamples=200)
-    first = retrain(loop["train"], [], loop["frozen"], loop["fit"], config, champion=None)
+    first = retrain(loop["train"], [], loop["frozen"], loop["fit"], config, champion=None, tracker=_tracker())
     assert first.promote and _champion_version() == first.registered_version
     app = _app(loop, "loop-gate", poll_seconds=0.1)
     with TestClient(app) as client:
@@ -144,7 +149,13 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels_and_the_service_keeps_t
         assert _serving(client) == first.coder.version
 
         worse = retrain(
-            _shuffled_labels(loop["train"]), [], loop["frozen"], loop["fit"], config, champion="registry"
+            _shuffled_labels(loop["train"]),
+            [],
+            loop["frozen"],
+            loop["fit"],
+            config,
+            champion=get_settings().registry,
+            tracker=_tracker(),
         )
 
         assert not worse.promote, worse.reason
@@ -159,29 +170,40 @@ def test_gate_refuses_a_model_trained_on_shuffled_labels_and_the_service_keeps_t
 
 
 def test_running_service_picks_up_a_promoted_champion_and_survives_a_broken_one(loop: dict[str, Any]) -> None:
-    from medcode.training import tracking
     from medcode.training.promotion import CHAMPION
+    from medcode.training.tracking import register_pack
 
     _use_model_name(loop, "loop-pickup")
     config = RetrainConfig(n_resamples=200, tolerance=1.0)
-    first = retrain(loop["train"][:12], [], loop["frozen"], loop["fit"], config, champion=None)
+    first = retrain(
+        loop["train"][:12], [], loop["frozen"], loop["fit"], config, champion=None, tracker=_tracker()
+    )
     app = _app(loop, "loop-pickup", poll_seconds=0.1)
     with TestClient(app) as client:
         key, admin = _key(app, "integration"), _key(app, "admin")
         assert _serving(client) == first.coder.version
 
-        better = retrain(loop["train"], [], loop["frozen"], loop["fit"], config, champion="registry")
+        better = retrain(
+            loop["train"],
+            [],
+            loop["frozen"],
+            loop["fit"],
+            config,
+            champion=get_settings().registry,
+            tracker=_tracker(),
+        )
         assert better.promote and _champion_version() == better.registered_version
         _wait_for(lambda: _serving(client) == better.coder.version)  # the poller swapped it, no restart
         assert _suggested_by(client, key) == better.coder.version
 
         # a champion whose pack is corrupt: the service keeps the model it has
         pack = Path(get_settings().home) / "broken-pack"
-        better.coder.save(pack)  # type: ignore[attr-defined]
+        better.coder.save(pack)
         with (pack / "arrays.npz").open("ab") as fh:
             fh.write(b"corrupt")
-        with tracking.training_run("broken"):
-            logged = tracking.log_and_register_pack(pack, "loop-pickup")
+        tracker = _tracker()
+        with tracker.run("broken"):
+            logged = register_pack(tracker, pack, "loop-pickup")
         get_settings().registry.client().set_registered_model_alias("loop-pickup", CHAMPION, logged.version)
         outcome = app.state.model.poll_once() or app.state.model.reload()
         assert not outcome.reloaded and "corrupt" in (outcome.error or "")

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from medcode.cli import main
+from medcode.commands.loop import print_simulation
 from medcode.data.types import Encounter
-from medcode.training.loop_cli import print_simulation
-from medcode.training.simulate import PreparedCache, split_train
+from medcode.training.presets import PreparedCache
+from medcode.training.simulate import split_train
 
 from ..model.synthetic import make_corpus
 
@@ -51,10 +52,14 @@ class _Resources:
         return [(e.encounter_id, e.gold is None) for e in encounters]
 
 
+class _Pipeline:
+    extract = None
+
+
 def test_cache_warm_reads_notes_in_batches_once_and_without_gold() -> None:
     corpus = make_corpus(10, seed=3)
     resources = _Resources()
-    cache = PreparedCache(resources, extractor=None)
+    cache = PreparedCache(resources, _Pipeline())  # type: ignore[arg-type]
     cache.get(corpus[0])
     cache.warm(corpus, "reading", progress=False, chunk=4)
     cache.warm(corpus, "reading again", progress=False, chunk=4)

@@ -8,6 +8,7 @@ import pytest
 
 from medcode.data.errors import InvalidInputError
 from medcode.data.types import CodeSuggestion, Encounter, Evidence, Result
+from medcode.review_desk import ReviewDesk, SimulatedCoder
 from medcode.training.active import (
     expected_corrections,
     fifo_priority,
@@ -15,7 +16,6 @@ from medcode.training.active import (
     priority_of,
     uncertainty_priority,
 )
-from medcode.training.review_desk import ReviewDesk, SimulatedCoder
 
 from .fakes import encounter
 
@@ -71,11 +71,11 @@ def test_the_review_queue_serves_items_in_the_strategys_order(
     tmp_path: Path, strategy: str, expected: list[str]
 ) -> None:
     coder = _TableCoder({"sure": [0.99, 0.98], "unsure": [0.5, 0.52, 0.48], "middling": [0.8, 0.3]})
-    desk = ReviewDesk(f"sqlite:///{tmp_path / 'review.db'}")
+    desk = ReviewDesk(f"sqlite:///{tmp_path / 'review.db'}", SimulatedCoder({}))
     try:
         for name in ("sure", "unsure", "middling"):
             desk.submit(encounter(name, f"{name} note"), coder, priority_of(strategy))
-        desk.review(3, SimulatedCoder({}))
+        desk.review(3)
         order = [e.encounter_id for e in desk.export()]
     finally:
         desk.close()

@@ -1,0 +1,141 @@
+"""The training options shared by `medcode train`, `medcode retrain` and `medcode simulate-feedback`.
+
+`add_training_options(parser)` writes them once; `TrainingOptions.from_args(args)` reads them back and
+checks them (one clear error per bad value). Commands add their own options beside these (`--out`,
+`--rounds`, ...) and may change a default with `parser.set_defaults(...)` (the simulation's reduced folds).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.model import presets
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How to fit a model preset and gate it: data, preset options, promotion metric, tracking."""
+
+    dataset: str
+    data_dir: Path
+    preset: str = presets.DEFAULT_PRESET
+    device: str = "cpu"
+    limit: int | None = None
+    """Use only the first N training (and validation) encounters."""
+    holdout: float = 0.0
+    """Share of train held out for calibration and thresholds (0: K-fold out-of-fold)."""
+    train_split: str = "train"
+    validation_split: str = "dev"
+    folds: int | None = None
+    """K of the default preset's out-of-fold training (None: the preset's default)."""
+    ranker_max_iter: int | None = None
+    """Boosting iterations of the default preset's ranker (None: the preset's default)."""
+    dense: bool = True
+    knowledge_dir: Path | None = None
+    """Datasets folder with the ICD-10-CM index, Disease Ontology and ICD-10-PCS (see `knowledge_root`)."""
+    metric: str = "diagnosis.map"
+    tolerance: float = 0.0
+    mlflow: bool = True
+
+    def __post_init__(self) -> None:
+        presets.get(self.preset)  # an unknown preset is one clear error
+        if not 0 <= self.holdout < 0.9:
+            raise InvalidInputError("--holdout must be in [0, 0.9)")
+        if self.limit is not None and self.limit < 4:
+            raise InvalidInputError("--limit must be at least 4")
+        if self.folds is not None and self.folds < 2:
+            raise InvalidInputError("--folds must be at least 2")
+        if self.ranker_max_iter is not None and self.ranker_max_iter < 1:
+            raise InvalidInputError("--ranker-iter must be at least 1")
+        if self.tolerance < 0:
+            raise InvalidInputError("--tolerance must not be negative")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> TrainingOptions:
+        """The options `add_training_options` added, checked; the data folder must exist."""
+        values: dict[str, Any] = {f.name: getattr(args, f.name) for f in fields(cls) if f.name in vars(args)}
+        values["dense"] = not args.no_dense
+        values["mlflow"] = not args.no_mlflow
+        options = cls(**values)
+        if not Path(options.data_dir).exists():
+            raise DatasetNotFoundError(f"data folder not found: {options.data_dir}")
+        return options
+
+    def knowledge_root(self, fallback: Path | None = None) -> Path | None:
+        """Where the optional code knowledge (index, ontology, PCS) is read from: `knowledge_dir`, else the
+        datasets folder around `data_dir` that holds `icd10cm/` or `icd10pcs/`, else `fallback` (the
+        caller's MEDCODE_DATA_DIR)."""
+        if self.knowledge_dir is not None:
+            return self.knowledge_dir
+        data_dir = Path(self.data_dir)
+        base = data_dir.parent if data_dir.is_dir() else data_dir.parent.parent
+        for folder in (base, data_dir):
+            if (folder / "icd10cm").is_dir() or (folder / "icd10pcs").is_dir():
+                return folder
+        return fallback
+
+
+def add_training_options(
+    parser: argparse.ArgumentParser,
+    *,
+    preset_names: tuple[str, ...] | None = None,
+    folds: int | None = None,
+    ranker_iter: int | None = None,
+) -> None:
+    """The options of every training command (see `TrainingOptions` for what each means). `folds` and
+    `ranker_iter` set a command's own defaults (None: the preset's own)."""
+    choices = preset_names or presets.names()
+    parser.add_argument("--dataset", required=True, help="codiesp or jsonl")
+    parser.add_argument("--data-dir", required=True, type=Path, help="the dataset folder")
+    parser.add_argument(
+        "--preset",
+        choices=choices,
+        default=presets.DEFAULT_PRESET,
+        help=f"model preset (default: {presets.DEFAULT_PRESET})",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the transformer preset)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N training encounters")
+    parser.add_argument(
+        "--holdout",
+        type=float,
+        default=0.0,
+        help="share of train held out for calibration and thresholds (0: K-fold out-of-fold, the default)",
+    )
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument(
+        "--validation-split",
+        "--eval-split",
+        dest="validation_split",
+        default="dev",
+        help="the frozen split every model is evaluated and compared on (default: dev)",
+    )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=folds,
+        help=f"K for out-of-fold training (default: {folds or 'the preset config'})",
+    )
+    parser.add_argument(
+        "--ranker-iter",
+        dest="ranker_max_iter",
+        type=int,
+        default=ranker_iter,
+        help=f"boosting iterations of the default preset's ranker (default: {ranker_iter or 'the preset config'})",
+    )
+    parser.add_argument("--no-dense", action="store_true", help="default preset without the sentence encoder")
+    parser.add_argument(
+        "--knowledge-dir",
+        type=Path,
+        default=None,
+        help="datasets folder with the ICD-10-CM index, Disease Ontology and ICD-10-PCS "
+        "(default: the data folder's parent, else MEDCODE_DATA_DIR)",
+    )
+    parser.add_argument("--metric", default="diagnosis.map", help="validation metric of the promotion gate")
+    parser.add_argument(
+        "--tolerance", type=float, default=0.0, help="how much worse than the champion still promotes (0)"
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log, register or promote")

@@ -1,0 +1,218 @@
+"""The fit side of the preset registry: one fit function per preset of `model.presets`, and `fit_model`,
+the one fit path of `medcode train`, `medcode retrain` and the learning-loop simulation.
+
+    coder = fit_model(options, FitJob(train, validation, evidence=..., dataset="codiesp:train"))
+
+`FitJob.notes` lets several fits share notes already read (the simulation refits the default model every
+round on mostly the same notes): a `PreparedCache` built once for the default preset's resources.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medcode.data.errors import InvalidInputError
+from medcode.data.types import Encounter
+from medcode.model import presets
+from medcode.model.base import Coder
+from medcode.training.feedback import text_key
+from medcode.training.options import TrainingOptions
+
+if TYPE_CHECKING:
+    from medcode.model.rules.pipeline import RulesConfig
+    from medcode.model.text.pipeline import TextPipeline
+    from medcode.model.trained.coder import CodeResources, DefaultConfig, Prepared
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[Sequence[Any], str], Sequence[Any]]
+EvidenceSpans = dict[str, list[tuple[str, str, str, int, int]]]
+"""encounter id -> [(task, code, document id, start, end)]: text spans known to support gold codes."""
+
+
+def no_progress(items: Sequence[Any], desc: str) -> Sequence[Any]:
+    return items
+
+
+def tqdm_progress(items: Sequence[Any], desc: str) -> Sequence[Any]:
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="it", leave=False)  # type: ignore[return-value]
+
+
+class PreparedCache:
+    """Each note read once (mentions, sentences, vectors, candidates) for every default model that shares
+    `resources` (the simulation's rounds)."""
+
+    def __init__(self, resources: CodeResources, extractor: TextPipeline) -> None:
+        self.resources = resources
+        self.extractor = extractor
+        self._items: dict[tuple[str, str], Prepared] = {}
+
+    def get(self, encounter: Encounter) -> Prepared:
+        key = (encounter.encounter_id, text_key(encounter))
+        found = self._items.get(key)
+        if found is None:
+            found = self.resources.prepare(encounter.model_copy(update={"gold": None}), self.extractor)
+            self._items[key] = found
+        return found
+
+    def warm(
+        self, encounters: Sequence[Encounter], desc: str, progress: bool = True, chunk: int = 64
+    ) -> None:
+        """Read the notes not read yet, `chunk` at a time with batched encoding (`prepare_many`): the same
+        result as `get` one by one, several times faster."""
+        from tqdm import tqdm
+
+        todo: dict[tuple[str, str], Encounter] = {}
+        for encounter in encounters:
+            key = (encounter.encounter_id, text_key(encounter))
+            if key not in self._items:
+                todo.setdefault(key, encounter.model_copy(update={"gold": None}))
+        keys = list(todo)
+        with tqdm(total=len(keys), desc=desc, unit="note", leave=False, disable=not progress) as bar:
+            for start in range(0, len(keys), chunk):
+                part = keys[start : start + chunk]
+                prepared = self.resources.prepare_many([todo[k] for k in part], self.extractor)
+                self._items.update(zip(part, prepared, strict=True))
+                bar.update(len(part))
+
+
+@dataclass
+class FitJob:
+    """What one fit is given besides the options: the training encounters and what helps fit them."""
+
+    train: Sequence[Encounter]
+    validation: Sequence[Encounter] = ()
+    """Held-out encounters a preset may measure itself on (the transformer's metrics); never fitted on."""
+    evidence: EvidenceSpans | None = None
+    dataset: str = ""
+    """How the training data is named in the model's `training_data` (e.g. "codiesp:train+feedback")."""
+    progress: Progress = no_progress
+    notes: PreparedCache | None = None
+    """Notes already read with shared default-preset resources (None: the fit reads them)."""
+    knowledge_fallback: Path | None = None
+    """Code-knowledge folder when the options name none and none lies beside the data (MEDCODE_DATA_DIR)."""
+    rules: RulesConfig | None = None
+    """The coding-rules config the fitted model carries (MEDCODE_RULES, MEDCODE_NCCI_FILE; None: rules on)."""
+    cache_dir: Path | None = None
+    """Where compiled lexicons and code vectors are kept between fits (None: built anew)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_config(options: TrainingOptions) -> DefaultConfig:
+    """The default preset's configuration with the options' overrides (dense encoder, folds, ranker)."""
+    from medcode.model.trained.coder import DefaultConfig
+
+    config = DefaultConfig(use_dense=options.dense)
+    if options.folds:
+        config.folds = options.folds
+    if options.ranker_max_iter:
+        config.ranker_max_iter = options.ranker_max_iter
+    return config
+
+
+def shared_notes(
+    options: TrainingOptions, train: Sequence[Encounter], knowledge_fallback: Path | None = None
+) -> PreparedCache | None:
+    """Default-preset resources (code knowledge, indexes, encoder) built once for `train`'s codes, with an
+    empty note cache, for fits that share them (`FitJob.notes`); None when the preset reads no notes."""
+    if not preset_fit_of(options.preset).reads_notes:
+        return None
+    from medcode.model.catalog import knowledge_from
+    from medcode.model.text.pipeline import full_pipeline
+    from medcode.model.trained.coder import CodeResources
+
+    root = options.knowledge_root(knowledge_fallback)
+    resources = CodeResources(
+        knowledge_from(root),
+        default_config(options),
+        extra_pcs_codes=sorted({c for e in train if e.gold for c in e.gold.procedure}),
+        training_codes=sorted({c for e in train if e.gold for c in e.gold.diagnosis}),
+    )
+    return PreparedCache(resources, full_pipeline(root))
+
+
+def _fit_builtin(options: TrainingOptions, job: FitJob) -> Coder:
+    from medcode.model.builtin import BuiltinCoder
+
+    return BuiltinCoder(
+        data_dir=options.knowledge_root(job.knowledge_fallback), cache_dir=job.cache_dir, rules=job.rules
+    )
+
+
+def _fit_default(options: TrainingOptions, job: FitJob) -> Coder:
+    from medcode.training.default import fit_default
+
+    config = default_config(options)
+    common: dict[str, Any] = {
+        "holdout": options.holdout,
+        "progress": job.progress,
+        "dataset": job.dataset,
+        "evidence": job.evidence or None,
+        "rules": job.rules,
+        "cache_dir": job.cache_dir,
+    }
+    if job.notes is not None:
+        coder, _ = fit_default(
+            job.train,
+            job.notes.resources.knowledge,
+            config,
+            pipeline=job.notes.extractor,
+            resources=job.notes.resources,
+            prepared=[job.notes.get(e) for e in job.train if e.gold is not None],
+            **common,
+        )
+        return coder
+    from medcode.model.catalog import knowledge_from
+
+    root = options.knowledge_root(job.knowledge_fallback)
+    coder, _ = fit_default(job.train, knowledge_from(root), config, lexicon_dir=root, **common)
+    return coder
+
+
+def _fit_transformer(options: TrainingOptions, job: FitJob) -> Coder:
+    from medcode.model.transformer import TransformerConfig
+    from medcode.training.transformer_train import train_transformer
+
+    config = TransformerConfig.default_for(options.device)
+    coder: Coder = train_transformer(list(job.train), list(job.validation), config, options.device)
+    return coder
+
+
+@dataclass(frozen=True)
+class PresetFit:
+    fit: Callable[[TrainingOptions, FitJob], Coder]
+    reads_notes: bool = False
+    """Fits share notes read once (`FitJob.notes`, a `PreparedCache` from `shared_notes`)."""
+
+
+FITS: dict[str, PresetFit] = {
+    "builtin": PresetFit(_fit_builtin),
+    "default": PresetFit(_fit_default, reads_notes=True),
+    "transformer": PresetFit(_fit_transformer),
+}
+"""preset name (as in `model.presets.PRESETS`) -> how it is fitted."""
+
+
+def preset_fit_of(name: str) -> PresetFit:
+    preset = presets.get(name)
+    found = FITS.get(preset.name)
+    if found is None:
+        raise InvalidInputError(f"the {preset.name!r} preset cannot be fitted by this medcode")
+    return found
+
+
+def fit_model(options: TrainingOptions, job: FitJob) -> Coder:
+    """Fit `options.preset` on `job.train`: the one fit path of train, retrain and the simulation."""
+    preset = presets.get(options.preset)
+    fit = preset_fit_of(preset.name)
+    train = [e for e in job.train if e.gold is not None]
+    if preset.learns and not train:
+        raise InvalidInputError("no coded encounters to train on")
+    log.info("fitting the %s preset on %d encounters (%s)", preset.name, len(train), job.dataset)
+    return fit.fit(options, job)
