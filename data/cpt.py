@@ -72,7 +72,7 @@ class CptCode:
 
 def load_em_office_visits() -> list[EmVisit]:
     """The built-in E/M office-visit set (data file shipped with the package)."""
-    text = (resources.files("data") / "resources" / EM_RESOURCE).read_text(encoding="utf-8")
+    text = (resources.files("medcode.data") / "resources" / EM_RESOURCE).read_text(encoding="utf-8")
     payload = json.loads(text)
     return [
         EmVisit(
