@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from medcode.data.codesystems import CodeInfo, CodeSets, load_code_sets
 from medcode.data.errors import MedcodeError
+from medcode.data.icd10cm import ICD10CM, CodeEntry, load_icd10cm
 from medcode.data.types import Encounter, Task
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def system_of(task: Task, code: str) -> str:
     if task == "diagnosis":
         return "ICD-10-CM"
     info = _lookup(code, None)
-    if info is not None and getattr(info, "system", None) in ("ICD-10-PCS", "HCPCS", "CPT"):
+    if info is not None and info.system in ("ICD-10-PCS", "HCPCS", "CPT"):
         return str(info.system)
     bare = code.replace(".", "").upper()
     if _CPT_RE.match(bare):
@@ -65,7 +66,7 @@ def title_of(system: str, code: str) -> str:
         if entry is not None:
             return str(entry.title)
     info = _lookup(code, system)
-    return str(getattr(info, "title", "") or "") if info is not None else ""
+    return info.title if info is not None else ""
 
 
 def label_text(label: Label) -> str:
@@ -107,36 +108,25 @@ def billable_diagnosis_codes(
     return out
 
 
-def _later_encounter(entry: Any) -> bool:
-    chars = getattr(entry, "seventh_chars", None) or {}
+def _later_encounter(entry: CodeEntry) -> bool:
+    chars = entry.seventh_chars
     if len(entry.code.replace(".", "")) != 7 or not chars:
         return False
     meaning = str(chars.get(entry.code[-1], "")).lower()
     return "subsequent" in meaning or "sequela" in meaning
 
 
-def _icd10cm() -> Any:
-    from medcode.data.icd10cm import load_icd10cm
-
+def _icd10cm() -> ICD10CM:
     return load_icd10cm()
 
 
 @lru_cache(maxsize=1)
-def _code_sets() -> Any | None:
-    try:
-        module = importlib.import_module("medcode.data.codesystems")
-    except ModuleNotFoundError as exc:
-        if exc.name == "medcode.data.codesystems":
-            return None
-        raise
-    return module.load_code_sets()
+def _code_sets() -> CodeSets:
+    return load_code_sets()
 
 
-def _lookup(code: str, system: str | None) -> Any | None:
-    sets = _code_sets()
-    if sets is None:
-        return None
+def _lookup(code: str, system: str | None) -> CodeInfo | None:
     try:
-        return sets.lookup(code, system)
+        return _code_sets().lookup(code, system)
     except (MedcodeError, KeyError, ValueError):  # an unknown code simply has no title
         return None
