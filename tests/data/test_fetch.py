@@ -566,3 +566,28 @@ def test_unreachable_server_is_named_and_nothing_written(client: httpx.Client, t
     with pytest.raises(FetchError, match=r"^disease-ontology: x\.tsv: cannot reach 127\.0\.0\.1 \("):
         fetch(source, tmp_path, client=client)
     assert files_under(tmp_path) == []
+
+
+def test_tar_gz_tree_is_extracted(server: Server, client: httpx.Client, tmp_path: Path) -> None:
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for name, data in {
+            "subsets/a.obo": b"[Term]\n",
+            "subsets/b.obo": b"[Term]\n",
+            "other.txt": b"x",
+        }.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    server.files["do.tar.gz"] = buffer.getvalue()
+    item = Download(
+        url=server.url("do.tar.gz"),
+        filename="do.tar.gz",
+        archive="tar.gz",
+        extract=(ExtractRule("subsets", "disease-ontology/subsets", tree=True),),
+    )
+    source = Source("disease-ontology", "DO", "CC0 1.0", (item,), (Expected("disease-ontology/subsets"),))
+    fetch(source, tmp_path, client=client)
+    assert files_under(tmp_path) == ["disease-ontology/subsets/a.obo", "disease-ontology/subsets/b.obo"]
