@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "medcode.commands.loop",
     "medcode.evaluation.cli",
     "medcode.serving.cli",
+    "medcode.batch.cli",
 )
 
 Handler = Callable[[argparse.Namespace], int]
