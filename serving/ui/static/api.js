@@ -5,6 +5,7 @@ export class ApiError extends Error {
     super(message);
     this.status = status;
     this.body = body;
+    this.code = body && typeof body === "object" ? body.code || null : null;
   }
 }
 
@@ -22,9 +23,14 @@ function messageOf(status, body) {
     }
     if (detail && typeof detail === "object") return detail.message || JSON.stringify(detail);
   }
-  if (typeof body === "string" && body) return body.slice(0, 200);
-  return `request failed (HTTP ${status})`;
+  if (status === 502 || status === 503 || status === 504) {
+    return `The medcode server is not answering right now (HTTP ${status}). Wait a moment and try again.`;
+  }
+  if (typeof body === "string" && body && !/^\s*</.test(body)) return body.slice(0, 200);
+  return `The request failed (HTTP ${status}). Try again; if it keeps failing, reload the page.`;
 }
+
+export const OFFLINE_MESSAGE = "Cannot reach the medcode server: check the network connection, then try again.";
 
 export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
@@ -35,7 +41,12 @@ export async function api(method, path, body) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const resp = await fetch(path, init);
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, OFFLINE_MESSAGE, null); // offline, DNS, connection refused: never "Failed to fetch"
+  }
   if (resp.status === 401) {
     const next = encodeURIComponent(window.location.pathname + window.location.search);
     window.location.assign(`/ui/signin?next=${next}`);
@@ -53,7 +64,6 @@ export async function api(method, path, body) {
   }
   if (!resp.ok) {
     let message = messageOf(resp.status, data);
-    if (resp.status === 409) message = `Conflict: ${message}`;
     if (resp.status === 403) message = `Not allowed: ${message}`;
     throw new ApiError(resp.status, message, data);
   }

@@ -1,6 +1,9 @@
 // The encounter page: the note with evidence and mentions, the code list, decisions, finalize.
 // With an item id it shows a review item (GET /v1/review/items/ID) and, when the signed-in coder holds its
 // lease, lets them decide; without one it shows an encounter read-only (GET /v1/encounters/ID).
+// The server checks the live code set after every decision (each card shows its problems) and refuses to
+// finalize while a problem is neither fixed nor overridden with a reason; each decision sends back the
+// code's `rev`, so a stale tab gets a conflict instead of overwriting another decision.
 import { api, el, formatPercent, isTyping, say } from "./api.js";
 import { renderNote, selectionRange, setActiveEvidence } from "./note.js";
 import { attachTypeahead } from "./search.js";
@@ -16,6 +19,8 @@ const list = $("code-list");
 const message = $("message");
 const liveStatus = $("status");
 const finalizeButton = $("finalize");
+const codesPane = $("codes-pane");
+const problemsBox = $("problems-box");
 const releaseButton = $("release");
 const selectionBox = $("selection-box");
 const addForm = $("add-form");
@@ -41,16 +46,60 @@ const app = {
   selection: null,
   finalizeArmed: false,
   busy: false,
+  problems: [], // live problems of the kept code set (server)
+  showOverrides: false, // after a refused finalize: reasons can be typed for overridable problems
+  cardMessage: null, // {key, text}: the last error of an action on a card, shown in that card
 };
+const overrideReasons = new Map(); // problem key -> the reason typed so far (kept across re-renders)
+const pendingKeys = []; // action keys pressed while a request runs: replayed in order afterwards
 
 const holdsLease = () =>
   Boolean(itemId) && app.view && app.view.status === "open" && app.view.leaseHolder === me &&
   (!app.view.leaseExpiresAt || Date.parse(app.view.leaseExpiresAt) > Date.now());
 const canEdit = () => holdsLease();
 
+let messageTimer = null;
+
 function notify(text, kind = "") {
   say(message, text, kind);
   say(liveStatus, text);
+  message.hidden = !text;
+  clearTimeout(messageTimer);
+  if (kind === "ok") messageTimer = setTimeout(() => { message.hidden = true; }, 4000);
+}
+
+/** An error from the API: in the sticky message bar and, when it concerns a card, inside that card. */
+function showError(err, card = null) {
+  const stale = err && ["stale_code", "stale_item"].includes(err.code);
+  const text = stale
+    ? `${err.message}`
+    : err && err.status === 409 && err.code && err.code.startsWith("lease")
+      ? `${err.message}. Claim the item again from the review queue.`
+      : (err && err.message) || String(err);
+  notify(text, "error");
+  if (stale) {
+    message.append(" ", el("button", { type: "button", id: "message-reload", text: "Reload the item", onclick: () => load() }));
+  }
+  app.cardMessage = card ? { key: card.key, text } : null;
+  if (card) {
+    const box = document.querySelector(`#card-${domKey(card.key)} .card-msg`);
+    if (box) {
+      box.textContent = text;
+      box.hidden = false;
+    }
+  }
+}
+
+function setBusy(on) {
+  app.busy = on;
+  codesPane.setAttribute("aria-busy", on ? "true" : "false");
+  $("busy").hidden = !on;
+  finalizeButton.disabled = on;
+  if (!on) drainKeys();
+}
+
+function drainKeys() {
+  while (!app.busy && pendingKeys.length) runKey(pendingKeys.shift());
 }
 
 // ---- data ---------------------------------------------------------------------------------------
@@ -82,6 +131,10 @@ function setCodes(codes) {
     status: c.status || "pending",
     reason: c.reason || null,
     replacedBy: c.replaced_by || null,
+    problems: c.problems || [],
+    rev: typeof c.rev === "number" ? c.rev : null,
+    billable: c.billable,
+    source: c.source || null,
   }));
   const index = app.codes.findIndex((c) => c.key === selectedKey);
   app.selected = index >= 0 ? index : Math.min(app.selected, Math.max(0, app.codes.length - 1));
@@ -106,10 +159,15 @@ async function loadItem() {
     leaseExpiresAt: item.lease_expires_at,
     finalCodes,
     revision: item.revision,
+    version: item.version,
+    patient: item.patient || {},
+    setting: item.setting,
+    date: item.date,
   };
   app.docs = mergeAnnotations(item.documents || [], annotations);
   setCodes(item.codes || []);
-  app.candidates = (item.result && item.result.candidates) || [];
+  app.problems = item.problems || [];
+  app.candidates = item.candidates || [];
 }
 
 async function loadEncounter() {
@@ -129,10 +187,26 @@ async function loadEncounter() {
     leaseExpiresAt: null,
     finalCodes: enc.final_codes || [],
     revision: enc.revision,
+    patient: enc.patient || {},
+    setting: enc.setting,
+    date: enc.date,
   };
   app.docs = annotations.documents || [];
-  const shown = enc.status === "in_review" ? enc.result.codes || [] : (enc.final_codes || []).map((c) => ({ ...c, status: "accepted", origin: c.source === "coder" ? "added" : "model" }));
+  // final codes keep where they came from: a model code is not "added by a coder"
+  const shown = enc.status === "in_review"
+    ? enc.result.codes || []
+    : (enc.final_codes || []).map((c) => {
+      const suggested = (enc.result.codes || []).find((s) => s.code === c.code);
+      return {
+        ...c,
+        status: "accepted",
+        origin: c.source === "coder" ? "added" : "model",
+        confidence: suggested ? suggested.confidence : null,
+        source: c.source || "model",
+      };
+    });
   setCodes(shown);
+  app.problems = [];
   app.candidates = [];
   return true;
 }
@@ -148,11 +222,14 @@ function mergeAnnotations(documents, annotations) {
 async function load() {
   try {
     if (itemId) await loadItem();
-    else if (!(await loadEncounter())) return;
+    else if (!(await loadEncounter())) return false;
+    app.cardMessage = null;
     renderHeader();
     renderAll();
+    return true;
   } catch (err) {
-    notify(err.message, "error");
+    showError(err);
+    return false;
   }
 }
 
@@ -168,18 +245,26 @@ function renderHeader() {
   $("enc-status").textContent = STATUS_TEXT[view.status] || view.status;
   $("enc-status").classList.toggle("final", view.status === "final");
   $("model-version").textContent = result.model_version || "–";
+  const patient = view.patient || {};
+  const facts = [
+    typeof patient.age === "number" ? `${patient.age} y` : null,
+    patient.sex || null,
+    view.setting || null,
+    view.date || null,
+  ].filter(Boolean);
+  $("enc-patient").textContent = facts.length ? facts.join(" · ") : "–";
   $("code-set-version").textContent = result.code_set_version || "–";
   const general = view.reasons.filter((r) => parseReason(r).codes.length === 0);
   const perCode = view.reasons.filter((r) => parseReason(r).codes.length > 0);
   $("enc-reasons").replaceChildren(
     ...general.map((r) => el("span", { class: "badge reason", text: r.replaceAll("_", " ") })),
-    perCode.length ? el("span", { class: "badge reason", title: perCode.join(", "), text: `${perCode.length} code reason${perCode.length > 1 ? "s" : ""}` }) : null,
+    ...(perCode.length ? [el("span", { class: "badge reason", title: perCode.join(", "), text: `${perCode.length} code reason${perCode.length > 1 ? "s" : ""}` })] : []),
   );
   const leaseBox = $("lease");
   if (holdsLease() && view.leaseExpiresAt) {
     leaseBox.hidden = false;
-    $("lease-label").textContent = "Your lease until";
-    $("lease-until").textContent = new Date(view.leaseExpiresAt).toLocaleTimeString();
+    $("lease-label").textContent = "Your lease:";
+    $("lease-until").textContent = leaseLeft();
   } else if (itemId && view.status === "open") {
     leaseBox.hidden = false;
     $("lease-label").textContent = "Lease:";
@@ -239,7 +324,9 @@ function renderAll() {
 
 function confidenceBar(card) {
   if (card.confidence === null) {
-    const who = card.origin === "replacement" ? "replacement chosen by a coder" : "added by a coder";
+    const who = card.origin === "replacement"
+      ? "replacement chosen by a coder"
+      : card.origin === "added" ? "added by a coder" : "model code";
     return el("div", { class: "conf", text: who });
   }
   const pct = Math.round(card.confidence * 100);
@@ -263,10 +350,17 @@ function confidenceBar(card) {
 }
 
 const STATUS_LABEL = { pending: "no decision", accepted: "accepted", rejected: "rejected", replaced: "replaced", added: "added" };
+const STATUS_ICON = { pending: "\u25CB", accepted: "\u2713", rejected: "\u2715", replaced: "\u21C4", added: "+" };
 
 function decisionLabel(card) {
-  const text = card.status === "replaced" && card.replacedBy ? `replaced by ${card.replacedBy}` : STATUS_LABEL[card.status] || card.status;
-  return el("span", { class: `decision ${card.status}`, text });
+  let text = card.status === "replaced" && card.replacedBy ? `replaced by ${card.replacedBy}` : STATUS_LABEL[card.status] || card.status;
+  if (card.source && !itemId) text = card.source === "coder" ? "final · added by a coder" : "final · model code";
+  return el(
+    "span",
+    { class: `decision ${card.status}` },
+    el("span", { class: "icon", "aria-hidden": "true", text: STATUS_ICON[card.status] || "" }),
+    el("span", { text }),
+  );
 }
 
 function rejectForm(card) {
@@ -350,7 +444,7 @@ function cardElement(card, index) {
   const li = el(
     "li",
     {
-      class: `code-card${selected ? " selected" : ""}`,
+      class: `code-card${selected ? " selected" : ""}${card.problems.length ? " has-problems" : ""}`,
       id: `card-${domKey(card.key)}`,
       "aria-current": selected ? "true" : null,
       dataset: { key: card.key, code: card.code, status: card.status, origin: card.origin },
@@ -372,9 +466,15 @@ function cardElement(card, index) {
     card.reasons.length
       ? el("div", { class: "tags", "aria-label": "Routing reasons" }, ...card.reasons.map((r) => el("span", { class: "badge reason", text: parseReason(r).kind.replaceAll("_", " ") })))
       : null,
+    ...card.problems.map((p) => el("div", { class: "problem", role: "note", dataset: { kind: p.kind }, text: p.message })),
     ...card.warnings.map((w) => el("div", { class: "warning", role: "note", text: warningText(w) })),
     card.status === "rejected" && card.reason ? el("div", { class: "replaced-by", text: `Reason: ${card.reason}` }) : null,
     card.evidence.length === 0 ? el("div", { class: "rationale", text: "No evidence span in the note." }) : null,
+    el("div", {
+      class: "card-msg", role: "alert",
+      hidden: !(app.cardMessage && app.cardMessage.key === card.key),
+      text: app.cardMessage && app.cardMessage.key === card.key ? app.cardMessage.text : "",
+    }),
   );
   if (canEdit()) {
     const actions = el("div", { class: "actions" });
@@ -409,6 +509,7 @@ function renderCodes() {
   const kept = app.codes.filter((c) => !DROPPED.has(c.status)).length;
   const open = app.codes.filter((c) => c.status === "pending").length;
   $("codes-summary").textContent = `${app.codes.length} codes · ${kept} kept · ${open} without a decision`;
+  renderProblems();
   if (app.openForm) {
     const card = $(`card-${domKey(app.openForm.key)}`);
     const field = card && card.querySelector("[data-form] select, [data-form] input");
@@ -431,6 +532,18 @@ function blockedBy(docId, start, end) {
 
 const blockedEvidence = (evidence) => evidence.flatMap((e) => blockedBy(e.document_id, e.start, e.end));
 
+function candidateAction(c) {
+  if (!canEdit()) return null;
+  if (c.billable === false) {
+    // a header or an incomplete ICD-10-PCS code is never added as it is: complete it through the search
+    return el("button", {
+      type: "button", text: "Complete…", "aria-label": `Complete ${c.code} (not billable as it is)`,
+      onclick: () => completeCandidate(c),
+    });
+  }
+  return el("button", { type: "button", text: "Add", "aria-label": `Add candidate ${c.code}`, onclick: () => addCandidate(c) });
+}
+
 function renderCandidates() {
   const shown = app.candidates.filter((c) => !app.codes.some((k) => k.code === c.code));
   $("candidates").hidden = shown.length === 0;
@@ -439,16 +552,72 @@ function renderCandidates() {
     ...shown.map((c) =>
       el(
         "li",
-        {},
+        { dataset: { code: c.code, billable: String(c.billable) } },
         el("span", { class: "c", text: c.code }),
         el("span", { class: "t", text: c.description || "" }),
+        c.billable === false ? el("span", { class: "badge incomplete", text: "not billable: complete it" }) : null,
         el("span", { text: formatPercent(c.confidence) }),
         blockedEvidence(c.evidence || []).length
           ? el("span", { class: "badge blocked", text: `${blockedEvidence(c.evidence || [])[0]} mention` })
           : null,
-        canEdit() ? el("button", { type: "button", text: "Add", "aria-label": `Add candidate ${c.code}`, onclick: () => addCandidate(c) }) : null,
+        candidateAction(c),
       ),
     ),
+  );
+}
+
+const PROBLEM_FIX = {
+  undecided: "Accept or reject each code (or press Finalize again to accept them as suggested).",
+  non_billable: "Replace it with a billable code below it.",
+  missing_7th_character: "Replace it with the code with its 7th character.",
+  incomplete_code: "Replace it with the complete 7-character code.",
+  category_with_child: "Reject the category; keep the specific code.",
+};
+
+/** The live problems of the code set: what finalize would refuse now, with reasons to override. */
+function renderProblems() {
+  const problems = app.problems.filter((p) => p.kind !== "undecided" || app.showOverrides);
+  problemsBox.hidden = problems.length === 0 || !canEdit();
+  if (problemsBox.hidden) return;
+  const items = problems.map((p) => {
+    const first = app.codes.findIndex((c) => p.codes.includes(c.code));
+    const li = el(
+      "li",
+      { dataset: { problem: p.key } },
+      el("button", {
+        type: "button", class: "link", text: p.codes.join(" + "),
+        "aria-label": `Show ${p.codes.join(" and ")}`,
+        onclick: () => { if (first >= 0) select(first, true); },
+      }),
+      " ",
+      el("span", { text: p.message }),
+    );
+    if (p.overridable && app.showOverrides) {
+      const id = `override-${p.key.replace(/[^A-Za-z0-9]/g, "-")}`;
+      li.append(
+        el(
+          "div",
+          { class: "row" },
+          el("label", { for: id, text: "Reason to override" }),
+          el("input", {
+            type: "text", id, name: "override", dataset: { problem: p.key }, value: overrideReasons.get(p.key) || "",
+            placeholder: "why this is right for this patient",
+            oninput: (event) => overrideReasons.set(p.key, event.target.value),
+          }),
+        ),
+      );
+    } else if (!p.overridable) {
+      li.append(el("div", { class: "fix", text: PROBLEM_FIX[p.kind] || "Fix it before finalizing." }));
+    }
+    return li;
+  });
+  const blocking = problems.length;
+  problemsBox.replaceChildren(
+    el("strong", { id: "problems-title", text: `${blocking} problem${blocking > 1 ? "s" : ""} to resolve before finalizing` }),
+    el("ul", { "aria-labelledby": "problems-title" }, ...items),
+    ...(app.showOverrides && problems.some((p) => p.overridable)
+      ? [el("button", { type: "button", class: "primary", id: "finalize-override", text: "Finalize with these reasons", onclick: finalizeWithReasons })]
+      : []),
   );
 }
 
@@ -458,7 +627,13 @@ function highlightSelected(scroll = true) {
   if (scroll && first) first.scrollIntoView({ block: "center" });
 }
 
-function select(index) {
+function focusCard(index = app.selected) {
+  const li = list.children[index];
+  const button = li && li.querySelector("button.code");
+  if (button) button.focus({ preventScroll: false });
+}
+
+function select(index, focus = false) {
   if (!app.codes.length) return;
   const previous = app.codes[app.selected];
   app.selected = Math.max(0, Math.min(app.codes.length - 1, index));
@@ -474,6 +649,7 @@ function select(index) {
   const li = list.children[app.selected];
   if (li) li.scrollIntoView({ block: "nearest" });
   highlightSelected(true);
+  if (focus) focusCard();
 }
 
 // ---- actions ------------------------------------------------------------------------------------
@@ -495,45 +671,62 @@ function closeForm() {
 async function postDecision(decision) {
   const out = await api("POST", `/v1/review/items/${encodeURIComponent(itemId)}/decisions`, { decisions: [decision] });
   if (out && out.lease_expires_at) app.view.leaseExpiresAt = out.lease_expires_at;
+  if (out && typeof out.version === "number") app.view.version = out.version;
+  app.problems = (out && out.problems) || [];
   return out;
 }
 
 async function decide(card, { action, reason, replacement, replacementSystem }) {
-  if (!canEdit() || app.busy) return;
+  if (!canEdit()) return;
+  if (app.busy) {
+    notify("Still saving the previous decision; try again in a moment.", "error");
+    return;
+  }
   const decision = { action, code: card.code, system: card.system };
+  if (card.rev !== null) decision.expected_rev = card.rev;
   if (action === "reject") decision.reason = reason;
   if (action === "replace") {
     decision.replacement = replacement;
     if (replacementSystem) decision.replacement_system = replacementSystem;
   }
-  app.busy = true;
+  setBusy(true);
   try {
     const out = await postDecision(decision);
     app.openForm = null;
     app.finalizeArmed = false;
+    app.cardMessage = null;
     setCodes(out.codes);
     const verb = { accept: "Accepted", reject: "Rejected", replace: "Replaced" }[action];
     notify(`${verb} ${card.code}${replacement ? ` with ${replacement}` : ""}.`, "ok");
     renderHeader();
     renderAll();
     const next = app.codes.findIndex((c, i) => i > app.selected && c.status === "pending");
-    select(next >= 0 ? next : app.selected);
+    const first = app.codes.findIndex((c) => c.status === "pending");
+    select(next >= 0 ? next : first >= 0 ? first : app.selected, true);
   } catch (err) {
-    notify(err.message, "error");
+    showError(err, card);
   } finally {
-    app.busy = false;
+    setBusy(false);
   }
 }
 
 async function addCode(choice, evidence) {
-  if (!canEdit() || app.busy) return;
+  if (!canEdit()) return;
+  if (app.busy) {
+    notify("Still saving the previous decision; try again in a moment.", "error");
+    return;
+  }
+  if (choice.billable === false) {
+    notify(`${choice.code} is not billable as it is: choose a complete code below it.`, "error");
+    return;
+  }
   const payload = {
     action: "add",
     code: choice.code,
     evidence: evidence.map((e) => ({ document_id: e.document_id, start: e.start, end: e.end, text: e.text })),
   };
   if (choice.system) payload.system = choice.system;
-  app.busy = true;
+  setBusy(true);
   try {
     const out = await postDecision(payload);
     setCodes(out.codes);
@@ -545,10 +738,11 @@ async function addCode(choice, evidence) {
     renderHeader();
     renderAll();
     highlightSelected(true);
+    focusCard();
   } catch (err) {
-    notify(err.message, "error");
+    showError(err);
   } finally {
-    app.busy = false;
+    setBusy(false);
   }
 }
 
@@ -566,36 +760,69 @@ function addCandidate(candidate) {
   addCode({ system: candidate.system, code: candidate.code, title: candidate.description }, evidence);
 }
 
-async function finalize() {
-  if (!canEdit() || app.busy) return;
+function completeCandidate(candidate) {
+  const evidence = app.selection ? [app.selection] : candidate.evidence || [];
+  if (!evidence.length) {
+    notify(`Select the evidence for ${candidate.code} in the note first.`, "error");
+    return;
+  }
+  showAddFormFor(evidence[0], candidate.code);
+}
+
+async function finalize(extra = {}) {
+  if (!canEdit()) return;
+  if (app.busy) {
+    pendingKeys.push("f");
+    return;
+  }
   const open = app.codes.filter((c) => c.status === "pending").length;
   if (open && !app.finalizeArmed) {
     app.finalizeArmed = true;
-    notify(`${open} code${open > 1 ? "s have" : " has"} no decision and will be kept as suggested. Press Finalize (f) again to finalize.`, "error");
+    notify(`${open} code${open > 1 ? "s have" : " has"} no decision. Decide ${open > 1 ? "them" : "it"}, or press Finalize (f) again to accept ${open > 1 ? "them" : "it"} as suggested (recorded as such).`, "error");
     return;
   }
-  app.busy = true;
+  const body = { ...extra };
+  if (typeof app.view.version === "number") body.expected_version = app.view.version;
+  if (open) body.accept_undecided = true;
+  setBusy(true);
+  let done = false;
   try {
-    await api("POST", `/v1/review/items/${encodeURIComponent(itemId)}/finalize`);
-    app.busy = false;
-    await // a lease runs out while the page is open: re-draw so the actions disappear and the banner says why
-setInterval(() => {
-  if (app.view && itemId && app.view.status === "open" && !holdsLease() && !finalizeButton.hidden) {
-    renderHeader();
-    renderCodes();
-    notify("Your lease on this item has expired. Claim again from the review queue.", "error");
-  }
-}, 15000);
-
-load();
-    notify("");
-    $("final-box").focus();
+    await api("POST", `/v1/review/items/${encodeURIComponent(itemId)}/finalize`, body);
+    done = true;
   } catch (err) {
-    notify(err.message, "error");
+    if (err.code === "finalize_blocked") {
+      app.problems = (err.body && err.body.problems) || [];
+      app.showOverrides = true;
+      renderProblems();
+      notify(`Not finalized: ${app.problems.length} problem${app.problems.length > 1 ? "s" : ""} to resolve (listed above the codes).`, "error");
+      problemsBox.tabIndex = -1;
+      problemsBox.focus();
+    } else {
+      showError(err);
+    }
   } finally {
-    app.busy = false;
     app.finalizeArmed = false;
+    setBusy(false);
   }
+  if (!done) return;
+  app.showOverrides = false;
+  if (await load()) {
+    notify("Finalized.", "ok");
+    $("final-box").focus();
+  }
+}
+
+function finalizeWithReasons() {
+  const inputs = [...problemsBox.querySelectorAll("input[data-problem]")];
+  const overrides = inputs.filter((i) => i.value.trim()).map((i) => ({ problem: i.dataset.problem, reason: i.value.trim() }));
+  const missing = inputs.find((i) => !i.value.trim());
+  if (missing) {
+    notify("Give a reason for each problem you override (or fix it instead).", "error");
+    missing.focus();
+    return;
+  }
+  app.finalizeArmed = true; // the coder saw the list: undecided codes, if any, are accepted as suggested
+  finalize({ overrides });
 }
 
 async function release() {
@@ -604,7 +831,7 @@ async function release() {
     await api("POST", `/v1/review/items/${encodeURIComponent(itemId)}/release`);
     window.location.assign("/ui/queue");
   } catch (err) {
-    notify(err.message, "error");
+    showError(err);
   }
 }
 
@@ -669,11 +896,16 @@ function onNoteMouseUp(event) {
 
 function showAddForm() {
   if (!app.selection || !canEdit()) return;
-  $("add-evidence-text").textContent = app.selection.text;
+  showAddFormFor(app.selection, "");
+}
+
+function showAddFormFor(evidence, query) {
+  $("add-evidence-text").textContent = evidence.text || "";
   addForm.hidden = false;
-  addForm.dataset.evidence = JSON.stringify(app.selection);
-  $("add-search").value = "";
+  addForm.dataset.evidence = JSON.stringify(evidence);
+  $("add-search").value = query;
   addTypeahead.clear();
+  if (query) addTypeahead.search();
   $("add-search").focus();
 }
 
@@ -715,13 +947,25 @@ document.addEventListener("keydown", (event) => {
     return;
   }
   if (help.open || !app.view) return;
+  if (!ACTION_KEYS.has(event.key)) return;
+  event.preventDefault();
+  if (app.busy) {
+    pendingKeys.push(event.key); // replayed in order when the running request ends: no key is lost
+    return;
+  }
+  runKey(event.key);
+});
+
+const ACTION_KEYS = new Set(["j", "k", "a", "r", "e", "f"]);
+
+function runKey(key) {
   const card = app.codes[app.selected];
-  switch (event.key) {
+  switch (key) {
     case "j":
-      select(app.selected + 1);
+      select(app.selected + 1, true);
       break;
     case "k":
-      select(app.selected - 1);
+      select(app.selected - 1, true);
       break;
     case "a":
       if (card && card.status !== "accepted" && card.status !== "added") decide(card, { action: "accept" });
@@ -736,10 +980,8 @@ document.addEventListener("keydown", (event) => {
       finalize();
       break;
     default:
-      return;
   }
-  event.preventDefault();
-});
+}
 
 function fitLayout() {
   document.documentElement.style.setProperty("--enc-bar-h", `${$("enc-bar").offsetHeight}px`);
@@ -747,13 +989,21 @@ function fitLayout() {
 window.addEventListener("resize", fitLayout);
 new ResizeObserver(fitLayout).observe($("enc-bar"));
 
-// a lease runs out while the page is open: re-draw so the actions disappear and the banner says why
+function leaseLeft() {
+  const left = Math.max(0, Math.round((Date.parse(app.view.leaseExpiresAt) - Date.now()) / 1000));
+  return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} left`;
+}
+
+// the lease countdown; when the lease runs out the page re-draws so the actions disappear and says why
 setInterval(() => {
-  if (app.view && itemId && app.view.status === "open" && !holdsLease() && !finalizeButton.hidden) {
+  if (!app.view || !itemId || app.view.status !== "open") return;
+  if (holdsLease()) {
+    $("lease-until").textContent = leaseLeft();
+  } else if (!finalizeButton.hidden) {
     renderHeader();
     renderCodes();
     notify("Your lease on this item has expired. Claim again from the review queue.", "error");
   }
-}, 15000);
+}, 1000);
 
 load();

@@ -46,12 +46,13 @@ export function attachTypeahead({ input, list, systemSelect = null, onChoose, mi
             role: "option",
             id: `${prefix}-opt-${i}`,
             "aria-selected": "false",
-            dataset: { code: r.code, system: r.system },
+            dataset: { code: r.code, system: r.system, billable: String(r.billable) },
             onmousedown: (event) => event.preventDefault(),
             onclick: () => choose(i),
           },
           el("span", { class: "c", text: r.code }),
           el("span", { class: "t", text: r.title }),
+          r.billable === false ? el("span", { class: "nb", text: "not billable: shows the codes below it" }) : null,
           el("span", { class: "s", text: r.system }),
         ),
       ),
@@ -86,6 +87,12 @@ export function attachTypeahead({ input, list, systemSelect = null, onChoose, mi
   function choose(index) {
     const r = results[index];
     if (!r) return;
+    if (r.billable === false) {
+      // a header or an incomplete code is never chosen as it is: list the codes that complete it
+      input.value = r.code;
+      search();
+      return;
+    }
     onChoose(r);
   }
 

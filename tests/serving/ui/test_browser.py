@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import ADD_PHRASE, NEGATED_PHRASE, NOTE, LiveServer, encounter_payload
+from medcode.data.types import CodeSuggestion, Encounter, Evidence, Result, Routing
+
+from .conftest import ADD_PHRASE, NEGATED_PHRASE, NOTE, LiveServer, encounter_payload, serve
 
 pytestmark = pytest.mark.browser
 
@@ -289,6 +291,8 @@ def test_coder_reviews_an_encounter_end_to_end(live_server: LiveServer, page: An
     assert page.locator("#final-codes").inner_text() == "E11.22, I10, E78.00, N18.32"
     assert page.get_by_role("button", name="Accept", exact=False).count() == 0
     assert not page.locator("#finalize").is_visible()
+    assert "added by a coder" in _card(page, "N18.32").inner_text()
+    assert "added by a coder" not in _card(page, "I10").inner_text(), "a model code is not labelled as added"
 
     # the API shows the final codes ...
     with _api(live_server, "integration") as client:
@@ -410,3 +414,180 @@ def test_builtin_model_never_codes_a_negated_mention(builtin_server: LiveServer,
                 assert ev["end"] <= m["start"] or ev["start"] >= m["end"], (
                     f"{code['code']} takes its evidence from the negated mention {m['text']!r}"
                 )
+
+
+# -- the live code set, decision states, visible errors, stale tabs ---------------------------------------
+
+PROBLEM_NOTE = (
+    "ASSESSMENT AND PLAN: Urinary incontinence. Urge incontinence on exam. Essential hypertension.\n"
+    "PROCEDURE: Bladder resection.\n"
+)
+
+
+class ProblemCoder:
+    """Suggests an Excludes1 pair (R32 with N39.41), I10 and an incomplete ICD-10-PCS code (0TTB)."""
+
+    version = "ui-problem-coder-1"
+    code_set_version = "ICD-10-CM 2026"
+
+    def suggest(self, encounter: Encounter) -> Result:
+        text = encounter.documents[0].text
+        rules = [
+            ("ICD-10-CM", "R32", "Unspecified urinary incontinence", 0.72, "Urinary incontinence"),
+            ("ICD-10-CM", "N39.41", "Urge incontinence", 0.64, "Urge incontinence"),
+            ("ICD-10-CM", "I10", "Essential (primary) hypertension", 0.95, "Essential hypertension"),
+            ("ICD-10-PCS", "0TTB", "Resection of Bladder", 0.55, "Bladder resection"),
+        ]
+        codes = []
+        for system, code, title, confidence, phrase in rules:
+            start = text.find(phrase)
+            if start < 0:
+                continue
+            evidence = Evidence(document_id="d1", start=start, end=start + len(phrase), text=phrase)
+            codes.append(
+                CodeSuggestion(
+                    system=system,  # type: ignore[arg-type]
+                    code=code,
+                    description=title,
+                    confidence=confidence,
+                    evidence=[evidence],
+                )
+            )
+        return Result(
+            encounter_id=encounter.encounter_id,
+            model_version=self.version,
+            code_set_version=self.code_set_version,
+            codes=codes,
+            routing=Routing(decision="review", reasons=["forced_review"]),
+        )
+
+
+@pytest.fixture
+def problem_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
+    with serve(tmp_path, ProblemCoder()) as server:
+        yield server
+
+
+def _open_problem_item(page: Any, server: LiveServer, encounter_id: str) -> int:
+    with _api(server, "integration") as client:
+        response = client.post(
+            "/v1/encounters", params={"route": "review"}, json=encounter_payload(encounter_id, PROBLEM_NOTE)
+        )
+    assert response.status_code == 201, response.text
+    _sign_in(page, server)
+    page.get_by_role("button", name="Claim next item").click()
+    page.wait_for_url("**/ui/review/*")
+    _card(page, "R32").wait_for()
+    return int(page.url.rstrip("/").split("/")[-1])
+
+
+def _focused_card(page: Any) -> str | None:
+    return page.evaluate("() => document.activeElement?.closest('.code-card')?.dataset.code ?? null")
+
+
+def test_finalize_is_refused_until_each_problem_is_fixed_or_overridden(
+    problem_server: LiveServer, page: Any
+) -> None:
+    encounter_id = "enc-ui-problems"
+    item_id = _open_problem_item(page, problem_server, encounter_id)
+    page.set_viewport_size({"width": 1280, "height": 720})
+    assert "Excludes1" in _card(page, "R32").locator(".problem").inner_text()
+    assert "Excludes1" in _card(page, "N39.41").locator(".problem").inner_text()
+    assert "7 characters" in _card(page, "0TTB").locator(".problem").inner_text()
+    assert _card(page, "I10").locator(".problem").count() == 0
+    assert "67 y · female · outpatient" in page.locator("#enc-patient").inner_text()
+    assert page.locator("#enc-reasons").inner_text() == "forced review"
+
+    # keyboard only: accept the four codes; focus stays on the next card after each accept
+    _card(page, "R32").locator("button.code").focus()
+    for expected_next in ("N39.41", "I10", "0TTB"):
+        page.keyboard.press("a")
+        page.wait_for_function(
+            f"() => document.activeElement?.closest('.code-card')?.dataset.code === '{expected_next}'"
+        )
+    page.keyboard.press("a")
+    page.wait_for_selector('.code-card[data-code="0TTB"][data-status="accepted"]')
+    assert _focused_card(page) is not None, "focus stays on a card after an accept"
+
+    # decision states differ at a glance: edge colour and badge
+    page.keyboard.press("k")
+    page.keyboard.press("r")
+    page.get_by_label("Reason for rejecting I10").select_option("Not supported by the documentation")
+    _card(page, "I10").get_by_role("button", name="Reject", exact=True).click()
+    page.wait_for_selector('.code-card[data-code="I10"][data-status="rejected"]')
+    edge = "el => getComputedStyle(el).borderLeftColor"
+    badge = "el => getComputedStyle(el.querySelector('.decision')).backgroundColor"
+    assert _card(page, "R32").evaluate(edge) != _card(page, "I10").evaluate(edge)
+    assert _card(page, "R32").evaluate(badge) != _card(page, "I10").evaluate(badge)
+    assert "\u2713" in _card(page, "R32").locator(".decision").inner_text()
+    assert "\u2715" in _card(page, "I10").locator(".decision").inner_text()
+
+    # finalize: refused, each problem listed
+    page.locator("body").press("f")
+    problems = page.locator("#problems-box")
+    problems.locator("li").first.wait_for()
+    listed = problems.inner_text()
+    assert "R32 + N39.41" in listed and "0TTB" in listed
+    assert page.locator("#enc-status").inner_text() == "in review"
+    assert "Not finalized" in page.locator("#message").inner_text()
+    _screenshot(page, "encounter-problems-1280x720.png")
+    _check_accessibility(page)
+
+    # an incomplete code cannot be overridden: reject it; then override the Excludes1 pair with a reason
+    assert problems.locator('li[data-problem="incomplete_code:0TTB"] input').count() == 0
+    _card(page, "0TTB").get_by_role("button", name="Reject 0TTB").click()
+    page.get_by_label("Reason for rejecting 0TTB").select_option("Wrong specificity")
+    _card(page, "0TTB").get_by_role("button", name="Reject", exact=True).click()
+    page.wait_for_selector('.code-card[data-code="0TTB"][data-status="rejected"]')
+    assert "0TTB" not in problems.inner_text(), "the fixed problem leaves the list"
+    reason = problems.get_by_label("Reason to override")
+    reason.wait_for()
+    reason.fill("stress and urge components documented by urology")
+    problems.get_by_role("button", name="Finalize with these reasons").click()
+    page.locator("#final-codes").wait_for()
+    assert page.locator("#final-codes").inner_text() == "R32, N39.41"
+    assert page.evaluate("() => document.activeElement.id") == "final-box", "focus moves to the final banner"
+
+    with _api(problem_server, "admin") as client:
+        events = client.get("/v1/audit", params={"encounter_id": encounter_id, "limit": 500}).json()["events"]
+    final = next(e for e in events if e["action"] == "review.finalized")
+    assert [(o["key"], o["reason"]) for o in final["after"]["overrides"]] == [
+        ("excludes1:R32|N39.41", "stress and urge components documented by urology")
+    ]
+    with _api(problem_server, "coder") as client:
+        assert client.get(f"/v1/review/items/{item_id}").json()["status"] == "final"
+
+
+def test_errors_and_stale_tabs_are_shown_near_the_card(problem_server: LiveServer, page: Any) -> None:
+    _open_problem_item(page, problem_server, "enc-ui-stale")
+    url = page.url
+
+    # a 502 with an HTML body and an offline server read as plain sentences, in the message bar and the card
+    page.route(
+        "**/decisions", lambda route: route.fulfill(status=502, body="<html><h1>Bad Gateway</h1></html>")
+    )
+    _card(page, "I10").get_by_role("button", name="Accept I10").click()
+    page.locator("#message").filter(has_text="HTTP 502").wait_for()
+    assert "<html" not in page.locator("#message").inner_text()
+    assert "HTTP 502" in _card(page, "I10").locator(".card-msg").inner_text()
+    page.unroute("**/decisions")
+    page.route("**/decisions", lambda route: route.abort())
+    _card(page, "I10").get_by_role("button", name="Accept I10").click()
+    page.locator("#message").filter(has_text="Cannot reach the medcode server").wait_for()
+    page.unroute("**/decisions")
+
+    # a second tab decides R32; the first, stale, tab gets a conflict and a way to reload
+    other = page.context.new_page()
+    other.goto(url)
+    _card(other, "R32").get_by_role("button", name="Reject R32").click()
+    other.get_by_label("Reason for rejecting R32").select_option("Not supported by the documentation")
+    _card(other, "R32").get_by_role("button", name="Reject", exact=True).click()
+    other.wait_for_selector('.code-card[data-code="R32"][data-status="rejected"]')
+    other.close()
+
+    _card(page, "R32").get_by_role("button", name="Accept R32").click()
+    page.locator("#message").filter(has_text="changed since this page loaded").wait_for()
+    assert "changed since this page loaded" in _card(page, "R32").locator(".card-msg").inner_text()
+    page.get_by_role("button", name="Reload the item").click()
+    page.wait_for_selector('.code-card[data-code="R32"][data-status="rejected"]')
+    assert _card(page, "N39.41").locator(".problem").count() == 0, "the removed R32 clears N39.41's conflict"
