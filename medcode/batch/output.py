@@ -143,14 +143,14 @@ class BatchOutput:
 
 def _check_same_run(folder: Path, earlier: dict[str, Any], now: dict[str, Any]) -> None:
     for key, what in (
-        ("input", "the input (its files, sizes or times changed)"),
-        ("format", "the input format"),
-        ("shard_size", "--shard-size"),
-        ("model", "--model"),
+        ("input", "of another input (or the input changed since)"),
+        ("format", "of another input format"),
+        ("shard_size", "with another --shard-size"),
+        ("model", "with another --model"),
     ):
         if earlier.get(key) != now.get(key):
             raise InvalidInputError(
-                f"{folder} holds a run with another {what}: rerun with the same arguments, or use another --out"
+                f"{folder} holds a run {what}: rerun with the same input and arguments, or use another --out"
             )
 
 
