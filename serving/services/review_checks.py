@@ -212,13 +212,13 @@ def check_codes(
                         f"{parent} is the category of {child}: keep only the specific code",
                     )
                 )
-    for code in kept:
-        if code.system == "ICD-10-PCS" and len(normalize_key(code.code)) != 7:
+    for item in kept:
+        if item.system == "ICD-10-PCS" and len(normalize_key(item.code)) != 7:
             problems.append(
                 Problem(
                     "incomplete_code",
-                    (code.code,),
-                    f"{code.code} is an ICD-10-PCS table prefix ({len(normalize_key(code.code))} of 7 "
+                    (item.code,),
+                    f"{item.code} is an ICD-10-PCS table prefix ({len(normalize_key(item.code))} of 7 "
                     "characters): complete it",
                 )
             )
@@ -231,37 +231,37 @@ def check_codes(
             problems.append(Problem("age_sex", firing.codes, f"{', '.join(firing.codes)}: {firing.message}"))
 
     context = NoteContext(encounter=encounter, mentions=list(mentions)) if mentions is not None else None
-    for code in kept:
-        if not code.evidence:
+    for item in kept:
+        if not item.evidence:
             continue
-        title = _title(code)
+        title = _title(item)
         if context is not None and mentions is not None:
-            if context.evidence_all_absent(_suggestion(code), title) and "history" not in title.lower():
+            if context.evidence_all_absent(_suggestion(item), title) and "history" not in title.lower():
                 problems.append(
                     Problem(
                         "absent_evidence",
-                        (code.code,),
-                        f"{code.code} rests only on negated, family or hypothetical mentions",
+                        (item.code,),
+                        f"{item.code} rests only on negated, family or hypothetical mentions",
                     )
                 )
                 continue
             if not _HISTORY_TITLE.search(title) and _historical_only(
-                code.evidence, mentions, content_words(title)
+                item.evidence, mentions, content_words(title)
             ):
                 problems.append(
                     Problem(
                         "historical_evidence",
-                        (code.code,),
-                        f"{code.code} rests only on historical mentions: code a history (Z) code, or override",
+                        (item.code,),
+                        f"{item.code} rests only on historical mentions: code a history (Z) code, or override",
                     )
                 )
                 continue
-        if code.status != "accepted" and _measurement_only(code.evidence, encounter):
+        if item.status != "accepted" and _measurement_only(item.evidence, encounter):
             problems.append(
                 Problem(
                     "doubtful_evidence",
-                    (code.code,),
-                    f"the evidence of {code.code} is a label followed by a measurement (a value, not the "
+                    (item.code,),
+                    f"the evidence of {item.code} is a label followed by a measurement (a value, not the "
                     "condition?): check the note, then accept or reject it",
                 )
             )
