@@ -9,7 +9,7 @@ Settings are read at the edges (the `medcode` CLI, the app factory, benchmark sc
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +17,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from medcode.model.registry import Registry
+from medcode.model.rules.pipeline import RulesConfig
+from medcode.model.runtime import Runtime
 
 
 def _default_home() -> Path:
@@ -51,6 +53,9 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(30.0, alias="MEDCODE_MODEL_POLL_SECONDS")
     session_secret: str = Field("development-only-secret", alias="MEDCODE_SESSION_SECRET")
     log_level: str = Field("INFO", alias="MEDCODE_LOG_LEVEL")
+    auto_train: bool = Field(True, alias="MEDCODE_AUTO_TRAIN")
+    """On a `medcode serve` start with no champion and CodiEsp under MEDCODE_DATA_DIR, train the default
+    preset in the background and switch to it (MEDCODE_AUTO_TRAIN=off: serve the built-in model)."""
     # -- limits of the HTTP service (serving/) --
     max_documents: int = Field(50, ge=1, alias="MEDCODE_MAX_DOCUMENTS")
     """Documents per encounter (more: 413)."""
@@ -97,10 +102,20 @@ class Settings(BaseSettings):
         return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
+    def auto_train_dir(self) -> Path:
+        """The first-run training job's lock, status file and log."""
+        return self.home / "auto-train"
+
+    @property
+    def training_status_file(self) -> Path:
+        """The first-run training job's status (JSON, replaced atomically); /health reads it."""
+        return self.auto_train_dir / "status.json"
+
+    @property
     def mlflow_artifact_root(self) -> Path:
         return self.home / "mlartifacts"
 
-    @property
+    @cached_property
     def registry(self) -> Registry:
         """The MLflow model registry these settings name, for the library code that loads models."""
         return Registry(
@@ -108,7 +123,14 @@ class Settings(BaseSettings):
             cache_dir=self.cache_dir,
             model_name=self.registered_model_name,
             data_dir=self.data_dir,
+            builtin_rules=self.rules,
+            runtime=Runtime(precision=self.encoder_precision),
         )
+
+    @cached_property
+    def rules(self) -> RulesConfig:
+        """The coding-rules config a model trained (or the built-in model run) with these settings gets."""
+        return RulesConfig.read(self.rules_enabled, self.ncci_file)
 
 
 @lru_cache(maxsize=1)

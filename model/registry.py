@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medcode.data.errors import ModelNotFoundError
 from medcode.model.base import Coder
+from medcode.model.runtime import Runtime
 
 if TYPE_CHECKING:
     from medcode.model.rules.pipeline import RulesConfig
@@ -45,6 +46,8 @@ class Registry:
     """The datasets folder the built-in model reads (it is the fallback when nothing is registered)."""
     builtin_rules: RulesConfig | None = None
     """The coding-rules config of the built-in model, which has no pack to carry one (None: rules on)."""
+    runtime: Runtime = field(default_factory=Runtime)
+    """How this machine runs a loaded pack (device, encoder precision, threads): never which codes."""
 
     def load_model(self, ref: str = CHAMPION) -> Coder:
         """Load the model a reference names (see the module docstring)."""
@@ -59,7 +62,7 @@ class Registry:
         if path.exists():
             from medcode.model.pack import load_pack
 
-            return load_pack(path)
+            return load_pack(path, self.runtime)
         raise ModelNotFoundError(
             f"unknown model reference {ref!r}: expected 'builtin', 'champion', 'models:/NAME/VERSION', "
             "'models:/NAME@ALIAS' or a model pack folder"
@@ -155,7 +158,7 @@ class Registry:
     def _load_registered(self, ref: str) -> Coder:
         from medcode.model.pack import load_pack
 
-        return load_pack(self.download_pack(ref))
+        return load_pack(self.download_pack(ref), self.runtime)
 
 
 def _find_pack(folder: Path) -> Path | None:

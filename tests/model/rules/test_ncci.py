@@ -12,7 +12,7 @@ from medcode.data.icd10cm import ICD10CM
 from medcode.data.types import CodeSuggestion, Document, Encounter
 from medcode.model.rules import CodingRules
 from medcode.model.rules.ncci import read_ncci_file
-from medcode.settings import reset_settings
+from medcode.settings import Settings
 
 CMS_TAB = (
     "CPT codes and descriptions only are copyright American Medical Association.\n"
@@ -71,12 +71,8 @@ def test_settings_file_is_used_and_edits_apply(
     path = tmp_path / "ptp.txt"
     path.write_text(CMS_TAB, encoding="utf-8")
     monkeypatch.setenv("MEDCODE_NCCI_FILE", str(path))
-    reset_settings()
-    try:
-        rules = CodingRules(icd)
-    finally:
-        monkeypatch.delenv("MEDCODE_NCCI_FILE")
-        reset_settings()
+    config = Settings().rules
+    rules = CodingRules(icd, ncci_edits=config.ncci_edits)
     assert "ncci" in rules.rule_names
     encounter = Encounter(
         encounter_id="n", date="2026-02-01", documents=[Document(document_id="d1", text="x")]
