@@ -31,12 +31,14 @@ def base_url(app: FastAPI) -> Iterator[str]:
         yield url
 
 
-def _fill_queue(app: FastAPI, base_url: str, n: int) -> None:
+def _fill_queue(app: FastAPI, base_url: str, n: int) -> dict[str, str]:
+    """Submit n encounters to review; the submitting integration's headers (only it may resubmit them)."""
     headers = bearer(new_key(app, "integration"))
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
         for i in range(n):
             response = http.post("/v1/encounters", json=encounter_json(f"e{i:03d}", f"Diabetes, visit {i}."))
             assert response.status_code == 201, response.text
+    return headers
 
 
 def test_eight_coders_claim_fifty_items_without_overlap(app: FastAPI, base_url: str) -> None:
@@ -122,8 +124,7 @@ def test_an_expired_lease_returns_its_item(app: FastAPI, base_url: str, clock: F
 
 def test_resubmissions_racing_finalizations_stay_consistent(app: FastAPI, base_url: str) -> None:
     n = 10
-    _fill_queue(app, base_url, n)
-    integration = bearer(new_key(app, "integration"))
+    integration = _fill_queue(app, base_url, n)
     coders = [bearer(new_key(app, "coder", f"coder {i}")) for i in range(n)]
     with httpx.Client(base_url=base_url, timeout=60) as http:
         claims = {}
