@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 """Set to 0 before Ray is imported, a Ray cluster that this process starts binds to 127.0.0.1 only
-(Ray then treats the machine as a single-node cluster, as on a laptop)."""
+(Ray then treats the machine as a single-node cluster, as on a laptop). Ray reads it once, at import."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,11 @@ def _connect(options: RayOptions) -> tuple[Any, bool]:
     """Join the cluster at `options.address`, or start a local one on 127.0.0.1 with a CPU per actor (at
     least one per core). Returns the ray module and whether this call started the cluster."""
     if options.address is None:
+        if "ray" in sys.modules and os.environ.get(LOOPBACK_ONLY_ENV) != "0":
+            log.warning(
+                "Ray was imported before %s=0 was set: the local cluster may listen beyond 127.0.0.1",
+                LOOPBACK_ONLY_ENV,
+            )
         os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
     try:
         import ray
