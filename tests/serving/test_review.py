@@ -12,9 +12,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from medcode.serving.orm import DecisionRow
+from tests.fakes import Rule
 
-from . import fakes
-from .fakes import FakeClock, encounter_json
+from .fakes import FakeClock, FakeCoder, encounter_json
 
 Auth = Callable[[str], dict[str, str]]
 NOTE = "Type 2 diabetes. Asthma. Hypertension."
@@ -45,10 +45,13 @@ def note_mentions(small_pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("medcode.serving.ui.annotate._load_pipeline", lambda: small_pipeline)
 
 
-def _model_codes(monkeypatch: pytest.MonkeyPatch, **keywords: tuple[str, str, str, float]) -> None:
+def _model_codes(coder: FakeCoder, **keywords: tuple[str, str, str, float]) -> None:
     """Teach the fake coder more keyword -> code rules for one test."""
-    for keyword, rule in keywords.items():
-        monkeypatch.setitem(fakes.KEYWORDS, keyword.replace("_", " "), rule)
+    extra = [
+        Rule(keyword.replace("_", " "), code, confidence, system=system, description=title)
+        for keyword, (system, code, title, confidence) in keywords.items()
+    ]
+    coder.rules = (*coder.rules, *extra)
 
 
 def _submit(client: TestClient, auth: Auth, encounter_id: str, text_: str = NOTE) -> dict:
@@ -379,10 +382,10 @@ INCONTINENCE = ("ICD-10-CM", "R32", "Unspecified urinary incontinence", 0.7)
 
 
 def test_an_excludes1_pair_shows_on_both_cards_and_clears_when_one_goes(
-    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, as_role: Auth, coder: FakeCoder
 ) -> None:
     text_ = "Urinary incontinence. Urge incontinence on exam."
-    _model_codes(monkeypatch, urinary_incontinence=INCONTINENCE)
+    _model_codes(coder, urinary_incontinence=INCONTINENCE)
     _submit(client, as_role, "e1", text_)
     coder = as_role("coder")
     item = _claim(client, coder)["item_id"]
@@ -413,10 +416,10 @@ def test_an_excludes1_pair_shows_on_both_cards_and_clears_when_one_goes(
 
 
 def test_an_excludes1_pair_is_final_only_with_an_audited_reason(
-    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, as_role: Auth, coder: FakeCoder
 ) -> None:
     text_ = "Urinary incontinence. Urge incontinence on exam."
-    _model_codes(monkeypatch, urinary_incontinence=INCONTINENCE)
+    _model_codes(coder, urinary_incontinence=INCONTINENCE)
     _submit(client, as_role, "e1", text_)
     coder = as_role("coder")
     item = _claim(client, coder)["item_id"]
@@ -442,10 +445,8 @@ def test_an_excludes1_pair_is_final_only_with_an_audited_reason(
     ]
 
 
-def test_an_incomplete_pcs_code_is_never_final(
-    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _model_codes(monkeypatch, cystectomy=("ICD-10-PCS", "0TTB", "Resection of Bladder", 0.8))
+def test_an_incomplete_pcs_code_is_never_final(client: TestClient, as_role: Auth, coder: FakeCoder) -> None:
+    _model_codes(coder, cystectomy=("ICD-10-PCS", "0TTB", "Resection of Bladder", 0.8))
     _submit(client, as_role, "e1", "Hypertension. Cystectomy performed.")
     coder = as_role("coder")
     item = _claim(client, coder)["item_id"]
@@ -464,12 +465,10 @@ def test_an_incomplete_pcs_code_is_never_final(
 
 
 def test_a_header_beside_its_own_child_must_be_fixed(
-    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, as_role: Auth, coder: FakeCoder
 ) -> None:
     text_ = "Corneal neovascularization, deep, both eyes."
-    _model_codes(
-        monkeypatch, corneal_neovascularization=("ICD-10-CM", "H16.4", "Corneal neovascularization", 0.6)
-    )
+    _model_codes(coder, corneal_neovascularization=("ICD-10-CM", "H16.4", "Corneal neovascularization", 0.6))
     _submit(client, as_role, "e1", text_)
     coder = as_role("coder")
     item = _claim(client, coder)["item_id"]
@@ -488,12 +487,8 @@ def test_a_header_beside_its_own_child_must_be_fixed(
     assert final.status_code == 200 and [c["code"] for c in final.json()["final_codes"]] == ["H16.443"]
 
 
-def test_an_age_sex_edit_needs_a_reason(
-    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _model_codes(
-        monkeypatch, prostatic_hyperplasia=("ICD-10-CM", "N40.0", "Benign prostatic hyperplasia", 0.8)
-    )
+def test_an_age_sex_edit_needs_a_reason(client: TestClient, as_role: Auth, coder: FakeCoder) -> None:
+    _model_codes(coder, prostatic_hyperplasia=("ICD-10-CM", "N40.0", "Benign prostatic hyperplasia", 0.8))
     _submit(client, as_role, "e1", "Prostatic hyperplasia.")  # the fake's patient is a 67-year-old woman
     coder = as_role("coder")
     item = _claim(client, coder)["item_id"]
@@ -526,11 +521,9 @@ def test_codes_resting_on_absent_or_historical_evidence_are_flagged(
 
 
 def test_evidence_that_is_a_measurement_needs_an_explicit_accept(
-    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, as_role: Auth, coder: FakeCoder
 ) -> None:
-    _model_codes(
-        monkeypatch, tuberculosis=("ICD-10-CM", "A15.9", "Respiratory tuberculosis unspecified", 0.85)
-    )
+    _model_codes(coder, tuberculosis=("ICD-10-CM", "A15.9", "Respiratory tuberculosis unspecified", 0.85))
     _submit(client, as_role, "e1", "Hypertension.\nTuberculosis: 140/100\n")
     coder = as_role("coder")
     item = _claim(client, coder)["item_id"]
@@ -565,10 +558,8 @@ def test_a_stale_tab_cannot_overwrite_a_decision(client: TestClient, as_role: Au
     assert _finalize(client, coder, item, expected_version=other.json()["version"]).status_code == 200
 
 
-def test_candidates_carry_the_billable_flag(
-    client: TestClient, as_role: Auth, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _model_codes(monkeypatch, cystectomy=("ICD-10-PCS", "0TTB", "Resection of Bladder", 0.8))
+def test_candidates_carry_the_billable_flag(client: TestClient, as_role: Auth, coder: FakeCoder) -> None:
+    _model_codes(coder, cystectomy=("ICD-10-PCS", "0TTB", "Resection of Bladder", 0.8))
     _submit(client, as_role, "e1", "Diabetes. No cystectomy.")
     coder = as_role("coder")
     item = _claim(client, coder)["item_id"]
