@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from medcode.serving.errors import GatewayTimeout, ServiceUnavailable
 
@@ -140,7 +140,7 @@ class SuggestionSlots:
             ) from None
 
 
-def _consume(future: asyncio.Future[object]) -> None:
+def _consume(future: asyncio.Future[Any]) -> None:
     """Retrieve an abandoned suggestion's error quietly (its message may quote note text)."""
     if not future.cancelled():
         future.exception()
