@@ -34,7 +34,13 @@ from medcode.serving.auth import SYSTEM_PRINCIPAL, Principal
 from medcode.serving.db import Database
 from medcode.serving.errors import ServiceError
 from medcode.serving.feedback import export_feedback
-from medcode.serving.schemas.review import DecisionCreate, EvidenceCreate, ReviewItemPublic
+from medcode.serving.schemas.review import (
+    DecisionCreate,
+    EvidenceCreate,
+    FinalizeCreate,
+    OverrideCreate,
+    ReviewItemPublic,
+)
 from medcode.serving.services import encounters as encounter_service
 from medcode.serving.services import keys as key_service
 from medcode.serving.services import review as review_service
@@ -92,6 +98,8 @@ class ReviewStats:
     added: int = 0
     refused: int = 0
     """Decisions the service refused (codes it does not know)."""
+    unfinalizable: int = 0
+    """Codes the coding rules would not let be final (rejected before finalizing)."""
     evidence: Counter[str] = field(default_factory=Counter)
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +109,7 @@ class ReviewStats:
             "replaced": self.replaced,
             "added": self.added,
             "refused": self.refused,
+            "unfinalizable": self.unfinalizable,
             "added_evidence": dict(self.evidence),
         }
 
@@ -295,13 +304,35 @@ class ReviewDesk:
             with self.database.sessions() as session:
                 item = review_service.get_item(session, claim.item_id)
             self._apply(item, human.plan(item), human.stats)
-            with self.database.sessions() as session:
-                review_service.finalize(session, claim.item_id, self.coder, now=self.clock())
+            self._finalize(claim.item_id, human.stats)
             done += 1
             bar.update()
         bar.close()
         self.reviewed += done
         return done
+
+    def _finalize(self, item_id: int, stats: ReviewStats) -> None:
+        """Finalize; when the coding rules block it (a gold code the service cannot take as final, such as
+        a 4-character PCS table prefix), reject the codes each problem names, as a coder who cannot fix
+        them from the note would, and finalize again; what still blocks is overridden with a reason."""
+        try:
+            with self.database.sessions() as session:
+                review_service.finalize(session, item_id, self.coder, now=self.clock())
+            return
+        except review_service.FinalizeBlocked as blocked:
+            problems = blocked.problems
+        with self.database.sessions() as session:
+            systems = {c.code: c.system for c in review_service.get_item(session, item_id).codes}
+        for code in dict.fromkeys(c for problem in problems for c in problem.codes if c in systems):
+            reject = _decision("reject", code, systems[code], reason="cannot be made valid from the note")
+            if self._send(item_id, reject):
+                stats.rejected += 1
+                stats.unfinalizable += 1
+        request = FinalizeCreate(
+            accept_undecided=True, override=OverrideCreate(reason="simulated coder: accepted as coded")
+        )
+        with self.database.sessions() as session:
+            review_service.finalize(session, item_id, self.coder, now=self.clock(), request=request)
 
     def _apply(self, item: ReviewItemPublic, plan: Plan, stats: ReviewStats) -> None:
         for index, decision in enumerate(plan.decisions):
