@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from medcode.settings import Settings
 from medcode.training.options import TrainingOptions, add_training_options
+from medcode.training.presets import FitEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.set_defaults(func=run_train)
 
 
+def fit_environment(settings: Settings) -> FitEnvironment:
+    """What the settings supply to every fit: the datasets folder as code-knowledge fallback, the coding-rules
+    config the model will carry, and the cache folder for lexicons and code vectors."""
+    return FitEnvironment(
+        knowledge_fallback=settings.data_dir, rules=settings.rules, cache_dir=settings.cache_dir
+    )
+
+
 def run_train(args: argparse.Namespace) -> int:
     from medcode.evaluation.tracking import Tracker
     from medcode.settings import get_settings
@@ -44,7 +54,7 @@ def run_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medcode-train-") as tmp:
         outcome = train_and_register(
-            options, Path(tmp), tracker=tracker, out=args.out, knowledge_fallback=settings.data_dir
+            options, Path(tmp), tracker=tracker, out=args.out, environment=fit_environment(settings)
         )
     outcome["seconds"] = round(time.perf_counter() - started, 1)
     _print(outcome, args.format)

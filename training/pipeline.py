@@ -16,7 +16,7 @@ from medcode.data.types import Encounter
 from medcode.evaluation.tracking import Tracker
 from medcode.model.base import Coder
 from medcode.training.options import TrainingOptions
-from medcode.training.presets import EvidenceSpans, FitJob, fit_model, tqdm_progress
+from medcode.training.presets import EvidenceSpans, FitEnvironment, FitJob, fit_model, tqdm_progress
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def train_and_register(
     *,
     tracker: Tracker | None,
     out: Path | None = None,
-    knowledge_fallback: Path | None = None,
+    environment: FitEnvironment | None = None,
 ) -> dict[str, Any]:
     """Fit, evaluate, save (to `out` when given) and, with a tracker, log, register and gate."""
     from medcode.training.default import training_fingerprint
@@ -120,7 +120,7 @@ def train_and_register(
         evidence=training_evidence(options, train),
         dataset=f"{options.dataset}:{options.train_split}",
         progress=tqdm_progress,
-        knowledge_fallback=knowledge_fallback,
+        environment=environment or FitEnvironment(),
     )
     coder = fit_model(options, job)
     train_seconds = time.perf_counter() - started

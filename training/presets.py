@@ -82,6 +82,18 @@ class PreparedCache:
                 bar.update(len(part))
 
 
+@dataclass(frozen=True)
+class FitEnvironment:
+    """What the machine a fit runs on supplies, resolved at the edge from the settings and passed down."""
+
+    knowledge_fallback: Path | None = None
+    """Code-knowledge folder when the options name none and none lies beside the data (MEDCODE_DATA_DIR)."""
+    rules: RulesConfig | None = None
+    """The coding-rules config the fitted model carries (MEDCODE_RULES, MEDCODE_NCCI_FILE; None: rules on)."""
+    cache_dir: Path | None = None
+    """Where compiled lexicons and code vectors are kept between fits (None: built anew)."""
+
+
 @dataclass
 class FitJob:
     """What one fit is given besides the options: the training encounters and what helps fit them."""
@@ -95,12 +107,7 @@ class FitJob:
     progress: Progress = no_progress
     notes: PreparedCache | None = None
     """Notes already read with shared default-preset resources (None: the fit reads them)."""
-    knowledge_fallback: Path | None = None
-    """Code-knowledge folder when the options name none and none lies beside the data (MEDCODE_DATA_DIR)."""
-    rules: RulesConfig | None = None
-    """The coding-rules config the fitted model carries (MEDCODE_RULES, MEDCODE_NCCI_FILE; None: rules on)."""
-    cache_dir: Path | None = None
-    """Where compiled lexicons and code vectors are kept between fits (None: built anew)."""
+    environment: FitEnvironment = field(default_factory=FitEnvironment)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -117,17 +124,18 @@ def default_config(options: TrainingOptions) -> DefaultConfig:
 
 
 def shared_notes(
-    options: TrainingOptions, train: Sequence[Encounter], knowledge_fallback: Path | None = None
+    options: TrainingOptions, train: Sequence[Encounter], environment: FitEnvironment | None = None
 ) -> PreparedCache | None:
     """Default-preset resources (code knowledge, indexes, encoder) built once for `train`'s codes, with an
     empty note cache, for fits that share them (`FitJob.notes`); None when the preset reads no notes."""
     if not preset_fit_of(options.preset).reads_notes:
         return None
     from medcode.model.catalog import knowledge_from
-    from medcode.model.text.pipeline import full_pipeline
+    from medcode.model.text.sources import full_pipeline
     from medcode.model.trained.coder import CodeResources
 
-    root = options.knowledge_root(knowledge_fallback)
+    environment = environment or FitEnvironment()
+    root = options.knowledge_root(environment.knowledge_fallback)
     resources = CodeResources(
         knowledge_from(root),
         default_config(options),
@@ -141,7 +149,9 @@ def _fit_builtin(options: TrainingOptions, job: FitJob) -> Coder:
     from medcode.model.builtin import BuiltinCoder
 
     return BuiltinCoder(
-        data_dir=options.knowledge_root(job.knowledge_fallback), cache_dir=job.cache_dir, rules=job.rules
+        data_dir=options.knowledge_root(job.environment.knowledge_fallback),
+        cache_dir=job.environment.cache_dir,
+        rules=job.environment.rules,
     )
 
 
@@ -154,8 +164,8 @@ def _fit_default(options: TrainingOptions, job: FitJob) -> Coder:
         "progress": job.progress,
         "dataset": job.dataset,
         "evidence": job.evidence or None,
-        "rules": job.rules,
-        "cache_dir": job.cache_dir,
+        "rules": job.environment.rules,
+        "cache_dir": job.environment.cache_dir,
     }
     if job.notes is not None:
         coder, _ = fit_default(
@@ -170,17 +180,21 @@ def _fit_default(options: TrainingOptions, job: FitJob) -> Coder:
         return coder
     from medcode.model.catalog import knowledge_from
 
-    root = options.knowledge_root(job.knowledge_fallback)
+    root = options.knowledge_root(job.environment.knowledge_fallback)
     coder, _ = fit_default(job.train, knowledge_from(root), config, lexicon_dir=root, **common)
     return coder
 
 
 def _fit_transformer(options: TrainingOptions, job: FitJob) -> Coder:
+    from medcode.data.codesystems import load_code_sets
     from medcode.model.transformer import TransformerConfig
     from medcode.training.transformer_train import train_transformer
 
     config = TransformerConfig.default_for(options.device)
-    coder: Coder = train_transformer(list(job.train), list(job.validation), config, options.device)
+    code_sets = load_code_sets(options.knowledge_root(job.environment.knowledge_fallback))
+    coder: Coder = train_transformer(
+        list(job.train), list(job.validation), config, options.device, code_sets=code_sets
+    )
     return coder
 
 

@@ -38,6 +38,7 @@ from medcode.model.base import Coder
 from medcode.model.registry import Registry
 from medcode.training.feedback import EvaluationGuard, TrainingSet, merge_feedback
 from medcode.training.options import TrainingOptions
+from medcode.training.presets import FitEnvironment
 from medcode.training.promotion import PromotionDecision
 
 log = logging.getLogger(__name__)
@@ -461,7 +462,7 @@ def dumps(outcome: RetrainOutcome) -> str:
 # -- fitting a preset from a training set -------------------------------------------------------------------
 
 
-def preset_fit(options: TrainingOptions, *, knowledge_fallback: Path | None = None) -> Fit:
+def preset_fit(options: TrainingOptions, *, environment: FitEnvironment | None = None) -> Fit:
     """A Fit for `medcode retrain`: `options.preset` fitted on the merged set through the one fit path
     (`training.presets.fit_model`), with the feedback's evidence spans."""
     from medcode.training.presets import FitJob, fit_model, tqdm_progress
@@ -472,7 +473,7 @@ def preset_fit(options: TrainingOptions, *, knowledge_fallback: Path | None = No
             evidence=training.evidence or None,
             dataset=f"{options.dataset}:{options.train_split}+feedback",
             progress=tqdm_progress,
-            knowledge_fallback=knowledge_fallback,
+            environment=environment or FitEnvironment(),
         )
         return fit_model(options, job)
 

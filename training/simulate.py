@@ -43,6 +43,7 @@ from medcode.training.active import priority_of
 from medcode.training.feedback import TrainingSet
 from medcode.training.options import TrainingOptions
 from medcode.training.presets import (
+    FitEnvironment,
     FitJob,
     PreparedCache,
     fit_model,
@@ -131,8 +132,8 @@ class SimulationConfig:
     threads: int | None = 1
     """OpenMP/BLAS threads (1: the ranker's per-note predictions stall under contention with more)."""
     progress: bool = True
-    knowledge_fallback: Path | None = None
-    """Code-knowledge folder when the options name none and none lies beside the data (MEDCODE_DATA_DIR)."""
+    environment: FitEnvironment = field(default_factory=FitEnvironment)
+    """Code-knowledge fallback, rules config and cache folder, resolved from the settings at the edge."""
 
     def __post_init__(self) -> None:
         if not self.arms:
@@ -261,7 +262,7 @@ class MemoFit:
                 dataset=f"{options.dataset}:{options.train_split}+feedback",
                 progress=tqdm_progress if self.config.progress else no_progress,
                 notes=self.notes,
-                knowledge_fallback=self.config.knowledge_fallback,
+                environment=self.config.environment,
             )
             self._fitted[key] = fit_model(options, job)
         return self._fitted[key]
@@ -359,7 +360,7 @@ def _simulate(config: SimulationConfig, desks: DeskFactory, tracker: Tracker | N
         len(batches),
         len(frozen.encounters),
     )
-    notes = shared_notes(options, initial, config.knowledge_fallback)
+    notes = shared_notes(options, initial, config.environment)
     if notes is not None:
         notes.warm(frozen.encounters, "reading evaluation notes", config.progress)
         notes.warm(train, "reading training notes", config.progress)

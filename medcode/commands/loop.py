@@ -17,6 +17,7 @@ from typing import Any
 
 from medcode.data.errors import InvalidInputError
 from medcode.model import presets
+from medcode.training.cli import fit_environment
 from medcode.training.options import TrainingOptions, add_training_options
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def run_retrain(args: argparse.Namespace) -> int:
         base,
         feedback,
         frozen,
-        preset_fit(options, knowledge_fallback=settings.data_dir),
+        preset_fit(options, environment=fit_environment(settings)),
         config,
         champion=settings.registry,
         tracker=Tracker.from_settings(LOOP_EXPERIMENT, settings) if options.mlflow else None,
@@ -211,7 +212,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         use_evidence=not args.no_evidence,
         out=out,
         n_resamples=args.resamples,
-        knowledge_fallback=settings.data_dir,
+        environment=fit_environment(settings),
     )
     tracker = Tracker.from_settings(LOOP_EXPERIMENT, settings) if options.mlflow else None
     with tempfile.TemporaryDirectory(prefix="medcode-simulation-") as tmp:
