@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "medcode.training.cli",
     "medcode.commands.loop",
     "medcode.evaluation.cli",
+    "medcode.commands.serve",
     "medcode.serving.cli",
     "medcode.batch.cli",
 )

@@ -1,9 +1,11 @@
 """The FastAPI app factory.
 
 `create_app()` connects the database and runs its migrations, and installs the routers, the error
-handlers and the request middleware. The model loads once, in the app's startup (or on first use when the
-app runs without its lifespan), into a `ModelHolder` that an admin reload or the registry poller can
-swap without a restart.
+handlers and the request middleware. The model loads once, in a background thread started by the app's
+startup (or on first use when the app runs without its lifespan), into a `ModelHolder` that an admin
+reload or the registry poller can swap without a restart. The server answers from the start: /health
+says "loading" (503) and suggestions answer 503 with Retry-After until the model is ready; startup waits
+only `ready_wait_seconds` for a model that loads quickly.
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ def create_app(
     version_probe: VersionProbe | None = None,
     clock: Callable[[], datetime] | None = None,
     priority_fn: PriorityFn | None = None,
+    ready_wait_seconds: float = 2.0,
 ) -> FastAPI:
-    """The medcode API. `coder` skips model loading (tests); `loader`/`version_probe` replace the registry's."""
+    """The medcode API. `coder` skips model loading (tests); `loader`/`version_probe` replace the registry's;
+    startup waits at most `ready_wait_seconds` for the model before it accepts requests."""
     settings = settings or get_settings()
     database = Database.connect(settings.resolved_database_url)
     holder = ModelHolder(
@@ -60,11 +64,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(holder.ensure_loaded)
-        logger.info("serving model %s (%s)", holder.coder.version, holder.coder.code_set_version)
-        if coder is None and loader is None:
-            await asyncio.to_thread(_warm_code_sets)
-            threading.Thread(target=_warm_code_search, name="medcode-search-warm-up", daemon=True).start()
+        def loaded(model: Coder) -> None:
+            logger.info("serving model %s (%s)", model.version, model.code_set_version)
+            if coder is None and loader is None:
+                _warm_code_sets()
+                threading.Thread(target=_warm_code_search, name="medcode-search-warm-up", daemon=True).start()
+
+        if holder.loaded:
+            loaded(holder.coder)
+        else:
+            loading = holder.load_in_background(then=loaded)
+            await asyncio.to_thread(loading.join, ready_wait_seconds)
+            if loading.is_alive():
+                logger.info("model %r still loading: /health says so until it is ready", holder.ref)
         poller = asyncio.create_task(holder.poll_forever(settings.model_poll_seconds)) if poll else None
         try:
             yield

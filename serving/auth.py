@@ -14,16 +14,16 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, get_args
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from medcode.data.errors import InvalidInputError
 from medcode.serving.orm import ApiKey, UiSessionRow, utcnow
+from medcode.serving.roles import ROLES as ROLES  # re-exported: routers and tests import them from here
+from medcode.serving.roles import Role as Role
 
-Role = Literal["coder", "integration", "scientist", "admin"]
-ROLES: tuple[str, ...] = get_args(Role)
 KEY_PREFIX = "mck"
 
 

@@ -1,43 +1,24 @@
-"""`medcode serve` and `medcode keys create|list|revoke`."""
+"""`medcode keys create|list|revoke` (`medcode serve` lives in medcode/commands/serve.py).
+
+Imports stay light here: this module is loaded whenever `medcode` starts."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medcode.data.errors import InvalidInputError
-from medcode.serving.auth import ROLES, SYSTEM_PRINCIPAL
-from medcode.settings import Settings, get_settings
+from medcode.serving.roles import ROLES
+
+if TYPE_CHECKING:
+    from medcode.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
-    serve = subparsers.add_parser(
-        "serve",
-        help="run the API and the coder UI",
-        description="Run the medcode API (OpenAPI at /docs) and the coder UI (/ui) with uvicorn.",
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    _add_db_option(serve)
-    serve.add_argument(
-        "--model",
-        metavar="REF",
-        help="model: champion (default), builtin, models:/NAME@alias or a pack folder",
-    )
-    serve.add_argument("--log-level", default=None, help="log level (default: MEDCODE_LOG_LEVEL or INFO)")
-    serve.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="server processes, each with its own copy of the model (default 1; >1 suits PostgreSQL)",
-    )
-    serve.set_defaults(func=_serve)
-
     keys = subparsers.add_parser(
         "keys", help="manage API keys", description="Create, list and revoke API keys (stored hashed)."
     )
@@ -70,7 +51,10 @@ def _missing_action(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def serving_settings(args: argparse.Namespace) -> Settings:
+    """The settings with the command line's --db and --model applied."""
+    from medcode.settings import get_settings
+
     settings = get_settings()
     updates: dict[str, Any] = {}
     if getattr(args, "db", None):
@@ -80,48 +64,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings.model_copy(update=updates) if updates else settings
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from medcode.serving.app import create_app
-
-    settings = _settings(args)
-    level = (args.log_level or settings.log_level).upper()
-    logging.getLogger().setLevel(level)
-    logging.getLogger("serving").setLevel(level)
-    from medcode.serving.db import Database
-    from medcode.serving.services import keys
-
-    database = open_database(Database.connect, settings.resolved_database_url)
-    with database.sessions() as session:
-        has_keys = bool(keys.all_keys(session))
-    database.dispose()
-    if not has_keys:
-        print("no API keys yet: create one with `medcode keys create --role admin`", file=sys.stderr)
-    print(f"medcode serving on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
-    if args.workers > 1:
-        # Worker processes build the app themselves from the environment: pass the overrides on.
-        os.environ["MEDCODE_DATABASE_URL"] = settings.resolved_database_url
-        os.environ["MEDCODE_MODEL"] = settings.model_ref
-        uvicorn.run(
-            "medcode.serving.app:create_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level=level.lower(),
-            access_log=False,
-        )
-        return 0
-    app = create_app(settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=level.lower(), access_log=False)
-    return 0
-
-
 def _database(args: argparse.Namespace) -> Any:
     from medcode.serving.db import Database
 
-    return open_database(Database.connect, _settings(args).resolved_database_url)
+    return open_database(Database.connect, serving_settings(args).resolved_database_url)
 
 
 def open_database(connect: Any, url: str) -> Any:
@@ -137,6 +83,7 @@ def open_database(connect: Any, url: str) -> Any:
 
 
 def _keys_create(args: argparse.Namespace) -> int:
+    from medcode.serving.auth import SYSTEM_PRINCIPAL
     from medcode.serving.services import keys
 
     database = _database(args)
@@ -171,6 +118,7 @@ def _keys_list(args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
+    from medcode.serving.auth import SYSTEM_PRINCIPAL
     from medcode.serving.errors import NotFound
     from medcode.serving.services import keys
 

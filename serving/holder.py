@@ -5,6 +5,10 @@ atomically; `reload()` loads the configured reference again and keeps the old mo
 `poll_once()` asks a cheap *version probe* (e.g. which registry version the `champion` alias points at)
 and reloads only when the answer changes. `poll_forever()` runs that every `interval` seconds in the
 app's lifespan. In-flight requests keep the model object they started with.
+
+`load_in_background()` (the app's startup) loads in a thread: until it ends, `coder` raises `ModelNotReady`
+(503 with Retry-After) instead of making requests wait, and `state` says "loading"; a failed load leaves
+`state` "failed" with the reason in `load_error` until a reload or a new champion succeeds.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from medcode.model.base import Coder
+from medcode.serving.errors import ServiceUnavailable
 from medcode.serving.orm import utcnow
 
 logger = logging.getLogger(__name__)
@@ -25,6 +30,13 @@ Loader = Callable[[str], Coder]
 WarmUp = Callable[[Coder], None]
 VersionProbe = Callable[[str], str | None]
 """ref -> an identifier that changes when the model behind `ref` changes (None: unknown)."""
+LOADING_RETRY_SECONDS = 5
+
+
+class ModelNotReady(ServiceUnavailable):
+    """The model is still loading (or failed to load): 503 with Retry-After, never a wait."""
+
+    code = "model_loading"
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,9 @@ class ModelHolder:
         self._lock = threading.RLock()
         self._reload_lock = threading.Lock()
         self._last_probe: str | None = None
+        self._loading = False
+        self.load_error: str | None = None
+        """Why the last background load failed (None after a success)."""
         self.loaded_at: datetime | None = utcnow() if coder is not None else None
 
     @property
@@ -103,18 +118,61 @@ class ModelHolder:
         return self._coder is not None
 
     @property
+    def state(self) -> str:
+        """ready, loading (a background load is running), failed (it failed), or unloaded."""
+        if self._coder is not None:
+            return "ready"
+        if self._loading:
+            return "loading"
+        return "failed" if self.load_error is not None else "unloaded"
+
+    @property
     def coder(self) -> Coder:
+        """The model; loaded now on first use, unless a background load runs or failed (ModelNotReady)."""
         coder = self._coder
         if coder is not None:
             return coder
+        if self._loading:
+            raise ModelNotReady(
+                "the model is still loading; retry shortly",
+                headers={"Retry-After": str(LOADING_RETRY_SECONDS)},
+            )
+        if self.load_error is not None:
+            raise ModelNotReady(
+                "the model failed to load; an admin reload or a new champion retries",
+                code="model_unavailable",
+                headers={"Retry-After": "60"},
+            )
+        return self.ensure_loaded()
+
+    def ensure_loaded(self) -> Coder:
+        """Load now (waiting for a load in progress) and return the model."""
         with self._lock:
             if self._coder is None:
                 self._install(self._load())
             assert self._coder is not None
             return self._coder
 
-    def ensure_loaded(self) -> Coder:
-        return self.coder
+    def load_in_background(self, then: Callable[[Coder], None] | None = None) -> threading.Thread:
+        """Load in a daemon thread, then call `then(coder)`; meanwhile requests get ModelNotReady."""
+        self._loading = True
+
+        def run() -> None:
+            try:
+                coder = self.ensure_loaded()
+            except Exception as exc:
+                self.load_error = f"{type(exc).__name__}: {exc}"[:500]
+                logger.error("model %r failed to load (%s)", self.ref, type(exc).__name__)
+                return
+            finally:
+                self._loading = False
+            self.load_error = None
+            if then is not None:
+                then(coder)
+
+        thread = threading.Thread(target=run, name="medcode-model-load", daemon=True)
+        thread.start()
+        return thread
 
     def swap(self, new_coder: Coder) -> Coder | None:
         """Serve `new_coder` from now on; returns the previous model."""
@@ -133,6 +191,7 @@ class ModelHolder:
                 new = self._load()
             except Exception as exc:
                 if self._coder is None:
+                    self.load_error = f"{type(exc).__name__}: {exc}"[:500]
                     raise
                 logger.error(
                     "model reload of %r failed (%s); keeping %s", self.ref, type(exc).__name__, previous
@@ -140,12 +199,16 @@ class ModelHolder:
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 return ReloadOutcome(False, self._coder.version, previous, error, utcnow())
             self.swap(new)
+            self.load_error = None
             if probe is not None:
                 self._last_probe = probe
             return ReloadOutcome(True, new.version, previous, None, utcnow())
 
     def poll_once(self) -> ReloadOutcome | None:
-        """Reload when the probe's answer differs from the one seen at the last load; else None."""
+        """Reload when the probe's answer differs from the one seen at the last load; else None (also while
+        the first load runs)."""
+        if self._loading:
+            return None
         probe = self._safe_probe()
         if probe is None or probe == self._last_probe:
             return None

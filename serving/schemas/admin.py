@@ -1,4 +1,4 @@
-"""Admin schemas: API keys and model reloads."""
+"""Admin schemas: API keys, model reloads and health."""
 
 from __future__ import annotations
 
@@ -42,11 +42,33 @@ class ModelReloadPublic(BaseModel):
     error: str | None = None
 
 
+class TrainingStatusPublic(BaseModel):
+    """The first-run background training of the default model (its status file under MEDCODE_HOME)."""
+
+    state: str
+    """running, succeeded, failed, interrupted (stopped, or its process is gone), or unavailable (no data)."""
+    step: str | None = None
+    """The training's latest progress line, the outcome, or why nothing trains."""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    pid: int | None = None
+    model_version: str | None = None
+    """The model it trained (when it succeeded)."""
+    promoted: bool | None = None
+    """Whether the promotion gate made it the champion (the service then switches to it)."""
+    error: str | None = None
+
+
 class HealthPublic(BaseModel):
     status: str
-    """ok, or degraded when the database does not answer."""
+    """ok; loading while the model loads (503); degraded when the database does not answer or the model
+    failed to load (503)."""
     db: str
     model_version: str | None
     code_set_version: str | None
     model_ref: str
     model_loaded_at: datetime | None = None
+    model_state: str = "ready"
+    """ready, loading, failed or unloaded (loads on first use)."""
+    training: TrainingStatusPublic | None = None
+    """The first-run background training, when a start has run one (or said why it could not)."""

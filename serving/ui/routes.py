@@ -23,6 +23,7 @@ from medcode.serving.deps import ItemId, Reviewer, SessionDep, client_of, record
 from medcode.serving.errors import Forbidden, NotFound
 from medcode.serving.limits import retry_after_header
 from medcode.serving.orm import EncounterRow, RevisionRow
+from medcode.serving.routers.health import training_status_of
 from medcode.serving.schemas.common import READ_ERRORS
 from medcode.serving.services import audit
 from medcode.serving.services import review as review_service
@@ -94,6 +95,7 @@ def static_url(name: str) -> str:
 
 
 templates.env.globals["static_url"] = static_url
+templates.env.globals["training_status"] = training_status_of  # the header's background-training banner
 
 
 def safe_next(target: str | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -25,6 +26,10 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
     app = create_app(make_settings(url, model_ref="builtin"))  # the default loader: model.registry
     key = bearer(new_key(app, "integration"))
     with TestClient(app) as test_client:
+        deadline = time.monotonic() + 300
+        while test_client.get("/health").json()["status"] == "loading":  # the model loads in the background
+            assert time.monotonic() < deadline, "the built-in model did not load"
+            time.sleep(0.1)
         yield test_client, key
     app.state.db.dispose()
 

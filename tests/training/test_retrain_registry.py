@@ -106,6 +106,7 @@ def _key(app: Any, role: str) -> dict[str, str]:
 
 
 def _serving(client: TestClient) -> str:
+    _wait_for(lambda: client.get("/health").json()["status"] != "loading", 300)  # loads in the background
     return str(client.get("/health").json()["model_version"])
 
 

@@ -1,0 +1,89 @@
+"""`medcode serve`: the API and the coder UI, and on a first start the background training of the default model.
+
+Serving imports only data and model, so the first-run training job (medcode.first_run) is started here, in
+the composition layer, beside the server; the app reads the job's status file for /health and the UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the API and the coder UI",
+        description=(
+            "Run the medcode API (OpenAPI at /docs) and the coder UI (/ui) with uvicorn. With no champion "
+            "model registered and CodiEsp under MEDCODE_DATA_DIR, the default model trains in the background "
+            "and the service switches to it when it is promoted (MEDCODE_AUTO_TRAIN=off: never)."
+        ),
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--db", metavar="URL", help="database URL (default: MEDCODE_DATABASE_URL or SQLite)")
+    serve.add_argument(
+        "--model",
+        metavar="REF",
+        help="model: champion (default), builtin, models:/NAME@alias or a pack folder",
+    )
+    serve.add_argument("--log-level", default=None, help="log level (default: MEDCODE_LOG_LEVEL or INFO)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes, each with its own copy of the model (default 1; >1 suits PostgreSQL)",
+    )
+    serve.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from medcode.first_run import FirstRun
+    from medcode.serving.cli import open_database, serving_settings
+    from medcode.serving.db import Database
+    from medcode.serving.services import keys
+
+    settings = serving_settings(args)
+    level = (args.log_level or settings.log_level).upper()
+    logging.getLogger().setLevel(level)
+    for name in ("serving", "medcode"):
+        logging.getLogger(name).setLevel(level)
+    database = open_database(Database.connect, settings.resolved_database_url)
+    with database.sessions() as session:
+        has_keys = bool(keys.all_keys(session))
+    database.dispose()
+    if not has_keys:
+        print("no API keys yet: create one with `medcode keys create --role admin`", file=sys.stderr)
+    print(f"medcode serving on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
+    first_run = FirstRun(settings)
+    first_run.start()
+    try:
+        if args.workers > 1:
+            # Worker processes build the app themselves from the environment: pass the overrides on.
+            os.environ["MEDCODE_DATABASE_URL"] = settings.resolved_database_url
+            os.environ["MEDCODE_MODEL"] = settings.model_ref
+            uvicorn.run(
+                "medcode.serving.app:create_app",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_level=level.lower(),
+                access_log=False,
+            )
+            return 0
+        from medcode.serving.app import create_app
+
+        app = create_app(settings)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=level.lower(), access_log=False)
+        return 0
+    finally:
+        first_run.stop()
