@@ -189,7 +189,9 @@ def bench_train_step(args: argparse.Namespace) -> dict[str, Any]:
     labels = coder.labels
     for i, e in enumerate(notes):  # give each note a few labels so the losses are realistic
         e.gold = Gold(diagnosis=[labels[(i * 7 + k) % len(labels)].code for k in range(5)])
-    trainer = Trainer(coder, config, args.device)
+    from medcode.data.codesystems import CodeSets
+
+    trainer = Trainer(coder, config, args.device, code_sets=CodeSets())  # diagnosis labels only
     started = time.perf_counter()
     trainer.fit(notes[: args.batch_size], labels)  # warm-up step (allocations, tokenizer)
     warm = time.perf_counter() - started
@@ -290,8 +292,15 @@ def bench_codiesp(args: argparse.Namespace) -> dict[str, Any]:
         extra={"command": " ".join(sys.argv)},
     )
     started = time.perf_counter()
+    from medcode.data.codesystems import load_code_sets
+
     coder = train_transformer(
-        train, dev, config, device=args.device, mention_extractor=_extractor(args.mentions)
+        train,
+        dev,
+        config,
+        device=args.device,
+        code_sets=load_code_sets(data_dir.parent),  # the datasets folder around codiesp/
+        mention_extractor=_extractor(args.mentions),
     )
     total = time.perf_counter() - started
     if args.out is not None:

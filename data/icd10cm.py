@@ -404,6 +404,58 @@ class ICD10CM:
             stack.extend(reversed(self._children.get(current, ())))
         return out
 
+    def category(self, code: str) -> str:
+        """The 3-character category a code belongs to ("E11.22" -> "E11")."""
+        return self[code].category
+
+    # 7th characters and placeholder X ------------------------------------------------------------------
+    def resolve(self, code: str) -> CodeEntry | None:
+        """The entry of a code, or of the code a placeholder X pads when the 7th character is still missing
+        ("S01.20X" -> S01.20); None when the release does not know it."""
+        entry = self.get(code)
+        if entry is not None:
+            return entry
+        trimmed = re.sub(r"[\s.]", "", code).upper()
+        while trimmed.endswith("X") and len(trimmed) > 3:
+            trimmed = trimmed[:-1]
+            entry = self.get(trimmed)
+            if entry is not None:
+                return entry
+        return None
+
+    def needs_seventh(self, entry: CodeEntry) -> bool:
+        """A code that is complete but for its 7th character (S52.521 -> S52.521A)."""
+        if not entry.seventh_chars or entry.seventh_char is not None or entry.billable:
+            return False
+        children = self._children.get(entry.code, ())
+        return bool(children) and all(self._entries[c].seventh_char is not None for c in children)
+
+    def is_header(self, entry: CodeEntry) -> bool:
+        """Non-billable and not merely waiting for its 7th character: a category or subcategory."""
+        return not entry.billable and not self.needs_seventh(entry)
+
+    def seventh_meaning(self, entry: CodeEntry) -> str:
+        """What a 7th-character expansion's last character means ("initial encounter ..."); "" otherwise."""
+        if len(entry.code.replace(".", "")) != 7 or not entry.seventh_chars:
+            return ""
+        return entry.seventh_chars.get(entry.seventh_char or entry.code[-1], "")
+
+    def targets(self, code: str) -> list[str]:
+        """Codes below a header that can end a choice: billable codes, or codes waiting for a 7th char."""
+        entry = self.resolve(code)
+        if entry is None:
+            return []
+        out: list[str] = []
+        stack = list(reversed(self._children.get(entry.code, ())))
+        while stack:
+            current = stack.pop()
+            child = self._entries[current]
+            if child.billable or self.needs_seventh(child):
+                out.append(child.code)
+                continue
+            stack.extend(reversed(self._children.get(current, ())))
+        return out
+
     def chapter(self, number: str) -> Grouping:
         return self._groupings[number]
 

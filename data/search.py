@@ -10,6 +10,15 @@ the codes it prefixes first.
 
 Where the caller names a cache folder, the fitted index is pickled under `cache_dir/search`, keyed by the sources' sizes and
 mtimes, so a later process loads it in about a second.
+
+Why this is not `model.candidates.lexical.LexicalIndex`, the other TF-IDF index over code names: they
+answer different questions and merging them would change one side's output. This one ranks whole code
+systems for a person typing (bigrams, sublinear tf, typo repair, code-prefix queries, 7th-character
+expansions, HCPCS and CPT, a pickled cache keyed by the source files). The lexical index scores a note's
+mentions against chosen codes for the model (binary unigrams over `model.candidates.tokens`, the
+query/name coverages the trained ranker was fitted on, names from the catalog a model pack carries, no
+expansions). Both read their names from `data.codesystems.CodeSets` and their abbreviations from
+`data.text_norm`.
 """
 
 from __future__ import annotations

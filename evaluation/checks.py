@@ -44,7 +44,7 @@ class TerminologyLike(Protocol):
 def default_extractor(data_dir: Path | None = None) -> Extractor:
     """The project's text pipeline (`model.text.get_pipeline(data_dir)`: the full lexicon of a datasets
     folder; None: the packaged sources only)."""
-    from medcode.model.text.pipeline import get_pipeline
+    from medcode.model.text.sources import get_pipeline
 
     pipeline = get_pipeline(data_dir)
 

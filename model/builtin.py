@@ -37,7 +37,8 @@ from medcode.model.pack import KNOWLEDGE_FILE, PackManifest, load_knowledge, sav
 from medcode.model.result import RulesStep, Scored, build_result
 from medcode.model.rules.pipeline import RulesConfig, build_rules, load_rules, save_rules
 from medcode.model.runtime import Runtime
-from medcode.model.text.pipeline import LEXICON_FILE, TextPipeline, full_pipeline, load_pipeline, save_lexicon
+from medcode.model.text.pipeline import LEXICON_FILE, TextPipeline, load_pipeline, save_lexicon
+from medcode.model.text.sources import full_pipeline
 from medcode.model.thresholds import TaskThresholds
 
 log = logging.getLogger(__name__)

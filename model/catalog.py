@@ -1,8 +1,11 @@
-"""The code knowledge candidate generation reads: per code its title, place in the hierarchy, and the
-terms (titles, inclusion terms, index entries, ontology synonyms) that name it.
+"""Candidate generation's view of the code knowledge: per system, the codes and the terms (titles,
+inclusion terms, index entries, ontology synonyms) that name them, with a fingerprint.
 
-`load_catalog()` assembles it from the data package (ICD-10-CM tabular, the alphabetic index and the
-Disease Ontology when present, ICD-10-PCS when present). Tests build small catalogs directly.
+A thin adapter over `data.codesystems.CodeSets` (the one code-knowledge API), kept because retrieval needs
+another shape than look-up: a flat list of names per system to index, and `Knowledge`, the plain-data part
+read from the datasets folder that a trained model pack carries so that loading it never reads that
+folder. `CodeInfo` is the API's own record. `load_catalog()` assembles it from a datasets folder; tests
+build small catalogs directly.
 """
 
 from __future__ import annotations
@@ -16,25 +19,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from medcode.data.codesystems import CodeInfo, CodeSets, PcsRows, load_code_sets
+from medcode.data.icd10cm import ICD10CM, VERSION
+
+__all__ = ["CM", "PCS", "CodeCatalog", "CodeInfo", "Knowledge", "PcsRows", "Term", "build_catalog"]
+
 log = logging.getLogger(__name__)
 
 CM = "ICD-10-CM"
 PCS = "ICD-10-PCS"
-
-
-@dataclass(frozen=True, slots=True)
-class CodeInfo:
-    system: str
-    code: str
-    title: str
-    billable: bool
-    depth: int
-    chapter: str
-    parent: str | None = None
-
-    @property
-    def unspecified(self) -> bool:
-        return "unspecified" in self.title.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,31 +126,42 @@ class Knowledge:
 
 def knowledge_from(data_root: Path | None) -> Knowledge:
     """Read every optional source present under a datasets folder (missing ones are skipped)."""
-    knowledge = Knowledge()
     if data_root is None:
-        return knowledge
+        return Knowledge()
     root = Path(data_root)
     if (root / "codiesp").is_dir() is False and root.name == "codiesp":
         root = root.parent
+    return knowledge_of(load_code_sets(root))
+
+
+def knowledge_of(code_sets: CodeSets) -> Knowledge:
+    """The index and neoplasm-table terms, Disease Ontology synonyms and ICD-10-PCS rows the code sets hold."""
+    knowledge = Knowledge()
     for reader in (_index_terms, _do_terms, _pcs_rows):
         try:
-            reader(root, knowledge)
+            reader(code_sets, knowledge)
         except Exception as exc:  # an optional source that fails must not take the model down
-            log.warning("code catalog: %s unavailable under %s: %s", reader.__name__.strip("_"), root, exc)
+            log.warning(
+                "code catalog: %s unavailable under %s: %s",
+                reader.__name__.strip("_"),
+                code_sets.data_dir,
+                exc,
+            )
     return knowledge
 
 
-def _index_terms(root: Path, knowledge: Knowledge) -> None:
-    from medcode.data.icd10cm_index import NAME, find_index_files, load_index
+_INDEX_SOURCES = ("index", "neoplasm")
+"""The index parts that name diagnoses (the external-cause index and the drug table are left out)."""
 
-    files = find_index_files(root)
-    if "index" not in files:
+
+def _index_terms(code_sets: CodeSets, knowledge: Knowledge) -> None:
+    version = code_sets.index_version
+    if version is None:
         return
-    kinds = [k for k in ("index", "neoplasm") if k in files]
     seen: set[tuple[str, str]] = set()
-    for term in load_index(root, kinds=kinds):
+    for term in code_sets.index_terms:
         code = term.code_prefix
-        if not code:
+        if not code or term.source not in _INDEX_SOURCES:
             continue
         texts = [term.phrase]
         if term.nonessential:
@@ -167,29 +171,23 @@ def _index_terms(root: Path, knowledge: Knowledge) -> None:
             if text and (text.lower(), code) not in seen:
                 seen.add((text.lower(), code))
                 knowledge.cm_terms.append((text, code, term.source))
-    knowledge.versions.append(f"{NAME} {files['index'].stem}")
+    knowledge.versions.append(version)
 
 
-def _do_terms(root: Path, knowledge: Knowledge) -> None:
-    from medcode.data.disease_ontology import find_do_folder, load_disease_ontology
-
-    if find_do_folder(root) is None:
+def _do_terms(code_sets: CodeSets, knowledge: Knowledge) -> None:
+    ontology = code_sets.disease_ontology
+    if ontology is None:
         return
-    ontology = load_disease_ontology(root)
     knowledge.cm_terms.extend((text, code, "synonym") for text, code in ontology.pairs())
     knowledge.versions.append(ontology.version)
 
 
-def _pcs_rows(root: Path, knowledge: Knowledge) -> None:
-    found = pcs_rows(root)
+def _pcs_rows(code_sets: CodeSets, knowledge: Knowledge) -> None:
+    found = code_sets.pcs_rows()
     if found is not None:
         version, rows = found
         knowledge.pcs_rows = rows
         knowledge.versions.append(version)
-
-
-PcsRows = tuple[str, list[tuple[str, str]]]
-"""(version, [(code, title)]) for ICD-10-PCS: 7-character codes and the 4-character prefixes."""
 
 
 @lru_cache(maxsize=4)
@@ -199,9 +197,10 @@ def load_catalog(data_root: Path | None = None) -> CodeCatalog:
     return build_catalog(knowledge_from(data_root))
 
 
-def build_catalog(knowledge: Knowledge | None = None) -> CodeCatalog:
+def build_catalog(knowledge: Knowledge | None = None, icd10cm: ICD10CM | None = None) -> CodeCatalog:
+    """The catalog of an ICD-10-CM release (default: the packaged one) and the knowledge a pack carries."""
     knowledge = knowledge or Knowledge()
-    version, infos, terms = _cm_part()
+    version, infos, terms = _cm_part(icd10cm or CodeSets().icd10cm)
     infos = list(infos)
     terms = list(terms)
     terms.extend(Term(CM, code, text, kind) for text, code, kind in knowledge.cm_terms)
@@ -218,37 +217,19 @@ def build_catalog(knowledge: Knowledge | None = None) -> CodeCatalog:
     return catalog
 
 
-def pcs_rows(root: Path) -> PcsRows | None:
-    """ICD-10-PCS codes and 4-character prefixes with titles, from a datasets folder (None if absent)."""
-    from medcode.data.icd10pcs import find_pcs_files, load_icd10pcs
-
-    if find_pcs_files(Path(root))[0] is None:
-        return None
-    pcs = load_icd10pcs(Path(root))
-    rows = list(pcs.items())
-    for prefix in sorted({code[:4] for code, _ in rows}):
-        rows.append((prefix, pcs.title(prefix) or ""))
-    return pcs.version, rows
-
-
 def code_set_version() -> str:
     """The ICD-10-CM version string results carry."""
-    from medcode.data.icd10cm import VERSION
-
     return VERSION
 
 
 Part = tuple[str, list[CodeInfo], list[Term]]
 
 
-@lru_cache(maxsize=1)
-def _cm_part() -> Part:
-    from medcode.data.icd10cm import load_icd10cm
-
-    code_set = load_icd10cm()
+@lru_cache(maxsize=2)
+def _cm_part(icd: ICD10CM) -> Part:
     infos: list[CodeInfo] = []
     terms: list[Term] = []
-    for entry in code_set.entries():
+    for entry in icd.entries():
         if entry.seventh_char is not None:
             continue  # 7th-character expansions are the rules' business, not retrieval's
         infos.append(
@@ -256,4 +237,4 @@ def _cm_part() -> Part:
         )
         terms.append(Term(CM, entry.code, entry.title, "title"))
         terms.extend(Term(CM, entry.code, text, "inclusion") for text in entry.inclusion_terms)
-    return code_set.version, infos, terms
+    return icd.version, infos, terms

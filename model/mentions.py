@@ -65,7 +65,7 @@ def _add_span(text: str, document_id: str, start: int, end: int, max_chars: int,
 def default_extractor(data_dir: Path | None = None, cache_dir: Path | None = None) -> Extractor:
     """The full text pipeline of a datasets folder (`model.text.get_pipeline`: built once per process;
     None: the packaged sources only). Models read notes with the pipeline they carry, not this."""
-    from medcode.model.text.pipeline import get_pipeline
+    from medcode.model.text.sources import get_pipeline
 
     return get_pipeline(data_dir, cache_dir)
 

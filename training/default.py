@@ -31,7 +31,8 @@ from medcode.model.catalog import Knowledge
 from medcode.model.pack import fingerprint_texts
 from medcode.model.rules.pipeline import RulesConfig
 from medcode.model.runtime import Runtime
-from medcode.model.text.pipeline import TextPipeline, full_pipeline
+from medcode.model.text.pipeline import TextPipeline
+from medcode.model.text.sources import full_pipeline
 from medcode.model.thresholds import tune_task_thresholds
 from medcode.model.trained.classifier import ClassifierConfig, DocScores, DocumentClassifier
 from medcode.model.trained.coder import (

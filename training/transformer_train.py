@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from medcode.data.codesystems import CodeSets
 from medcode.data.errors import InvalidInputError
 from medcode.data.types import Encounter, Mention, Result, Task
 from medcode.evaluation.metrics import average_precision
 from medcode.model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
 from medcode.model.thresholds import tune_task_thresholds
-from medcode.model.transformer.codes import Label, code_set_version, gold_labels, label_text, title_of
+from medcode.model.transformer.codes import Label, gold_labels, label_text, title_of
 from medcode.model.transformer.config import TransformerConfig
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,14 @@ def train_transformer(
     config: TransformerConfig,
     device: str = "cpu",
     *,
+    code_sets: CodeSets,
     mention_extractor: Callable[[Encounter], list[Mention]] | None = None,
 ) -> Any:
     """Fit, calibrate on a held-out split of `train`, measure on `val`; returns a TransformerCoder.
 
-    `mention_extractor` (encounter -> mentions) replaces the project's text pipeline (tests use it).
+    `code_sets`: the code knowledge of the training data (procedure systems and label titles; the pack
+    keeps the titles). `mention_extractor` (encounter -> mentions) replaces the project's text pipeline
+    (tests use it).
     """
     from medcode.model.transformer.coder import TransformerCoder
     from medcode.model.transformer.network import LabelAttentionNet, load_encoder
@@ -64,7 +68,7 @@ def train_transformer(
     fit, held_out = split_held_out(train, config.calibration_fraction)
     if not fit:
         raise InvalidInputError("the transformer needs at least one training encounter with gold codes")
-    labels, counts = build_labels(fit, config.min_code_count)
+    labels, counts = build_labels(fit, config.min_code_count, code_sets)
     if not labels:
         raise InvalidInputError("no code reaches min_code_count in the training encounters")
     log.info(
@@ -84,18 +88,18 @@ def train_transformer(
         labels,
         config,
         version="unfitted",
-        code_set_version=code_set_version(),
+        code_set_version=code_sets.version,
         device=device,
         mention_extractor=mention_extractor,
     )
     started = time.perf_counter()
-    history = Trainer(coder, config, device).fit(fit, labels)
+    history = Trainer(coder, config, device, code_sets=code_sets).fit(fit, labels)
     train_seconds = time.perf_counter() - started
     coder.net.eval()
     coder._fingerprint = None
     coder._title_index = None
 
-    cal_metrics = calibrate(coder, held_out)
+    cal_metrics = calibrate(coder, held_out, code_sets)
     fingerprint = training_fingerprint(train)
     coder._version = f"transformer-{datetime.now(UTC):%Y%m%d%H%M%S}-{fingerprint[:8]}"
     coder.training_data = {
@@ -148,13 +152,15 @@ def split_held_out(
     return fit, held
 
 
-def build_labels(encounters: Sequence[Encounter], min_count: int) -> tuple[list[Label], list[int]]:
+def build_labels(
+    encounters: Sequence[Encounter], min_count: int, code_sets: CodeSets
+) -> tuple[list[Label], list[int]]:
     """Codes gold in at least `min_count` encounters (sorted by system then code), with titles and counts."""
     counter: Counter[tuple[str, str]] = Counter()
     for e in encounters:
-        counter.update({(lab.system, lab.code) for lab in gold_labels(e)})
+        counter.update({(lab.system, lab.code) for lab in gold_labels(e, code_sets)})
     keys = sorted(k for k, n in counter.items() if n >= max(min_count, 1))
-    labels = [Label(system, code, title_of(system, code)) for system, code in keys]
+    labels = [Label(system, code, title_of(system, code, code_sets)) for system, code in keys]
     return labels, [counter[k] for k in keys]
 
 
@@ -221,8 +227,9 @@ class History:
 class Trainer:
     """Owns the optimisation of a TransformerCoder's network; the coder itself stays an inference object."""
 
-    def __init__(self, coder: Any, config: TransformerConfig, device: str) -> None:
+    def __init__(self, coder: Any, config: TransformerConfig, device: str, *, code_sets: CodeSets) -> None:
         self.coder = coder
+        self.code_sets = code_sets
         self.net = coder.net
         self.config = config
         self.device = device
@@ -241,7 +248,7 @@ class Trainer:
             if enc.n_tokens == 0:
                 continue
             row = torch.zeros(len(labels))
-            for lab in gold_labels(e):
+            for lab in gold_labels(e, self.code_sets):
                 if (lab.system, lab.code) in index:
                     row[index[(lab.system, lab.code)]] = 1.0
             encoded.append(enc)
@@ -463,7 +470,7 @@ def label_loss(logits: Any, targets: Any, config: TransformerConfig) -> Any:
 # -- calibration and thresholds on the held-out split ------------------------------------------------------
 
 
-def calibrate(coder: Any, held_out: Sequence[Encounter]) -> dict[str, Any]:
+def calibrate(coder: Any, held_out: Sequence[Encounter], code_sets: CodeSets) -> dict[str, Any]:
     """Fit calibrators per (source, task) and per-task thresholds on held-out encounters (never dev)."""
     coder.calibration = {}
     coder.thresholds = {}
@@ -473,7 +480,7 @@ def calibrate(coder: Any, held_out: Sequence[Encounter]) -> dict[str, Any]:
     scores = coder.score_many(held_out, progress=True)
     by_key: dict[str, tuple[list[float], list[int]]] = {}
     for encounter, scored in zip(held_out, scores, strict=True):
-        gold_keys = {(lab.system, lab.code) for lab in gold_labels(encounter)}
+        gold_keys = {(lab.system, lab.code) for lab in gold_labels(encounter, code_sets)}
         ranked: dict[str, list[Any]] = {}
         for item in scored.items:
             if item.blocked is None:

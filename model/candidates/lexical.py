@@ -4,6 +4,11 @@ Each code name (title, inclusion term, index entry, synonym) is a row of a spars
 normalised words (`tokens`). A query is scored against all names at once with one sparse product; a
 code's score is the best of its names. Besides the cosine, every hit carries how much of the query's
 weight the name covers (`query_coverage`) and how much of the name the query covers (`term_coverage`).
+
+Not merged with `data.search.CodeSearch` (the coders' code search): this index scores chosen codes for
+given queries with the coverages the trained ranker's features are made of, over the names a model pack
+carries; the code search ranks whole systems for typed text (bigrams, typo repair, code prefixes). One
+index for both would change the trained model's features or the search's ranking; see `data/search.py`.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""What the rules ask of the ICD-10-CM tabular, computed once per code and cached.
+"""The rules' reading of the ICD-10-CM tabular, computed once per code and cached.
 
-Wraps `data.icd10cm.ICD10CM` (any release, the packaged one or a file) with the questions the rules ask:
-is this code final (billable), does it still need its 7th character, which billable codes below a header
-could the note support, which patterns do its Excludes1 / code-first / use-additional notes name (its own
-notes and those of its ancestors, block and chapter), and which codes does a pattern cover.
+The code knowledge itself (entries, the placeholder X, 7th characters, headers, billable targets below a
+header, the notes applying to a code) is the data package's (`data.icd10cm.ICD10CM`, behind
+`data.codesystems.CodeSets`); this adapter caches it per code for the rules' hot loops and adds what only
+the rules need: Excludes1 references with the concept a note links to, code-first / use-additional notes
+grouped into mandatory or optional instructions (markers from `resources/code_notes.json`), and the
+billable codes a rule pattern (`rules.refs.CodePattern`, with its qualifiers) covers.
 """
 
 from __future__ import annotations
@@ -65,16 +67,7 @@ class RuleTabular:
         return self._entry(code)
 
     def _resolve(self, code: str) -> CodeEntry | None:
-        entry = self.icd.get(code)
-        if entry is not None:
-            return entry
-        trimmed = compact(code)
-        while trimmed.endswith("X") and len(trimmed) > 3:
-            trimmed = trimmed[:-1]
-            entry = self.icd.get(trimmed)
-            if entry is not None:
-                return entry
-        return None
+        return self.icd.resolve(code)
 
     def title(self, code: str) -> str:
         entry = self.entry(code)
@@ -91,33 +84,18 @@ class RuleTabular:
     # billable / 7th character --------------------------------------------------------------------------
     def needs_seventh(self, entry: CodeEntry) -> bool:
         """A code that is complete but for its 7th character (S52.521 -> S52.521A)."""
-        if not entry.seventh_chars or entry.seventh_char is not None or entry.billable:
-            return False
-        children = self.icd.children(entry.code)
-        return bool(children) and all(self.icd[c].seventh_char is not None for c in children)
+        return self.icd.needs_seventh(entry)
 
     def is_header(self, entry: CodeEntry) -> bool:
         """Non-billable and not merely waiting for its 7th character: a category or subcategory."""
-        return not entry.billable and not self.needs_seventh(entry)
+        return self.icd.is_header(entry)
 
     def targets(self, code: str) -> tuple[str, ...]:
         """Codes below a header that can end a choice: billable codes, or codes waiting for a 7th char."""
         return self._targets(code)
 
     def _target_codes(self, code: str) -> tuple[str, ...]:
-        entry = self.entry(code)
-        if entry is None:
-            return ()
-        out: list[str] = []
-        stack = list(reversed(self.icd.children(entry.code)))
-        while stack:
-            current = stack.pop()
-            child = self.icd[current]
-            if child.billable or self.needs_seventh(child):
-                out.append(child.code)
-                continue
-            stack.extend(reversed(self.icd.children(current)))
-        return tuple(out)
+        return tuple(self.icd.targets(code))
 
     # notes --------------------------------------------------------------------------------------------
     def excludes1_patterns(self, code: str) -> tuple[ExcludedRef, ...]:

@@ -13,16 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from medcode.model.text.lexicon import Lexicon, TermSpec
-    from medcode.model.text.pipeline import TextPipeline, build_pipeline, full_pipeline, get_pipeline
+    from medcode.model.text.pipeline import TextPipeline, build_pipeline
+    from medcode.model.text.sources import full_pipeline, get_pipeline
 
 __all__ = ["Lexicon", "TermSpec", "TextPipeline", "build_pipeline", "full_pipeline", "get_pipeline"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("TextPipeline", "build_pipeline", "full_pipeline", "get_pipeline"):
+    if name in ("TextPipeline", "build_pipeline"):
         from medcode.model.text import pipeline
 
         return getattr(pipeline, name)
+    if name in ("full_pipeline", "get_pipeline"):
+        from medcode.model.text import sources
+
+        return getattr(sources, name)
     if name in ("Lexicon", "TermSpec"):
         from medcode.model.text import lexicon
 

@@ -6,10 +6,11 @@
 index the text exactly as received. A pipeline is built explicitly from its lexicon:
 
 - `build_pipeline(terms=...)` / `build_pipeline(lexicon=...)`: an explicit lexicon (tests, tools);
-- `full_pipeline(data_dir, cache_dir)`: the full lexicon of a datasets folder (what training builds);
 - `save_lexicon(pipeline, folder)` / `load_pipeline(folder)`: the lexicon as a model pack file, so a loaded
-  pack finds the mentions it was trained with on any machine, with or without the datasets folder;
-- `get_pipeline(data_dir, cache_dir)`: `full_pipeline` kept once per process, for command-line tools.
+  pack finds the mentions it was trained with on any machine, with or without the datasets folder.
+
+The full lexicon of a datasets folder is `model.text.sources`' business (`full_pipeline`, `get_pipeline`):
+this module never imports it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import time
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
 from pathlib import Path
 
 import spacy
@@ -213,26 +212,6 @@ def build_pipeline(terms: Iterable[TermLike] | None = None, lexicon: Lexicon | N
     if lexicon is None:
         lexicon = build_lexicon(nlp, terms or [])
     return TextPipeline(nlp, lexicon)
-
-
-def full_pipeline(data_dir: Path | None, cache_dir: Path | None = None) -> TextPipeline:
-    """The pipeline with the full lexicon of `data_dir`'s sources (see model.text.sources; None: the
-    packaged sources only), read from or written to `cache_dir` when one is given."""
-    from medcode.model.text.sources import load_default_lexicon
-
-    started = time.perf_counter()
-    nlp = make_nlp()
-    lexicon = load_default_lexicon(make_keyer(nlp), data_dir, cache_dir)
-    lexicon.meta["key_resources"] = resources_fingerprint(KEY_RESOURCES)
-    logger.info("text pipeline ready: %d lexicon keys in %.2f s", len(lexicon), time.perf_counter() - started)
-    return TextPipeline(nlp, lexicon)
-
-
-@lru_cache(maxsize=2)
-def get_pipeline(data_dir: Path | None, cache_dir: Path | None = None) -> TextPipeline:
-    """`full_pipeline(data_dir, cache_dir)`, built once per process: for command-line tools, which read
-    the settings themselves. Models never use it: a model carries its own pipeline."""
-    return full_pipeline(data_dir, cache_dir)
 
 
 def save_lexicon(pipeline: TextPipeline, folder: Path) -> Path:

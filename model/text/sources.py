@@ -11,8 +11,10 @@ Sources, highest priority first (the first source of a key sets its mention type
   5. Disease Ontology names and exact synonyms with ICD-10-CM cross-references;
   6. CodiEsp training phrasing: short n-grams of the English train notes strongly associated with a gold
      code (see `mine_codiesp`).
-`build_default_lexicon(keyer, data_dir)` compiles them; a trained model pack carries the result (see
-`model.text.pipeline.save_lexicon`), so a loaded pack never reads the datasets folder. Tools outside a pack
+`build_default_lexicon(keyer, data_dir)` compiles them and `full_pipeline(data_dir, cache_dir)` is the text
+pipeline over them (what training builds; `get_pipeline` keeps one per process for command-line tools); a
+trained model pack carries the result (see `model.text.pipeline.save_lexicon`), so a loaded pack never
+reads the datasets folder. Tools outside a pack
 may keep the compiled lexicon in a cache folder they pass in (`load_default_lexicon(..., cache_dir=...)`),
 keyed by the content of the resource files and the versions of the sources.
 """
@@ -25,11 +27,21 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 from medcode.data.errors import MedcodeError
 from medcode.data.types import Encounter
 from medcode.model.text.lexicon import Lexicon, TermKeyer, TermSpec
+from medcode.model.text.pipeline import (
+    KEY_RESOURCES,
+    TextPipeline,
+    build_pipeline,
+    make_keyer,
+    make_nlp,
+    read_word_list,
+    stop_keys,
+)
 from medcode.model.text.rules import resource_path, resources_fingerprint
 
 logger = logging.getLogger(__name__)
@@ -465,7 +477,6 @@ def codiesp_terms(
     """Mine the CodiEsp train split (English text, D and P gold codes); `earlier` are the (term, key)
     pairs of the other sources (their keys and code titles filter the mined phrases)."""
     from medcode.data.codiesp import read_split
-    from medcode.model.text.pipeline import build_pipeline, read_word_list
 
     encounters: list[Encounter] = read_split(data_dir, "train").encounters
     pipeline = build_pipeline(terms=[])
@@ -561,8 +572,6 @@ def lexicon_cache_path(data_dir: Path | None, cache_dir: Path) -> Path:
 
 
 def build_default_lexicon(keyer: TermKeyer, data_dir: Path | None) -> Lexicon:
-    from medcode.model.text.pipeline import stop_keys
-
     started = time.perf_counter()
     specs = list(default_term_specs(keyer, data_dir))
     keyed = list(zip(specs, keyer.keys(s.text for s in specs), strict=True))
@@ -604,3 +613,21 @@ def load_default_lexicon(keyer: TermKeyer, data_dir: Path | None, cache_dir: Pat
     except OSError as exc:
         logger.warning("could not write the lexicon cache %s: %s", path, exc)
     return lexicon
+
+
+def full_pipeline(data_dir: Path | None, cache_dir: Path | None = None) -> TextPipeline:
+    """The pipeline with the full lexicon of `data_dir`'s sources (see model.text.sources; None: the
+    packaged sources only), read from or written to `cache_dir` when one is given."""
+    started = time.perf_counter()
+    nlp = make_nlp()
+    lexicon = load_default_lexicon(make_keyer(nlp), data_dir, cache_dir)
+    lexicon.meta["key_resources"] = resources_fingerprint(KEY_RESOURCES)
+    logger.info("text pipeline ready: %d lexicon keys in %.2f s", len(lexicon), time.perf_counter() - started)
+    return TextPipeline(nlp, lexicon)
+
+
+@lru_cache(maxsize=2)
+def get_pipeline(data_dir: Path | None, cache_dir: Path | None = None) -> TextPipeline:
+    """`full_pipeline(data_dir, cache_dir)`, built once per process: for command-line tools, which read
+    the settings themselves. Models never use it: a model carries its own pipeline."""
+    return full_pipeline(data_dir, cache_dir)

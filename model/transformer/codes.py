@@ -1,23 +1,25 @@
-"""Code systems as the transformer needs them: label identity, titles, and the billable retrieval set."""
+"""Code systems as the transformer needs them: label identity, titles, and the billable retrieval set.
+
+Every function reads the code knowledge it is given (`data.codesystems.CodeSets`): at training time the
+code sets of the training data folder, so procedure labels get their ICD-10-PCS / HCPCS titles; a saved
+pack carries its labels with their titles, so loading it needs no data folder.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from medcode.data.codesystems import CodeInfo, CodeSets, load_code_sets
-from medcode.data.errors import MedcodeError
-from medcode.data.icd10cm import ICD10CM, CodeEntry, load_icd10cm
+from medcode.data.codesystems import CodeSets
+from medcode.data.cpt import looks_like_cpt
+from medcode.data.hcpcs import looks_like_hcpcs
+from medcode.data.icd10cm import ICD10CM
 from medcode.data.types import Encounter, Task
 
 log = logging.getLogger(__name__)
 
-_PCS_RE = re.compile(r"^[0-9A-HJ-NP-Z]{3,7}$")
-_HCPCS_RE = re.compile(r"^[A-V][0-9]{4}$")
-_CPT_RE = re.compile(r"^[0-9]{4}[0-9FTU]$")
+_PROCEDURE_SYSTEMS = ("ICD-10-PCS", "HCPCS", "CPT")
 
 
 @dataclass(frozen=True, order=True)
@@ -40,33 +42,26 @@ class Label:
         return cls(system=str(data["system"]), code=str(data["code"]), title=str(data.get("title", "")))
 
 
-def system_of(task: Task, code: str) -> str:
-    """The code system of a gold code: ICD-10-CM for diagnoses; PCS, HCPCS or CPT for procedures."""
+def system_of(task: Task, code: str, code_sets: CodeSets) -> str:
+    """The code system of a gold code: ICD-10-CM for diagnoses; PCS, HCPCS or CPT for procedures (the
+    system that knows the code, else the one its shape suggests, else ICD-10-PCS)."""
     if task == "diagnosis":
         return "ICD-10-CM"
-    info = _lookup(code, None)
-    if info is not None and info.system in ("ICD-10-PCS", "HCPCS", "CPT"):
-        return str(info.system)
+    for info in code_sets.lookup_all(code):
+        if info.system in _PROCEDURE_SYSTEMS:
+            return info.system
     bare = code.replace(".", "").upper()
-    if _CPT_RE.match(bare):
+    if looks_like_cpt(bare):
         return "CPT"
-    if _HCPCS_RE.match(bare):
+    if looks_like_hcpcs(bare):
         return "HCPCS"
     return "ICD-10-PCS"
 
 
-def code_set_version() -> str:
-    return str(_icd10cm().version)
-
-
-def title_of(system: str, code: str) -> str:
-    """The official title of a code, or '' when the code system does not know it (e.g. a partial PCS code)."""
-    if system == "ICD-10-CM":
-        entry = _icd10cm().get(code)
-        if entry is not None:
-            return str(entry.title)
-    info = _lookup(code, system)
-    return info.title if info is not None else ""
+def title_of(system: str, code: str, code_sets: CodeSets) -> str:
+    """The official title of a code, or '' when the code system does not know it (e.g. a partial PCS code
+    without the PCS tables)."""
+    return code_sets.title(code, system)
 
 
 def label_text(label: Label) -> str:
@@ -74,59 +69,31 @@ def label_text(label: Label) -> str:
     return label.title or f"{label.system} code {label.code}"
 
 
-def gold_labels(encounter: Encounter) -> list[Label]:
+def gold_labels(encounter: Encounter, code_sets: CodeSets) -> list[Label]:
     """The encounter's gold codes as labels (without titles: identity is system + code)."""
     if encounter.gold is None:
         return []
     out = [Label("ICD-10-CM", c) for c in encounter.gold.diagnosis]
-    out += [Label(system_of("procedure", c), c) for c in encounter.gold.procedure]
+    out += [Label(system_of("procedure", c, code_sets), c) for c in encounter.gold.procedure]
     return out
 
 
 def billable_diagnosis_codes(
-    restrict: list[str] | None = None, skip_later_encounters: bool = False
+    icd: ICD10CM, restrict: list[str] | None = None, skip_later_encounters: bool = False
 ) -> list[tuple[str, str]]:
-    """(code, title) of every billable ICD-10-CM code, or of the `restrict` codes the code set knows.
+    """(code, title) of every billable code of an ICD-10-CM release, or of the `restrict` codes it knows.
 
     `skip_later_encounters` leaves out 7th-character variants for subsequent encounters and sequelae
     (about 39k of the 75k billable codes).
     """
-    icd = _icd10cm()
     if restrict is not None:
-        out = []
-        for code in restrict:
-            entry = icd.get(code)
-            if entry is not None:
-                out.append((str(entry.code), str(entry.title)))
-        return out
+        known = (icd.get(code) for code in restrict)
+        return [(entry.code, entry.title) for entry in known if entry is not None]
     out = []
     for code in icd.billable_codes():
         entry = icd[code]
-        if skip_later_encounters and _later_encounter(entry):
+        meaning = icd.seventh_meaning(entry).lower()
+        if skip_later_encounters and ("subsequent" in meaning or "sequela" in meaning):
             continue
-        out.append((str(code), str(entry.title)))
+        out.append((code, entry.title))
     return out
-
-
-def _later_encounter(entry: CodeEntry) -> bool:
-    chars = entry.seventh_chars
-    if len(entry.code.replace(".", "")) != 7 or not chars:
-        return False
-    meaning = str(chars.get(entry.code[-1], "")).lower()
-    return "subsequent" in meaning or "sequela" in meaning
-
-
-def _icd10cm() -> ICD10CM:
-    return load_icd10cm()
-
-
-@lru_cache(maxsize=1)
-def _code_sets() -> CodeSets:
-    return load_code_sets()
-
-
-def _lookup(code: str, system: str | None) -> CodeInfo | None:
-    try:
-        return _code_sets().lookup(code, system)
-    except (MedcodeError, KeyError, ValueError):  # an unknown code simply has no title
-        return None

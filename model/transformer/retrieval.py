@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from medcode.data.errors import ModelNotFoundError
+from medcode.data.icd10cm import load_icd10cm
 from medcode.model.transformer.codes import billable_diagnosis_codes
 from medcode.model.transformer.network import LabelAttentionNet, embed_many
 
@@ -78,7 +79,7 @@ def build_title_index(
 ) -> TitleIndex:
     """The billable codes' description embeddings, computed now (read from / written to `cache_dir` when
     one is given), rounded to float16 as a pack stores them."""
-    pairs = billable_diagnosis_codes(restrict, skip_later_encounters)
+    pairs = billable_diagnosis_codes(load_icd10cm(), restrict, skip_later_encounters)
     codes = [c for c, _ in pairs]
     titles = [t for _, t in pairs]
     file = (

@@ -8,7 +8,7 @@ import pytest
 
 from medcode.cli import main
 from medcode.model.text import TextPipeline
-from medcode.model.text import pipeline as pipeline_module
+from medcode.model.text import sources as sources_module
 
 DESIGN_KEYS = ["start", "end", "text", "type", "section", "assertion"]
 FLAGS = {"negated", "possible", "historical", "family", "hypothetical"}
@@ -16,7 +16,7 @@ FLAGS = {"negated", "possible", "historical", "family", "hypothetical"}
 
 @pytest.fixture(autouse=True)
 def _small(monkeypatch: pytest.MonkeyPatch, small_pipeline: TextPipeline) -> None:
-    monkeypatch.setattr(pipeline_module, "get_pipeline", lambda *_args: small_pipeline)
+    monkeypatch.setattr(sources_module, "get_pipeline", lambda *_args: small_pipeline)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

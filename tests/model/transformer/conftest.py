@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from medcode.data.codesystems import CodeSets
 from medcode.data.types import Document, Encounter, Gold, Mention
 
 CODES: dict[str, list[str]] = {
@@ -78,7 +79,12 @@ def trained_coder() -> Any:
 
     corpus = synthetic_corpus()
     return train_transformer(
-        corpus[:18], corpus[18:], tiny_config(), device="cpu", mention_extractor=no_mentions
+        corpus[:18],
+        corpus[18:],
+        tiny_config(),
+        device="cpu",
+        code_sets=CodeSets(),
+        mention_extractor=no_mentions,
     )
 
 

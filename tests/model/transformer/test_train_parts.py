@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from medcode.data.codesystems import CodeSets
 from medcode.data.types import Document, Encounter, Gold
 from medcode.model.transformer.config import TransformerConfig
 from medcode.training.transformer_train import (
@@ -37,9 +40,13 @@ def test_held_out_split_is_fixed_by_encounter_id() -> None:
     assert not {e.encounter_id for e in fit} & {e.encounter_id for e in held}
 
 
-def test_labels_cover_both_tasks_with_titles_and_min_count() -> None:
+def test_labels_cover_both_tasks_with_titles_and_min_count(tmp_path: Path) -> None:
+    (tmp_path / "icd10pcs").mkdir()
+    (tmp_path / "icd10pcs" / "icd10pcs-codes-2021.txt").write_text(
+        "0DTJ4ZZ Resection of Appendix, Percutaneous Endoscopic Approach\n", encoding="utf-8"
+    )
     encounters = [_enc(0, ["E11.9", "I10"], ["0DTJ4ZZ"]), _enc(1, ["I10"])]
-    labels, counts = build_labels(encounters, min_count=1)
+    labels, counts = build_labels(encounters, min_count=1, code_sets=CodeSets(tmp_path))
     assert [(lab.system, lab.code) for lab in labels] == [
         ("ICD-10-CM", "E11.9"),
         ("ICD-10-CM", "I10"),
@@ -47,7 +54,11 @@ def test_labels_cover_both_tasks_with_titles_and_min_count() -> None:
     ]
     assert counts == [1, 2, 1]
     assert labels[1].title.startswith("Essential")
-    frequent, _ = build_labels(encounters, min_count=2)
+    assert (
+        labels[2].title == "Resection of Appendix, Percutaneous Endoscopic Approach"
+    )  # PCS from the data folder
+    assert build_labels(encounters, 1, CodeSets(None))[0][2].title == ""  # no PCS release: no title
+    frequent, _ = build_labels(encounters, min_count=2, code_sets=CodeSets(None))
     assert [lab.code for lab in frequent] == ["I10"]
 
 
@@ -97,9 +108,13 @@ def test_label_sampling_keeps_every_gold_label_of_the_batch() -> None:
 
     y = torch.zeros((2, 100))
     y[0, 7] = y[1, 93] = y[1, 7] = 1.0
-    trainer = Trainer(SimpleNamespace(net=None), TransformerConfig(train_label_sample=10), "cpu")
+    trainer = Trainer(
+        SimpleNamespace(net=None), TransformerConfig(train_label_sample=10), "cpu", code_sets=CodeSets()
+    )
     rows = trainer._sample_labels(y, random.Random(0))
     assert rows is not None and len(rows) == 10 and len(set(rows.tolist())) == 10
     assert {7, 93} <= set(rows.tolist())
-    everything = Trainer(SimpleNamespace(net=None), TransformerConfig(train_label_sample=None), "cpu")
+    everything = Trainer(
+        SimpleNamespace(net=None), TransformerConfig(train_label_sample=None), "cpu", code_sets=CodeSets()
+    )
     assert everything._sample_labels(y, random.Random(0)) is None

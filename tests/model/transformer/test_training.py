@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from medcode.data.codesystems import CodeSets
 from medcode.data.types import Assertion, Encounter, Mention
 from medcode.training.transformer_train import split_held_out
 from tests.model.transformer.conftest import UNSEEN_CODE, note, synthetic_corpus
@@ -141,7 +142,9 @@ def test_frozen_encoder_trains_only_the_head_from_cached_states() -> None:
 
     corpus = synthetic_corpus(12, seed=3)
     config = tiny_config(freeze_layers=-1, epochs=6, head_lr=2e-2, calibration_fraction=0.0)
-    coder = train_transformer(corpus, [], config, device="cpu", mention_extractor=no_mentions)
+    coder = train_transformer(
+        corpus, [], config, device="cpu", code_sets=CodeSets(), mention_extractor=no_mentions
+    )
     from medcode.model.transformer.network import load_encoder
 
     pristine, _ = load_encoder(None, config.num_layers)
