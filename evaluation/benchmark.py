@@ -24,7 +24,6 @@ from typing import Any
 
 from medcode.data.errors import MedcodeError
 from medcode.data.types import Document, Encounter, Patient
-from medcode.evaluation.metrics import latency_summary
 from medcode.model.base import Coder
 from medcode.settings import get_settings
 
@@ -154,6 +153,8 @@ def run_benchmark(
     """Time `coder.suggest` per note after `warmup` untimed calls."""
     from tqdm import tqdm
 
+    from medcode.evaluation.metrics import latency_summary  # numpy: when used, not at `medcode --help`
+
     for encounter in encounters[:warmup]:
         coder.suggest(encounter)
     cuda = _cuda_module(device)
@@ -192,6 +193,8 @@ def run_http_benchmark(
     """Time POST `path` per note against a running service (`client`: an httpx.Client with its base URL and
     API key). Memory is the server's, not measured here."""
     from tqdm import tqdm
+
+    from medcode.evaluation.metrics import latency_summary  # numpy: when used, not at `medcode --help`
 
     def post(encounter: Encounter) -> dict[str, Any]:
         response = client.post(path, json=encounter.model_dump(mode="json", exclude={"gold"}))

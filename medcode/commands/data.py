@@ -7,13 +7,13 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from medcode.data.codesystems import CodeSets, load_code_sets
 from medcode.data.errors import DatasetNotFoundError, UnknownCodeError
-from medcode.data.icd10cm import load_icd10cm
-from medcode.data.search import get_code_search
 from medcode.settings import get_settings
+
+if TYPE_CHECKING:  # the code sets and their search load when a command uses them, not when `medcode` starts
+    from medcode.data.codesystems import CodeSets
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +221,9 @@ def _show(args: argparse.Namespace) -> int:
 
 def _code_sets() -> CodeSets:
     """The code sets the settings name: the datasets folder and a licensed CPT file, each optional."""
+    from medcode.data.codesystems import load_code_sets
+    from medcode.data.icd10cm import load_icd10cm
+
     settings = get_settings()
     load_icd10cm(settings.cache_dir)
     return load_code_sets(settings.data_dir, settings.cpt_file)
@@ -228,6 +231,7 @@ def _code_sets() -> CodeSets:
 
 def _search(args: argparse.Namespace) -> int:
     from medcode.data.codesystems import canonical_system
+    from medcode.data.search import get_code_search
 
     text = " ".join(args.text)
     system = canonical_system(args.system) if args.system else None
