@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medcode.data.types import Assertion, Mention
+from medcode.model.text.sentences import sentence_spans
 
 log = logging.getLogger(__name__)
 
 Extractor = Callable[[str, str], list[Mention]]
 """(text, document_id) -> mentions with offsets into `text`."""
-
-_SENTENCE_END = re.compile(r"(?:\n+|(?<=[.!?;])\s+(?=[A-Z0-9(\"']))")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,32 +33,8 @@ class Sentence:
 
 
 def split_sentences(text: str, document_id: str = "d1", max_chars: int = 600) -> list[Sentence]:
-    """Sentence spans of a note (newlines and sentence punctuation); offsets index `text`."""
-    out: list[Sentence] = []
-    start = 0
-    bounds = [m.start() for m in _SENTENCE_END.finditer(text)] + [len(text)]
-    for end in bounds:
-        _add_span(text, document_id, start, end, max_chars, out)
-        start = end
-    return out
-
-
-def _add_span(text: str, document_id: str, start: int, end: int, max_chars: int, out: list[Sentence]) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end <= start:
-        return
-    while end - start > max_chars:
-        cut = text.rfind(" ", start, start + max_chars)
-        cut = cut if cut > start else start + max_chars
-        out.append(Sentence(document_id, start, cut, text[start:cut]))
-        start = cut
-        while start < end and text[start].isspace():
-            start += 1
-    if end > start:
-        out.append(Sentence(document_id, start, end, text[start:end]))
+    """Sentence spans of a note (`model.text.sentences.sentence_spans`), as records of one document."""
+    return [Sentence(document_id, a, b, text[a:b]) for a, b in sentence_spans(text, max_chars)]
 
 
 def default_extractor(data_dir: Path | None = None, cache_dir: Path | None = None) -> Extractor:

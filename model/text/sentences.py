@@ -6,10 +6,16 @@ and '?' end a sentence when the next word starts with a capital letter, a digit 
 abbreviations ("Dr.", "e.g.", "q.d.") are single tokens (tokenizer special cases) and do not, decimals
 ("1.5 cm") are single tokens, and "1." at the start of a line is a list marker. Section headers start a
 sentence and so does the text after them.
+
+`sentence_spans(text)` is the same idea for callers that hold plain text rather than a parsed Doc (the
+candidate generator's sentence queries and clause mentions, the transformer's chunking and evidence):
+newlines end sentences, and '.', '!', '?' or ';' followed by a capital, a digit, '(', '[' or a quote.
+The project has no other sentence splitter.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 import numpy
@@ -24,6 +30,36 @@ SENTENCIZER_FACTORY = "medcode_sentencizer_v1"
 _TERMINAL = frozenset({".", "!", "?", "...", "…"})
 _LINE_END_PUNCT = frozenset({".", ":", ";", "!", "?", "...", "…"})
 _OPENERS = frozenset({"-", "*", "•", "(", "[", '"', "'", "#", ">"})
+
+
+_PLAIN_BOUNDARY = re.compile(r"(?:\n+|(?<=[.!?;])\s+(?=[A-Z0-9(\[\"']))")
+
+
+def sentence_spans(text: str, max_chars: int | None = None) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of plain text, without surrounding blanks; offsets index `text`.
+    With `max_chars`, a longer sentence is cut at the last space before the limit."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for end in [m.start() for m in _PLAIN_BOUNDARY.finditer(text)] + [len(text)]:
+        _add_span(text, start, end, max_chars, spans)
+        start = end
+    return spans
+
+
+def _add_span(text: str, start: int, end: int, max_chars: int | None, out: list[tuple[int, int]]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    while max_chars is not None and end - start > max_chars:
+        cut = text.rfind(" ", start, start + max_chars)
+        cut = cut if cut > start else start + max_chars
+        out.append((start, cut))
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
+    if end > start:
+        out.append((start, end))
 
 
 class ClinicalSentencizer:

@@ -7,20 +7,17 @@ weights map back to evidence spans with exact offsets.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
 from medcode.data.types import Encounter, Mention
+from medcode.model.text.sentences import sentence_spans
 
 log = logging.getLogger(__name__)
 
-_LINE_RE = re.compile(r"[^\n]+")
-_SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[\"'])")
 _CHARS_PER_TOKEN_CAP = 12
 """Text beyond max_tokens * this many characters is not even tokenized (it would be cut anyway)."""
 
@@ -66,19 +63,8 @@ class Tokenizer(Protocol):
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans (start, end) of a text: one per line, lines split again after . ! ? + capital."""
-    spans: list[tuple[int, int]] = []
-    for line in _LINE_RE.finditer(text):
-        start = line.start()
-        cuts = [m.end() for m in _SENTENCE_END_RE.finditer(line.group())]
-        bounds = [0, *cuts, len(line.group())]
-        for a, b in itertools.pairwise(bounds):
-            piece = line.group()[a:b]
-            lead = len(piece) - len(piece.lstrip())
-            trail = len(piece.rstrip())
-            if trail > lead:
-                spans.append((start + a + lead, start + a + trail))
-    return spans
+    """Sentence spans (start, end) of a text: `model.text.sentences.sentence_spans`."""
+    return sentence_spans(text)
 
 
 def encode_encounter(

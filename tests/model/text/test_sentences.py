@@ -41,3 +41,24 @@ def test_one_sentence_per_line_as_in_codiesp(small_pipeline: TextPipeline) -> No
 
 def test_a_header_and_its_body_are_separate_sentences(small_pipeline: TextPipeline) -> None:
     assert sentences(small_pipeline, "ROS: Negative for fever.") == ["ROS:", "Negative for fever."]
+
+
+def test_plain_sentence_spans_split_lines_and_sentence_punctuation() -> None:
+    from medcode.model.text.sentences import sentence_spans
+
+    text = "  Fever since Monday. No cough; Denies pain.\nType 2 diabetes on metformin 1.5 mg.\n\n"
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Fever since Monday.",
+        "No cough;",
+        "Denies pain.",
+        "Type 2 diabetes on metformin 1.5 mg.",
+    ]
+
+
+def test_plain_sentence_spans_cut_long_sentences_at_a_space() -> None:
+    from medcode.model.text.sentences import sentence_spans
+
+    text = "word " * 30
+    spans = sentence_spans(text, max_chars=40)
+    assert all(b - a <= 40 for a, b in spans)
+    assert " ".join(text[a:b] for a, b in spans).split() == text.split()
