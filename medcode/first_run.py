@@ -48,6 +48,8 @@ BUSY_EXIT = 3
 """The job's exit code when another job holds the lock."""
 STEP_LINE = re.compile(r"^\S+ \S+ (?:INFO|WARNING) (medcode\.[\w.]+): (?P<message>.+)$")
 """A progress line of medcode's own loggers in the training log (the CLI's `-v` log format)."""
+FOLDERS = re.compile(r"(?:/[\w.@+-]+)+/(?=[\w.@+-])")
+"""The folders of an absolute path: /health is public, so steps name files without where they are."""
 ERROR_LINE = re.compile(r"^medcode: (?:error: )?(?P<message>.+)$")
 MAX_STEP_CHARS = 200
 
@@ -298,7 +300,8 @@ class FirstRun:
         if fd is None:
             return
         try:
-            write_status(self.files.status, {"state": "unavailable", "step": reason, "updated_at": now_iso()})
+            step = FOLDERS.sub(".../", reason)
+            write_status(self.files.status, {"state": "unavailable", "step": step, "updated_at": now_iso()})
         finally:
             os.close(fd)
 
@@ -317,7 +320,7 @@ def last_step(log_file: Path, tail_bytes: int = 65536) -> str | None:
     for line in reversed(lines):
         match = STEP_LINE.match(line)
         if match:
-            return match.group("message")[:MAX_STEP_CHARS]
+            return FOLDERS.sub(".../", match.group("message"))[:MAX_STEP_CHARS]
     return None
 
 
@@ -337,7 +340,7 @@ def outcome_of(log_file: Path) -> tuple[dict[str, Any] | None, str | None]:
                     outcome = value
         match = ERROR_LINE.match(line)
         if match:
-            error = match.group("message")[:MAX_STEP_CHARS]
+            error = FOLDERS.sub(".../", match.group("message"))[:MAX_STEP_CHARS]
     return outcome, error
 
 

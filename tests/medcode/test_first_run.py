@@ -21,6 +21,7 @@ from medcode.first_run import (
     BUSY_EXIT,
     FirstRun,
     JobFiles,
+    last_step,
     lock_owner,
     read_status,
     try_lock,
@@ -212,12 +213,27 @@ def test_without_the_datasets_the_status_says_what_is_missing(workdir: Path) -> 
     assert status["state"] == "unavailable" and "MEDCODE_DATA_DIR is not set" in status["step"]
     empty = make_settings(workdir, data=False, data_dir=workdir / "nothing-here")
     assert first_run(workdir, empty).run() is None
-    assert "no CodiEsp train split" in status_of(run)["step"] and runs(workdir) == []
+    step = status_of(run)["step"]
+    assert step.startswith("no CodiEsp train split under .../nothing-here") and runs(workdir) == []
 
 
 def test_a_named_model_is_served_without_training(workdir: Path) -> None:
     run = first_run(workdir, make_settings(workdir, model_ref="builtin"))
     assert run.run() is None and "'builtin'" in (run.skipped or "") and runs(workdir) == []
+
+
+def test_steps_are_medcode_progress_lines_without_folders(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    log.write_text(
+        "2026-01-01 10:00:00,000 INFO medcode.data.codiesp: CodiEsp train: 500 documents\n"
+        "2026-01-01 10:00:01,000 INFO medcode.model.candidates.dense: loaded sentence encoder from "
+        "/home/someone/.venv/site-packages/minilm/model (float32)\n"
+        "2026-01-01 10:00:02,000 DEBUG medcode.model.x: a debug line is not a step\n"
+        "2026-01-01 10:00:03,000 INFO urllib3.connectionpool: another library's line is not a step\n"
+        "Traceback (most recent call last):\n"
+    )
+    assert last_step(log) == "loaded sentence encoder from .../model (float32)"
+    assert last_step(tmp_path / "missing.log") is None
 
 
 def test_status_readers_never_see_half_a_file(tmp_path: Path) -> None:
