@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     max_note_chars: int = Field(200_000, alias="MEDCODE_MAX_NOTE_CHARS")
     review_lease_seconds: int = Field(900, alias="MEDCODE_REVIEW_LEASE_SECONDS")
     model_poll_seconds: float = Field(30.0, alias="MEDCODE_MODEL_POLL_SECONDS")
-    session_secret: str = Field("development-only-secret", alias="MEDCODE_SESSION_SECRET")
+    session_secret: str | None = Field(None, alias="MEDCODE_SESSION_SECRET", min_length=32)
+    """Signs the coder UI's session cookies; unset: one is generated into MEDCODE_HOME (0600) on first start."""
     log_level: str = Field("INFO", alias="MEDCODE_LOG_LEVEL")
     auto_train: bool = Field(True, alias="MEDCODE_AUTO_TRAIN")
     """On a `medcode serve` start with no champion and CodiEsp under MEDCODE_DATA_DIR, train the default
@@ -84,9 +85,9 @@ class Settings(BaseSettings):
         return data
 
     @model_validator(mode="after")
-    def _refuse_default_secret_outside_development(self) -> Settings:
-        if self.environment != "development" and self.session_secret == "development-only-secret":
-            raise ValueError("MEDCODE_SESSION_SECRET must be set when MEDCODE_ENV is not 'development'")
+    def _refuse_the_published_secret(self) -> Settings:
+        if self.session_secret == "development-only-secret":
+            raise ValueError("MEDCODE_SESSION_SECRET is the published development default; use your own")
         return self
 
     @property

@@ -19,11 +19,19 @@ def test_environment_overrides_database(monkeypatch: pytest.MonkeyPatch) -> None
     assert Settings().resolved_database_url == "postgresql+psycopg://u@h/db"
 
 
-def test_default_secret_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MEDCODE_ENV", "production")
-    monkeypatch.delenv("MEDCODE_SESSION_SECRET", raising=False)
-    with pytest.raises(ValidationError):
-        Settings()
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_published_or_short_session_secret_is_refused_in_every_environment(
+    environment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEDCODE_ENV", environment)
+    for secret in ("development-only-secret", "x", "a" * 31):
+        monkeypatch.setenv("MEDCODE_SESSION_SECRET", secret)
+        with pytest.raises(ValidationError):
+            Settings()
+    monkeypatch.setenv("MEDCODE_SESSION_SECRET", "s" * 32)
+    assert Settings().session_secret == "s" * 32
+    monkeypatch.delenv("MEDCODE_SESSION_SECRET")
+    assert Settings().session_secret is None  # generated into MEDCODE_HOME by the service
 
 
 def test_encoder_precision_defaults_to_auto_and_refuses_unknown_formats(

@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from itsdangerous import URLSafeTimedSerializer
+from pydantic import ValidationError
 
-from medcode.data.errors import InvalidInputError
 from medcode.serving.app import create_app
 from medcode.serving.services.audit import list_events
 from medcode.serving.ui import session as ui_session
@@ -81,7 +81,7 @@ def test_without_a_secret_one_is_generated_into_home_readable_only_by_its_owner(
 
 @pytest.mark.parametrize("environment", ["development", "production"])
 def test_a_short_secret_is_refused_at_startup(sqlite_url: str, tmp_path: Path, environment: str) -> None:
-    with pytest.raises(InvalidInputError, match="at least 32"):
+    with pytest.raises(ValidationError, match="at least 32"):
         _app(sqlite_url, tmp_path, session_secret="x", environment=environment)
 
 
