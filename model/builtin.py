@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medcode.data.types import Encounter, Result, Task
+from medcode.model.cancel import check_stop
 from medcode.model.candidates.generate import (
     Candidate,
     CandidateGenerator,
@@ -122,8 +123,11 @@ class BuiltinCoder:
     def suggest(self, encounter: Encounter) -> Result:
         generator, pipeline, rules = self._parts()
         view = read_encounter(encounter, pipeline.extract)
+        check_stop()  # between stages: a caller that gave up (model.cancel) frees the CPU here
         candidates = generator.generate(view)
+        check_stop()
         scored = self.score(view, list(candidates.values()))
+        check_stop()
         return build_result(
             encounter,
             scored,

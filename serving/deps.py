@@ -21,7 +21,7 @@ from medcode.serving.errors import (
     UnsupportedMediaType,
 )
 from medcode.serving.holder import ModelHolder
-from medcode.serving.limits import SuggestionSlots, retry_after_header
+from medcode.serving.limits import ClientSlots, SuggestionSlots, retry_after_header
 from medcode.serving.services import audit
 from medcode.serving.services.encounters import EncounterLimits, PriorityFn
 from medcode.settings import Settings
@@ -67,9 +67,10 @@ NowDep = Annotated[datetime, Depends(get_now)]
 PriorityDep = Annotated[PriorityFn, Depends(get_priority_fn)]
 
 
-def get_slots(request: Request) -> SuggestionSlots:
+def get_slots(request: Request) -> ClientSlots:
+    """The suggestion workers, bound to this request: its model work stops when its client goes away."""
     slots: SuggestionSlots = request.app.state.suggestion_slots
-    return slots
+    return ClientSlots(slots, request.is_disconnected)
 
 
 def get_limits(settings: Annotated[Settings, Depends(get_settings_dep)]) -> EncounterLimits:
@@ -80,7 +81,7 @@ def get_limits(settings: Annotated[Settings, Depends(get_settings_dep)]) -> Enco
     )
 
 
-SlotsDep = Annotated[SuggestionSlots, Depends(get_slots)]
+SlotsDep = Annotated[ClientSlots, Depends(get_slots)]
 LimitsDep = Annotated[EncounterLimits, Depends(get_limits)]
 
 

@@ -6,16 +6,18 @@ All in memory, per process: behind several workers each keeps its own counts (th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from medcode.serving.errors import GatewayTimeout, ServiceUnavailable
+from medcode.model.cancel import stop_when
+from medcode.serving.errors import GatewayTimeout, ServiceError, ServiceUnavailable
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -97,19 +99,40 @@ def retry_after_header(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
+class ClientGone(ServiceError):
+    """The client disconnected before its suggestion was ready; the answer (logged as 499, nginx's
+    "client closed request") reaches nobody."""
+
+    status_code = 499
+    code = "client_closed_request"
+
+    def __init__(self) -> None:
+        super().__init__("the client went away before its suggestion was ready")
+
+
+Disconnected = Callable[[], Awaitable[bool]]
+"""True once the request's client has gone (Starlette's `Request.is_disconnected`)."""
+
+
 class SuggestionSlots:
     """At most `workers` suggestions computed at once, each answered within `timeout_seconds`.
 
-    The model cannot be interrupted mid-note, so a suggestion over its budget (or whose client went
-    away) keeps its slot until its thread ends: abandoned work never adds up beyond `workers` threads,
-    and new requests wait for a slot within their own budget (503 when none frees in time)."""
+    Each suggestion runs in its own daemon thread under `model.cancel.stop_when`: when its budget is spent,
+    its client disconnects (`disconnected` answers true) or its request is cancelled (server shutdown), the
+    thread is told to stop and the model gives the CPU back at its next check between documents or stages.
+    A thread keeps its slot until it has really ended, so abandoned work never adds up beyond `workers`
+    threads, and new requests wait for a slot within their own budget (503 when none frees in time).
+    Daemon threads never hold up the process's exit."""
 
-    def __init__(self, workers: int, timeout_seconds: float) -> None:
+    def __init__(self, workers: int, timeout_seconds: float, poll_seconds: float = 0.1) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.timeout_seconds = timeout_seconds
+        self.poll_seconds = poll_seconds
         self._slots = threading.BoundedSemaphore(self.workers)
 
-    async def run(self, work: Callable[[], T]) -> T:
+    async def run(self, work: Callable[[], T], disconnected: Disconnected | None = None) -> T:
+        """`work()`'s result; 503 when no slot frees within the budget, 504 when the work overruns it,
+        `ClientGone` when `disconnected()` turns true first."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_seconds
         while not self._slots.acquire(blocking=False):  # polled: a cancelled waiter never holds a slot
@@ -120,27 +143,68 @@ class SuggestionSlots:
                     code="busy",
                     headers=retry_after_header(min(self.timeout_seconds, 30.0)),
                 )
+            if disconnected is not None and await disconnected():
+                raise ClientGone()
             await asyncio.sleep(0.02)
 
-        def guarded() -> T:
+        stop = threading.Event()
+        future: asyncio.Future[T] = loop.create_future()
+        future.add_done_callback(_consume)
+
+        def target() -> None:
+            outcome: tuple[bool, Any]
             try:
-                return work()
+                with stop_when(stop.is_set):
+                    outcome = (True, work())
+            except BaseException as exc:  # handed to the awaiting request, which re-raises it
+                outcome = (False, exc)
             finally:
                 self._slots.release()
+            with contextlib.suppress(RuntimeError):  # the event loop closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, outcome)
 
-        task = loop.run_in_executor(None, guarded)
-        task.add_done_callback(_consume)
+        threading.Thread(target=target, name="medcode-suggestion", daemon=True).start()
         try:
-            return await asyncio.wait_for(asyncio.shield(task), max(0.0, deadline - loop.time()))
-        except TimeoutError:
-            raise GatewayTimeout(
-                f"the suggestion did not finish within its {self.timeout_seconds:g} s budget"
-                " (MEDCODE_SUGGEST_TIMEOUT_SECONDS); send shorter notes or fewer documents",
-                code="suggestion_timeout",
-            ) from None
+            while not future.done():
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise GatewayTimeout(
+                        f"the suggestion did not finish within its {self.timeout_seconds:g} s budget"
+                        " (MEDCODE_SUGGEST_TIMEOUT_SECONDS); send shorter notes or fewer documents",
+                        code="suggestion_timeout",
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(future), min(left, self.poll_seconds))
+                if not future.done() and disconnected is not None and await disconnected():
+                    raise ClientGone()
+            return future.result()
+        finally:
+            stop.set()  # a no-op once the work is done; otherwise the model stops at its next check
+
+
+@dataclass(frozen=True)
+class ClientSlots:
+    """The suggestion slots as one request sees them: its work stops when its client disconnects."""
+
+    slots: SuggestionSlots
+    disconnected: Disconnected
+
+    async def run(self, work: Callable[[], T]) -> T:
+        return await self.slots.run(work, self.disconnected)
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if future.done():
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:
-    """Retrieve an abandoned suggestion's error quietly (its message may quote note text)."""
+    """Retrieve an abandoned suggestion's error quietly (its message may quote note text; a stopped one
+    ends in `model.cancel.Stopped`)."""
     if not future.cancelled():
         future.exception()

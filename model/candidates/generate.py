@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from medcode.data.types import Encounter, Evidence, Mention
+from medcode.model.cancel import check_stop
 from medcode.model.candidates.dense import DenseCodeIndex, Encoder
 from medcode.model.candidates.lexical import LexicalIndex
 from medcode.model.catalog import CM, PCS, CodeCatalog
@@ -136,6 +137,7 @@ def read_encounter(
     extra: list[Mention] = []
     sentences: list[Sentence] = []
     for doc in encounter.documents:
+        check_stop()  # between documents: a caller that gave up (model.cancel) frees the CPU here
         found = [m for m in extractor(doc.text, doc.document_id) if m.end > m.start]
         mentions.extend(found)
         if clauses:

@@ -25,6 +25,7 @@ import numpy as np
 from medcode.data.errors import ModelNotFoundError
 from medcode.data.types import Encounter, Evidence, Result, Task
 from medcode.model.calibration import Calibrator
+from medcode.model.cancel import check_stop
 from medcode.model.candidates.dense import (
     DenseCodeIndex,
     Encoder,
@@ -330,13 +331,16 @@ class DefaultCoder:
         # BLAS on one thread: its idle threads spin after each product and slow the encoder's own threads
         # (about 40% on two cores); the products of one note are small
         with one_thread("blas"):
-            return self.suggest_prepared(self.resources.prepare(encounter, self.extractor))
+            prepared = self.resources.prepare(encounter, self.extractor)
+            check_stop()  # between stages: a caller that gave up (model.cancel) frees the CPU here
+            return self.suggest_prepared(prepared)
 
     def suggest_prepared(self, prepared: Prepared) -> Result:
         """Rank, calibrate and cut an encounter already read by `resources.prepare`."""
         encounter = prepared.view.encounter
         scored: list[Scored] = []
         for task, model in self.tasks.items():
+            check_stop()
             scores = model.classifier.scores([prepared.text], _vec(prepared.document_vector))[0]
             memory = model.memory.query(prepared.view.sentence_vectors) if model.memory is not None else {}
             keys, x = task_rows(self.resources, prepared, task, model, scores, memory, self.config)
