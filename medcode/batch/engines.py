@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +41,9 @@ class Outcome:
     position: int
     result: dict[str, Any] | None
     error: str | None
+    ready_at: float = 0.0
+    """When the model of the process that coded it had loaded (`time.time()`): throughput is measured
+    from the first model ready to the last result, whatever the model load and Ray start took."""
 
 
 def load_coder(registry: Registry, model_ref: str) -> Coder:
@@ -68,9 +71,12 @@ def code_one(coder: Coder, encounter: Encounter) -> tuple[dict[str, Any] | None,
 
 def run_local(jobs: Iterable[Job], coder: Callable[[], Coder]) -> Iterator[Outcome]:
     """The in-process loop: one encounter after the other, in input order; `coder()` gives the model."""
+    ready_at = 0.0
     for job in jobs:
-        result, error = code_one(coder(), job.encounter)
-        yield Outcome(job.shard, job.position, result, error)
+        model = coder()
+        ready_at = ready_at or time.time()
+        result, error = code_one(model, job.encounter)
+        yield Outcome(job.shard, job.position, result, error, ready_at)
 
 
 class SuggestActor:
@@ -78,6 +84,7 @@ class SuggestActor:
 
     def __init__(self, registry: Registry, model_ref: str) -> None:
         self.coder = load_coder(registry, model_ref)
+        self.ready_at = time.time()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
@@ -93,6 +100,7 @@ class SuggestActor:
             "position": batch["position"],
             "result": np.array(results, dtype=object),
             "error": np.array(errors, dtype=object),
+            "ready_at": np.full(len(results), self.ready_at),
         }
 
 
@@ -125,8 +133,9 @@ def run_ray(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # medcode's own bar counts notes
         actors = options.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        blocks = max(1, min(math.ceil(len(rows) / options.batch_size), 64 * actors))
-        dataset = ray.data.from_items(rows, override_num_blocks=blocks)
+        # blocks of at least batch_size rows: Ray Data then gives an actor one block per call, and each
+        # call's results come back as soon as it ends (smaller blocks are bundled into longer calls)
+        dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // options.batch_size))
         del rows
         coded = dataset.map_batches(
             SuggestActor,
@@ -138,7 +147,9 @@ def run_ray(
         )
         for row in coded.iter_rows():
             result = json.loads(row["result"]) if row["result"] else None
-            yield Outcome(int(row["shard"]), int(row["position"]), result, row["error"] or None)
+            yield Outcome(
+                int(row["shard"]), int(row["position"]), result, row["error"] or None, float(row["ready_at"])
+            )
     finally:
         if started:
             ray.shutdown()

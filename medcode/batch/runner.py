@@ -44,14 +44,16 @@ class Summary:
     shards: int = 0
     seconds: float = 0.0
     first_result: float | None = None
-    last_result: float | None = None
+    """Seconds from the start to the first result (model load and Ray start included)."""
+    ready_at: float | None = None
+    last_at: float | None = None
+    """Wall clock (`time.time()`) when the first model was ready, and of the last result."""
 
     def to_json(self) -> dict[str, Any]:
         processed = self.done + self.failed
         steady = None
-        if self.first_result is not None and self.last_result is not None and self.done > 1:
-            span = self.last_result - self.first_result
-            steady = round((self.done - 1) / span, 3) if span > 0 else None
+        if self.ready_at is not None and self.last_at is not None and self.last_at > self.ready_at:
+            steady = round(self.done / (self.last_at - self.ready_at), 3)
         return {
             "done": self.done,
             "failed": self.failed,
@@ -142,9 +144,10 @@ def run_batch(
     try:
         with closing(_engine(jobs(), options, registry)) as outcomes:
             for outcome in outcomes:
-                now = time.perf_counter() - start
-                summary.first_result = now if summary.first_result is None else summary.first_result
-                summary.last_result = now
+                if summary.first_result is None:
+                    summary.first_result = time.perf_counter() - start
+                summary.ready_at = min(summary.ready_at or outcome.ready_at, outcome.ready_at)
+                summary.last_at = time.time()
                 shard = open_shards[outcome.shard]
                 if outcome.result is not None:
                     shard.coded.append(Coded(outcome.position, outcome.result))
