@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     """Time budget of one suggestion, waiting for a free worker included (over it: 503/504)."""
     suggest_workers: int = Field(0, ge=0, alias="MEDCODE_SUGGEST_WORKERS")
     """Suggestions computed at once (0: one per CPU); a timed-out one keeps its worker until it ends."""
+    shutdown_grace_seconds: int = Field(3, ge=0, alias="MEDCODE_SHUTDOWN_GRACE_SECONDS")
+    """On SIGTERM, how long requests in flight may still finish; then they are cancelled (their model work
+    stops at its next check) and the server exits."""
     rate_limit_per_minute: int = Field(600, ge=0, alias="MEDCODE_RATE_LIMIT_PER_MINUTE")
     """Requests per API key (or UI session) per minute; 0 switches the limit off (over it: 429)."""
     signin_max_failures: int = Field(5, ge=1, alias="MEDCODE_SIGNIN_MAX_FAILURES")
