@@ -369,7 +369,9 @@ def finished_status(status: dict[str, Any], code: int, interrupted: bool, log_fi
 
 
 def run_job(files: JobFiles, command: Sequence[str], poll_seconds: float = 1.0) -> int:
-    """Hold the lock, run `command` with its output in the log, keep the status file current."""
+    """Hold the lock, run `command` with its output in the log, keep the status file current; stop (as
+    'interrupted') on SIGTERM or SIGINT, or when the server that started the job is gone, however it ended."""
+    server = os.getppid()
     fd = try_lock(files.lock)
     if fd is None:
         return BUSY_EXIT
@@ -399,7 +401,8 @@ def run_job(files: JobFiles, command: Sequence[str], poll_seconds: float = 1.0) 
             list(command), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT
         )
         while child.poll() is None:
-            if stop.wait(poll_seconds):
+            if stop.wait(poll_seconds) or os.getppid() != server:
+                stop.set()
                 child.terminate()
                 try:
                     child.wait(10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -65,6 +66,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"medcode serving on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr)
     first_run = FirstRun(settings)
     first_run.start()
+    # uvicorn re-raises SIGTERM after its graceful shutdown: exit through `finally` so the job stops with us.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         if args.workers > 1:
             # Worker processes build the app themselves from the environment: pass the overrides on.
@@ -78,12 +81,20 @@ def _serve(args: argparse.Namespace) -> int:
                 workers=args.workers,
                 log_level=level.lower(),
                 access_log=False,
+                timeout_graceful_shutdown=settings.shutdown_grace_seconds,
             )
             return 0
         from medcode.serving.app import create_app
 
         app = create_app(settings)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=level.lower(), access_log=False)
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
         return 0
     finally:
         first_run.stop()

@@ -6,6 +6,7 @@ prints the JSON outcome."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -188,6 +189,36 @@ def test_stopping_the_server_interrupts_the_job_and_frees_the_lock(workdir: Path
     assert stopped["state"] == "interrupted" and stopped["finished_at"]
     assert "champion.txt" not in {p.name for p in workdir.iterdir()}, "nothing registered"
     assert try_lock(run.files.lock) is not None
+
+
+SERVER_THAT_DIES = """
+import subprocess, sys, time
+from pathlib import Path
+folder = Path(sys.argv[1])
+subprocess.Popen([sys.executable, "-m", "medcode.first_run", str(folder), "--", *sys.argv[2:]])
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    status = folder / "status.json"
+    if status.exists() and "fitting" in status.read_text():
+        break
+    time.sleep(0.05)
+"""
+
+
+def test_the_job_stops_when_its_server_is_gone(workdir: Path) -> None:
+    """However the server ended (SIGKILL included), its job does not train on alone."""
+    (workdir / "server.py").write_text(SERVER_THAT_DIES)
+    folder = workdir / "home" / "auto-train"
+    command = [sys.executable, str(workdir / "train.py"), str(workdir)]
+    subprocess.run(
+        [sys.executable, str(workdir / "server.py"), str(folder), *command], check=True, timeout=60
+    )
+    stopped = wait_for(
+        lambda: (s := read_status(folder / "status.json") or {}).get("state") != "running" and s
+    )
+    assert stopped["state"] == "interrupted" and runs(workdir)
+    assert not (workdir / "champion.txt").exists()
+    wait_for(lambda: (fd := try_lock(folder / "train.lock")) is not None and not os.close(fd))
 
 
 def test_auto_train_off_starts_nothing(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
