@@ -7,7 +7,6 @@ from medcode.data.types import Document, Encounter
 from medcode.model.text import TextPipeline
 from medcode.model.text.extensions import MENTIONS_KEY
 from medcode.model.text.pipeline import PIPE_NAMES
-from medcode.settings import reset_settings
 
 
 def test_pipeline_is_a_chain_of_registered_steps(small_pipeline: TextPipeline) -> None:
@@ -46,18 +45,11 @@ def test_extract_many_matches_extract(small_pipeline: TextPipeline) -> None:
     assert list(small_pipeline.extract_many(texts)) == [small_pipeline.extract(t) for t in texts]
 
 
-def test_notes_over_the_size_limit_are_refused(
-    small_pipeline: TextPipeline, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MEDCODE_MAX_NOTE_CHARS", "20")
-    reset_settings()
-    try:
-        with pytest.raises(InvalidInputError, match="limit is 20"):
-            small_pipeline.extract("x" * 21)
-        assert small_pipeline.extract("Fever.")[0].text == "Fever"
-    finally:
-        monkeypatch.delenv("MEDCODE_MAX_NOTE_CHARS")
-        reset_settings()
+def test_notes_over_the_size_limit_are_refused(small_pipeline: TextPipeline) -> None:
+    limited = TextPipeline(small_pipeline.nlp, small_pipeline.lexicon, max_note_chars=20)
+    with pytest.raises(InvalidInputError, match="limit is 20"):
+        limited.extract("x" * 21)
+    assert limited.extract("Fever.")[0].text == "Fever"
 
 
 def test_empty_and_whitespace_notes_have_no_mentions(small_pipeline: TextPipeline) -> None:
