@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medcode.data.types import CodeSuggestion, Mention
+from medcode.data.types import CodeSuggestion, Evidence, Mention
 from medcode.model.rules.context import overlaps
 from medcode.model.rules.refs import compact
 from medcode.model.rules.resources import load_resource
@@ -181,8 +181,14 @@ def load_entries(data: dict[str, Any] | None = None) -> list[HistoryEntry]:
 class HistoryRule:
     name = "history_of"
 
-    def __init__(self, entries: list[HistoryEntry] | None = None, discount: float = 0.9) -> None:
+    def __init__(
+        self,
+        entries: list[HistoryEntry] | None = None,
+        discount: float = 0.9,
+        uncoded_confidence: float = 0.75,
+    ) -> None:
         self.entries = entries if entries is not None else load_entries()
+        self.uncoded_confidence = uncoded_confidence
         self.targets = {compact(e.code) for e in self.entries}
         self.discount = discount
 
@@ -210,6 +216,55 @@ class HistoryRule:
                 self._replace(state, suggestion, full[0])
             else:
                 self._doubt(state, suggestion, codes)
+        self._uncoded(state)
+
+    def _uncoded(self, state: RulesState) -> None:
+        """A past condition no suggested code stands on (a historical mention whose lexicon concept is an
+        ICD-10-CM code) gets the history code the index files it under, when exactly one entry applies
+        with its qualifiers stated; nothing when the same condition is also documented as current."""
+        context = state.context
+        covered = [e for c in state.diagnoses() for e in c.evidence]
+        current = [m for m in context.present if not m.assertion.historical]
+        for mention in context.present:
+            if not mention.assertion.historical or mention.assertion.possible:
+                continue
+            if any(overlaps(e, mention) for e in covered):
+                continue
+            concepts = [c for c in mention.concepts if state.tabular.entry(c) is not None]
+            if not concepts:
+                continue
+            names = content_words(mention.text)
+            if any(content_words(m.text) == names or set(m.concepts) & set(concepts) for m in current):
+                continue
+            words = set(self._code_words(state, concepts[0])) | set(names)
+            found = self._match(words)
+            if not found:
+                continue
+            context_words = self._clause_words(state, [mention])
+            full = [e for e in found if e.qualifiers <= context_words]
+            if len({e.code for e in full}) != 1 or len({e.code for e in found}) != 1:
+                continue
+            target = state.tabular.entry(full[0].code)
+            if target is None or state.final(target.code) is not None:
+                continue
+            evidence = Evidence(
+                document_id=mention.document_id, start=mention.start, end=mention.end, text=mention.text
+            )
+            added = state.add_final(
+                derived(
+                    target.code,
+                    target.title,
+                    self.uncoded_confidence,
+                    [evidence],
+                    f'personal history code the index gives for "{full[0].term}" (History, personal)',
+                )
+            )
+            state.fire(
+                self.name,
+                [added],
+                f'"{mention.text}" is documented as past history; the index files "{full[0].term}" under '
+                f"History, personal: coded {target.code} ({target.title})",
+            )
 
     # support ---------------------------------------------------------------------------------------------
     @staticmethod

@@ -15,6 +15,7 @@ RESOURCE_FILES = (
     "em_levels.json",
     "code_notes.json",
     "history_of.json",
+    "status_codes.json",
 )
 
 

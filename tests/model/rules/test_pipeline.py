@@ -75,6 +75,7 @@ def test_rule_order_is_fixed(rules: CodingRules) -> None:
         "assertion",
         "code_set",
         "history_of",
+        "status_codes",
         "combination",
         "specificity",
         "seventh_character",
