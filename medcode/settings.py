@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from medcode.model.registry import Registry
-from medcode.model.rules.pipeline import RulesConfig
 from medcode.model.runtime import Runtime
+
+if TYPE_CHECKING:
+    from medcode.model.rules.pipeline import RulesConfig
 
 
 def _default_home() -> Path:
@@ -134,6 +136,8 @@ class Settings(BaseSettings):
     @cached_property
     def rules(self) -> RulesConfig:
         """The coding-rules config a model trained (or the built-in model run) with these settings gets."""
+        from medcode.model.rules.pipeline import RulesConfig  # the rules are heavy: only when asked
+
         return RulesConfig.read(self.rules_enabled, self.ncci_file)
 
 
