@@ -9,12 +9,16 @@ What it refuses before any route runs:
   surrogates, nesting deeper than `MAX_JSON_DEPTH` or a number Python will not convert (422 naming the
   place): text that PostgreSQL, the tokenizer or a log line cannot take never reaches them.
 
+A request still running when the server's shutdown grace period ends is cancelled by the server; it
+answers 503 (`shutting_down`), never a 500.
+
 The access log names the route's template (`/v1/encounters/{encounter_id}`), never the path a client
 sent, and a client's `X-Request-ID` only when it is 1-64 characters of `[A-Za-z0-9._-]` (else a new id).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -37,6 +41,7 @@ MAX_JSON_DEPTH = 64
 SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store"))
 """On every answer that does not set its own: API responses carry PHI and must not be cached or sniffed."""
 UNMATCHED_ROUTE = "<no route>"
+SHUTTING_DOWN = "the server is shutting down and stopped this request; send it again"
 
 
 class BadInput(Exception):
@@ -93,6 +98,11 @@ class RequestContextMiddleware:
         except BadInput as exc:
             if not status["sent"]:
                 await _send_json(send_with_id, exc.status, path, exc.detail, exc.code, request_id)
+        except asyncio.CancelledError:
+            # The server cancels what still runs when its shutdown grace period ends: answer 503 rather than
+            # let the cancellation surface as a 500 with a stack trace (the model work was told to stop).
+            if not status["sent"]:
+                await _send_json(send_with_id, 503, path, SHUTTING_DOWN, "shutting_down", request_id)
         except Exception as exc:
             log_unexpected(exc, request_id, method, route_template(scope))
             if not status["sent"]:
