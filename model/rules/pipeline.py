@@ -3,9 +3,9 @@
 Runs after ranking + thresholds and before routing. Each rule is a small callable with one job; they run
 in a fixed order (safety first, then the classification's own rules, then the procedure rules):
 
-    assertion -> code_set -> history_of -> status_codes -> combination -> specificity -> seventh_character
-    -> laterality -> unspecified -> code_first -> use_additional -> excludes1 -> age_sex -> em_level
-    -> ncci
+    assertion -> code_set -> history_of -> status_codes -> pregnancy -> combination -> specificity
+    -> seventh_character -> laterality -> unspecified -> code_first -> use_additional -> excludes1
+    -> age_sex -> em_level -> ncci
 
 Codes taken out of the suggested set move to the candidates with their confidence (the ranked list keeps
 them, so ranking metrics such as MAP are protected); codes the rules add carry a slightly discounted
@@ -36,6 +36,7 @@ from medcode.model.rules.excludes import Excludes1Rule
 from medcode.model.rules.history import HistoryRule
 from medcode.model.rules.laterality import LateralityRule
 from medcode.model.rules.ncci import NcciRule, PtpEdit, read_ncci_file
+from medcode.model.rules.pregnancy import PregnancyRule
 from medcode.model.rules.safety import AssertionRule, CodeSetRule
 from medcode.model.rules.seventh import SeventhCharacterRule
 from medcode.model.rules.specificity import SpecificityRule
@@ -169,6 +170,7 @@ class CodingRules:
             CodeSetRule(),
             HistoryRule(discount=derived_discount),
             StatusCodesRule(),
+            PregnancyRule(discount=derived_discount),
             CombinationRule(candidate_floor=combination_floor, discount=derived_discount),
             SpecificityRule(candidate_floor=candidate_floor / 2, discount=derived_discount),
             SeventhCharacterRule(discount=(1 + derived_discount) / 2),

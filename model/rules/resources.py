@@ -16,6 +16,7 @@ RESOURCE_FILES = (
     "code_notes.json",
     "history_of.json",
     "status_codes.json",
+    "pregnancy.json",
 )
 
 

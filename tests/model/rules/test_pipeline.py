@@ -76,6 +76,7 @@ def test_rule_order_is_fixed(rules: CodingRules) -> None:
         "code_set",
         "history_of",
         "status_codes",
+        "pregnancy",
         "combination",
         "specificity",
         "seventh_character",

@@ -144,3 +144,32 @@ def test_old_stroke_with_residual_is_not_filed_as_history_without_deficits(run_c
         {"note": note, "mentions": [{"text": "CVA", "historical": True, "concepts": ["I63.9"]}]}
     )
     assert "Z86.73" not in _codes(outcome)
+
+
+def test_pregnancy_note_codes_chapter_15_and_weeks_instead_of_the_plain_code(run_case: Run) -> None:
+    note = "Pregnant pt at 30 wks with pre-existing essential hypertension."
+    outcome = run_case(
+        {
+            "note": note,
+            "setting": "outpatient",
+            "patient": {"age": 30, "sex": "female"},
+            "mentions": [{"text": "essential hypertension", "concepts": ["I10"]}],
+            "codes": [{"code": "I10", "confidence": 0.9, "evidence": "essential hypertension"}],
+        }
+    )
+    assert {"O10.013", "Z3A.30"} <= set(_codes(outcome)) and "I10" not in _codes(outcome)
+    weeks = next(c for c in outcome.codes if c.code == "Z3A.30")
+    assert weeks.evidence and "30 wks" in weeks.evidence[0].text
+
+
+def test_wrong_weeks_code_moves_out_and_no_pregnancy_codes_without_pregnancy(run_case: Run) -> None:
+    note = "28 yo G1P0 at 10 weeks gestation with hyperemesis."
+    outcome = run_case({"note": note, "codes": [{"code": "Z3A.28", "confidence": 0.9, "evidence": "28 yo"}]})
+    assert "Z3A.10" in _codes(outcome) and "Z3A.28" not in _codes(outcome)
+    plain = run_case(
+        {
+            "note": "Essential hypertension at 30 years.",
+            "codes": [{"code": "I10", "confidence": 0.9, "evidence": "Essential hypertension"}],
+        }
+    )
+    assert _codes(plain) == ["I10"]
