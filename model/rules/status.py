@@ -102,17 +102,17 @@ class StatusCodesRule:
                 for pattern in entry.patterns:
                     for match in pattern.finditer(document.text):
                         if self._stated(state, document.document_id, document.text, match, entry):
-                            evidence = Evidence(
+                            span = Evidence(
                                 document_id=document.document_id,
                                 start=match.start(),
                                 end=match.end(),
                                 text=match.group(0),
                             )
-                            found.setdefault(entry.code, (entry, []))[1].append(evidence)
-        for code, (entry, evidence) in found.items():
+                            found.setdefault(entry.code, (entry, []))[1].append(span)
+        for code, (entry, spans) in found.items():
             if entry.requires_codes and not self._has_any(state, entry.requires_codes):
                 continue
-            self._add(state, code, evidence, f"{entry.group.replace('_', ' ')}, Guidelines {entry.section}")
+            self._add(state, code, spans, f"{entry.group.replace('_', ' ')}, Guidelines {entry.section}")
         self._family(state)
 
     # phrases ---------------------------------------------------------------------------------------------
