@@ -3,6 +3,7 @@ is not allowed is refused (401 without a live identity, 403 for the wrong role, 
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +20,31 @@ from medcode.serving.ui.session import PUBLISHED_DEFAULT_SECRET
 
 from .conftest import bearer, make_settings, new_key
 from .fakes import FakeCoder, encounter_json
-from .test_roles import BUNDLE
 from .test_security import cookie_header, forge_cookie, sign_in
 
 ENCOUNTER = encounter_json("e1", "Diabetes.")
 OTHERS_ENCOUNTER = encounter_json("e2", "Asthma.")
+BUNDLE = {
+    "resourceType": "Bundle",
+    "type": "collection",
+    "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1"}},
+        {
+            "resource": {
+                "resourceType": "DocumentReference",
+                "status": "current",
+                "content": [
+                    {
+                        "attachment": {
+                            "contentType": "text/plain",
+                            "data": base64.b64encode(b"Diabetes.").decode(),
+                        }
+                    }
+                ],
+            }
+        },
+    ],
+}
 ALL_ROLES = {"coder", "integration", "scientist", "admin"}
 CALLERS = [
     "none",
@@ -32,11 +53,13 @@ CALLERS = [
     "second_integration",
     "scientist",
     "admin",
+    "unknown_key",
+    "basic_auth",
     "revoked_key",
     "forged_cookie",
     "expired_cookie",
 ]
-UNAUTHENTICATED = {"none", "revoked_key", "forged_cookie", "expired_cookie"}
+UNAUTHENTICATED = {"none", "unknown_key", "basic_auth", "revoked_key", "forged_cookie", "expired_cookie"}
 
 # (method, path, json body, roles allowed); e1 and item 1 belong to the first integration
 ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
@@ -96,6 +119,8 @@ def _callers(app: FastAPI, client: TestClient) -> dict[str, dict[str, str]]:
     admin_id = keys["admin"].split("_")[1]
     callers = {name: bearer(key) for name, key in keys.items()}
     callers["none"] = {}
+    callers["unknown_key"] = bearer("mck_nope_nope")
+    callers["basic_auth"] = {"Authorization": "Basic abc"}
     callers["revoked_key"] = bearer(revoked)
     callers["forged_cookie"] = cookie_header(
         forge_cookie(PUBLISHED_DEFAULT_SECRET, admin_id), "attacker-csrf"
@@ -139,6 +164,10 @@ def test_every_forbidden_cell_is_refused(
             assert response.status_code == 401, where
         elif role not in allowed:
             assert response.status_code == 403, where
+            if path.startswith("/fhir"):
+                assert response.json()["resourceType"] == "OperationOutcome", where
+            else:
+                assert response.json()["code"] == "forbidden", where
         elif (
             caller == "second_integration"
             and (method, path.split("?")[0]) in TENANT_REFUSALS
