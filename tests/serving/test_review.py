@@ -68,6 +68,13 @@ def _claim(client: TestClient, headers: dict[str, str]) -> dict:
     return response.json()
 
 
+def _claimed(client: TestClient, auth: Auth, text_: str = NOTE) -> tuple[dict[str, str], int]:
+    """Encounter e1 with `text_` submitted, and its review item claimed: the coder's headers and the item id."""
+    _submit(client, auth, "e1", text_)
+    coder = auth("coder")
+    return coder, _claim(client, coder)["item_id"]
+
+
 def _decide(client: TestClient, headers: dict[str, str], item_id: int, *decisions: dict, **kw: object):
     return client.post(
         f"/v1/review/items/{item_id}/decisions", json={"decisions": list(decisions)}, headers=headers, **kw
@@ -120,9 +127,7 @@ def test_claiming_again_resumes_the_held_item(client: TestClient, as_role: Auth,
 def test_decisions_then_finalize_give_the_final_codes(
     client: TestClient, app: FastAPI, as_role: Auth
 ) -> None:
-    _submit(client, as_role, "e1")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role)
     response = _decide(
         client,
         coder,
@@ -158,9 +163,7 @@ def test_decisions_then_finalize_give_the_final_codes(
 
 
 def test_undecided_codes_block_finalize_until_accepted_as_a_whole(client: TestClient, as_role: Auth) -> None:
-    _submit(client, as_role, "e1", "Diabetes. Hypertension.")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, "Diabetes. Hypertension.")
     _decide(client, coder, item, {"code": "I10", "action": "accept"})
     refused = client.post(f"/v1/review/items/{item}/finalize", headers=coder)
     assert refused.status_code == 409 and refused.json()["code"] == "finalize_blocked"
@@ -181,9 +184,7 @@ def test_undecided_codes_block_finalize_until_accepted_as_a_whole(client: TestCl
 
 
 def test_latest_decision_on_a_code_wins(client: TestClient, as_role: Auth) -> None:
-    _submit(client, as_role, "e1", "Diabetes.")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, "Diabetes.")
     _decide(client, coder, item, {"code": "E11.9", "action": "reject", "reason": "no"})
     body = _decide(client, coder, item, {"code": "E11.9", "action": "accept"}).json()
     assert [c["status"] for c in body["codes"]] == ["accepted"]
@@ -283,9 +284,7 @@ def test_an_expired_lease_returns_the_item_to_the_queue(
 
 
 def test_finalizing_twice_conflicts(client: TestClient, as_role: Auth) -> None:
-    _submit(client, as_role, "e1", "Diabetes.")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, "Diabetes.")
     assert _finalize(client, coder, item, accept_undecided=True).status_code == 200
     again = client.post(f"/v1/review/items/{item}/finalize", headers=coder)
     assert again.status_code == 409 and again.json()["code"] == "item_final"
@@ -296,9 +295,7 @@ def test_finalizing_twice_conflicts(client: TestClient, as_role: Auth) -> None:
 def test_release_returns_the_item_to_the_queue(client: TestClient, app: FastAPI, as_role: Auth) -> None:
     from .conftest import bearer, new_key
 
-    _submit(client, as_role, "e1", "Diabetes.")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, "Diabetes.")
     queue = client.get("/v1/review/queue?unclaimed=true", headers=coder).json()
     assert queue["items"] == []
     assert client.post(f"/v1/review/items/{item}/release", headers=coder).json()["released"] is True
@@ -307,9 +304,7 @@ def test_release_returns_the_item_to_the_queue(client: TestClient, app: FastAPI,
 
 
 def test_a_decision_id_is_stored_once(client: TestClient, app: FastAPI, as_role: Auth) -> None:
-    _submit(client, as_role, "e1", "Diabetes.")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, "Diabetes.")
     decision = {"code": "E11.9", "action": "accept", "decision_id": "client-1"}
     first = _decide(client, coder, item, decision).json()
     again = _decide(client, coder, item, decision).json()
@@ -324,9 +319,7 @@ def test_a_decision_id_is_stored_once(client: TestClient, app: FastAPI, as_role:
 
 
 def test_an_idempotency_key_makes_a_retry_harmless(client: TestClient, app: FastAPI, as_role: Auth) -> None:
-    _submit(client, as_role, "e1")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role)
     decisions = ({"code": "E11.9", "action": "accept"}, {"code": "I10", "action": "accept"})
     headers = coder | {"Idempotency-Key": "retry-42"}
     assert len(_decide(client, headers, item, *decisions).json()["stored"]) == 2
@@ -352,9 +345,7 @@ def test_queue_filters_by_reason_kind(client: TestClient, as_role: Auth) -> None
 
 
 def test_review_item_shows_the_note_codes_and_decisions(client: TestClient, as_role: Auth) -> None:
-    _submit(client, as_role, "e1", "Diabetes.")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, "Diabetes.")
     _decide(client, coder, item, {"code": "E11.9", "action": "reject", "reason": "ruled out"})
     body = client.get(f"/v1/review/items/{item}", headers=coder).json()
     assert body["documents"][0]["text"] == "Diabetes."
@@ -364,9 +355,7 @@ def test_review_item_shows_the_note_codes_and_decisions(client: TestClient, as_r
 
 
 def test_decisions_are_append_only_in_the_database(client: TestClient, app: FastAPI, as_role: Auth) -> None:
-    _submit(client, as_role, "e1", "Diabetes.")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, "Diabetes.")
     _decide(client, coder, item, {"code": "E11.9", "action": "accept"})
     for statement in ("UPDATE decisions SET action = 'reject'", "DELETE FROM decisions"):
         with app.state.db.sessions() as session, pytest.raises(DBAPIError):
@@ -379,26 +368,23 @@ def test_decisions_are_append_only_in_the_database(client: TestClient, app: Fast
 # -- the live code set: problems after every decision, finalize refused until fixed or overridden --------
 
 INCONTINENCE = ("ICD-10-CM", "R32", "Unspecified urinary incontinence", 0.7)
+INCONTINENCE_NOTE = "Urinary incontinence. Urge incontinence on exam."
+EXCLUDES1_PAIR = (
+    {"code": "R32", "action": "accept"},
+    {"action": "add", "code": "N39.41", "evidence": _evidence(INCONTINENCE_NOTE, "Urge incontinence")},
+)
+"""Decisions that code R32 beside N39.41, which R32's Excludes1 note forbids."""
 
 
 def test_an_excludes1_pair_shows_on_both_cards_and_clears_when_one_goes(
     client: TestClient, as_role: Auth, coder: FakeCoder
 ) -> None:
-    text_ = "Urinary incontinence. Urge incontinence on exam."
     _model_codes(coder, urinary_incontinence=INCONTINENCE)
-    _submit(client, as_role, "e1", text_)
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, INCONTINENCE_NOTE)
     before = client.get(f"/v1/review/items/{item}", headers=coder).json()
     assert next(c for c in before["codes"] if c["code"] == "R32")["problems"] == []
 
-    added = _decide(
-        client,
-        coder,
-        item,
-        {"code": "R32", "action": "accept"},
-        {"action": "add", "code": "N39.41", "evidence": _evidence(text_, "Urge incontinence")},
-    )
+    added = _decide(client, coder, item, *EXCLUDES1_PAIR)
     assert ("excludes1", ["R32", "N39.41"]) in _kinds(added)
     cards = {c["code"]: c for c in added.json()["codes"]}
     for code in ("R32", "N39.41"):
@@ -418,18 +404,9 @@ def test_an_excludes1_pair_shows_on_both_cards_and_clears_when_one_goes(
 def test_an_excludes1_pair_is_final_only_with_an_audited_reason(
     client: TestClient, as_role: Auth, coder: FakeCoder
 ) -> None:
-    text_ = "Urinary incontinence. Urge incontinence on exam."
     _model_codes(coder, urinary_incontinence=INCONTINENCE)
-    _submit(client, as_role, "e1", text_)
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
-    _decide(
-        client,
-        coder,
-        item,
-        {"code": "R32", "action": "accept"},
-        {"action": "add", "code": "N39.41", "evidence": _evidence(text_, "Urge incontinence")},
-    )
+    coder, item = _claimed(client, as_role, INCONTINENCE_NOTE)
+    _decide(client, coder, item, *EXCLUDES1_PAIR)
     unknown = _finalize(
         client, coder, item, overrides=[{"problem": "excludes1:I10|R32", "reason": "because"}]
     )
@@ -447,9 +424,7 @@ def test_an_excludes1_pair_is_final_only_with_an_audited_reason(
 
 def test_an_incomplete_pcs_code_is_never_final(client: TestClient, as_role: Auth, coder: FakeCoder) -> None:
     _model_codes(coder, cystectomy=("ICD-10-PCS", "0TTB", "Resection of Bladder", 0.8))
-    _submit(client, as_role, "e1", "Hypertension. Cystectomy performed.")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, "Hypertension. Cystectomy performed.")
     decided = _decide(
         client, coder, item, {"code": "I10", "action": "accept"}, {"code": "0TTB", "action": "accept"}
     )
@@ -469,9 +444,7 @@ def test_a_header_beside_its_own_child_must_be_fixed(
 ) -> None:
     text_ = "Corneal neovascularization, deep, both eyes."
     _model_codes(coder, corneal_neovascularization=("ICD-10-CM", "H16.4", "Corneal neovascularization", 0.6))
-    _submit(client, as_role, "e1", text_)
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, text_)
     added = _decide(
         client,
         coder,
@@ -489,9 +462,9 @@ def test_a_header_beside_its_own_child_must_be_fixed(
 
 def test_an_age_sex_edit_needs_a_reason(client: TestClient, as_role: Auth, coder: FakeCoder) -> None:
     _model_codes(coder, prostatic_hyperplasia=("ICD-10-CM", "N40.0", "Benign prostatic hyperplasia", 0.8))
-    _submit(client, as_role, "e1", "Prostatic hyperplasia.")  # the fake's patient is a 67-year-old woman
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(
+        client, as_role, "Prostatic hyperplasia."
+    )  # the fake's patient is a 67-year-old woman
     decided = _decide(client, coder, item, {"code": "N40.0", "action": "accept"})
     assert [k for k, _ in _kinds(decided)] == ["age_sex"]
     assert _finalize(client, coder, item).status_code == 409
@@ -503,9 +476,7 @@ def test_codes_resting_on_absent_or_historical_evidence_are_flagged(
     client: TestClient, as_role: Auth
 ) -> None:
     text_ = "Asthma in childhood. Denies chest pain. Hypertension."
-    _submit(client, as_role, "e1", text_)
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, text_)
     decided = _decide(
         client,
         coder,
@@ -524,9 +495,7 @@ def test_evidence_that_is_a_measurement_needs_an_explicit_accept(
     client: TestClient, as_role: Auth, coder: FakeCoder
 ) -> None:
     _model_codes(coder, tuberculosis=("ICD-10-CM", "A15.9", "Respiratory tuberculosis unspecified", 0.85))
-    _submit(client, as_role, "e1", "Hypertension.\nTuberculosis: 140/100\n")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, "Hypertension.\nTuberculosis: 140/100\n")
     _decide(client, coder, item, {"code": "I10", "action": "accept"})
     refused = _finalize(client, coder, item, accept_undecided=True)
     assert refused.status_code == 409 and _kinds(refused) == [("doubtful_evidence", ["A15.9"])]
@@ -535,9 +504,7 @@ def test_evidence_that_is_a_measurement_needs_an_explicit_accept(
 
 
 def test_a_stale_tab_cannot_overwrite_a_decision(client: TestClient, as_role: Auth) -> None:
-    _submit(client, as_role, "e1", "Diabetes. Hypertension.")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, "Diabetes. Hypertension.")
     seen = client.get(f"/v1/review/items/{item}", headers=coder).json()  # both tabs load the item
     rev = {c["code"]: c["rev"] for c in seen["codes"]}
     first = _decide(
@@ -560,9 +527,7 @@ def test_a_stale_tab_cannot_overwrite_a_decision(client: TestClient, as_role: Au
 
 def test_candidates_carry_the_billable_flag(client: TestClient, as_role: Auth, coder: FakeCoder) -> None:
     _model_codes(coder, cystectomy=("ICD-10-PCS", "0TTB", "Resection of Bladder", 0.8))
-    _submit(client, as_role, "e1", "Diabetes. No cystectomy.")
-    coder = as_role("coder")
-    item = _claim(client, coder)["item_id"]
+    coder, item = _claimed(client, as_role, "Diabetes. No cystectomy.")
     body = client.get(f"/v1/review/items/{item}", headers=coder).json()
     assert [(c["code"], c["billable"]) for c in body["candidates"]] == [("0TTB", False)]
     assert [(c["code"], c["billable"]) for c in body["codes"]] == [("E11.9", True)]
