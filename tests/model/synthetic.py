@@ -88,9 +88,11 @@ def make_corpus(n: int, seed: int = 0) -> list[Encounter]:
 
 
 def write_jsonl_corpus(folder: Path, n_train: int = 40, n_dev: int = 16) -> Path:
+    """A `--dataset jsonl` folder: train.jsonl and dev.jsonl, ids prefixed by split so that none is shared."""
     folder.mkdir(parents=True, exist_ok=True)
     for split, n, seed in (("train", n_train, 1), ("dev", n_dev, 2)):
         with (folder / f"{split}.jsonl").open("w") as fh:
             for enc in make_corpus(n, seed):
+                enc = enc.model_copy(update={"encounter_id": f"{split}-{enc.encounter_id}"})
                 fh.write(json.dumps(enc.model_dump(mode="json")) + "\n")
     return folder

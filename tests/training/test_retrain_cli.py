@@ -14,17 +14,7 @@ from medcode.settings import reset_settings
 from medcode.training.active import fifo_priority
 from tests.fakes import FakeCoder
 
-from ..model.synthetic import make_corpus
-
-
-def _corpus(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n, seed in (("train", 16, 1), ("dev", 8, 2)):
-        with (folder / f"{split}.jsonl").open("w") as fh:
-            for enc in make_corpus(n, seed):
-                enc = enc.model_copy(update={"encounter_id": f"{split}-{enc.encounter_id}"})
-                fh.write(json.dumps(enc.model_dump(mode="json")) + "\n")
-    return folder
+from ..model.synthetic import make_corpus, write_jsonl_corpus
 
 
 def test_retrain_command_requires_an_existing_data_folder(
@@ -40,7 +30,7 @@ def test_retrain_command_trains_on_base_plus_reviews_and_reports_the_gate(
 ) -> None:
     monkeypatch.setenv("MEDCODE_REGISTERED_MODEL", "retrain-cli-test")
     reset_settings()
-    data = _corpus(tmp_path / "corpus")
+    data = write_jsonl_corpus(tmp_path / "corpus", n_train=16, n_dev=8)
     db = f"sqlite:///{tmp_path / 'service.db'}"
     notes = [e.model_copy(update={"encounter_id": f"new-{e.encounter_id}"}) for e in make_corpus(4, seed=9)]
     dev_note = json.loads((data / "dev.jsonl").read_text().splitlines()[0])

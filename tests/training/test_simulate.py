@@ -13,17 +13,7 @@ from medcode.data.types import Encounter
 from medcode.training.presets import PreparedCache
 from medcode.training.simulate import split_train
 
-from ..model.synthetic import make_corpus
-
-
-def _write_corpus(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n, seed in (("train", 36, 1), ("dev", 14, 2)):
-        with (folder / f"{split}.jsonl").open("w") as fh:
-            for enc in make_corpus(n, seed):
-                enc = enc.model_copy(update={"encounter_id": f"{split}-{enc.encounter_id}"})
-                fh.write(json.dumps(enc.model_dump(mode="json")) + "\n")
-    return folder
+from ..model.synthetic import make_corpus, write_jsonl_corpus
 
 
 def test_split_train_is_seeded_and_covers_every_encounter() -> None:
@@ -72,7 +62,7 @@ def test_cache_warm_reads_notes_in_batches_once_and_without_gold() -> None:
 def test_simulate_feedback_runs_rounds_through_the_review_service(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = _write_corpus(tmp_path / "corpus")
+    data = write_jsonl_corpus(tmp_path / "corpus", n_train=36, n_dev=14)
     knowledge = tmp_path / "no-knowledge"
     knowledge.mkdir()
     out = tmp_path / "out"
