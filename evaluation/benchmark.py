@@ -17,16 +17,17 @@ import resource
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from medcode.data.errors import MedcodeError
 from medcode.data.types import Document, Encounter, Patient
 from medcode.model.base import Coder
 from medcode.settings import get_settings
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 SAMPLE_NOTES = (
@@ -151,35 +152,24 @@ def run_benchmark(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Time `coder.suggest` per note after `warmup` untimed calls."""
-    from tqdm import tqdm
-
-    from medcode.evaluation.metrics import latency_summary  # numpy: when used, not at `medcode --help`
-
     for encounter in encounters[:warmup]:
         coder.suggest(encounter)
     cuda = _cuda_module(device)
     if cuda is not None:
         cuda.synchronize()
         cuda.reset_peak_memory_stats()
-    latencies: list[float] = []
-    start = time.perf_counter()
-    for encounter in tqdm(encounters, desc="benchmark", unit="note", file=sys.stderr, disable=not progress):
-        t0 = time.perf_counter()
+
+    def suggest(encounter: Encounter) -> None:
         coder.suggest(encounter)
         if cuda is not None:
             cuda.synchronize()
-        latencies.append(time.perf_counter() - t0)
-    total = time.perf_counter() - start
-    chars = [sum(len(d.text) for d in e.documents) for e in encounters]
-    out: dict[str, Any] = {
-        "n": len(encounters),
-        "warmup": warmup,
-        "mean_note_chars": sum(chars) / len(chars) if chars else 0,
-        **latency_summary(latencies, total),
+
+    summary, _ = _time_each(suggest, encounters, warmup=warmup, desc="benchmark", progress=progress)
+    return {
+        **summary,
         "peak_rss_mb": peak_rss_mb(),
         "cuda_peak_mb": cuda.max_memory_allocated() / 2**20 if cuda is not None else None,
     }
-    return out
 
 
 def run_http_benchmark(
@@ -192,9 +182,6 @@ def run_http_benchmark(
 ) -> dict[str, Any]:
     """Time POST `path` per note against a running service (`client`: an httpx.Client with its base URL and
     API key). Memory is the server's, not measured here."""
-    from tqdm import tqdm
-
-    from medcode.evaluation.metrics import latency_summary  # numpy: when used, not at `medcode --help`
 
     def post(encounter: Encounter) -> dict[str, Any]:
         response = client.post(path, json=encounter.model_dump(mode="json", exclude={"gold"}))
@@ -204,27 +191,35 @@ def run_http_benchmark(
 
     for encounter in encounters[:warmup]:
         post(encounter)
+    summary, bodies = _time_each(post, encounters, warmup=warmup, desc="benchmark (http)", progress=progress)
+    version = next((body["model_version"] for body in bodies if body.get("model_version")), "unknown")
+    return {**summary, "peak_rss_mb": None, "cuda_peak_mb": None, "model_version": version}
+
+
+def _time_each(
+    call: Callable[[Encounter], T], encounters: Sequence[Encounter], *, warmup: int, desc: str, progress: bool
+) -> tuple[dict[str, Any], list[T]]:
+    """`call` timed on each note: the note count and size with the latency summary, and the answers."""
+    from tqdm import tqdm
+
+    from medcode.evaluation.metrics import latency_summary  # numpy: when used, not at `medcode --help`
+
     latencies: list[float] = []
-    version = None
+    answers: list[T] = []
     start = time.perf_counter()
-    for encounter in tqdm(
-        encounters, desc="benchmark (http)", unit="note", file=sys.stderr, disable=not progress
-    ):
+    for encounter in tqdm(encounters, desc=desc, unit="note", file=sys.stderr, disable=not progress):
         t0 = time.perf_counter()
-        body = post(encounter)
+        answers.append(call(encounter))
         latencies.append(time.perf_counter() - t0)
-        version = version or body.get("model_version")
     total = time.perf_counter() - start
     chars = [sum(len(d.text) for d in e.documents) for e in encounters]
-    return {
+    summary = {
         "n": len(encounters),
         "warmup": warmup,
         "mean_note_chars": sum(chars) / len(chars) if chars else 0,
         **latency_summary(latencies, total),
-        "peak_rss_mb": None,
-        "cuda_peak_mb": None,
-        "model_version": version or "unknown",
     }
+    return summary, answers
 
 
 def _cuda_module(device: str) -> Any:
