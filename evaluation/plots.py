@@ -74,15 +74,8 @@ def _reliability(plt: Any, report: Mapping[str, Any], curves: Mapping[str, Any],
 def _precision_recall(plt: Any, report: Mapping[str, Any], curves: Mapping[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4.8))
     for task, c in curves.items():
-        points = c["precision_recall"]
-        if points:
-            ax.plot(
-                [p["recall"] for p in points],
-                [p["precision"] for p in points],
-                color=COLORS.get(task),
-                label=f"{task} (MAP {report['tasks'][task]['map']:.3f})",
-            )
         row = report["tasks"][task]
+        _recall_precision_line(ax, task, c["precision_recall"], f"{task} (MAP {row['map']:.3f})")
         ax.plot([row["micro_recall"]], [row["micro_precision"]], "o", color=COLORS.get(task))
     ax.set_xlabel("recall (all gold codes)")
     ax.set_ylabel("precision")
@@ -96,14 +89,8 @@ def _precision_recall(plt: Any, report: Mapping[str, Any], curves: Mapping[str, 
 def _automation(plt: Any, report: Mapping[str, Any], curves: Mapping[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4.8))
     for task, c in curves.items():
-        points = c["automation"]
-        if points:
-            ax.plot(
-                [p["recall"] for p in points],
-                [p["precision"] for p in points],
-                color=COLORS.get(task),
-                label=f"{task} (at 95%: {report['tasks'][task]['automation_at_95']:.3f})",
-            )
+        at_95 = report["tasks"][task]["automation_at_95"]
+        _recall_precision_line(ax, task, c["automation"], f"{task} (at 95%: {at_95:.3f})")
     ax.axhline(0.95, color="gray", linestyle="--", linewidth=1, label="precision 0.95")
     ax.set_xlabel("share of gold codes auto-accepted")
     ax.set_ylabel("precision of auto-accepted codes")
@@ -112,6 +99,17 @@ def _automation(plt: Any, report: Mapping[str, Any], curves: Mapping[str, Any], 
     ax.set_title(_title(report, "Automation as the confidence cut-off varies"), fontsize=9)
     ax.legend(fontsize=8)
     return _save(plt, fig, path)
+
+
+def _recall_precision_line(ax: Any, task: str, points: list[dict[str, float]], label: str) -> None:
+    """One task's curve of (recall, precision) points, in the task's colour; nothing when it has none."""
+    if points:
+        ax.plot(
+            [p["recall"] for p in points],
+            [p["precision"] for p in points],
+            color=COLORS.get(task),
+            label=label,
+        )
 
 
 def _by_frequency(plt: Any, report: Mapping[str, Any], path: Path) -> Path:
