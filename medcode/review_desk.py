@@ -30,6 +30,7 @@ from medcode.data.feedback import FeedbackExample
 from medcode.data.types import Encounter, Evidence, Gold, task_of_system
 from medcode.evaluation.scoring import normalize_code
 from medcode.model.base import Coder
+from medcode.model.text.sentences import sentence_spans
 from medcode.serving.auth import SYSTEM_PRINCIPAL, Principal
 from medcode.serving.db import Database
 from medcode.serving.errors import ServiceError
@@ -204,20 +205,6 @@ def _title(code: str, task: str) -> str:
 
     ref = lookup_code(code, SYSTEM_OF_TASK[task])
     return ref.title if ref is not None else ""
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Lines, and sentences within long lines: (start, end) spans of non-blank text."""
-    spans = []
-    for match in re.finditer(r"[^\n.!?]+[.!?]?", text):
-        start, end = match.start(), match.end()
-        while start < end and text[start].isspace():
-            start += 1
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        if end > start:
-            spans.append((start, end))
-    return spans
 
 
 def best_sentence(docs: Mapping[str, str], title: str) -> Evidence:
