@@ -15,8 +15,6 @@ The last line of stdout is one JSON object.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -112,22 +110,24 @@ def stop_half_way(notes: Path, out: Path, model: str, shards: int, sig: int, *ex
 
 
 def suggest_matches(notes: Path, out: Path, model: str) -> dict[str, int]:
-    """`medcode suggest` on each encounter (in this process: the model loads once) against batch results."""
-    from medcode import cli
+    """What `medcode suggest` prints for each encounter (its own parsing, model loading and JSON, with the
+    model loaded once in this process rather than once per note) against the batch results."""
+    from medcode.commands.model import parse_encounter
+    from medcode.data.icd10cm import load_icd10cm
+    from medcode.settings import get_settings
 
+    settings = get_settings()
+    load_icd10cm(settings.cache_dir)
+    coder = settings.registry.load_model(model)
     batch = {
         json.loads(line)["encounter_id"]: json.loads(line)
         for data in part_files(out).values()
         for line in data.splitlines()
     }
-    single = out.parent / "one.json"
     same = differ = 0
     for line in notes.read_text(encoding="utf-8").splitlines():
-        single.write_text(line, encoding="utf-8")
-        captured = io.StringIO()
-        with contextlib.redirect_stdout(captured):
-            cli.main(["suggest", str(single), "--model", model, "--compact"])
-        result = json.loads(captured.getvalue())
+        encounter = parse_encounter(line)
+        result = json.loads(json.dumps(coder.suggest(encounter).model_dump(mode="json"), ensure_ascii=False))
         if batch.get(result["encounter_id"]) == result:
             same += 1
         else:
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     figures["runs"] = runs
+    print(json.dumps(runs), file=sys.stderr, flush=True)
     reference = part_files(args.work / "local")
     figures["identical_files"] = {
         name: part_files(args.work / folder) == reference
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             report["identical_to_uninterrupted"] = part_files(out) == reference
             resumes[name] = report
         figures["resume"] = resumes
+        print(json.dumps(resumes), file=sys.stderr, flush=True)
     if not args.skip_suggest:
         figures["suggest"] = suggest_matches(notes, args.work / "ray2", args.model)
     print(json.dumps(figures))
