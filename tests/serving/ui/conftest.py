@@ -3,20 +3,19 @@
 
 from __future__ import annotations
 
-import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from medcode.data.types import CodeSuggestion, Encounter, Evidence, Result, Routing
 from medcode.serving.app import create_app
+from tests.fakes import FakeCoder, Rule
 from tests.serving.conftest import make_settings, new_key
 
 NOTE = (
@@ -32,19 +31,21 @@ NOTE = (
 NEGATED_PHRASE = "chest pain"
 ADD_PHRASE = "chronic kidney disease stage 3b"
 
-# phrase -> (code, description, confidence, warnings)
-PHRASES: dict[str, tuple[str, str, float, list[str]]] = {
-    "type 2 diabetes mellitus with diabetic chronic kidney disease": (
+UI_RULES = (
+    Rule(
+        "type 2 diabetes mellitus with diabetic chronic kidney disease",
         "E11.22",
-        "Type 2 diabetes mellitus with diabetic chronic kidney disease",
         0.88,
-        ["use_additional:N18.-"],
+        description="Type 2 diabetes mellitus with diabetic chronic kidney disease",
+        warnings=("use_additional:N18.-",),
     ),
-    "essential hypertension": ("I10", "Essential (primary) hypertension", 0.95, []),
-    "obesity": ("E66.9", "Obesity, unspecified", 0.41, ["unspecified"]),
-    "hyperlipidemia": ("E78.5", "Hyperlipidemia, unspecified", 0.55, ["unspecified"]),
-    "chest pain": ("R07.9", "Chest pain, unspecified", 0.9, []),
-}
+    Rule("essential hypertension", "I10", 0.95, description="Essential (primary) hypertension"),
+    Rule("obesity", "E66.9", 0.41, description="Obesity, unspecified", warnings=("unspecified",)),
+    Rule(
+        "hyperlipidemia", "E78.5", 0.55, description="Hyperlipidemia, unspecified", warnings=("unspecified",)
+    ),
+    Rule("chest pain", "R07.9", 0.9, description="Chest pain, unspecified"),
+)
 PIPELINE_TERMS = [
     "diabetes",
     "type 2 diabetes mellitus",
@@ -55,50 +56,11 @@ PIPELINE_TERMS = [
     "hyperlipidemia",
     "obesity",
 ]
-_NEGATION = re.compile(r"\b(no|denies|without|negative for)\b[^.]*$", re.IGNORECASE)
 
 
-@dataclass
-class NoteCoder:
-    """Finds fixed phrases; a phrase under a negation cue becomes a low candidate, never a code."""
-
-    version: str = "ui-test-coder-1"
-    code_set_version: str = "ICD-10-CM 2026"
-    calls: list[str] = field(default_factory=list)
-
-    def suggest(self, encounter: Encounter) -> Result:
-        self.calls.append(encounter.encounter_id)
-        codes: list[CodeSuggestion] = []
-        candidates: list[CodeSuggestion] = []
-        for doc in encounter.documents:
-            lowered = doc.text.lower()
-            for phrase, (code, description, confidence, warnings) in PHRASES.items():
-                start = lowered.find(phrase)
-                if start < 0:
-                    continue
-                end = start + len(phrase)
-                negated = _NEGATION.search(doc.text[max(0, start - 40) : start]) is not None
-                suggestion = CodeSuggestion(
-                    code=code,
-                    description=description,
-                    confidence=0.04 if negated else confidence,
-                    evidence=[
-                        Evidence(document_id=doc.document_id, start=start, end=end, text=doc.text[start:end])
-                    ],
-                    rationale=f"phrase {phrase!r}" + (" (negated: not coded)" if negated else ""),
-                    warnings=list(warnings),
-                )
-                (candidates if negated else codes).append(suggestion)
-        reasons = ["cold_start_model"] + [f"low_confidence:{c.code}" for c in codes if c.confidence < 0.9]
-        return Result(
-            encounter_id=encounter.encounter_id,
-            model_version=self.version,
-            code_set_version=self.code_set_version,
-            codes=codes,
-            candidates=candidates,
-            routing=Routing(decision="review", reasons=reasons),
-            calibrated=False,
-        )
+def note_coder() -> FakeCoder:
+    """Finds the phrases of `UI_RULES`; a phrase under a negation cue becomes a low candidate, never a code."""
+    return FakeCoder(rules=UI_RULES, version="ui-test-coder-1", calibrated=False)
 
 
 def encounter_payload(encounter_id: str, text: str = NOTE) -> dict[str, object]:
@@ -177,8 +139,8 @@ def serve(tmp_path: Path, coder: Any) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def live_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
-    """The app with the deterministic NoteCoder and the small text pipeline."""
-    with serve(tmp_path, NoteCoder()) as server:
+    """The app with the deterministic note coder and the small text pipeline."""
+    with serve(tmp_path, note_coder()) as server:
         yield server
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from medcode.data.types import CodeSuggestion, Encounter, Evidence, Result, Routing
+from tests.fakes import FakeCoder, Rule
 
 from .conftest import ADD_PHRASE, NEGATED_PHRASE, NOTE, LiveServer, encounter_payload, serve
 
@@ -201,7 +201,7 @@ def test_coder_reviews_an_encounter_end_to_end(live_server: LiveServer, page: An
     _sign_in(page, live_server)
     row = page.locator(f'#queue-body tr:has-text("{encounter_id}")')
     row.wait_for()
-    assert "cold start model" in row.inner_text()
+    assert "low confidence: E66.9" in row.inner_text(), "the queue shows the routing reasons"
     assert "41%" in row.inner_text(), "the queue shows the lowest confidence"
     _screenshot(page, "queue.png")
     _check_accessibility(page)
@@ -424,47 +424,20 @@ PROBLEM_NOTE = (
 )
 
 
-class ProblemCoder:
-    """Suggests an Excludes1 pair (R32 with N39.41), I10 and an incomplete ICD-10-PCS code (0TTB)."""
-
-    version = "ui-problem-coder-1"
-    code_set_version = "ICD-10-CM 2026"
-
-    def suggest(self, encounter: Encounter) -> Result:
-        text = encounter.documents[0].text
-        rules = [
-            ("ICD-10-CM", "R32", "Unspecified urinary incontinence", 0.72, "Urinary incontinence"),
-            ("ICD-10-CM", "N39.41", "Urge incontinence", 0.64, "Urge incontinence"),
-            ("ICD-10-CM", "I10", "Essential (primary) hypertension", 0.95, "Essential hypertension"),
-            ("ICD-10-PCS", "0TTB", "Resection of Bladder", 0.55, "Bladder resection"),
-        ]
-        codes = []
-        for system, code, title, confidence, phrase in rules:
-            start = text.find(phrase)
-            if start < 0:
-                continue
-            evidence = Evidence(document_id="d1", start=start, end=start + len(phrase), text=phrase)
-            codes.append(
-                CodeSuggestion(
-                    system=system,  # type: ignore[arg-type]
-                    code=code,
-                    description=title,
-                    confidence=confidence,
-                    evidence=[evidence],
-                )
-            )
-        return Result(
-            encounter_id=encounter.encounter_id,
-            model_version=self.version,
-            code_set_version=self.code_set_version,
-            codes=codes,
-            routing=Routing(decision="review", reasons=["forced_review"]),
-        )
+PROBLEM_RULES = (
+    Rule("Urinary incontinence", "R32", 0.72, description="Unspecified urinary incontinence"),
+    Rule("Urge incontinence", "N39.41", 0.64, description="Urge incontinence"),
+    Rule("Essential hypertension", "I10", 0.95, description="Essential (primary) hypertension"),
+    Rule("Bladder resection", "0TTB", 0.55, system="ICD-10-PCS", description="Resection of Bladder"),
+)
+"""An Excludes1 pair (R32 with N39.41), I10 and an incomplete ICD-10-PCS code (0TTB), all suggested."""
 
 
 @pytest.fixture
 def problem_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
-    with serve(tmp_path, ProblemCoder()) as server:
+    with serve(
+        tmp_path, FakeCoder(rules=PROBLEM_RULES, auto_accept=0.0, version="ui-problem-coder-1")
+    ) as server:
         yield server
 
 

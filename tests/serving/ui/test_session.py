@@ -19,7 +19,7 @@ from medcode.serving.ui.routes import safe_next
 from medcode.serving.ui.session import SESSION_COOKIE, decode_session, encode_session, new_session
 from tests.serving.conftest import make_settings, new_key
 
-from .conftest import NEGATED_PHRASE, NOTE, NoteCoder, encounter_payload
+from .conftest import NEGATED_PHRASE, NOTE, encounter_payload, note_coder
 
 UNIT_SECRET = "unit-secret-of-32-characters-or-more"
 
@@ -27,7 +27,7 @@ UNIT_SECRET = "unit-secret-of-32-characters-or-more"
 @pytest.fixture
 def ui_app(tmp_path: Path) -> Iterator[FastAPI]:
     app = create_app(
-        make_settings(f"sqlite:///{tmp_path / 'ui.db'}", session_secret=UNIT_SECRET), coder=NoteCoder()
+        make_settings(f"sqlite:///{tmp_path / 'ui.db'}", session_secret=UNIT_SECRET), coder=note_coder()
     )
     yield app
     app.state.db.dispose()
