@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,7 @@ def code_one(coder: Coder, encounter: Encounter) -> tuple[dict[str, Any] | None,
     return result.model_dump(mode="json"), None
 
 
-def run_local(jobs: Iterable[Job], coder: Callable[[], Coder]) -> Iterator[Outcome]:
+def run_local(jobs: Iterable[Job], coder: Callable[[], Coder]) -> Generator[Outcome]:
     """The in-process loop: one encounter after the other, in input order; `coder()` gives the model."""
     ready_at = 0.0
     for job in jobs:
@@ -116,7 +116,7 @@ class RayOptions:
 
 def run_ray(
     jobs: Iterable[Job], registry: Registry, model_ref: str, options: RayOptions
-) -> Iterator[Outcome]:
+) -> Generator[Outcome]:
     """Ray Data: the jobs become a dataset, `map_batches(SuggestActor)` codes them on an actor pool, and
     the outcomes stream back as each batch finishes (not in input order)."""
     rows = [

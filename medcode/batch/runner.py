@@ -4,7 +4,7 @@ commit each shard when its last encounter is back, and say what happened."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +164,7 @@ def run_batch(
     return summary
 
 
-def _engine(jobs: Iterator[Job], options: BatchOptions, registry: Registry) -> Iterator[Outcome]:
+def _engine(jobs: Iterator[Job], options: BatchOptions, registry: Registry) -> Generator[Outcome]:
     if options.engine == "ray":
         return run_ray(jobs, registry, options.model_ref, options.ray)
     return run_local(jobs, _Lazy(registry, options.model_ref))
