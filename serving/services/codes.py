@@ -18,6 +18,7 @@ from medcode.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
+
 class CodeHitPublic(BaseModel):
     system: str
     code: str

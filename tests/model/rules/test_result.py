@@ -12,8 +12,8 @@ from medcode.data.errors import MedcodeError
 from medcode.data.types import CodeSuggestion, Document, Encounter, Evidence, Mention, Result
 from medcode.model.result import Scored, build_result, keep_ranker_order
 from medcode.model.rules import CodingRules
-from medcode.model.rules.pipeline import RulesConfig, build_rules, load_rules, save_rules
 from medcode.model.rules.ncci import NcciFileError
+from medcode.model.rules.pipeline import RulesConfig, build_rules, load_rules, save_rules
 from medcode.model.rules.state import RulesOutcome
 from medcode.model.thresholds import TaskThresholds
 from medcode.settings import reset_settings
