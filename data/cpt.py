@@ -13,12 +13,12 @@ import csv
 import json
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from medcode.data.errors import DatasetNotFoundError, InvalidInputError, UnknownCodeError
+from medcode.data.code_table import CodeTable
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def _year_of(path: Path) -> str:
     return match.group(1) if match else ""
 
 
-class CPT:
+class CPT(CodeTable[CptCode]):
     """CPT codes: the user's licensed file when given, plus the built-in E/M office-visit set."""
 
     name = NAME
@@ -169,27 +169,6 @@ class CPT:
             self._codes[code] = CptCode(code, title, "licensed file")
 
     normalize = staticmethod(normalize_cpt)
-
-    def __len__(self) -> int:
-        return len(self._codes)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._codes)
-
-    def __contains__(self, code: object) -> bool:
-        return isinstance(code, str) and normalize_cpt(code) in self._codes
-
-    def get(self, code: str) -> CptCode | None:
-        return self._codes.get(normalize_cpt(code))
-
-    def __getitem__(self, code: str) -> CptCode:
-        entry = self.get(code)
-        if entry is None:
-            raise UnknownCodeError(code, NAME)
-        return entry
-
-    def entries(self) -> Iterator[CptCode]:
-        return iter(self._codes.values())
 
 
 def load_cpt(cpt_file: Path | None = None) -> CPT:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from medcode.data.errors import DatasetNotFoundError, InvalidInputError, UnknownCodeError
+from medcode.data.code_table import CodeTable
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class HcpcsCode:
         return self.kind == "procedure"
 
 
-class HCPCS:
+class HCPCS(CodeTable[HcpcsCode]):
     """One HCPCS Level II release."""
 
     name = NAME
@@ -55,27 +55,6 @@ class HCPCS:
         self._codes = codes
 
     normalize = staticmethod(normalize_hcpcs)
-
-    def __len__(self) -> int:
-        return len(self._codes)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._codes)
-
-    def __contains__(self, code: object) -> bool:
-        return isinstance(code, str) and normalize_hcpcs(code) in self._codes
-
-    def get(self, code: str) -> HcpcsCode | None:
-        return self._codes.get(normalize_hcpcs(code))
-
-    def __getitem__(self, code: str) -> HcpcsCode:
-        entry = self.get(code)
-        if entry is None:
-            raise UnknownCodeError(code, NAME)
-        return entry
-
-    def entries(self) -> Iterator[HcpcsCode]:
-        return iter(self._codes.values())
 
     def modifiers(self) -> list[HcpcsCode]:
         return [c for c in self._codes.values() if c.kind == "modifier"]
