@@ -272,20 +272,19 @@ def _log_report(report: CodiEspReport) -> None:
         report.diagnosis_labels,
         report.procedure_labels,
     )
-    if report.missing_diagnosis:
-        logger.info(
-            "CodiEsp %s: %d diagnosis codes (%d labels) not in ICD-10-CM; kept in gold",
-            report.split,
-            len(report.missing_diagnosis),
-            sum(report.missing_diagnosis.values()),
-        )
-    if report.missing_procedure:
-        logger.info(
-            "CodiEsp %s: %d procedure codes (%d labels) not in ICD-10-PCS; kept in gold",
-            report.split,
-            len(report.missing_procedure),
-            sum(report.missing_procedure.values()),
-        )
+    for task, system, missing in (
+        ("diagnosis", "ICD-10-CM", report.missing_diagnosis),
+        ("procedure", "ICD-10-PCS", report.missing_procedure),
+    ):
+        if missing:
+            logger.info(
+                "CodiEsp %s: %d %s codes (%d labels) not in %s; kept in gold",
+                report.split,
+                len(missing),
+                task,
+                sum(missing.values()),
+                system,
+            )
     if report.labels_without_text:
         logger.warning(
             "CodiEsp %s: %d labels name %d articles without an English text file; ignored",

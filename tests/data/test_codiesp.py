@@ -47,6 +47,17 @@ def test_unknown_codes_are_kept_and_reported(codiesp_dir: Path) -> None:
     assert summary["missing_diagnosis_codes"] == 1
 
 
+def test_unknown_codes_are_logged_by_count_without_the_codes(
+    codiesp_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="medcode.data.codiesp"):
+        load_corpus_with_report("codiesp", codiesp_dir, "train")
+    lines = [r.getMessage() for r in caplog.records]
+    assert "CodiEsp train: 1 diagnosis codes (1 labels) not in ICD-10-CM; kept in gold" in lines
+    assert "CodiEsp train: 1 procedure codes (1 labels) not in ICD-10-PCS; kept in gold" in lines
+    assert not any("X99.9ZZ" in line or "ZZ99ZZZ" in line for line in lines)
+
+
 def test_datasets_root_is_accepted_for_the_codiesp_folder(codiesp_dir: Path) -> None:
     assert len(load_corpus("codiesp", codiesp_dir.parent, "train")) == 2
 
