@@ -26,7 +26,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,11 +36,10 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.python import asgi
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from medcode.serving.app import create_app
 from medcode.serving.auth import ROLES, SYSTEM_PRINCIPAL
+from medcode.serving.db import scratch_postgres_database
 from medcode.serving.services import keys as key_service
 from medcode.settings import Settings
 from tests.fakes import FakeCoder
@@ -194,16 +192,8 @@ def _database(kind: str, postgres_url: str | None) -> Iterator[str]:
             yield f"sqlite:///{folder}/medcode.db"
         return
     assert postgres_url is not None
-    name = f"medcode_fuzz_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with scratch_postgres_database(postgres_url, prefix="medcode_fuzz") as url:
+        yield url
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,18 +4,16 @@ MEDCODE_TEST_POSTGRES_URL is set), an app around the fake coder, and one API key
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from medcode.serving.app import create_app
 from medcode.serving.auth import ROLES, SYSTEM_PRINCIPAL
+from medcode.serving.db import scratch_postgres_database
 from medcode.serving.services import keys as key_service
 from medcode.settings import Settings
 
@@ -28,16 +26,8 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 def _postgres_database() -> Iterator[str]:
     if not POSTGRES_URL:
         pytest.skip("MEDCODE_TEST_POSTGRES_URL is not set")
-    name = f"medcode_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with scratch_postgres_database(POSTGRES_URL) as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
