@@ -39,6 +39,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
 
+from medcode.serving.process import pid_alive
+
 if TYPE_CHECKING:
     from medcode.settings import Settings
 
@@ -119,16 +121,6 @@ def lock_owner(path: Path) -> int | None:
         return None
     pid = value.get("pid") if isinstance(value, dict) else None
     return pid if isinstance(pid, int) else None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_lock_owner(fd: int) -> None:

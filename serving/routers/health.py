@@ -4,7 +4,6 @@ first-run background training's progress (read from its status file; serving nev
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -12,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from medcode.serving.deps import DatabaseDep, ModelDep, SettingsDep
+from medcode.serving.process import pid_alive
 from medcode.serving.schemas.admin import HealthPublic, TrainingStatusPublic
 
 router = APIRouter(tags=["health"])
@@ -48,7 +48,7 @@ def read_training_status(path: Path) -> TrainingStatusPublic | None:
         status = TrainingStatusPublic.model_validate(raw)
     except (OSError, ValueError, ValidationError):
         return None
-    if status.state == "running" and status.pid is not None and not _alive(status.pid):
+    if status.state == "running" and status.pid is not None and not pid_alive(status.pid):
         status = status.model_copy(
             update={"state": "interrupted", "step": "the training process is no longer running"}
         )
@@ -58,13 +58,3 @@ def read_training_status(path: Path) -> TrainingStatusPublic | None:
 def training_status_of(request: Request) -> TrainingStatusPublic | None:
     """For the UI header: the app's background training status."""
     return read_training_status(request.app.state.settings.training_status_file)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
