@@ -142,6 +142,11 @@ class ReviewItemRow(Base):
     created_at: Mapped[datetime]
     finalized_at: Mapped[datetime | None]
     finalized_by: Mapped[str | None] = mapped_column(String(32))
+    sequence: Mapped[list[Any] | None]
+    """The coder's order of the codes ("SYSTEM|CODE" keys, diagnoses then procedures); the first kept
+    diagnosis is the principal. None: the model's order."""
+    superseded_by: Mapped[int | None] = mapped_column(Integer)
+    """The item of the newer revision that replaced this one (status superseded)."""
 
 
 class DecisionRow(Base):

@@ -17,11 +17,15 @@ from medcode.serving.schemas.review import (
     DecisionsResultPublic,
     FinalizeCreate,
     FinalizePublic,
+    LeasePublic,
     QueuePublic,
     ReleasePublic,
     ReviewItemPublic,
+    SequenceCreate,
+    SequencePublic,
 )
 from medcode.serving.services import review as service
+from medcode.serving.services import review_flow
 
 router = APIRouter(prefix="/v1/review", tags=["review"], responses=READ_ERRORS)
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -149,6 +153,43 @@ def finalize(
 def release(item_id: ItemId, principal: Reviewer, session: SessionDep, now: NowDep) -> ReleasePublic:
     """Give the lease back; the item returns to the queue with its decisions."""
     return service.release(session, item_id, principal, now=now)
+
+
+@router.post("/items/{item_id}/claim", response_model=ClaimPublic, responses=CONFLICT)
+def claim_item(
+    item_id: ItemId, principal: Reviewer, session: SessionDep, settings: SettingsDep, now: NowDep
+) -> ClaimPublic:
+    """Lease the item the coder chose in the queue (409 when another coder holds it or it is not open)."""
+    return review_flow.claim_item(
+        session, item_id, principal, now=now, lease_seconds=settings.review_lease_seconds
+    )
+
+
+@router.post("/items/{item_id}/lease", response_model=LeasePublic, responses=CONFLICT)
+def renew_lease(
+    item_id: ItemId, principal: Reviewer, session: SessionDep, settings: SettingsDep, now: NowDep
+) -> LeasePublic:
+    """Renew the caller's live lease (the coder is still working); 409 once it has expired."""
+    return review_flow.renew_lease(
+        session, item_id, principal, now=now, lease_seconds=settings.review_lease_seconds
+    )
+
+
+@router.put(
+    "/items/{item_id}/sequence", response_model=SequencePublic, dependencies=[JsonBody], responses=CONFLICT
+)
+def set_sequence(
+    item_id: ItemId,
+    body: SequenceCreate,
+    principal: Reviewer,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+) -> SequencePublic:
+    """Store the coder's order of the codes (principal diagnosis first); finalize keeps that order."""
+    return review_flow.set_sequence(
+        session, item_id, principal, body.sequence, now=now, lease_seconds=settings.review_lease_seconds
+    )
 
 
 OTHER_HOLDER = "another-key"

@@ -187,6 +187,31 @@ class ReviewItemPublic(BaseModel):
     problems: list[ProblemPublic] = Field(default_factory=list)
     """What finalize would refuse now (empty once final)."""
     candidates: list[CandidatePublic] = Field(default_factory=list)
+    sequence: list[str] | None = None
+    """The coder's order of the codes ("SYSTEM|CODE"; diagnoses, principal first, then procedures);
+    None: the model's order."""
+    superseded_by: int | None = None
+    """For a superseded item: the item of the newer revision, which carries the decisions that still apply."""
+
+
+class SequenceCreate(BaseModel):
+    """The coder's order of the item's codes: "SYSTEM|CODE" keys, the principal diagnosis first."""
+
+    sequence: list[str] = Field(min_length=1, max_length=500)
+
+
+class SequencePublic(BaseModel):
+    item_id: int
+    sequence: list[str]
+    principal: str | None
+    """The principal diagnosis: the first kept ICD-10-CM code in the sequence."""
+    lease_expires_at: datetime
+
+
+class LeasePublic(BaseModel):
+    item_id: int
+    lease_expires_at: datetime
+    lease_seconds: float
 
 
 class OverrideCreate(BaseModel):

@@ -37,6 +37,7 @@ from medcode.serving.schemas.encounters import (
     FinalCodePublic,
 )
 from medcode.serving.services import audit
+from medcode.serving.services.review_carry import carry_over
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def _submit(
     decision = "review" if (extra or result.routing.decision == "review") else "auto_accept"
     stored = result.model_copy(update={"routing": Routing(decision=decision, reasons=reasons)})
 
-    _supersede_open_items(session, principal, row, now)
+    superseded = _supersede_open_items(session, principal, row, now)
     revision = RevisionRow(
         encounter_pk=row.id,
         revision=row.current_revision + 1,
@@ -228,6 +229,18 @@ def _submit(
         if row.status != "final":
             row.status, row.final_revision = "in_review", None
         item_id = _open_item(session, row, revision, stored, priority_fn(stored), now)
+        if superseded:
+            carry_over(
+                session,
+                principal,
+                superseded,
+                _revisions_of(session, superseded),
+                item_id,
+                stored,
+                encounter,
+                encounter_id=encounter.encounter_id,
+                now=now,
+            )
     else:
         row.status, row.final_revision = "auto_accepted", revision.revision
         _store_final_codes(session, row, revision, stored, now)
@@ -250,11 +263,29 @@ def _submit(
     return view, True
 
 
-def _supersede_open_items(session: Session, principal: Principal, row: EncounterRow, now: datetime) -> None:
-    items = session.scalars(
-        select(ReviewItemRow)
-        .where(ReviewItemRow.encounter_pk == row.id, ReviewItemRow.status == "open")
-        .with_for_update()
+def _revisions_of(session: Session, items: list[ReviewItemRow]) -> dict[int, tuple[Result, Encounter]]:
+    """Each item's result and note (the revision it reviews)."""
+    out = {}
+    for item in items:
+        revision = session.get(RevisionRow, item.revision_id)
+        assert revision is not None
+        out[item.id] = (
+            Result.model_validate(revision.result_json),
+            Encounter.model_validate(revision.encounter_json),
+        )
+    return out
+
+
+def _supersede_open_items(
+    session: Session, principal: Principal, row: EncounterRow, now: datetime
+) -> list[ReviewItemRow]:
+    """Mark the encounter's open items superseded; returns them (the new item links to them)."""
+    items = list(
+        session.scalars(
+            select(ReviewItemRow)
+            .where(ReviewItemRow.encounter_pk == row.id, ReviewItemRow.status == "open")
+            .with_for_update()
+        )
     )
     for item in items:
         audit.record(
@@ -269,6 +300,7 @@ def _supersede_open_items(session: Session, principal: Principal, row: Encounter
             at=now,
         )
         item.status, item.lease_holder, item.lease_expires_at = "superseded", None, None
+    return items
 
 
 def _open_item(

@@ -61,7 +61,14 @@ from medcode.serving.services.review_checks import (
     note_mentions,
     problems_by_code,
 )
-from medcode.serving.services.review_state import CodeState, DecisionConflict, ItemState, StoredDecision
+from medcode.serving.services.review_state import (
+    DIAGNOSIS_SYSTEMS,
+    CodeState,
+    DecisionConflict,
+    ItemState,
+    StoredDecision,
+    sequenced,
+)
 
 CLAIM_CANDIDATES = 1
 """Rows locked per attempt: one, so concurrent claimers skip each other's row rather than all of them."""
@@ -376,6 +383,8 @@ def get_item(
         version=len(rows),
         problems=[problem_public(p) for p in problems],
         candidates=_candidates_public(loaded.result, state),
+        sequence=list(item.sequence) if item.sequence else None,
+        superseded_by=item.superseded_by,
     )
     session.rollback()
     return view
@@ -684,7 +693,7 @@ def finalize(
         "final_revision": encounter.final_revision,
         "final_codes": [f"{c.system}:{c.code}" for c in final_codes_of(session, encounter)],
     }
-    final = state.final_codes()
+    final = sequenced(state.final_codes(), item.sequence)
     for position, code in enumerate(final):
         session.add(
             FinalCodeRow(
@@ -720,6 +729,8 @@ def finalize(
             "rejected": [f"{c.system}:{c.code}" for c in state.negatives()],
             "accepted_undecided": [f"{c.system}:{c.code}" for c in state.codes if c.status == "pending"],
             "overrides": [o.model_dump(mode="json") for o in overridden],
+            "principal": next((f"{c.system}:{c.code}" for c in final if c.system in DIAGNOSIS_SYSTEMS), None),
+            "sequenced_by_coder": bool(item.sequence),
         },
         model_version=revision.model_version,
         at=now,

@@ -170,3 +170,26 @@ class ItemState:
 
     def _put(self, state: CodeState) -> None:
         self._codes[(state.system, normalize_key(state.code))] = state
+
+
+DIAGNOSIS_SYSTEMS = frozenset({"ICD-10-CM"})
+"""Code systems whose codes are diagnoses; every other system's codes are procedures."""
+
+
+def sequence_key(system: str, code: str) -> str:
+    """A code's key in an item's sequence: "SYSTEM|CODE" with the code in its canonical form."""
+    return f"{system}|{normalize_key(code)}"
+
+
+def sequenced(codes: list[CodeState], sequence: list[str] | None) -> list[CodeState]:
+    """Diagnoses first, then procedures; within each group the coder's sequence, then codes it does not
+    name in their own order. The first diagnosis is the principal one."""
+    rank = {key: i for i, key in enumerate(sequence or [])}
+    unranked = len(rank)
+
+    def order(pair: tuple[int, CodeState]) -> tuple[int, int, int]:
+        index, state = pair
+        group = 0 if state.system in DIAGNOSIS_SYSTEMS else 1
+        return group, rank.get(sequence_key(state.system, state.code), unranked), index
+
+    return [state for _, state in sorted(enumerate(codes), key=order)]

@@ -1,0 +1,159 @@
+"""The coder's flow through one item: claim a chosen item, keep the lease while working, sequence codes.
+
+- `claim_item` leases the item a coder picked in the queue (409 when another coder holds it, or it is no
+  longer open); claiming an item one already holds renews the lease.
+- `renew_lease` extends the caller's live lease (the UI calls it, throttled, while the coder presses keys
+  or clicks); an expired lease is not renewed: the coder claims again.
+- `set_sequence` stores the coder's order of the codes (principal diagnosis first); finalize records the
+  final codes in that order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from medcode.serving.auth import Principal
+from medcode.serving.errors import Conflict, InvalidRequest
+from medcode.serving.orm import ReviewItemRow
+from medcode.serving.schemas.review import ClaimPublic, LeasePublic, SequencePublic
+from medcode.serving.services import audit
+from medcode.serving.services.review import (
+    _decisions_of,
+    _free,
+    _iso,
+    _load,
+    _Loaded,
+    _require_lease,
+    item_state,
+)
+from medcode.serving.services.review_state import sequence_key, sequenced
+
+
+def claim_item(
+    session: Session, item_id: int, principal: Principal, *, now: datetime, lease_seconds: float
+) -> ClaimPublic:
+    """Lease the chosen item to `principal` (renewed when the caller already holds it)."""
+    loaded = _load(session, item_id, lock=True)
+    item = loaded.item
+    expires = now + timedelta(seconds=lease_seconds)
+    if item.status != "open":
+        session.rollback()
+        raise Conflict(f"review item {item_id} is {item.status}; it cannot be claimed", code="item_not_open")
+    if (
+        item.lease_holder == principal.key_id
+        and item.lease_expires_at is not None
+        and item.lease_expires_at > now
+    ):
+        item.lease_expires_at = expires
+        out = _claimed(loaded, expires, resumed=True)
+        session.commit()
+        return out
+    previous = {"lease_holder": item.lease_holder, "lease_expires_at": _iso(item.lease_expires_at)}
+    taken = session.execute(
+        update(ReviewItemRow)
+        .where(ReviewItemRow.id == item_id, ReviewItemRow.status == "open", _free(now))
+        .values(lease_holder=principal.key_id, lease_expires_at=expires, claims=ReviewItemRow.claims + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise Conflict(f"review item {item_id} is held by another coder", code="lease_held_by_another")
+    audit.record(
+        session,
+        principal,
+        "review.claimed",
+        "review_item",
+        item_id,
+        encounter_id=loaded.encounter.encounter_id,
+        before=previous,
+        after={"lease_holder": principal.key_id, "lease_expires_at": _iso(expires), "chosen": True},
+        model_version=loaded.revision.model_version,
+        at=now,
+    )
+    out = _claimed(loaded, expires, resumed=False)
+    session.commit()
+    return out
+
+
+def _claimed(loaded: _Loaded, expires: datetime, *, resumed: bool) -> ClaimPublic:
+    return ClaimPublic(
+        item_id=loaded.item.id,
+        encounter_id=loaded.encounter.encounter_id,
+        revision=loaded.revision.revision,
+        lease_expires_at=expires,
+        resumed=resumed,
+    )
+
+
+def renew_lease(
+    session: Session, item_id: int, principal: Principal, *, now: datetime, lease_seconds: float
+) -> LeasePublic:
+    """Extend the caller's live lease by `lease_seconds` from now (409 when it is not held or has expired)."""
+    loaded = _load(session, item_id, lock=True)
+    try:
+        _require_lease(loaded, principal, now)
+    except Conflict:
+        session.rollback()
+        raise
+    expires = now + timedelta(seconds=lease_seconds)
+    loaded.item.lease_expires_at = expires
+    session.commit()
+    return LeasePublic(item_id=item_id, lease_expires_at=expires, lease_seconds=lease_seconds)
+
+
+def set_sequence(
+    session: Session,
+    item_id: int,
+    principal: Principal,
+    keys: Sequence[str],
+    *,
+    now: datetime,
+    lease_seconds: float,
+) -> SequencePublic:
+    """Store the coder's order of the item's codes ("SYSTEM|CODE" keys); each key names a code of the item,
+    once. Renews the lease; the audit keeps the order before and after."""
+    loaded = _load(session, item_id, lock=True)
+    try:
+        _require_lease(loaded, principal, now)
+    except Conflict:
+        session.rollback()
+        raise
+    state = item_state(loaded.result, _decisions_of(session, item_id))
+    canonical: list[str] = []
+    for key in keys:
+        system, sep, code = key.partition("|")
+        current = state.find(code, system) if sep else None
+        if current is None:
+            session.rollback()
+            raise InvalidRequest(f"sequence names {key!r}, which is not a code of review item {item_id}")
+        canonical.append(sequence_key(current.system, current.code))
+    if len(set(canonical)) != len(canonical):
+        session.rollback()
+        raise InvalidRequest("sequence names a code more than once")
+    item = loaded.item
+    before = list(item.sequence) if item.sequence else None
+    item.sequence = canonical
+    expires = now + timedelta(seconds=lease_seconds)
+    item.lease_expires_at = expires
+    ordered = sequenced(state.final_codes(), canonical)
+    principal_code = next((c.code for c in ordered if c.system == "ICD-10-CM"), None)
+    audit.record(
+        session,
+        principal,
+        "review.sequenced",
+        "review_item",
+        item_id,
+        encounter_id=loaded.encounter.encounter_id,
+        before={"sequence": before},
+        after={"sequence": canonical, "principal": principal_code},
+        model_version=loaded.revision.model_version,
+        at=now,
+    )
+    session.commit()
+    return SequencePublic(
+        item_id=item_id, sequence=canonical, principal=principal_code, lease_expires_at=expires
+    )
