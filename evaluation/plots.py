@@ -77,13 +77,15 @@ def _precision_recall(plt: Any, report: Mapping[str, Any], curves: Mapping[str, 
         row = report["tasks"][task]
         _recall_precision_line(ax, task, c["precision_recall"], f"{task} (MAP {row['map']:.3f})")
         ax.plot([row["micro_recall"]], [row["micro_precision"]], "o", color=COLORS.get(task))
-    ax.set_xlabel("recall (all gold codes)")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_title(_title(report, "Precision-recall over ranked codes (dot: model threshold)"), fontsize=9)
-    ax.legend(fontsize=8)
-    return _save(plt, fig, path)
+    return _save_recall_axes(
+        plt,
+        fig,
+        ax,
+        path,
+        xlabel="recall (all gold codes)",
+        ylabel="precision",
+        title=_title(report, "Precision-recall over ranked codes (dot: model threshold)"),
+    )
 
 
 def _automation(plt: Any, report: Mapping[str, Any], curves: Mapping[str, Any], path: Path) -> Path:
@@ -92,11 +94,26 @@ def _automation(plt: Any, report: Mapping[str, Any], curves: Mapping[str, Any], 
         at_95 = report["tasks"][task]["automation_at_95"]
         _recall_precision_line(ax, task, c["automation"], f"{task} (at 95%: {at_95:.3f})")
     ax.axhline(0.95, color="gray", linestyle="--", linewidth=1, label="precision 0.95")
-    ax.set_xlabel("share of gold codes auto-accepted")
-    ax.set_ylabel("precision of auto-accepted codes")
+    return _save_recall_axes(
+        plt,
+        fig,
+        ax,
+        path,
+        xlabel="share of gold codes auto-accepted",
+        ylabel="precision of auto-accepted codes",
+        title=_title(report, "Automation as the confidence cut-off varies"),
+    )
+
+
+def _save_recall_axes(
+    plt: Any, fig: Any, ax: Any, path: Path, *, xlabel: str, ylabel: str, title: str
+) -> Path:
+    """The frame the curve plots share (a share on x, precision on y, both from 0 to 1), then the file."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    ax.set_title(_title(report, "Automation as the confidence cut-off varies"), fontsize=9)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     return _save(plt, fig, path)
 
