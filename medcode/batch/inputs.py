@@ -153,16 +153,18 @@ def _checked(item: Item, limits: EncounterLimits) -> Item:
 # -- JSONL -------------------------------------------------------------------------------------------
 
 
-def _jsonl_items(files: tuple[Path, ...]) -> Iterator[Item]:
-    position = 0
+def _lines(files: tuple[Path, ...]) -> Iterator[tuple[str, bytes]]:
+    """(source, raw line) for every non-blank line of the files in turn; source is "FILE:LINENO"."""
     for file in files:
         with file.open("rb") as handle:
             for lineno, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                source = f"{file.name}:{lineno}"
-                yield _jsonl_item(position, source, raw)
-                position += 1
+                if raw.strip():
+                    yield f"{file.name}:{lineno}", raw
+
+
+def _jsonl_items(files: tuple[Path, ...]) -> Iterator[Item]:
+    for position, (source, raw) in enumerate(_lines(files)):
+        yield _jsonl_item(position, source, raw)
 
 
 def _jsonl_item(position: int, source: str, raw: bytes) -> Item:
@@ -296,30 +298,25 @@ def _fhir_groups(
     own that carries the error. Patients are collected into `patients` ("Patient/ID" -> resource)."""
     patients = {} if patients is None else patients
     groups: dict[str, _Group] = {}
-    for file in files:
-        with file.open("rb") as handle:
-            for lineno, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                source = f"{file.name}:{lineno}"
-                resource = _resource(raw, source)
-                if isinstance(resource, str):
-                    groups[source] = _Group(key=source, error=resource)
-                    continue
-                kind = resource.get("resourceType")
-                ident = resource.get("id")
-                if kind == "Patient" and isinstance(ident, str):
-                    patients.setdefault(f"Patient/{ident}", resource)
-                elif kind == "Encounter":
-                    key = f"Encounter/{ident}" if isinstance(ident, str) else source
-                    group = groups.setdefault(key, _Group(key=key))
-                    group.encounter = group.encounter or resource
-                elif kind == "DocumentReference":
-                    key = _encounter_of(resource) or (
-                        f"DocumentReference/{ident}" if isinstance(ident, str) else source
-                    )
-                    group = groups.setdefault(key, _Group(key=key))
-                    group.documents = [*(group.documents or []), resource]
+    for source, raw in _lines(files):
+        resource = _resource(raw, source)
+        if isinstance(resource, str):
+            groups[source] = _Group(key=source, error=resource)
+            continue
+        kind = resource.get("resourceType")
+        ident = resource.get("id")
+        if kind == "Patient" and isinstance(ident, str):
+            patients.setdefault(f"Patient/{ident}", resource)
+        elif kind == "Encounter":
+            key = f"Encounter/{ident}" if isinstance(ident, str) else source
+            group = groups.setdefault(key, _Group(key=key))
+            group.encounter = group.encounter or resource
+        elif kind == "DocumentReference":
+            key = _encounter_of(resource) or (
+                f"DocumentReference/{ident}" if isinstance(ident, str) else source
+            )
+            group = groups.setdefault(key, _Group(key=key))
+            group.documents = [*(group.documents or []), resource]
     yield from groups.values()
 
 
