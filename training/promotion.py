@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -34,15 +34,7 @@ class PromotionDecision:
     tolerance: float
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "promote": self.promote,
-            "reason": self.reason,
-            "metric": self.metric,
-            "candidate_value": self.candidate_value,
-            "champion_value": self.champion_value,
-            "champion_version": self.champion_version,
-            "tolerance": self.tolerance,
-        }
+        return asdict(self)
 
 
 def metric_value(metrics: Mapping[str, Any], metric: str) -> float:

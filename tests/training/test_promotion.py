@@ -17,6 +17,19 @@ def test_worse_model_is_not_promoted_and_equal_is() -> None:
     assert decide(0.49, 0.50, tolerance=0.02).promote
 
 
+def test_decision_json_names_every_field() -> None:
+    decision = decide(0.49, 0.50, tolerance=0.005, champion_version="3")
+    assert decision.to_json() == {
+        "promote": False,
+        "reason": decision.reason,
+        "metric": "diagnosis.map",
+        "candidate_value": 0.49,
+        "champion_value": 0.50,
+        "champion_version": "3",
+        "tolerance": 0.005,
+    }
+
+
 def test_metric_value_reads_nested_and_flat_metrics() -> None:
     assert metric_value({"diagnosis": {"map": 0.4}}, "diagnosis.map") == 0.4
     assert metric_value({"diagnosis.map": 0.5}, "diagnosis.map") == 0.5
