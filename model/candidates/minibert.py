@@ -74,7 +74,9 @@ def supports(path: Path) -> bool:
 
 
 def _weight_names(layers: int) -> list[str]:
-    names = [f"embeddings.{e}.weight" for e in ("word_embeddings", "position_embeddings", "token_type_embeddings")]
+    names = [
+        f"embeddings.{e}.weight" for e in ("word_embeddings", "position_embeddings", "token_type_embeddings")
+    ]
     names += ["embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"]
     for i in range(layers):
         for part in (
@@ -165,7 +167,9 @@ class MiniBert:
         x = x + F.embedding(positions, w["embeddings.position_embeddings.weight"])
         x = self._norm(x, "embeddings.LayerNorm")
         # no padding: no mask at all (what transformers passes to SDPA then); else a boolean key mask
-        attn_mask = None if bool(mask.all()) else mask.bool()[:, None, None, :].expand(batch, 1, length, length)
+        attn_mask = (
+            None if bool(mask.all()) else mask.bool()[:, None, None, :].expand(batch, 1, length, length)
+        )
         head = s.hidden // s.heads
         for i in range(s.layers):
             p = f"encoder.layer.{i}."
@@ -178,7 +182,9 @@ class MiniBert:
             v = split(self._linear(x, p + "attention.self.value"))
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=head**-0.5)
             a = a.transpose(1, 2).contiguous().reshape(batch, length, -1).contiguous()
-            x = self._norm(self._linear(a, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
+            x = self._norm(
+                self._linear(a, p + "attention.output.dense") + x, p + "attention.output.LayerNorm"
+            )
             h = F.gelu(self._linear(x, p + "intermediate.dense"))
             x = self._norm(self._linear(h, p + "output.dense") + x, p + "output.LayerNorm")
         return x
@@ -191,4 +197,6 @@ class MiniBert:
     def _norm(self, x: Any, name: str) -> Any:
         import torch.nn.functional as F
 
-        return F.layer_norm(x, (self.shape.hidden,), self.w[name + ".weight"], self.w[name + ".bias"], self.shape.eps)
+        return F.layer_norm(
+            x, (self.shape.hidden,), self.w[name + ".weight"], self.w[name + ".bias"], self.shape.eps
+        )

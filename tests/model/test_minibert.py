@@ -58,7 +58,7 @@ def test_minibert_matches_transformers_bitwise_with_and_without_padding() -> Non
 
 def test_minibert_in_bfloat16_agrees_with_transformers_in_bfloat16() -> None:
     path = packaged_encoder_path()
-    hf_tok, hf_model = _transformers_model(path)
+    _, hf_model = _transformers_model(path)
     tok, model = minibert.load(path)
     batch = tok.pad(tok(TEXTS, truncation=True, max_length=128))
     with torch.inference_mode():
