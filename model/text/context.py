@@ -5,7 +5,11 @@ such as "HISTORY OF PRESENT ILLNESS:" neither triggers nor stops anything), ever
 forward, backward or both. A scope ends at the sentence end, at a terminator ("but", "however", ";", ...),
 at a clause boundary when the rule says so, after `max_scope` tokens, or at a trigger of another category
 when a break token (",", "and", ...) lies between them — "history of MI, no chest pain" is not negated
-history. Pseudo-triggers ("no change", "gram negative") consume their words. A mention inside a scope gets
+history. A closing terminator ends a scope after its own words ("no known drug allergies, hypertension": the
+allergy phrase is the whole item; ", a mass" starts a new finding) unless the rest of the clause is a list
+coordinated by "or"/"nor" ("no allergies, diabetes or hypertension"). The scope of an object trigger
+("negative for", "denies", "without") that a clause verb ends after a comma ends at that comma: the words
+between are the subject of a new clause ("negative for MRSA, and anemia was noted"). Pseudo-triggers ("no change", "gram negative") consume their words. A mention inside a scope gets
 the category; when it gets both negated and possible, the nearer trigger wins. Sections add their own flags
 (everything under Family History is family; Past Medical History is historical). Mentions are never
 dropped, only marked.
@@ -49,6 +53,12 @@ class ContextRule:
     exclude_types: frozenset[str] = frozenset()
     terminates: frozenset[str] = frozenset()
     """For TERMINATE rules: the categories whose scopes it ends (empty: all)."""
+    closes: bool = False
+    """For TERMINATE rules: the scope ends after the rule's words, not before (see `ConTextComponent`)."""
+    clause_verb: bool = False
+    """For TERMINATE rules: a finite verb, so the words since the last comma are a new clause's subject."""
+    object_scope: bool = False
+    """The trigger's scope is its object ("negative for X", "denies X"): it never runs into a new clause."""
 
     def ends(self, category: str) -> bool:
         return self.direction == "TERMINATE" and (not self.terminates or category in self.terminates)
@@ -62,6 +72,8 @@ class ContextRules:
     clause_tokens: frozenset[str]
     conflicts: list[tuple[str, str]]
     suppress: dict[str, frozenset[str]] = field(default_factory=dict)
+    coordinators: frozenset[str] = frozenset()
+    """Words that make a list one coordinated object of the negation ("or", "nor"): no closing inside it."""
     version: str = ""
     rules: list[ContextRule] = field(default_factory=list)
 
@@ -87,6 +99,9 @@ class ContextRules:
                         max_scope=group.get("max_scope"),
                         exclude_types=frozenset(group.get("exclude_types", ())),
                         terminates=frozenset(group.get("terminates", ())),
+                        closes=bool(group.get("closes", False)),
+                        clause_verb=bool(group.get("clause_verb", False)),
+                        object_scope=bool(group.get("object_scope", False)),
                     )
                 )
         for rule, tokens in zip(
@@ -101,6 +116,7 @@ class ContextRules:
             clause_tokens=frozenset(data.get("clause_tokens", ())),
             conflicts=[(a, b) for a, b in data.get("conflicts", [])],
             suppress={k: frozenset(v) for k, v in data.get("suppress", {}).items()},
+            coordinators=frozenset(data.get("coordinators", ())),
             version=str(data.get("version", "")),
             rules=rules,
         )
@@ -169,22 +185,55 @@ class ConTextComponent:
         cross = self.rules.cross_termination.get(category, frozenset())
         return any(c in cross for c in other.rule.categories)
 
+    def _coordinated(self, words: Sequence[str], start: int, limit: int) -> bool:
+        """True when an "or"/"nor" lies ahead in the clause: the words from `start` on are still list items."""
+        for word in words[start:limit]:
+            if word in (";", EOS):
+                return False
+            if word in self.rules.coordinators:
+                return True
+        return False
+
     def forward_scope(
-        self, words: Sequence[str], trigger: _Trigger, category: str, by_start: dict[int, list[_Trigger]]
+        self,
+        words: Sequence[str],
+        trigger: _Trigger,
+        category: str,
+        by_start: dict[int, list[_Trigger]],
+        by_end: dict[int, list[_Trigger]] | None = None,
     ) -> tuple[int, int]:
         limit = len(words)
         if trigger.rule.max_scope is not None:
             limit = min(limit, trigger.end + int(trigger.rule.max_scope))
         position = trigger.end
         broke = False
+        last_comma: int | None = None
         while position < limit:
             word = words[position]
             if trigger.rule.clause and word in self.rules.clause_tokens:
                 break
-            if any(
-                self._stops_forward(trigger, category, other, broke) for other in by_start.get(position, ())
-            ):
+            closers = [
+                other
+                for other in (by_end or {}).get(position, ())
+                if other.rule.closes and other.rule.ends(category) and other.start >= trigger.end
+            ]
+            if closers and not self._coordinated(words, position, limit):
                 break
+            stops = [
+                other
+                for other in by_start.get(position, ())
+                if not other.rule.closes and self._stops_forward(trigger, category, other, broke)
+            ]
+            if stops:
+                if (
+                    trigger.rule.object_scope
+                    and last_comma is not None
+                    and any(o.rule.clause_verb for o in stops)
+                ):
+                    position = last_comma
+                break
+            if word == ",":
+                last_comma = position
             if word in self.rules.break_tokens:
                 broke = True
             position += 1
@@ -235,7 +284,7 @@ class ConTextComponent:
             for category in trigger.rule.categories:
                 scopes: list[tuple[int, int, bool]] = []
                 if direction in ("FORWARD", "BIDIRECTIONAL"):
-                    scopes.append((*self.forward_scope(words, trigger, category, by_start), True))
+                    scopes.append((*self.forward_scope(words, trigger, category, by_start, by_end), True))
                 if direction in ("BACKWARD", "BIDIRECTIONAL"):
                     scopes.append((*self.backward_scope(words, trigger, category, by_end), False))
                 for index, (first, end, kind) in enumerate(mentions):

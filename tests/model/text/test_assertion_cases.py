@@ -27,6 +27,7 @@ PHENOMENA = {
     "hypothetical",
     "section",
     "pseudo",
+    "scope_end",
 }
 
 

@@ -106,3 +106,67 @@ def test_post_negation_of_a_result_does_not_negate_the_test(context: ConTextComp
 
 def test_nearer_trigger_wins_between_negated_and_possible(context: ConTextComponent) -> None:
     assert flags(context, "denies cough ; possible pneumonia", "pneumonia") == {"possible"}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "target", "expected"),
+    [
+        # a negated allergy phrase is one item: what follows its comma is the patient's background
+        (
+            "no known drug allergies , ex-smoker , morbid obesity with hepatic steatosis",
+            "drug allergies",
+            {"negated"},
+        ),
+        (
+            "no known drug allergies , ex-smoker , morbid obesity with hepatic steatosis",
+            "morbid obesity",
+            set(),
+        ),
+        (
+            "no known drug allergies , ex-smoker , morbid obesity with hepatic steatosis",
+            "hepatic steatosis",
+            set(),
+        ),
+        ("without known drug allergies , hypertension and diabetes mellitus", "hypertension", set()),
+        ("without known drug allergies , hypertension and diabetes mellitus", "diabetes mellitus", set()),
+        # ... unless the list is coordinated by "or": one negation over every item
+        ("no known drug allergies , diabetes or hypertension", "hypertension", {"negated"}),
+        ("patient with no known drug allergies", "drug allergies", {"negated"}),
+        # "no previous episodes of" is one negation trigger, not "no" + a history trigger
+        ("no previous episodes of syncope", "syncope", {"negated"}),
+        # "until" ends the negated period: what follows is present
+        ("no previous seizures until the present headache", "seizures", {"negated"}),
+        ("no previous seizures until the present headache", "headache", set()),
+        ("no abdominal pain until the day of admission , when jaundice appeared", "jaundice", set()),
+        # an indefinite or definite article after the comma starts a new finding, not another list item
+        ("no peritoneal signs , a tender mass in the left iliac fossa", "tender mass", set()),
+        ("no jaundice , the ascites had increased", "ascites", set()),
+        ("no evidence of pleural effusion , a mass or lymphadenopathy", "lymphadenopathy", {"negated"}),
+        # "negative for" (a result's object): a new clause after the comma has its own subject
+        ("blood cultures were negative for mrsa , and anemia was noted on admission", "mrsa", {"negated"}),
+        ("blood cultures were negative for mrsa , and anemia was noted on admission", "anemia", set()),
+        (
+            "serology negative for hiv and hepatitis c , and tuberculosis was confirmed",
+            "hepatitis c",
+            {"negated"},
+        ),
+        ("serology negative for hiv and hepatitis c , and tuberculosis was confirmed", "tuberculosis", set()),
+        ("he denies fever , and dyspnea is present since yesterday", "dyspnea", set()),
+        ("he denies fever , chills , and cough , and was admitted", "cough", {"negated"}),
+        # lists under one negation stay negated
+        ("no fever , chills or cough", "chills", {"negated"}),
+        ("no fever , chills or cough", "cough", {"negated"}),
+        ("he denies chest pain , dyspnea , or palpitations", "palpitations", {"negated"}),
+        ("he denies chest pain , dyspnea , or palpitations", "dyspnea", {"negated"}),
+        ("denies nausea , vomiting , abdominal pain , melena", "melena", {"negated"}),
+        ("negative for hiv , hepatitis c , and tuberculosis", "tuberculosis", {"negated"}),
+        ("no fever , chills or cough were reported", "cough", {"negated"}),
+        ("cultures were negative for mrsa , tuberculosis and endocarditis", "endocarditis", {"negated"}),
+        ("no weight loss , night sweats or fever until last week", "fever", {"negated"}),
+        ("she remained free of seizures , headache and vomiting", "vomiting", {"negated"}),
+    ],
+)
+def test_negation_scope_ends_where_the_list_ends(
+    context: ConTextComponent, sentence: str, target: str, expected: set[str]
+) -> None:
+    assert flags(context, sentence, target) == expected
