@@ -32,6 +32,12 @@ class Registry:
     def probe(self, ref: str) -> str | None:
         return self.version
 
+    def loaded_holder(self) -> ModelHolder:
+        """A holder polling this registry's champion, its first model (fake-v1) already loaded."""
+        holder = ModelHolder("champion", loader=self.load, version_probe=self.probe)
+        holder.ensure_loaded()
+        return holder
+
 
 def test_swap_replaces_the_model_and_returns_the_old_one() -> None:
     holder = ModelHolder("champion", coder=FakeCoder(version="a"))
@@ -50,8 +56,7 @@ def test_the_model_loads_once_on_first_use() -> None:
 
 def test_reload_keeps_the_old_model_when_loading_fails() -> None:
     registry = Registry()
-    holder = ModelHolder("champion", loader=registry.load, version_probe=registry.probe)
-    holder.ensure_loaded()
+    holder = registry.loaded_holder()
     registry.version, registry.broken = "2", True
     outcome = holder.reload()
     assert not outcome.reloaded and "corrupt model pack" in (outcome.error or "")
@@ -75,8 +80,7 @@ def test_a_failing_warm_up_counts_as_a_failed_load() -> None:
 
 def test_polling_reloads_only_when_the_champion_moves() -> None:
     registry = Registry()
-    holder = ModelHolder("champion", loader=registry.load, version_probe=registry.probe)
-    holder.ensure_loaded()
+    holder = registry.loaded_holder()
     assert holder.poll_once() is None and registry.loads == 1
     registry.version = "2"
     outcome = holder.poll_once()
@@ -86,8 +90,7 @@ def test_polling_reloads_only_when_the_champion_moves() -> None:
 
 def test_polling_does_not_retry_a_broken_champion_on_every_tick() -> None:
     registry = Registry()
-    holder = ModelHolder("champion", loader=registry.load, version_probe=registry.probe)
-    holder.ensure_loaded()
+    holder = registry.loaded_holder()
     registry.version, registry.broken = "2", True
     outcome = holder.poll_once()
     assert outcome is not None and not outcome.reloaded
