@@ -10,7 +10,7 @@ from medcode.data.types import CodeSuggestion, Document, Encounter, Evidence, Me
 from medcode.model.rules import CodingRules, audit_codes
 from medcode.model.rules.age_sex import AgeSexRule
 from medcode.model.rules.combinations import CombinationRule, load_combinations
-from medcode.model.rules.state import RulesState
+from medcode.model.rules.state import RulesOutcome, RulesState
 
 TINY_TABULAR = """<?xml version="1.0" encoding="utf-8"?>
 <ICD10CM.tabular>
@@ -92,28 +92,32 @@ def _inputs(
     return encounter, mentions, suggestions
 
 
+def _coded(
+    rules: CodingRules, text: str, phrases: list[str], codes: list[tuple[str, float, str]]
+) -> RulesOutcome:
+    """The rules' outcome for `codes` (code, confidence, evidence phrase) with `phrases` as the mentions."""
+    return rules(*_inputs(text, phrases, codes), [])
+
+
 def test_custom_tabular_is_what_the_rules_read(tiny_rules: CodingRules) -> None:
     assert tiny_rules.code_set_version == "ICD-10-CM 2031"
 
 
 def test_specificity_picks_child_from_custom_titles(tiny_rules: CodingRules) -> None:
     text = "Widget disease of the right side."
-    encounter, mentions, codes = _inputs(
-        text, ["Widget disease of the right side"], [("X01", 0.8, "Widget disease")]
-    )
-    outcome = tiny_rules(encounter, mentions, codes, [])
+    outcome = _coded(tiny_rules, text, ["Widget disease of the right side"], [("X01", 0.8, "Widget disease")])
     assert [c.code for c in outcome.codes] == ["X01.0"]
     assert [c.code for c in outcome.candidates] == ["X01"]
 
 
 def test_excludes1_fires_from_custom_note(tiny_rules: CodingRules) -> None:
     text = "Widget disease, left side. Gadget disease suspected earlier."
-    encounter, mentions, codes = _inputs(
+    outcome = _coded(
+        tiny_rules,
         text,
         ["Widget disease, left side", "Gadget disease"],
         [("X01.1", 0.9, "Widget disease"), ("X02", 0.4, "Gadget")],
     )
-    outcome = tiny_rules(encounter, mentions, codes, [])
     assert [c.code for c in outcome.codes] == ["X01.1"]
     assert "excludes1" in [f.rule for f in outcome.firings]
     assert "excludes1:X02" in outcome.codes[0].warnings
@@ -121,21 +125,18 @@ def test_excludes1_fires_from_custom_note(tiny_rules: CodingRules) -> None:
 
 def test_seventh_character_from_custom_definition(tiny_rules: CodingRules) -> None:
     text = "Initial encounter for sprocket injury of the arm."
-    encounter, mentions, codes = _inputs(
-        text, ["sprocket injury of the arm"], [("X03.1", 0.7, "sprocket injury")]
-    )
-    outcome = tiny_rules(encounter, mentions, codes, [])
+    outcome = _coded(tiny_rules, text, ["sprocket injury of the arm"], [("X03.1", 0.7, "sprocket injury")])
     assert [c.code for c in outcome.codes] == ["X03.1XXA"]
 
 
 def test_code_first_and_use_additional_from_custom_notes(tiny_rules: CodingRules) -> None:
     text = "Cog neuropathy. Gear syndrome; gear kidney disease stage 2."
-    encounter, mentions, codes = _inputs(
+    outcome = _coded(
+        tiny_rules,
         text,
         ["Cog neuropathy", "Gear syndrome", "gear kidney disease stage 2"],
         [("X04", 0.7, "Cog neuropathy"), ("X05", 0.8, "Gear syndrome")],
     )
-    outcome = tiny_rules(encounter, mentions, codes, [])
     assert "needs_etiology:X04" in outcome.reasons
     assert "X06.2" in [c.code for c in outcome.codes]
 
