@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,8 +150,20 @@ class Registry:
         mv = client.get_model_version(name, version)
         import mlflow
 
-        target.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(target))
+        # Into a private folder first, then renamed into place: the workers of one server download the same
+        # version at the same moment, and none may load another's half-copied pack.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+        try:
+            mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(partial))
+            try:
+                partial.rename(target)
+            except OSError:  # another process finished first (or an empty folder was left): keep its copy
+                if _find_pack(target) is None:
+                    shutil.rmtree(target, ignore_errors=True)
+                    partial.rename(target)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
         found = _find_pack(target)
         if found is None:
             raise ModelNotFoundError(f"{ref} (version {version}) holds no medcode model pack")

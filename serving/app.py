@@ -23,7 +23,7 @@ from medcode.model.base import Coder
 from medcode.serving.db import Database
 from medcode.serving.errors import install_error_handlers
 from medcode.serving.holder import Loader, ModelHolder, VersionProbe, is_pollable_ref, warm_up
-from medcode.serving.limits import FailureLimiter, RateLimiter, SuggestionSlots
+from medcode.serving.limits import SuggestionSlots, failure_limiter, rate_limiter
 from medcode.serving.middleware import RequestContextMiddleware
 from medcode.serving.orm import utcnow
 from medcode.serving.routers import admin, audit, codes, encounters, fhir, health, review, suggest
@@ -101,8 +101,11 @@ def create_app(
     app.state.clock = clock or utcnow
     app.state.priority_fn = priority_fn or confidence_priority
     app.state.session_secret = resolve_session_secret(settings.session_secret, settings.home)
-    app.state.auth_failures = FailureLimiter(settings.signin_max_failures, settings.signin_backoff_seconds)
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    # in the database on PostgreSQL, so that every server process counts against the same budget
+    app.state.auth_failures = failure_limiter(
+        database.engine, settings.signin_max_failures, settings.signin_backoff_seconds
+    )
+    app.state.rate_limiter = rate_limiter(database.engine, settings.rate_limit_per_minute)
     app.state.suggestion_slots = SuggestionSlots(settings.suggest_workers, settings.suggest_timeout_seconds)
     install_error_handlers(app)
     most_text = min(settings.max_encounter_chars, settings.max_documents * settings.max_note_chars)

@@ -1,6 +1,10 @@
 """Bounds on what one client can make the service do: failed sign-ins, requests per key, model work.
 
-All in memory, per process: behind several workers each keeps its own counts (the threat model says so).
+The sign-in throttle and the per-key rate limit live in memory per process on SQLite (one server process),
+and in the database on PostgreSQL (`SharedFailureLimiter`, `SharedRateLimiter`: one atomic statement per
+check on the `signin_failures` and `rate_buckets` tables), so that the workers of `medcode serve
+--workers N` count against one budget; `failure_limiter()` and `rate_limiter()` choose. The suggestion
+slots stay per process: they bound the CPU work of that process.
 """
 
 from __future__ import annotations
@@ -16,8 +20,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy import Engine, case, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
 from medcode.model.cancel import stop_when
 from medcode.serving.errors import GatewayTimeout, ServiceError, ServiceUnavailable
+from medcode.serving.orm import RateBucketRow, SigninFailureRow
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -93,6 +101,119 @@ class RateLimiter:
             while len(self._buckets) > MAX_TRACKED:
                 self._buckets.popitem(last=False)
         return wait
+
+
+PRUNE_EVERY = 1000
+"""A shared limiter deletes its stale rows once every this many writes of its process."""
+IDLE_BUCKET_SECONDS = 120.0
+"""A bucket unused this long has refilled completely (a minute's budget): same as no row, deleted."""
+
+
+class SharedFailureLimiter:
+    """`FailureLimiter`'s rules on the database's `signin_failures` table, shared by every server process
+    (times are wall-clock epoch seconds, which processes share). A record whose lock has passed and whose
+    last failure is older than twice the longest backoff is forgotten."""
+
+    def __init__(
+        self, engine: Engine, max_failures: int, backoff_seconds: float, clock: Clock = time.time
+    ) -> None:
+        self.max_failures = max_failures
+        self.backoff_seconds = backoff_seconds
+        self._engine = engine
+        self._clock = clock
+        self._writes = 0
+
+    def retry_after(self, client: str) -> float:
+        table = SigninFailureRow.__table__
+        with self._engine.connect() as conn:
+            until = conn.execute(select(table.c.locked_until).where(table.c.client == client[:100])).scalar()
+        return 0.0 if until is None else max(0.0, until - self._clock())
+
+    def failed(self, client: str) -> None:
+        table = SigninFailureRow.__table__
+        now = self._clock()
+        first_over = 1 - self.max_failures
+        first_lock = now + self._backoff(first_over) if first_over >= 0 else 0.0
+        over = table.c.failures + 1 - self.max_failures
+        wait = func.least(self.backoff_seconds * func.power(2, func.least(over, 30)), MAX_BACKOFF_SECONDS)
+        upsert = pg_insert(table).values(
+            client=client[:100], failures=1, locked_until=first_lock, last_failed=now
+        )
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[table.c.client],
+            set_={
+                "failures": table.c.failures + 1,
+                "locked_until": case((over >= 0, now + wait), else_=table.c.locked_until),
+                "last_failed": now,
+            },
+        )
+        with self._engine.begin() as conn:
+            conn.execute(upsert)
+            self._writes += 1
+            if self._writes % PRUNE_EVERY == 0:
+                stale = now - 2 * MAX_BACKOFF_SECONDS
+                conn.execute(delete(table).where(table.c.last_failed < stale, table.c.locked_until < now))
+
+    def succeeded(self, client: str) -> None:
+        table = SigninFailureRow.__table__
+        with self._engine.begin() as conn:
+            conn.execute(delete(table).where(table.c.client == client[:100]))
+
+    def _backoff(self, over: int) -> float:
+        return float(min(self.backoff_seconds * 2 ** min(over, 30), MAX_BACKOFF_SECONDS))
+
+
+class SharedRateLimiter:
+    """`RateLimiter`'s token bucket per key on the database's `rate_buckets` table: one atomic upsert per
+    request refills the bucket for the time passed, takes a token when there is one and says whether it did,
+    so concurrent requests through any server process never share a token."""
+
+    def __init__(self, engine: Engine, per_minute: int, clock: Clock = time.time) -> None:
+        self.per_minute = per_minute
+        self._rate = per_minute / 60.0
+        self._engine = engine
+        self._clock = clock
+        self._writes = 0
+
+    def acquire(self, key: str) -> float:
+        """Take one request for `key`: 0 when allowed, else the seconds until the next one is."""
+        if self.per_minute <= 0:
+            return 0.0
+        table = RateBucketRow.__table__
+        now = self._clock()
+        cap = float(self.per_minute)
+        refilled = func.least(cap, table.c.tokens + func.greatest(0.0, now - table.c.seen) * self._rate)
+        upsert = pg_insert(table).values(key_id=key[:64], tokens=cap - 1.0, seen=now, allowed=True)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[table.c.key_id],
+            set_={
+                "tokens": case((refilled >= 1.0, refilled - 1.0), else_=refilled),
+                "seen": func.greatest(table.c.seen, now),
+                "allowed": refilled >= 1.0,
+            },
+        ).returning(table.c.tokens, table.c.allowed)
+        with self._engine.begin() as conn:
+            tokens, allowed = conn.execute(upsert).one()
+            self._writes += 1
+            if self._writes % PRUNE_EVERY == 0:
+                conn.execute(delete(table).where(table.c.seen < now - IDLE_BUCKET_SECONDS))
+        return 0.0 if allowed else max(0.0, (1.0 - tokens) / self._rate)
+
+
+def failure_limiter(
+    engine: Engine, max_failures: int, backoff_seconds: float
+) -> FailureLimiter | SharedFailureLimiter:
+    """The sign-in throttle: in the database on PostgreSQL (shared by the workers), in memory otherwise."""
+    if engine.dialect.name == "postgresql":
+        return SharedFailureLimiter(engine, max_failures, backoff_seconds)
+    return FailureLimiter(max_failures, backoff_seconds)
+
+
+def rate_limiter(engine: Engine, per_minute: int) -> RateLimiter | SharedRateLimiter:
+    """The per-key rate limit: in the database on PostgreSQL (shared by the workers), in memory otherwise."""
+    if engine.dialect.name == "postgresql":
+        return SharedRateLimiter(engine, per_minute)
+    return RateLimiter(per_minute)
 
 
 def retry_after_header(seconds: float) -> dict[str, str]:

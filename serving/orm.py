@@ -201,3 +201,28 @@ class AuditEventRow(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     model_version: Mapped[str | None] = mapped_column(String(200))
     request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class RateBucketRow(Base):
+    """The request budget of one API key, shared by every server process on PostgreSQL (serving.limits): a
+    token bucket as of `seen` (epoch seconds). An UNLOGGED table there: a crash only refills the buckets."""
+
+    __tablename__ = "rate_buckets"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    seen: Mapped[float] = mapped_column(Float)
+    allowed: Mapped[bool] = mapped_column(Boolean)
+    """Whether the last request took a token (what the atomic upsert answers)."""
+
+
+class SigninFailureRow(Base):
+    """Failed sign-ins and rejected keys of one client address, shared by every server process on
+    PostgreSQL (serving.limits); times in epoch seconds. UNLOGGED there, like `rate_buckets`."""
+
+    __tablename__ = "signin_failures"
+
+    client: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[float] = mapped_column(Float)
+    last_failed: Mapped[float] = mapped_column(Float, index=True)
