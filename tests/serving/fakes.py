@@ -1,11 +1,14 @@
 """Helpers of the service tests: the fake coder (`tests.fakes.FakeCoder`, keyword rules, negation-aware like
-the real one), a settable clock and encounter JSON."""
+the real one), a settable clock, encounter JSON and FHIR Bundles."""
 
 from __future__ import annotations
 
+import base64
+from typing import Any
+
 from tests.fakes import FakeCoder
 
-__all__ = ["FakeClock", "FakeCoder", "encounter_json"]
+__all__ = ["FakeClock", "FakeCoder", "encounter_json", "fhir_bundle", "fhir_document"]
 
 
 class FakeClock:
@@ -32,4 +35,28 @@ def encounter_json(encounter_id: str, text: str, **extra: object) -> dict[str, o
         "setting": "inpatient",
         "documents": [{"document_id": "d1", "type": "discharge_summary", "text": text}],
         **extra,
+    }
+
+
+def fhir_document(
+    text: str | bytes = "Diabetes.", content_type: str = "text/plain", **extra: Any
+) -> dict[str, Any]:
+    """A current DocumentReference carrying `text` as a base64 attachment (`extra`: more fields, e.g. id)."""
+    data = text.encode() if isinstance(text, str) else text
+    attachment = {"contentType": content_type, "data": base64.b64encode(data).decode()}
+    return {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "content": [{"attachment": attachment}],
+        **extra,
+    }
+
+
+def fhir_bundle(*resources: dict[str, Any], patient: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A collection Bundle: the Patient p1 (or `patient`), then `resources` (Encounter, DocumentReferences)."""
+    patient = patient or {"resourceType": "Patient", "id": "p1"}
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": r} for r in (patient, *resources)],
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Iterator
 
@@ -12,6 +11,7 @@ from fastapi.testclient import TestClient
 from medcode.serving.app import create_app
 
 from .conftest import bearer, make_settings, new_key
+from .fakes import fhir_bundle, fhir_document
 
 NOTE = (
     "Assessment: type 2 diabetes mellitus with diabetic chronic kidney disease. "
@@ -34,22 +34,6 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
     app.state.db.dispose()
 
 
-def _bundle(note: str) -> dict[str, object]:
-    document = {
-        "resourceType": "DocumentReference",
-        "status": "current",
-        "content": [
-            {"attachment": {"contentType": "text/plain", "data": base64.b64encode(note.encode()).decode()}}
-        ],
-    }
-    patient = {"resourceType": "Patient", "id": "p1", "gender": "female"}
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [{"resource": patient}, {"resource": document}],
-    }
-
-
 def test_builtin_model_does_not_code_negated_or_family_findings(
     client: tuple[TestClient, dict[str, str]],
 ) -> None:
@@ -64,7 +48,9 @@ def test_builtin_model_does_not_code_negated_or_family_findings(
 
 def test_builtin_model_fhir_reports_no_negated_condition(client: tuple[TestClient, dict[str, str]]) -> None:
     http, key = client
-    answer = http.post("/fhir/r4/$suggest-codes", json=_bundle(NOTE), headers=key).json()
+    patient = {"resourceType": "Patient", "id": "p1", "gender": "female"}
+    bundle = fhir_bundle(fhir_document(NOTE), patient=patient)
+    answer = http.post("/fhir/r4/$suggest-codes", json=bundle, headers=key).json()
     conditions = [e["resource"] for e in answer["entry"] if e["resource"]["resourceType"] == "Condition"]
     codes = [c["code"]["coding"][0]["code"] for c in conditions]
     assert codes and not any(code.startswith(("R07", "R50", "C50")) for code in codes), codes

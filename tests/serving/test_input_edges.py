@@ -4,7 +4,6 @@ ids, empty notes; and the limits on documents, characters, streamed bodies and m
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -22,7 +21,7 @@ from medcode.serving.app import create_app
 from medcode.serving.orm import EncounterRow
 
 from .conftest import bearer, make_settings, new_key
-from .fakes import FakeCoder, encounter_json
+from .fakes import FakeCoder, encounter_json, fhir_bundle, fhir_document
 
 Auth = Callable[[str], dict[str, str]]
 JSON = {"Content-Type": "application/json"}
@@ -37,20 +36,6 @@ def seeded(client: TestClient, as_role: Auth) -> TestClient:
     )
     assert response.status_code == 201
     return client
-
-
-def _bundle(*documents: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [{"resource": {"resourceType": "Patient", "id": "p1"}}]
-        + [{"resource": {"resourceType": "DocumentReference", "status": "current", **d}} for d in documents],
-    }
-
-
-def _doc(text: bytes = b"Diabetes.", content_type: str = "text/plain", **extra: Any) -> dict[str, Any]:
-    attachment = {"contentType": content_type, "data": base64.b64encode(text).decode()}
-    return {"content": [{"attachment": attachment}], **extra}
 
 
 def _reason(response: Any) -> str:
@@ -168,7 +153,7 @@ def test_deep_nesting_and_huge_numbers_are_422(client: TestClient, as_role: Auth
 
 
 def test_two_document_references_with_one_id_are_422(client: TestClient, as_role: Auth) -> None:
-    bundle = _bundle(_doc(id="n1"), _doc(b"Asthma.", id="n1"))
+    bundle = fhir_bundle(fhir_document(id="n1"), fhir_document(b"Asthma.", id="n1"))
     response = client.post("/fhir/r4/$suggest-codes", json=bundle, headers=as_role("integration"))
     assert response.status_code == 422 and "two DocumentReferences" in _reason(response)
 
@@ -177,7 +162,7 @@ def test_a_generated_document_id_never_collides_with_a_given_one(
     client: TestClient, as_role: Auth, coder: FakeCoder
 ) -> None:
     # the first DocumentReference has no id (entry 1 -> "doc1"); the second is called "doc1"
-    bundle = _bundle(_doc(b"Diabetes."), _doc(b"Hypertension.", id="doc1"))
+    bundle = fhir_bundle(fhir_document(b"Diabetes."), fhir_document(b"Hypertension.", id="doc1"))
     response = client.post("/fhir/r4/$suggest-codes", json=bundle, headers=as_role("integration"))
     assert response.status_code == 200, response.text
     conditions = [
@@ -187,7 +172,7 @@ def test_a_generated_document_id_never_collides_with_a_given_one(
 
 
 def test_a_codec_that_yields_a_surrogate_is_422(client: TestClient, as_role: Auth) -> None:
-    bundle = _bundle(_doc(b"Diabetes +2AA-", content_type="text/plain; charset=utf-7"))
+    bundle = fhir_bundle(fhir_document(b"Diabetes +2AA-", content_type="text/plain; charset=utf-7"))
     response = client.post("/fhir/r4/$suggest-codes", json=bundle, headers=as_role("integration"))
     assert response.status_code == 422 and "surrogate" in _reason(response)
 
@@ -211,7 +196,7 @@ def test_too_many_documents_or_characters_are_413_naming_the_limit(db_url: str, 
             for path in ("/v1/suggest", "/v1/encounters"):
                 response = client.post(path, json=payload, headers=bearer(key))
                 assert response.status_code == 413 and limit in _reason(response), response.text
-        bundle = _bundle(*[_doc(id=f"n{i}") for i in range(2000)])
+        bundle = fhir_bundle(*[fhir_document(id=f"n{i}") for i in range(2000)])
         started = time.perf_counter()
         response = client.post("/fhir/r4/$suggest-codes", json=bundle, headers=bearer(key))
         assert response.status_code == 413 and "MEDCODE_MAX_DOCUMENTS" in _reason(response)

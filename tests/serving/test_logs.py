@@ -4,7 +4,6 @@ every kind of endpoint, error paths included, and appear in no log line and no f
 
 from __future__ import annotations
 
-import base64
 import logging
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 from medcode.serving.app import create_app
 
 from .conftest import bearer, make_settings, new_key
-from .fakes import FakeCoder, encounter_json
+from .fakes import FakeCoder, encounter_json, fhir_bundle, fhir_document
 
 CLIENT_LOGGERS = ("httpx", "httpcore")
 MARKS = ("ENCMARK7731", "DOCMARK4410", "NOTEMARK5520", "RIDMARK9001", "FORGEDLINE")
@@ -29,36 +28,13 @@ def test_marked_identifiers_reach_no_log_and_no_file(
     note = "NOTEMARK5520 Patient with diabetes and hypertension."
     encounter = encounter_json("ENCMARK7731", note)
     encounter["documents"][0]["document_id"] = "DOCMARK4410"
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [
-            {"resource": {"resourceType": "Patient", "id": "p1"}},
-            {
-                "resource": {
-                    "resourceType": "Encounter",
-                    "id": "ENCMARK7731",
-                    "status": "finished",
-                    "class": {"code": "AMB"},
-                }
-            },
-            {
-                "resource": {
-                    "resourceType": "DocumentReference",
-                    "id": "DOCMARK4410",
-                    "status": "current",
-                    "content": [
-                        {
-                            "attachment": {
-                                "contentType": "text/plain",
-                                "data": base64.b64encode(note.encode()).decode(),
-                            }
-                        }
-                    ],
-                }
-            },
-        ],
+    encounter_resource = {
+        "resourceType": "Encounter",
+        "id": "ENCMARK7731",
+        "status": "finished",
+        "class": {"code": "AMB"},
     }
+    bundle = fhir_bundle(encounter_resource, fhir_document(note, id="DOCMARK4410"))
     caplog.set_level(logging.DEBUG)
     with TestClient(app, raise_server_exceptions=False) as client:
         integration, coder, admin = (bearer(keys[r]) for r in ("integration", "coder", "admin"))

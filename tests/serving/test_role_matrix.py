@@ -3,7 +3,6 @@ is not allowed is refused (401 without a live identity, 403 for the wrong role, 
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,32 +18,12 @@ from medcode.serving.ui import session as ui_session
 from medcode.serving.ui.session import PUBLISHED_DEFAULT_SECRET
 
 from .conftest import bearer, make_settings, new_key
-from .fakes import FakeCoder, encounter_json
+from .fakes import FakeCoder, encounter_json, fhir_bundle, fhir_document
 from .test_security import cookie_header, forge_cookie, sign_in
 
 ENCOUNTER = encounter_json("e1", "Diabetes.")
 OTHERS_ENCOUNTER = encounter_json("e2", "Asthma.")
-BUNDLE = {
-    "resourceType": "Bundle",
-    "type": "collection",
-    "entry": [
-        {"resource": {"resourceType": "Patient", "id": "p1"}},
-        {
-            "resource": {
-                "resourceType": "DocumentReference",
-                "status": "current",
-                "content": [
-                    {
-                        "attachment": {
-                            "contentType": "text/plain",
-                            "data": base64.b64encode(b"Diabetes.").decode(),
-                        }
-                    }
-                ],
-            }
-        },
-    ],
-}
+BUNDLE = fhir_bundle(fhir_document(b"Diabetes."))
 ALL_ROLES = {"coder", "integration", "scientist", "admin"}
 CALLERS = [
     "none",
