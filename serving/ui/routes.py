@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from medcode.data.types import Encounter
 from medcode.serving.auth import Principal, verify_key
-from medcode.serving.deps import ItemId, Reviewer, SessionDep, client_of, record_auth_failure
+from medcode.serving.deps import ItemId, Reviewer, SessionDep, SettingsDep, client_of, record_auth_failure
 from medcode.serving.errors import Forbidden, NotFound
 from medcode.serving.limits import retry_after_header
 from medcode.serving.orm import EncounterRow, RevisionRow
@@ -227,8 +227,16 @@ def queue_page(request: Request, db: SessionDep) -> Response:
 
 
 @router.get("/review/{item_id}", response_class=HTMLResponse)
-def review_page(item_id: ItemId, request: Request, db: SessionDep) -> Response:
-    return _app_page(request, db, "encounter.html", nav="queue", item_id=item_id, encounter_id=None)
+def review_page(item_id: ItemId, request: Request, db: SessionDep, settings: SettingsDep) -> Response:
+    return _app_page(
+        request,
+        db,
+        "encounter.html",
+        nav="queue",
+        item_id=item_id,
+        encounter_id=None,
+        lease_seconds=settings.review_lease_seconds,
+    )
 
 
 @router.get("/encounters/{encounter_id}", response_class=HTMLResponse)

@@ -10,6 +10,7 @@ import { attachTypeahead } from "./search.js";
 
 const root = document.getElementById("encounter-app");
 const me = root.dataset.me;
+const leaseSeconds = Number(root.dataset.leaseSeconds) || 900;
 let itemId = root.dataset.itemId || null;
 let encounterId = root.dataset.encounterId || null;
 
@@ -19,6 +20,7 @@ const list = $("code-list");
 const message = $("message");
 const liveStatus = $("status");
 const finalizeButton = $("finalize");
+const finalizeNextButton = $("finalize-next");
 const codesPane = $("codes-pane");
 const problemsBox = $("problems-box");
 const releaseButton = $("release");
@@ -49,6 +51,11 @@ const app = {
   problems: [], // live problems of the kept code set (server)
   showOverrides: false, // after a refused finalize: reasons can be typed for overridable problems
   cardMessage: null, // {key, text}: the last error of an action on a card, shown in that card
+  sequence: null, // the coder's order of the codes ("SYSTEM|CODEKEY"), principal diagnosis first
+  table: localStorage.getItem("medcode.view") === "table", // the compact table view
+  lastRenew: 0, // when the lease was last renewed (throttles renewals on activity)
+  expiredShown: false, // the page said the lease expired
+  finalizeNext: false, // the refused finalize was "finalize and next"
 };
 const overrideReasons = new Map(); // problem key -> the reason typed so far (kept across re-renders)
 const pendingKeys = []; // action keys pressed while a request runs: replayed in order afterwards
@@ -57,6 +64,8 @@ const holdsLease = () =>
   Boolean(itemId) && app.view && app.view.status === "open" && app.view.leaseHolder === me &&
   (!app.view.leaseExpiresAt || Date.parse(app.view.leaseExpiresAt) > Date.now());
 const canEdit = () => holdsLease();
+/** The signed-in coder held this item's lease (live or expired). */
+const leaseWasMine = () => Boolean(itemId) && app.view && app.view.status === "open" && app.view.leaseHolder === me;
 
 let messageTimer = null;
 
@@ -94,7 +103,8 @@ function setBusy(on) {
   app.busy = on;
   codesPane.setAttribute("aria-busy", on ? "true" : "false");
   $("busy").hidden = !on;
-  finalizeButton.disabled = on;
+  finalizeButton.disabled = on || !canEdit();
+  finalizeNextButton.disabled = on || !canEdit();
   if (!on) drainKeys();
 }
 
@@ -136,8 +146,67 @@ function setCodes(codes) {
     billable: c.billable,
     source: c.source || null,
   }));
+  sortCodes();
   const index = app.codes.findIndex((c) => c.key === selectedKey);
   app.selected = index >= 0 ? index : Math.min(app.selected, Math.max(0, app.codes.length - 1));
+}
+
+// ---- sequencing: diagnoses (principal first) then procedures, in the coder's order ---------------
+
+const isDiagnosis = (c) => c.system === "ICD-10-CM";
+export const seqKey = (c) => `${c.system}|${String(c.code).replace(/[\s.]/g, "").toUpperCase()}`;
+
+function sortCodes() {
+  const rank = new Map((app.sequence || []).map((k, i) => [k, i]));
+  const order = app.codes.map((c, i) => ({ c, i }));
+  order.sort((a, b) =>
+    (isDiagnosis(a.c) ? 0 : 1) - (isDiagnosis(b.c) ? 0 : 1) ||
+    (rank.has(seqKey(a.c)) ? rank.get(seqKey(a.c)) : rank.size) - (rank.has(seqKey(b.c)) ? rank.get(seqKey(b.c)) : rank.size) ||
+    a.i - b.i);
+  app.codes = order.map((o) => o.c);
+}
+
+/** The principal diagnosis: the first kept ICD-10-CM code in the order shown. */
+const principalOf = () => app.codes.find((c) => isDiagnosis(c) && !DROPPED.has(c.status)) || null;
+
+async function moveSelected(delta, toTop = false) {
+  if (!canEdit() || !app.codes.length) return;
+  const card = app.codes[app.selected];
+  const group = app.codes.filter((c) => isDiagnosis(c) === isDiagnosis(card));
+  const at = group.indexOf(card);
+  const to = toTop ? 0 : Math.max(0, Math.min(group.length - 1, at + delta));
+  if (to === at) {
+    notify(toTop ? `${card.code} is already first.` : `${card.code} cannot move further.`, "ok");
+    focusCard();
+    return;
+  }
+  if (toTop && !isDiagnosis(card)) {
+    notify("Only a diagnosis can be the principal code.", "error");
+    return;
+  }
+  group.splice(at, 1);
+  group.splice(to, 0, card);
+  const others = app.codes.filter((c) => isDiagnosis(c) !== isDiagnosis(card));
+  app.codes = isDiagnosis(card) ? [...group, ...others] : [...others, ...group];
+  app.sequence = app.codes.map(seqKey);
+  app.selected = app.codes.indexOf(card);
+  renderCodes();
+  focusCard();
+  setBusy(true);
+  try {
+    const out = await api("PUT", `/v1/review/items/${encodeURIComponent(itemId)}/sequence`, {
+      sequence: app.codes.map((c) => `${c.system}|${c.code}`),
+    });
+    app.sequence = out.sequence;
+    if (out.lease_expires_at) app.view.leaseExpiresAt = out.lease_expires_at;
+    app.lastRenew = Date.now();
+    const principal = principalOf();
+    notify(`Moved ${card.code}${principal ? `; principal diagnosis: ${principal.code}` : ""}.`, "ok");
+  } catch (err) {
+    showError(err, card);
+  } finally {
+    setBusy(false);
+  }
 }
 
 async function loadItem() {
@@ -163,7 +232,9 @@ async function loadItem() {
     patient: item.patient || {},
     setting: item.setting,
     date: item.date,
+    supersededBy: item.superseded_by || null,
   };
+  app.sequence = item.sequence || null;
   app.docs = mergeAnnotations(item.documents || [], annotations);
   setCodes(item.codes || []);
   app.problems = item.problems || [];
@@ -261,7 +332,11 @@ function renderHeader() {
     ...(perCode.length ? [el("span", { class: "badge reason", title: perCode.join(", "), text: `${perCode.length} code reason${perCode.length > 1 ? "s" : ""}` })] : []),
   );
   const leaseBox = $("lease");
-  if (holdsLease() && view.leaseExpiresAt) {
+  if (leaseWasMine() && !holdsLease()) {
+    leaseBox.hidden = false;
+    $("lease-label").textContent = "Your lease:";
+    $("lease-until").textContent = "expired";
+  } else if (holdsLease() && view.leaseExpiresAt) {
     leaseBox.hidden = false;
     $("lease-label").textContent = "Your lease:";
     $("lease-until").textContent = leaseLeft();
@@ -272,8 +347,13 @@ function renderHeader() {
   } else {
     leaseBox.hidden = true;
   }
-  finalizeButton.hidden = !canEdit();
+  // after the lease ran out the buttons stay in place, disabled, so the coder sees why nothing happens
+  finalizeButton.hidden = !leaseWasMine();
+  finalizeNextButton.hidden = !leaseWasMine();
+  finalizeButton.disabled = app.busy || !canEdit();
+  finalizeNextButton.disabled = app.busy || !canEdit();
   releaseButton.hidden = !canEdit();
+  $("bulk").hidden = !canEdit();
   renderBanner();
 }
 
@@ -293,10 +373,25 @@ function renderBanner() {
     );
     return;
   }
+  if (itemId && view.status === "superseded") {
+    box.hidden = false;
+    box.replaceChildren(
+      "This item was superseded by a newer revision of the encounter.",
+      ...(view.supersededBy
+        ? [" ", el("a", { id: "superseded-link", href: `/ui/review/${encodeURIComponent(view.supersededBy)}`, text: "Open the new revision" }), " (the decisions that still apply were carried over)."]
+        : [" Claim an item from the ", el("a", { href: "/ui/queue", text: "review queue" }), "."]),
+    );
+    return;
+  }
+  if (itemId && leaseWasMine() && !canEdit()) {
+    box.hidden = false;
+    box.replaceChildren("Your lease on this item has expired: finalizing is disabled. ",
+      el("button", { type: "button", id: "reclaim", text: "Claim it again", onclick: reclaim }));
+    return;
+  }
   if (itemId && !canEdit()) {
     box.hidden = false;
-    const why = view.status === "superseded" ? "This item was superseded by a newer revision." : "Read-only: you do not hold this item.";
-    box.replaceChildren(why, " Claim an item from the ", el("a", { href: "/ui/queue", text: "review queue" }), " to code it.");
+    box.replaceChildren("Read-only: you do not hold this item. Claim an item from the ", el("a", { href: "/ui/queue", text: "review queue" }), " to code it.");
     return;
   }
   box.hidden = true;
@@ -381,6 +476,13 @@ function rejectForm(card) {
       el("button", { type: "button", text: "Cancel", onclick: closeForm }),
     ),
   );
+  // Enter on the reason list rejects with that reason (two keys: r, Enter)
+  form.elements.reason.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const reason = form.elements.reason.value;
@@ -439,7 +541,15 @@ export function warningText(warning) {
   return codes.length ? `${base[1]}: ${codes.join(", ")}` : base[1];
 }
 
-function cardElement(card, index) {
+function sequenceLabel(card, principal) {
+  const group = app.codes.filter((c) => isDiagnosis(c) === isDiagnosis(card));
+  const n = group.indexOf(card) + 1;
+  if (!isDiagnosis(card)) return el("span", { class: "seq", title: "procedure sequence", text: `#${n}` });
+  const role = DROPPED.has(card.status) ? "dropped" : card === principal ? "principal" : "secondary";
+  return el("span", { class: `seq ${role}`, text: `#${n} ${role}` });
+}
+
+function cardElement(card, index, principal = principalOf()) {
   const selected = index === app.selected;
   const li = el(
     "li",
@@ -452,6 +562,7 @@ function cardElement(card, index) {
     el(
       "div",
       { class: "line1" },
+      sequenceLabel(card, principal),
       el("button", {
         type: "button", class: "code", text: card.code,
         "aria-label": `Select ${card.code} and show its evidence`,
@@ -460,6 +571,7 @@ function cardElement(card, index) {
       el("span", { class: "system", text: card.system }),
       decisionLabel(card),
       el("span", { class: "desc", text: card.description || "(no description)" }),
+      el("span", { class: "pct", "aria-hidden": "true", text: card.confidence === null ? "" : formatPercent(card.confidence) }),
     ),
     confidenceBar(card),
     card.rationale ? el("p", { class: "rationale", text: card.rationale }) : null,
@@ -504,8 +616,26 @@ function cardElement(card, index) {
   return li;
 }
 
+const cardEls = () => [...list.querySelectorAll("li.code-card")];
+
 function renderCodes() {
-  list.replaceChildren(...app.codes.map(cardElement));
+  const principal = principalOf();
+  const groups = [
+    ["Diagnoses", "diagnoses", app.codes.filter(isDiagnosis)],
+    ["Procedures", "procedures", app.codes.filter((c) => !isDiagnosis(c))],
+  ].filter(([, , cards]) => cards.length);
+  list.classList.toggle("table", app.table);
+  $("view-toggle").setAttribute("aria-pressed", app.table ? "true" : "false");
+  list.replaceChildren(
+    ...groups.map(([title, id, cards]) =>
+      el(
+        "section",
+        { class: "code-group", "aria-labelledby": `group-${id}` },
+        el("h3", { id: `group-${id}`, text: `${title} (${cards.length})` }),
+        el("ol", { class: "code-list", "aria-labelledby": `group-${id}` }, ...cards.map((c) => cardElement(c, app.codes.indexOf(c), principal))),
+      ),
+    ),
+  );
   const kept = app.codes.filter((c) => !DROPPED.has(c.status)).length;
   const open = app.codes.filter((c) => c.status === "pending").length;
   $("codes-summary").textContent = `${app.codes.length} codes · ${kept} kept · ${open} without a decision`;
@@ -628,7 +758,7 @@ function highlightSelected(scroll = true) {
 }
 
 function focusCard(index = app.selected) {
-  const li = list.children[index];
+  const li = cardEls()[index];
   const button = li && li.querySelector("button.code");
   if (button) button.focus({ preventScroll: false });
 }
@@ -641,12 +771,12 @@ function select(index, focus = false) {
   if (previous !== card && ((previous && DROPPED.has(previous.status)) || DROPPED.has(card.status))) {
     renderNote(noteBox, app.docs, evidenceSpans()); // dropped codes show their evidence only when selected
   }
-  for (const [i, li] of [...list.children].entries()) {
+  for (const [i, li] of cardEls().entries()) {
     li.classList.toggle("selected", i === app.selected);
     if (i === app.selected) li.setAttribute("aria-current", "true");
     else li.removeAttribute("aria-current");
   }
-  const li = list.children[app.selected];
+  const li = cardEls()[app.selected];
   if (li) li.scrollIntoView({ block: "nearest" });
   highlightSelected(true);
   if (focus) focusCard();
@@ -669,7 +799,12 @@ function closeForm() {
 }
 
 async function postDecision(decision) {
-  const out = await api("POST", `/v1/review/items/${encodeURIComponent(itemId)}/decisions`, { decisions: [decision] });
+  return postDecisions([decision]);
+}
+
+async function postDecisions(decisions) {
+  const out = await api("POST", `/v1/review/items/${encodeURIComponent(itemId)}/decisions`, { decisions });
+  app.lastRenew = Date.now(); // a decision renews the lease on the server
   if (out && out.lease_expires_at) app.view.leaseExpiresAt = out.lease_expires_at;
   if (out && typeof out.version === "number") app.view.version = out.version;
   app.problems = (out && out.problems) || [];
@@ -769,16 +904,93 @@ function completeCandidate(candidate) {
   showAddFormFor(evidence[0], candidate.code);
 }
 
-async function finalize(extra = {}) {
+/** Accept every undecided code whose confidence is at or above the threshold, in one request; each
+ * decision carries the reason "accepted in bulk: confidence at or above X%", which the audit keeps. */
+async function acceptAtOrAbove() {
   if (!canEdit()) return;
   if (app.busy) {
-    pendingKeys.push("f");
+    pendingKeys.push("A");
+    return;
+  }
+  const pct = Number($("bulk-threshold").value);
+  if (!Number.isFinite(pct) || pct < 50 || pct > 100) {
+    notify("Give a threshold between 50% and 100% to accept codes in bulk.", "error");
+    $("bulk-threshold").focus();
+    return;
+  }
+  const chosen = app.codes.filter((c) => c.status === "pending" && c.confidence !== null && Math.round(c.confidence * 100) >= pct);
+  if (!chosen.length) {
+    notify(`No undecided code is at or above ${pct}%.`, "ok");
+    return;
+  }
+  const reason = `accepted in bulk: confidence at or above ${pct}%`;
+  setBusy(true);
+  try {
+    const out = await postDecisions(chosen.map((c) => ({
+      action: "accept", code: c.code, system: c.system, reason, ...(c.rev !== null ? { expected_rev: c.rev } : {}),
+    })));
+    app.openForm = null;
+    app.finalizeArmed = false;
+    app.cardMessage = null;
+    setCodes(out.codes);
+    renderHeader();
+    renderAll();
+    const first = app.codes.findIndex((c) => c.status === "pending");
+    select(first >= 0 ? first : app.selected, true);
+    notify(`Accepted ${chosen.length} code${chosen.length > 1 ? "s" : ""} at or above ${pct}% (recorded as a bulk acceptance): ${chosen.map((c) => c.code).join(", ")}.`, "ok");
+  } catch (err) {
+    showError(err);
+  } finally {
+    setBusy(false);
+  }
+}
+
+/** Finalize, then claim the next item of the queue and open it (focus on its first undecided code). */
+function finalizeAndNext() {
+  return finalize({}, true);
+}
+
+async function claimNextItem() {
+  try {
+    const claim = await api("POST", "/v1/review/claim");
+    if (!claim) {
+      notify("Finalized. The queue is empty: nothing more to claim.", "ok");
+      return;
+    }
+    window.location.assign(`/ui/review/${encodeURIComponent(claim.item_id)}`);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function reclaim() {
+  try {
+    const out = await api("POST", `/v1/review/items/${encodeURIComponent(itemId)}/claim`);
+    app.lastRenew = Date.now();
+    app.expiredShown = false;
+    app.view.leaseExpiresAt = out.lease_expires_at;
+    if (await load()) {
+      notify("You hold this item again.", "ok");
+      focusCard();
+    }
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function finalize(extra = {}, next = false) {
+  if (!canEdit()) {
+    if (leaseWasMine()) notify("Your lease on this item has expired: claim it again before finalizing.", "error");
+    return;
+  }
+  if (app.busy) {
+    pendingKeys.push(next ? "F" : "f");
     return;
   }
   const open = app.codes.filter((c) => c.status === "pending").length;
   if (open && !app.finalizeArmed) {
     app.finalizeArmed = true;
-    notify(`${open} code${open > 1 ? "s have" : " has"} no decision. Decide ${open > 1 ? "them" : "it"}, or press Finalize (f) again to accept ${open > 1 ? "them" : "it"} as suggested (recorded as such).`, "error");
+    notify(`${open} code${open > 1 ? "s have" : " has"} no decision. Decide ${open > 1 ? "them" : "it"}, or press ${next ? "Shift+F" : "Finalize (f)"} again to accept ${open > 1 ? "them" : "it"} as suggested (recorded as such).`, "error");
     return;
   }
   const body = { ...extra };
@@ -791,6 +1003,7 @@ async function finalize(extra = {}) {
     done = true;
   } catch (err) {
     if (err.code === "finalize_blocked") {
+      app.finalizeNext = next; // "Finalize with these reasons" goes on to the next item too
       app.problems = (err.body && err.body.problems) || [];
       app.showOverrides = true;
       renderProblems();
@@ -806,6 +1019,10 @@ async function finalize(extra = {}) {
   }
   if (!done) return;
   app.showOverrides = false;
+  if (next) {
+    await claimNextItem();
+    return;
+  }
   if (await load()) {
     notify("Finalized.", "ok");
     $("final-box").focus();
@@ -822,7 +1039,7 @@ function finalizeWithReasons() {
     return;
   }
   app.finalizeArmed = true; // the coder saw the list: undecided codes, if any, are accepted as suggested
-  finalize({ overrides });
+  finalize({ overrides }, app.finalizeNext);
 }
 
 async function release() {
@@ -928,7 +1145,40 @@ noteBox.addEventListener("keyup", (event) => {
 });
 $("add-from-selection").addEventListener("click", showAddForm);
 $("add-cancel").addEventListener("click", hideAddForm);
-finalizeButton.addEventListener("click", finalize);
+finalizeButton.addEventListener("click", () => finalize());
+finalizeNextButton.addEventListener("click", finalizeAndNext);
+$("bulk-accept").addEventListener("click", acceptAtOrAbove);
+$("bulk-threshold").addEventListener("keydown", (event) => {
+  if (event.key === "Enter") {
+    event.preventDefault();
+    acceptAtOrAbove();
+  }
+});
+$("view-toggle").addEventListener("click", toggleView);
+
+function toggleView() {
+  app.table = !app.table;
+  localStorage.setItem("medcode.view", app.table ? "table" : "cards");
+  renderCodes();
+  notify(app.table ? "Table view: one line per code." : "Card view.", "ok");
+  focusCard();
+}
+
+// the lease renews while the coder works (any key or click), at most once per throttle period
+function touchLease() {
+  if (!holdsLease()) return;
+  const throttle = Math.min(60_000, (leaseSeconds * 1000) / 3);
+  if (Date.now() - app.lastRenew < throttle) return;
+  app.lastRenew = Date.now();
+  api("POST", `/v1/review/items/${encodeURIComponent(itemId)}/lease`)
+    .then((out) => {
+      app.view.leaseExpiresAt = out.lease_expires_at;
+      $("lease-until").textContent = leaseLeft();
+    })
+    .catch(() => {}); // an expired or lost lease shows through the countdown
+}
+document.addEventListener("keydown", touchLease, true);
+document.addEventListener("pointerdown", touchLease, true);
 releaseButton.addEventListener("click", release);
 
 document.addEventListener("keydown", (event) => {
@@ -937,6 +1187,11 @@ document.addEventListener("keydown", (event) => {
     if (app.openForm) closeForm();
     else if (!addForm.hidden) hideAddForm();
     else if (!selectionBox.hidden) clearSelection();
+    return;
+  }
+  if (!isTyping(event) && event.altKey && (event.key === "ArrowUp" || event.key === "ArrowDown")) {
+    event.preventDefault();
+    runOrQueue(event.key === "ArrowUp" ? "[" : "]");
     return;
   }
   if (isTyping(event) || event.ctrlKey || event.metaKey || event.altKey) return;
@@ -949,14 +1204,18 @@ document.addEventListener("keydown", (event) => {
   if (help.open || !app.view) return;
   if (!ACTION_KEYS.has(event.key)) return;
   event.preventDefault();
-  if (app.busy) {
-    pendingKeys.push(event.key); // replayed in order when the running request ends: no key is lost
-    return;
-  }
-  runKey(event.key);
+  runOrQueue(event.key);
 });
 
-const ACTION_KEYS = new Set(["j", "k", "a", "r", "e", "f"]);
+function runOrQueue(key) {
+  if (app.busy) {
+    pendingKeys.push(key); // replayed in order when the running request ends: no key is lost
+    return;
+  }
+  runKey(key);
+}
+
+const ACTION_KEYS = new Set(["j", "k", "a", "r", "e", "f", "F", "A", "[", "]", "p", "t"]);
 
 function runKey(key) {
   const card = app.codes[app.selected];
@@ -979,6 +1238,25 @@ function runKey(key) {
     case "f":
       finalize();
       break;
+    case "F":
+      finalizeAndNext();
+      break;
+    case "A":
+      acceptAtOrAbove();
+      break;
+    case "[":
+      moveSelected(-1);
+      break;
+    case "]":
+      moveSelected(1);
+      break;
+    case "p":
+      if (card && !isDiagnosis(card)) notify("Only a diagnosis can be the principal code.", "error");
+      else moveSelected(0, true);
+      break;
+    case "t":
+      toggleView();
+      break;
     default:
   }
 }
@@ -994,16 +1272,25 @@ function leaseLeft() {
   return `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")} left`;
 }
 
-// the lease countdown; when the lease runs out the page re-draws so the actions disappear and says why
+// the lease countdown; the moment the lease runs out the page re-draws: Finalize is disabled, the actions
+// disappear and the message bar says why
 setInterval(() => {
   if (!app.view || !itemId || app.view.status !== "open") return;
   if (holdsLease()) {
     $("lease-until").textContent = leaseLeft();
-  } else if (!finalizeButton.hidden) {
+    const low = Date.parse(app.view.leaseExpiresAt) - Date.now() < 120_000;
+    $("lease").classList.toggle("low", low);
+  } else if (leaseWasMine() && !app.expiredShown) {
+    app.expiredShown = true;
+    app.openForm = null;
     renderHeader();
     renderCodes();
-    notify("Your lease on this item has expired. Claim again from the review queue.", "error");
+    notify("Your lease on this item has expired: finalizing is disabled. Claim it again to go on.", "error");
   }
-}, 1000);
+}, 500);
 
-load();
+load().then((ok) => {
+  if (!ok || !canEdit() || !app.codes.length) return;
+  const first = app.codes.findIndex((c) => c.status === "pending");
+  select(first >= 0 ? first : 0, true); // the coder starts on the first undecided code
+});

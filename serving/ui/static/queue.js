@@ -1,4 +1,5 @@
-// The review queue: items by priority with their routing reasons, filters, and "claim next".
+// The review queue: items by priority with their routing reasons summarised (one line per item), filters,
+// "claim next" and claiming a chosen item (its row's button, or j/k to move and c / Enter to claim).
 import { api, el, formatAge, formatPercent, isTyping, say } from "./api.js";
 
 const me = document.getElementById("queue-app").dataset.me;
@@ -28,6 +29,23 @@ function lowestConfidence(item) {
 
 function itemStatus(item) {
   return item.claimed ? "claimed" : "waiting";
+}
+
+/** The reasons of an item in one short line: "low confidence: E66.9, E78.5 · forced review". */
+export function summariseReasons(reasons) {
+  const byKind = new Map();
+  for (const r of reasons || []) {
+    const text = String(r);
+    const i = text.indexOf(":");
+    const kind = i < 0 ? text : text.slice(0, i);
+    if (!byKind.has(kind)) byKind.set(kind, []);
+    if (i >= 0) byKind.get(kind).push(...text.slice(i + 1).split("|").filter(Boolean));
+  }
+  return [...byKind.entries()].map(([kind, codes]) => {
+    const shown = codes.slice(0, 3).join(", ");
+    const more = codes.length > 3 ? ` +${codes.length - 3}` : "";
+    return codes.length ? `${labelOf(kind)}: ${shown}${more}` : labelOf(kind);
+  });
 }
 
 function ensureOptions(select, values, label) {
@@ -64,13 +82,24 @@ function render() {
         ),
         el(
           "td",
-          {},
-          ...(it.reasons || []).map((r) => el("span", { class: "badge reason", title: r, text: r.replace(":", ": ").replaceAll("_", " ") })),
+          { class: "reasons", title: (it.reasons || []).join(", ") },
+          summariseReasons(it.reasons).join(" · "),
         ),
         el("td", { class: "num", title: created || "", text: formatAge(created) }),
         el("td", { class: "num", text: n === null ? "–" : String(n) }),
         el("td", { class: "num", text: formatPercent(low) }),
         el("td", {}, el("span", { class: "badge", text: it.claimed && it.lease_holder === me ? "claimed by you" : itemStatus(it) })),
+        el(
+          "td",
+          {},
+          it.claimed && it.lease_holder !== me
+            ? null
+            : el("button", {
+              type: "button", class: "claim", text: it.claimed ? "Open" : "Claim",
+              "aria-label": `${it.claimed ? "Open" : "Claim"} ${it.encounter_id}`,
+              onclick: () => claimItem(it),
+            }),
+        ),
       );
     }),
   );
@@ -91,6 +120,26 @@ async function load() {
   } catch (err) {
     say(status, err.message, "error");
   }
+}
+
+async function claimItem(it) {
+  try {
+    const claim = await api("POST", `/v1/review/items/${encodeURIComponent(it.item_id)}/claim`);
+    window.location.assign(`/ui/review/${encodeURIComponent(claim.item_id)}`);
+  } catch (err) {
+    say(status, `${it.encounter_id}: ${err.message}`, "error");
+    load();
+  }
+}
+
+/** j/k move the focus between the rows' claim buttons. */
+function moveRow(delta) {
+  const buttons = [...body.querySelectorAll("button.claim")];
+  if (!buttons.length) return;
+  const at = buttons.indexOf(document.activeElement);
+  const next = at < 0 ? (delta > 0 ? 0 : buttons.length - 1) : Math.max(0, Math.min(buttons.length - 1, at + delta));
+  buttons[next].focus();
+  buttons[next].closest("tr").scrollIntoView({ block: "nearest" });
 }
 
 async function claimNext() {
@@ -121,6 +170,12 @@ document.addEventListener("keydown", (event) => {
   } else if (event.key === "r") {
     event.preventDefault();
     load();
+  } else if (event.key === "j" || event.key === "k") {
+    event.preventDefault();
+    moveRow(event.key === "j" ? 1 : -1);
+  } else if (event.key === "c" && document.activeElement?.matches("button.claim")) {
+    event.preventDefault();
+    document.activeElement.click();
   }
 });
 

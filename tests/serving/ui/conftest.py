@@ -102,15 +102,18 @@ class LiveServer:
 
 
 @contextmanager
-def serve(tmp_path: Path, coder: Any) -> Iterator[LiveServer]:
-    """The real app (SQLite file in tmp_path, the given coder) served by uvicorn on a free loopback port."""
+def serve(tmp_path: Path, coder: Any, **settings_overrides: Any) -> Iterator[LiveServer]:
+    """The real app (SQLite file in tmp_path, the given coder, settings overrides such as
+    `review_lease_seconds`) served by uvicorn on a free loopback port."""
     import uvicorn
 
     from medcode.serving.services.codes import search_codes
 
     search_codes("hypertension", None, 1)  # build the code search index once, before the clock runs
     settings = make_settings(
-        f"sqlite:///{tmp_path / 'medcode.db'}", session_secret="ui-test-secret-of-at-least-32-characters"
+        f"sqlite:///{tmp_path / 'medcode.db'}",
+        session_secret="ui-test-secret-of-at-least-32-characters",
+        **settings_overrides,
     )
     app = create_app(settings, coder=coder)
     keys = {role: new_key(app, role, f"ui {role}") for role in ("coder", "integration", "admin")}

@@ -1,0 +1,405 @@
+"""The coder's flow in Debian's Chromium: the grouped table view with principal/secondary and key
+sequencing, "accept all at or above X%", "finalize and next", the compact queue with a chosen claim, the
+lease that renews while the coder works and disables Finalize when it runs out, a superseded item that
+links to its new revision, and a 20-code encounter finished by keyboard alone in at most 40 key presses.
+
+Screenshots of the queue and an encounter at 1440x900 and 1280x720 go to docs/screenshots/ (README).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes import FakeCoder, Rule
+
+from .conftest import LiveServer, encounter_payload, serve
+from .test_browser import _CONTRAST_JS, _UNLABELLED_JS, _card, _sign_in, page  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
+MAX_SCREENSHOT_BYTES = 300_000
+
+# twenty conditions, ten of them at or above 90%; valid billable ICD-10-CM codes with no rule conflict
+TWENTY = [
+    ("essential hypertension", "I10", 0.97, "Essential (primary) hypertension"),
+    ("hyperlipidemia", "E78.5", 0.96, "Hyperlipidemia, unspecified"),
+    ("reflux disease", "K21.9", 0.95, "Gastro-esophageal reflux disease without esophagitis"),
+    ("hypothyroidism", "E03.9", 0.94, "Hypothyroidism, unspecified"),
+    ("sleep apnea", "G47.33", 0.93, "Obstructive sleep apnea (adult) (pediatric)"),
+    ("generalized anxiety", "F41.1", 0.92, "Generalized anxiety disorder"),
+    ("osteoporosis", "M81.0", 0.92, "Age-related osteoporosis without current pathological fracture"),
+    ("psoriasis", "L40.0", 0.91, "Psoriasis vulgaris"),
+    ("vitamin d deficiency", "E55.9", 0.90, "Vitamin D deficiency, unspecified"),
+    ("asthma", "J45.909", 0.90, "Unspecified asthma, uncomplicated"),
+    ("obesity", "E66.9", 0.86, "Obesity, unspecified"),
+    ("depression", "F32.A", 0.84, "Depression, unspecified"),
+    ("low back pain", "M54.50", 0.81, "Low back pain, unspecified"),
+    ("urinary tract infection", "N39.0", 0.77, "Urinary tract infection, site not specified"),
+    ("constipation", "K59.00", 0.74, "Constipation, unspecified"),
+    ("migraine", "G43.909", 0.70, "Migraine, unspecified, not intractable, without status migrainosus"),
+    ("allergic rhinitis", "J30.9", 0.66, "Allergic rhinitis, unspecified"),
+    ("anemia", "D64.9", 0.61, "Anemia, unspecified"),
+    ("fatty liver", "K76.0", 0.57, "Fatty (change of) liver, not elsewhere classified"),
+    ("headache", "R51.9", 0.52, "Headache, unspecified"),
+]
+TWENTY_NOTE = (
+    "HISTORY OF PRESENT ILLNESS: 67-year-old woman seen for follow-up of her chronic conditions.\n\n"
+    "ASSESSMENT AND PLAN:\n"
+    + "".join(f"- {phrase.capitalize()}, stable on current treatment.\n" for phrase, *_ in TWENTY)
+)
+REJECTED = {"K59.00", "R51.9"}
+
+
+def _twenty_coder() -> FakeCoder:
+    rules = tuple(Rule(phrase, code, conf, description=title) for phrase, code, conf, title in TWENTY)
+    return FakeCoder(rules=rules, version="ui-flow-coder-1", auto_accept=None)
+
+
+@pytest.fixture
+def twenty_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
+    with serve(tmp_path, _twenty_coder()) as server:
+        yield server
+
+
+def _api(server: LiveServer, role: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.keys[role]}"}, timeout=30
+    )
+
+
+def _submit(server: LiveServer, encounter_id: str, text: str | None = None, **extra: Any) -> None:
+    payload = encounter_payload(encounter_id) if text is None else encounter_payload(encounter_id, text)
+    payload.update(extra)
+    with _api(server, "integration") as client:
+        response = client.post("/v1/encounters", params={"route": "review"}, json=payload)
+    assert response.status_code in (200, 201), response.text
+
+
+def _focused_card(page: Any) -> str | None:
+    return page.evaluate("() => document.activeElement?.closest('.code-card')?.dataset.code ?? null")
+
+
+def _wait_focus_on_pending(page: Any) -> str:
+    page.wait_for_function(
+        "() => document.activeElement?.closest('.code-card')?.dataset.status === 'pending'"
+    )
+    code = _focused_card(page)
+    assert code is not None
+    return code
+
+
+def _screenshot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path))
+    assert path.stat().st_size < MAX_SCREENSHOT_BYTES, f"{name} is {path.stat().st_size} bytes"
+
+
+def _check_accessibility(page: Any) -> None:
+    """Every visible control is labelled, text meets WCAG AA contrast, nothing scrolls sideways."""
+    assert page.evaluate(_UNLABELLED_JS) == [], "unlabelled controls"
+    assert page.evaluate(_CONTRAST_JS) == [], "text below WCAG AA contrast"
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= page.viewport_size["width"], "the page scrolls sideways"
+
+
+def _item_of(page: Any) -> int:
+    return int(page.url.rstrip("/").split("/")[-1])
+
+
+class Keys:
+    """Presses keys on the page and counts them."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.count = 0
+
+    def press(self, key: str) -> None:
+        self.count += 1
+        self.page.keyboard.press(key)
+
+
+# -- 1. table view, sequencing ----------------------------------------------------------------------
+
+
+def test_table_view_groups_codes_and_key_sequencing_is_kept_by_finalize(
+    live_server: LiveServer, page: Any
+) -> None:
+    encounter_id = "enc-ui-seq"
+    _submit(live_server, encounter_id, date="2026-11-30")
+    _sign_in(page, live_server)
+    page.get_by_role("button", name="Claim next item").click()
+    page.wait_for_url("**/ui/review/*")
+    item_id = _item_of(page)
+    order = lambda: page.locator(".code-card").evaluate_all("els => els.map(e => e.dataset.code)")  # noqa: E731
+    first, second = order()[:2]
+    assert _wait_focus_on_pending(page) == first, "focus lands on the first undecided code"
+    assert "67 y · female · outpatient · 2026-11-30" in page.locator("#enc-patient").inner_text()
+
+    # the grouped table view: one line per code, principal / secondary labels
+    page.keyboard.press("t")
+    page.wait_for_selector("#code-list.table")
+    assert page.locator("#view-toggle").get_attribute("aria-pressed") == "true"
+    assert page.locator(".code-group h3").first.text_content() == "Diagnoses (4)"
+    heights = page.locator(".code-card:not(.selected)").evaluate_all("els => els.map(e => e.offsetHeight)")
+    assert heights and max(heights) <= 44, f"table rows are one line: {heights}"
+    assert "principal" in _card(page, first).locator(".seq").inner_text()
+    assert "secondary" in _card(page, second).locator(".seq").inner_text()
+    assert _focused_card(page) == first, "focus stays on the card after switching views"
+
+    # "p" makes the second code principal; "]" then Alt+ArrowUp move another code down and back up
+    page.keyboard.press("j")
+    assert _focused_card(page) == second
+    page.keyboard.press("p")
+    page.wait_for_function(
+        "(code) => document.querySelector('.seq.principal')?.closest('.code-card')?.dataset.code === code",
+        arg=second,
+    )
+    assert _focused_card(page) == second, "focus follows the moved code"
+    assert order()[:2] == [second, first]
+    page.wait_for_selector("#busy", state="hidden")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    moving = _focused_card(page)
+    page.keyboard.press("]")
+    page.wait_for_selector("#busy", state="hidden")
+    assert order().index(moving) == 3
+    page.keyboard.press("Alt+ArrowUp")
+    page.wait_for_selector("#busy", state="hidden")
+    assert order().index(moving) == 2
+    assert _focused_card(page) == moving
+    shown = order()
+
+    # the order is stored: a reload shows it again
+    page.reload()
+    page.locator(".code-card").first.wait_for()
+    _wait_focus_on_pending(page)
+    assert order() == shown
+    assert "principal" in _card(page, second).locator(".seq").inner_text()
+
+    # accept everything at or above 50% (recorded as such), reject the rest, finalize
+    page.locator("#bulk-threshold").fill("50")
+    page.locator("#bulk-threshold").press("Enter")
+    page.wait_for_selector('.code-card[data-code="E78.5"][data-status="accepted"]')
+    assert "recorded as a bulk acceptance" in page.locator("#message").inner_text()
+    assert _card(page, "E66.9").get_attribute("data-status") == "pending", "41% stays undecided"
+    assert _focused_card(page) == "E66.9", "focus moves to the code still undecided"
+    page.keyboard.press("r")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('.code-card[data-code="E66.9"][data-status="rejected"]')
+    page.keyboard.press("f")
+    page.locator("#final-codes").wait_for()
+    assert page.locator("#final-codes").inner_text().startswith(f"{second}, {first}")
+
+    with _api(live_server, "integration") as client:
+        final = client.get(f"/v1/encounters/{encounter_id}").json()["final_codes"]
+    assert [c["code"] for c in final] == [c for c in shown if c != "E66.9"]
+    with _api(live_server, "admin") as client:
+        events = client.get("/v1/audit", params={"encounter_id": encounter_id, "limit": 500}).json()["events"]
+    finalized = next(e for e in events if e["action"] == "review.finalized")
+    assert finalized["after"]["principal"] == f"ICD-10-CM:{second}"
+    bulk = [e for e in events if e["action"] == "review.decision.accept"]
+    assert bulk and all(e["after"]["reason"] == "accepted in bulk: confidence at or above 50%" for e in bulk)
+    with _api(live_server, "coder") as client:
+        stored = client.get(f"/v1/review/items/{item_id}").json()["sequence"]
+    assert stored[0] == "ICD-10-CM|" + second.replace(".", "")
+
+
+# -- 3. compact queue, claim a chosen item ---------------------------------------------------------
+
+
+def test_compact_queue_shows_fifteen_rows_and_claims_a_chosen_item_by_keyboard(
+    live_server: LiveServer, page: Any
+) -> None:
+    for n in range(18):
+        _submit(live_server, f"enc-q-{n:02d}")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _sign_in(page, live_server)
+    page.locator("#queue-body tr").nth(17).wait_for()
+    row = page.locator("#queue-body tr").first
+    reasons = row.locator("td.reasons").inner_text()
+    assert "low confidence: E66.9" in reasons and "forced review" in reasons, reasons
+    assert row.locator(".badge.reason").count() == 0, "reasons are one summary line, not a chip per code"
+    above = page.locator("#queue-body tr").evaluate_all(
+        "rows => rows.filter(r => r.getBoundingClientRect().bottom <= window.innerHeight).length"
+    )
+    assert above >= 15, f"only {above} rows above the fold at 1440x900"
+    _check_accessibility(page)
+    _screenshot(page, "queue-1440x900.png")
+    page.set_viewport_size({"width": 1280, "height": 720})
+    _check_accessibility(page)
+    _screenshot(page, "queue-1280x720.png")
+
+    # j j moves to the third row's claim button; c claims that item (not the first in the queue)
+    chosen = page.locator("#queue-body tr").nth(2).get_attribute("data-item-id")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    assert page.evaluate("() => document.activeElement.closest('tr').dataset.itemId") == chosen
+    page.keyboard.press("c")
+    page.wait_for_url(f"**/ui/review/{chosen}")
+    _wait_focus_on_pending(page)
+    assert page.locator("#finalize").is_visible()
+
+    # an item another coder holds cannot be claimed from the queue
+    with _api(live_server, "admin") as client:
+        held = client.post("/v1/review/claim").json()
+    page.goto(f"{live_server.url}/ui/queue")
+    held_row = page.locator(f'#queue-body tr[data-item-id="{held["item_id"]}"]')
+    held_row.wait_for()
+    assert held_row.locator("button.claim").count() == 0
+    assert "claimed" in held_row.inner_text()
+
+
+# -- 4. lease -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def short_lease_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
+    from .conftest import note_coder
+
+    with serve(tmp_path, note_coder(), review_lease_seconds=9) as server:
+        yield server
+
+
+def test_lease_renews_while_the_coder_works_and_expiry_disables_finalize(
+    short_lease_server: LiveServer, page: Any
+) -> None:
+    server = short_lease_server
+    _submit(server, "enc-ui-lease")
+    _sign_in(page, server)
+    page.get_by_role("button", name="Claim next item").click()
+    page.wait_for_url("**/ui/review/*")
+    item_id = _item_of(page)
+    _wait_focus_on_pending(page)
+    assert page.locator("#lease-until").inner_text().endswith("left")
+
+    def expires() -> str:
+        with _api(server, "coder") as client:
+            return str(client.get(f"/v1/review/items/{item_id}").json()["lease_expires_at"])
+
+    before = expires()
+    time.sleep(4)  # past the renewal throttle (a third of the lease)
+    page.keyboard.press("j")  # activity without a decision
+    page.wait_for_function("() => true", timeout=1000)
+    deadline = time.monotonic() + 5
+    while expires() == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert expires() > before, "a key press renewed the lease"
+
+    # no more activity: the lease runs out, the page says so and Finalize is disabled at once
+    page.locator("#message").filter(has_text="lease on this item has expired").wait_for(timeout=15_000)
+    assert page.locator("#finalize").is_disabled()
+    assert page.locator("#finalize-next").is_disabled()
+    assert page.locator("#lease-until").inner_text() == "expired"
+    assert page.locator(".code-card .actions").count() == 0
+    page.keyboard.press("f")
+    assert "claim it again" in page.locator("#message").inner_text().lower()
+    page.get_by_role("button", name="Claim it again").click()
+    page.wait_for_function("() => !document.getElementById('finalize').disabled")
+    assert page.locator("#lease-until").inner_text().endswith("left")
+
+
+# -- 5. superseded item ----------------------------------------------------------------------------------
+
+
+def test_superseded_item_links_to_the_new_revision_with_decisions_carried(
+    live_server: LiveServer, page: Any
+) -> None:
+    from .conftest import NOTE
+
+    encounter_id = "enc-ui-super"
+    _submit(live_server, encounter_id)
+    _sign_in(page, live_server)
+    page.get_by_role("button", name="Claim next item").click()
+    page.wait_for_url("**/ui/review/*")
+    _wait_focus_on_pending(page)
+    page.keyboard.press("a")  # I10
+    page.wait_for_selector('.code-card[data-code="I10"][data-status="accepted"]')
+    _card(page, "E66.9").get_by_role("button", name="Reject E66.9").click()
+    _card(page, "E66.9").get_by_role("button", name="Reject", exact=True).click()
+    page.wait_for_selector('.code-card[data-code="E66.9"][data-status="rejected"]')
+
+    # the EHR sends a new revision: obesity is gone from the note, the rest stays
+    _submit(live_server, encounter_id, NOTE.replace(" Obesity.", " Weight stable."))
+    page.reload()
+    link = page.get_by_role("link", name="Open the new revision")
+    link.wait_for()
+    assert "superseded" in page.locator("#final-box").inner_text()
+    link.click()
+    page.wait_for_url("**/ui/review/*")
+    _card(page, "I10").wait_for()
+    assert _card(page, "I10").get_attribute("data-status") == "accepted", "the acceptance carried over"
+    assert _card(page, "E66.9").count() == 0
+    assert _card(page, "E11.22").get_attribute("data-status") == "pending"
+
+
+# -- 2 + 6. the 40-keypress test: claim to "finalize and next" by keyboard alone --------------------------
+
+
+def test_twenty_code_encounter_by_keyboard_in_at_most_forty_presses(
+    twenty_server: LiveServer, page: Any
+) -> None:
+    _submit(twenty_server, "enc-twenty", TWENTY_NOTE, date="2026-11-28")
+    _submit(twenty_server, "enc-after", "ASSESSMENT AND PLAN: Essential hypertension. Asthma.\n")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _sign_in(page, twenty_server)
+    page.locator('#queue-body tr[data-encounter-id="enc-twenty"]').wait_for()
+    keys = Keys(page)
+
+    keys.press("n")  # claim the next item (the 20-code encounter is served first: lowest confidence)
+    page.wait_for_url("**/ui/review/*")
+    item_id = _item_of(page)
+    page.locator(".code-card").nth(19).wait_for()
+    _wait_focus_on_pending(page)
+    assert page.locator(".code-card").count() == 20
+
+    keys.press("t")  # the table view
+    keys.press("Shift+A")  # accept the ten codes at or above 90%, recorded as a bulk acceptance
+    page.wait_for_function(
+        "() => document.querySelectorAll('.code-card[data-status=\"accepted\"]').length === 10"
+    )
+    _screenshot(page, "encounter-1440x900.png")
+    page.set_viewport_size({"width": 1280, "height": 720})
+    _check_accessibility(page)
+    _screenshot(page, "encounter-1280x720.png")
+
+    for _ in range(10):
+        code = _wait_focus_on_pending(page)
+        if code in REJECTED:
+            keys.press("r")
+            keys.press("Enter")  # the first reason: not supported by the documentation
+            page.wait_for_selector(f'.code-card[data-code="{code}"][data-status="rejected"]')
+        else:
+            keys.press("a")
+            page.wait_for_selector(f'.code-card[data-code="{code}"][data-status="accepted"]')
+    assert page.locator('.code-card[data-status="pending"]').count() == 0
+
+    keys.press("Shift+F")  # finalize and claim the next item
+    page.wait_for_url(lambda url: url.rstrip("/").split("/")[-1] != str(item_id) and "/ui/review/" in url)
+    next_code = _wait_focus_on_pending(page)
+    assert next_code == "I10", "focus lands on the next item's first undecided code"
+    assert keys.count <= 40, f"{keys.count} key presses"
+
+    with _api(twenty_server, "coder") as client:
+        item = client.get(f"/v1/review/items/{item_id}").json()
+    assert item["status"] == "final"
+    assert {c["status"] for c in item["codes"]} == {"accepted", "rejected"}, "every code was decided"
+    with _api(twenty_server, "admin") as client:
+        events = client.get("/v1/audit", params={"encounter_id": "enc-twenty", "limit": 500}).json()["events"]
+    finalized = next(e for e in events if e["action"] == "review.finalized")
+    assert finalized["after"]["accepted_undecided"] == [], "nothing was accepted without a decision"
+    assert len(finalized["after"]["final_codes"]) == 18
+    bulk = [
+        e
+        for e in events
+        if (e["after"] or {}).get("reason") == "accepted in bulk: confidence at or above 90%"
+    ]
+    assert len(bulk) == 10
