@@ -165,6 +165,13 @@ def files_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
+def assert_fails_leaving_nothing(source: Source, root: Path, client: httpx.Client, match: str) -> None:
+    """Fetching `source` into `root` raises FetchError matching `match`, and no file is left under `root`."""
+    with pytest.raises(FetchError, match=match):
+        fetch(source, root, client=client)
+    assert files_under(root) == []
+
+
 # ---------------------------------------------------------------------------------------------- downloads
 
 
@@ -249,9 +256,9 @@ def test_wrong_checksum_fails_and_leaves_nothing(
     server: Server, client: httpx.Client, tmp_path: Path
 ) -> None:
     source = do_source(plain(server, sha256=sha(b"something else")))
-    with pytest.raises(FetchError, match=r"^disease-ontology: ICD10inDO.tsv: checksum mismatch"):
-        fetch(source, tmp_path, client=client)
-    assert files_under(tmp_path) == []
+    assert_fails_leaving_nothing(
+        source, tmp_path, client, r"^disease-ontology: ICD10inDO.tsv: checksum mismatch"
+    )
 
 
 def test_wrong_size_fails_and_leaves_no_final_file(
@@ -281,9 +288,7 @@ def test_one_failed_file_of_a_source_places_none_of_its_files(
 ) -> None:
     good = plain(server)
     bad = plain(server, "HumanDO.tsv", b"id\tlabel\n", sha256=sha(b"other"))
-    with pytest.raises(FetchError, match=r"HumanDO\.tsv: checksum mismatch"):
-        fetch(do_source(good, bad), tmp_path, client=client)
-    assert files_under(tmp_path) == []
+    assert_fails_leaving_nothing(do_source(good, bad), tmp_path, client, r"HumanDO\.tsv: checksum mismatch")
 
 
 def test_existing_file_is_untouched_when_the_download_fails(
@@ -392,9 +397,9 @@ def test_extracted_file_with_a_wrong_checksum_places_nothing(
 ) -> None:
     data = tmp_path / "data"
     source = load_sources(sources_file(tmp_path, server, member_sha="0" * 64))["codiesp"]
-    with pytest.raises(FetchError, match=r"^codiesp: codiesp/train/trainD.tsv: checksum mismatch$"):
-        fetch(source, data, client=client)
-    assert files_under(data) == []
+    assert_fails_leaving_nothing(
+        source, data, client, r"^codiesp: codiesp/train/trainD.tsv: checksum mismatch$"
+    )
 
 
 def test_archive_that_does_not_open_is_a_clear_error(
@@ -403,9 +408,7 @@ def test_archive_that_does_not_open_is_a_clear_error(
     data = tmp_path / "data"
     source = load_sources(sources_file(tmp_path, server))["codiesp"]
     server.files["codiesp.zip"] = b"<html>not a zip</html>"
-    with pytest.raises(FetchError, match=r"^codiesp: codiesp.zip: not a readable zip archive"):
-        fetch(source, data, client=client)
-    assert files_under(data) == []
+    assert_fails_leaving_nothing(source, data, client, r"^codiesp: codiesp.zip: not a readable zip archive")
 
 
 def test_file_rule_renames_the_one_member_it_matches(
@@ -439,11 +442,9 @@ def test_file_rule_matching_nothing_names_the_pattern(
         extract=(ExtractRule("icd10pcs?codes?2026.txt", "icd10pcs/icd10pcs-codes-2026.txt"),),
     )
     source = Source("icd10pcs", "PCS", "public domain", (item,), ())
-    with pytest.raises(
-        FetchError, match=r"^icd10pcs: pcs.zip: no member matches 'icd10pcs\?codes\?2026.txt'$"
-    ):
-        fetch(source, tmp_path, client=client)
-    assert files_under(tmp_path) == []
+    assert_fails_leaving_nothing(
+        source, tmp_path, client, r"^icd10pcs: pcs.zip: no member matches 'icd10pcs\?codes\?2026.txt'$"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- source list
@@ -563,9 +564,9 @@ def test_unreachable_server_is_named_and_nothing_written(client: httpx.Client, t
         port = probe.getsockname()[1]  # closed again at once: nothing listens there
     item = Download(url=f"http://127.0.0.1:{port}/x.tsv", filename="x.tsv", to="disease-ontology/x.tsv")
     source = Source("disease-ontology", "DO", "CC0 1.0", (item,), (Expected("disease-ontology/x.tsv"),))
-    with pytest.raises(FetchError, match=r"^disease-ontology: x\.tsv: cannot reach 127\.0\.0\.1 \("):
-        fetch(source, tmp_path, client=client)
-    assert files_under(tmp_path) == []
+    assert_fails_leaving_nothing(
+        source, tmp_path, client, r"^disease-ontology: x\.tsv: cannot reach 127\.0\.0\.1 \("
+    )
 
 
 def test_tar_gz_tree_is_extracted(server: Server, client: httpx.Client, tmp_path: Path) -> None:
