@@ -47,6 +47,8 @@ class IndexTerm:
     """"index", "external", "neoplasm" or "drug"."""
     text: str = ""
     """A ready-made phrase (table cells: "malignant primary neoplasm of abdomen"); else built from path."""
+    column: str = ""
+    """For a table cell, its column ("MalignantPrimary", "AdverseEffect", ...: NEOPLASM_COLUMNS, DRUG_COLUMNS)."""
 
     @property
     def level(self) -> int:
@@ -168,7 +170,9 @@ def read_neoplasm_csv(path: Path) -> list[IndexTerm]:
             code = _clean_code(row.get(column) or "")
             if code:
                 phrase = f"{label} of {site}" if site else label
-                out.append(IndexTerm(path=term_path, code=code, source="neoplasm", text=phrase))
+                out.append(
+                    IndexTerm(path=term_path, code=code, source="neoplasm", text=phrase, column=column)
+                )
     return out
 
 
@@ -181,7 +185,13 @@ def read_drug_csv(path: Path) -> list[IndexTerm]:
             code = _clean_code(row.get(column) or "")
             if code:
                 out.append(
-                    IndexTerm(path=term_path, code=code, source="drug", text=template.format(substance))
+                    IndexTerm(
+                        path=term_path,
+                        code=code,
+                        source="drug",
+                        text=template.format(substance),
+                        column=column,
+                    )
                 )
     return out
 
@@ -251,6 +261,12 @@ def _table_phrase(source: str, column: int, term_path: tuple[str, ...]) -> str |
     return templates[column - 2].format(natural_phrase(term_path))
 
 
+def _table_column(source: str, column: int) -> str:
+    """The CSV column name of a CMS table cell (columns 2-7 in the CMS order)."""
+    names = list(NEOPLASM_COLUMNS if source == "neoplasm" else DRUG_COLUMNS)
+    return names[column - 2] if 2 <= column <= len(names) + 1 else ""
+
+
 def read_table_xml(path: Path, source: str) -> list[IndexTerm]:
     """The CMS neoplasm or drug table XML (mainTerm / term with a code cell per column 2-7)."""
     if not path.is_file():
@@ -266,7 +282,15 @@ def read_table_xml(path: Path, source: str) -> list[IndexTerm]:
             column = int(cell.get("col", "0") or 0)
             phrase = _table_phrase(source, column, term_path)
             if code and phrase:
-                out.append(IndexTerm(path=term_path, code=code, source=source, text=phrase))
+                out.append(
+                    IndexTerm(
+                        path=term_path,
+                        code=code,
+                        source=source,
+                        text=phrase,
+                        column=_table_column(source, column),
+                    )
+                )
         for child in node.findall("term"):
             walk(child, term_path)
 

@@ -32,6 +32,8 @@ from medcode.model.candidates.generate import (
     mention_evidence,
     read_encounter,
 )
+from medcode.model.candidates.index_walk import SOURCE as WALK
+from medcode.model.candidates.index_walk import IndexWalker
 from medcode.model.candidates.lexical import LexicalIndex
 from medcode.model.catalog import CodeCatalog, Knowledge, build_catalog, code_set_version, knowledge_from
 from medcode.model.pack import KNOWLEDGE_FILE, PackManifest, load_knowledge, save_knowledge, save_pack
@@ -61,6 +63,10 @@ class BuiltinConfig:
     non_billable_factor: float = 0.85
     historical_factor: float = 0.6
     possible_factor: float = 0.7
+    index_walk: bool = True
+    """Walk the Alphabetic Index for each mention (when the knowledge holds the index tree)."""
+    walk_score: float = 1.0
+    """A walk hit's score at full depth and full use of the mention's words (like `lexicon_score`)."""
     repeat_bonus: float = 0.15
     """Share of the remaining headroom added per extra supporting mention (at most two)."""
     generator: dict[str, Any] | None = None
@@ -142,7 +148,11 @@ class BuiltinCoder:
     # scoring -------------------------------------------------------------------------------------------
     def hit_score(self, view: EncounterView, hit: Hit) -> float:
         cfg = self.config
-        if hit.source == "lexicon":
+        if hit.source == WALK:
+            # the index vouches for the code; the deeper the walk and the more of the mention it used,
+            # the surer (term_coverage holds the depth share, score the share of the mention's words)
+            score = cfg.walk_score * (0.6 + 0.25 * hit.score + 0.15 * hit.term_coverage)
+        elif hit.source == "lexicon":
             # the lexicon vouches for the code; how well its name matches the mention orders the concepts
             score = cfg.lexicon_score * (0.7 + 0.3 * hit.score * (0.8 + 0.2 * hit.term_coverage))
         else:
@@ -165,7 +175,9 @@ class BuiltinCoder:
             if blocked(cand) or not cand.present:
                 continue
             info = catalog.info(cand.system, cand.code)
-            factor = 1.0 if info is None or info.billable else cfg.non_billable_factor
+            # a walk code lacking only its 7th character is complete for the index (the rules add it)
+            complete = info is None or info.billable or any(h.source == WALK for h in cand.present)
+            factor = 1.0 if complete else cfg.non_billable_factor
             factor *= _context_factor(cand.code, context, cfg)
             by_mention: dict[int, float] = {}
             for hit in cand.present:
@@ -232,7 +244,9 @@ class BuiltinCoder:
                 catalog = self.catalog
                 lexical = {system: LexicalIndex(catalog.terms(system)) for system in catalog.systems()}
                 gen_config = GeneratorConfig(**(self.config.generator or {}))
-                self._generator = CandidateGenerator(catalog, lexical, None, gen_config)
+                tree = self.knowledge.index_tree
+                walker = IndexWalker(tree) if tree is not None and self.config.index_walk else None
+                self._generator = CandidateGenerator(catalog, lexical, None, gen_config, walker)
                 self._rules = build_rules(self.rules_config)
             return self._generator, self.pipeline, self._rules
 
@@ -364,6 +378,7 @@ def _rationale(view: EncounterView, cand: Candidate, best: Hit | None) -> str:
         "pair": "combination of two conditions in one sentence",
         "history": "personal history",
         "dense": "semantic match",
+        WALK: "alphabetic index walk",
     }.get(best.source, best.source)
     n = len({h.mention for h in cand.present})
     more = f"; {n} supporting mentions" if n > 1 else ""

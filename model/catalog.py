@@ -21,6 +21,7 @@ from typing import Any
 
 from medcode.data.codesystems import CodeInfo, CodeSets, PcsRows, load_code_sets
 from medcode.data.icd10cm import ICD10CM, VERSION
+from medcode.data.index_walk import IndexTree, build_tree
 
 __all__ = ["CM", "PCS", "CodeCatalog", "CodeInfo", "Knowledge", "PcsRows", "Term", "build_catalog"]
 
@@ -111,6 +112,9 @@ class Knowledge:
     """(text, code, kind) naming ICD-10-CM codes."""
     pcs_rows: list[tuple[str, str]] = field(default_factory=list)
     """(code, title) of ICD-10-PCS codes and 4-character prefixes."""
+    index_tree: IndexTree | None = None
+    """The Alphabetic Index as a tree for the index walk (a pack keeps it in its own file:
+    `model.pack.INDEX_TREE_FILE`); None without an index or in a pack saved before it was kept."""
 
     def to_json(self) -> dict[str, Any]:
         return {"versions": self.versions, "cm_terms": self.cm_terms, "pcs_rows": self.pcs_rows}
@@ -137,7 +141,7 @@ def knowledge_from(data_root: Path | None) -> Knowledge:
 def knowledge_of(code_sets: CodeSets) -> Knowledge:
     """The index and neoplasm-table terms, Disease Ontology synonyms and ICD-10-PCS rows the code sets hold."""
     knowledge = Knowledge()
-    for reader in (_index_terms, _do_terms, _pcs_rows):
+    for reader in (_index_terms, _index_tree, _do_terms, _pcs_rows):
         try:
             reader(code_sets, knowledge)
         except Exception as exc:  # an optional source that fails must not take the model down
@@ -172,6 +176,12 @@ def _index_terms(code_sets: CodeSets, knowledge: Knowledge) -> None:
                 seen.add((text.lower(), code))
                 knowledge.cm_terms.append((text, code, term.source))
     knowledge.versions.append(version)
+
+
+def _index_tree(code_sets: CodeSets, knowledge: Knowledge) -> None:
+    version = code_sets.index_version
+    if version is not None:
+        knowledge.index_tree = build_tree(code_sets.index_terms, version)
 
 
 def _do_terms(code_sets: CodeSets, knowledge: Knowledge) -> None:

@@ -164,15 +164,21 @@ def load_object(path: Path, name: str) -> Any:
 
 KNOWLEDGE_FILE = "knowledge.json.gz"
 """The code knowledge (index, ontology, ICD-10-PCS names) a pack was built with: `model.catalog.Knowledge`."""
+INDEX_TREE_FILE = "index_tree.json.gz"
+"""The Alphabetic Index tree the index walk reads (data.index_walk.IndexTree.to_json)."""
 
 
 def save_knowledge(knowledge: Knowledge, folder: Path) -> None:
-    """Write the code knowledge into a pack folder (gzip without a timestamp: same content, same bytes)."""
-    data = json.dumps(knowledge.to_json(), separators=(",", ":")).encode("utf-8")
-    with (
-        (Path(folder) / KNOWLEDGE_FILE).open("wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh,
-    ):
+    """Write the code knowledge into a pack folder (gzip without a timestamp: same content, same bytes);
+    the index tree, when there is one, goes to its own file (INDEX_TREE_FILE)."""
+    _write_json_gz(Path(folder) / KNOWLEDGE_FILE, knowledge.to_json())
+    if knowledge.index_tree is not None:
+        _write_json_gz(Path(folder) / INDEX_TREE_FILE, knowledge.index_tree.to_json())
+
+
+def _write_json_gz(file: Path, payload: Any) -> None:
+    data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    with file.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
         fh.write(data)
 
 
@@ -185,7 +191,14 @@ def load_knowledge(folder: Path) -> Knowledge:
         raise ModelNotFoundError(f"model pack {folder} carries no code knowledge ({KNOWLEDGE_FILE})")
     try:
         with gzip.open(file, "rt", encoding="utf-8") as fh:
-            return Knowledge.from_json(json.load(fh))
+            knowledge = Knowledge.from_json(json.load(fh))
+        tree_file = Path(folder) / INDEX_TREE_FILE
+        if tree_file.is_file():  # packs saved before the index walk have none: no walk, same answers
+            from medcode.data.index_walk import IndexTree
+
+            with gzip.open(tree_file, "rt", encoding="utf-8") as fh:
+                knowledge.index_tree = IndexTree.from_json(json.load(fh))
+        return knowledge
     except (OSError, EOFError, ValueError, TypeError) as exc:
         raise ModelNotFoundError(f"model pack {folder} has unreadable code knowledge: {exc}") from exc
 

@@ -18,6 +18,8 @@ import numpy as np
 from medcode.data.types import Encounter, Evidence, Mention
 from medcode.model.cancel import check_stop
 from medcode.model.candidates.dense import DenseCodeIndex, Encoder
+from medcode.model.candidates.index_walk import SOURCE as WALK
+from medcode.model.candidates.index_walk import IndexWalker
 from medcode.model.candidates.lexical import LexicalIndex
 from medcode.model.catalog import CM, PCS, CodeCatalog
 from medcode.model.mentions import Extractor, Sentence, clause_mentions, split_sentences
@@ -46,7 +48,7 @@ SECTIONS = (
     "hospital_course",
 )
 MENTION_TYPES = ("condition", "sign_symptom", "procedure", "injury", "anatomy", "other")
-SOURCES = ("lexicon", "lexical", "pair", "history", "dense")
+SOURCES = ("lexicon", "lexical", "pair", "history", "dense", "index_walk")
 
 
 @dataclass
@@ -222,11 +224,14 @@ class CandidateGenerator:
         lexical: dict[str, LexicalIndex],
         dense: dict[str, DenseCodeIndex] | None = None,
         config: GeneratorConfig | None = None,
+        walker: IndexWalker | None = None,
     ) -> None:
         self.catalog = catalog
         self.lexical = lexical
         self.dense = dense or {}
         self.config = config or GeneratorConfig()
+        self.walker = walker
+        """The Alphabetic Index walk (None: a pack without the index tree)."""
 
     def system_of_concept(self, code: str) -> str | None:
         if (CM, code) in self.catalog:
@@ -274,6 +279,9 @@ class CandidateGenerator:
                         else Hit(i, "lexicon", 0.0, 0.0, 0.0, rank)
                     )
                     add(system, code, hit, present_flags[i])
+        # the Alphabetic Index walk, per pipeline mention (codes verified in the tabular)
+        if self.walker is not None and CM in self.lexical:
+            self._index_walk(view, add)
         # lexical retrieval, per system
         for system, index in self.lexical.items():
             ids = [i for i, m in enumerate(mentions) if system in systems_for(m)]
@@ -310,6 +318,22 @@ class CandidateGenerator:
                         elif rank < cfg.block_dense_k and dh.score >= cfg.block_dense_min:
                             add(system, dh.code, hit, False)
         return found
+
+    def _index_walk(self, view: EncounterView, add) -> None:  # type: ignore[no-untyped-def]
+        assert self.walker is not None
+        mentions = view.mentions
+        sentence_text: dict[int, str] = {}
+        texts = []
+        for i in range(len(mentions)):
+            s = view.sentence_of(i)
+            if s not in sentence_text:
+                sentence_text[s] = view.sentences[s].text if s >= 0 else ""
+            texts.append(sentence_text[s])
+        for wc in self.walker.walk_mentions(mentions, texts, view.n_pipeline):
+            if (CM, wc.code) not in self.catalog:
+                continue
+            hit = Hit(wc.mention, WALK, wc.score, 1.0, wc.depth_share, wc.rank)
+            add(CM, wc.code, hit, mentions[wc.mention].assertion.is_present)
 
     def _history_and_pairs(self, view: EncounterView, index: LexicalIndex, ids: Sequence[int], add) -> None:  # type: ignore[no-untyped-def]
         cfg = self.config

@@ -1,0 +1,504 @@
+"""The ICD-10-CM Alphabetic Index as a tree, walked the way a coder walks it.
+
+A coder looks up the main term (the condition: "Fracture"), then goes down the indented subterms that the
+documentation supports (site, type, acuity: "radius" / "lower end"), follows "see" redirects, applies a
+"with" / "in" / "due to" subterm when the other condition is documented anywhere in the encounter
+(ICD-10-CM Official Guidelines I.A.15), ignores nonessential modifiers in parentheses, and takes the code
+of the deepest subterm reached, or the main term's default code when no subterm applies. A code ending in
+"-" needs more characters from the tabular; that completion (laterality, 7th character) is the caller's.
+The Neoplasm table is walked by site with the column the behaviour names (malignant primary / secondary,
+in situ, benign, uncertain, unspecified); the Drug table is kept by substance and intent column.
+
+`IndexTree` is plain data (`to_json` / `from_json`) so a model pack carries it. Word matching is the
+caller's: `walk` takes a `words` function (text -> normalised content words) so this module stays free of
+the text pipeline; the same function must normalise the mention and the index titles.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from medcode.data.icd10cm_index import IndexTerm
+
+Words = Callable[[str], frozenset[str]]
+
+CONNECTORS = frozenset({"with", "in", "due to", "in (due to)", "with or due to", "associated with"})
+"""Subterms that only join the next level: the condition below them must be documented in the encounter."""
+FILLER = frozenset(
+    {"end", "part", "region", "site", "portion", "specified", "nec", "nos", "other", "type", "involvement"}
+)
+"""Words of subterm titles a note need not repeat ("distal end" is documented by "distal")."""
+NEOPLASM_BEHAVIOUR: dict[str, tuple[str, ...]] = {
+    "MalignantSecondary": ("metastatic", "metastasis", "secondary", "mets"),
+    "CaInSitu": ("situ",),
+    "Benign": ("benign", "adenoma", "lipoma", "fibroma", "hemangioma"),
+    "UncertainBehavior": ("uncertain",),
+    "MalignantPrimary": ("malignant", "cancer", "carcinoma", "malignancy", "sarcoma", "adenocarcinoma"),
+}
+"""Words naming a neoplasm's behaviour, checked in this order (a metastatic carcinoma is secondary)."""
+MAX_REDIRECTS = 3
+_BARE = frozenset({"and", "or", "with", "in", "of"})
+
+
+@dataclass(slots=True)
+class IndexNode:
+    """One line of the index: a main term or subterm, with its code, cross-references and table cells."""
+
+    title: str
+    code: str | None = None
+    see: str = ""
+    see_also: str = ""
+    nonessential: str = ""
+    cells: dict[str, str] = field(default_factory=dict)
+    """Table rows only: column ("MalignantPrimary", "AdverseEffect", ...) -> code."""
+    children: list[IndexNode] = field(default_factory=list)
+
+    def child(self, title: str) -> IndexNode | None:
+        """The child a reference part names: its title, or one of its comma-separated alternatives."""
+        wanted = _plain(title)
+        exact = next((c for c in reversed(self.children) if _plain(c.title) == wanted), None)
+        if exact is not None:
+            return exact
+        return next(
+            (c for c in reversed(self.children) if wanted in (a.strip() for a in _plain(c.title).split(","))),
+            None,
+        )
+
+    @property
+    def label(self) -> str:
+        """The title to match: the nonessential words of a bare connector line ("and" + "(on) chronic")
+        carry its meaning in the flattened index."""
+        if _plain(self.title) in _BARE and self.nonessential:
+            return f"{self.title} {re.sub(r'[()]', ' ', self.nonessential)}"
+        return self.title
+
+    def size(self) -> int:
+        return 1 + sum(c.size() for c in self.children)
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.title,
+            self.code or "",
+            self.see,
+            self.see_also,
+            self.nonessential,
+            self.cells,
+            [c.to_json() for c in self.children],
+        ]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> IndexNode:
+        title, code, see, see_also, nemod, cells, children = data
+        return cls(
+            str(title),
+            str(code) or None,
+            str(see),
+            str(see_also),
+            str(nemod),
+            {str(k): str(v) for k, v in cells.items()},
+            [cls.from_json(c) for c in children],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WalkHit:
+    """Where a walk ended: the path taken (main term first), the code printed there, and how it got there."""
+
+    path: tuple[str, ...]
+    code: str
+    depth: int
+    """Subterm levels below the main term that the note supported (0: the main term's default code)."""
+    matched: frozenset[str]
+    """Modifier words the path used."""
+    redirects: tuple[str, ...] = ()
+    """'see' references followed on the way."""
+    source: str = "index"
+    """"index" or "neoplasm"."""
+
+    @property
+    def code_prefix(self) -> str:
+        return self.code.rstrip("-").rstrip(".")
+
+    @property
+    def incomplete(self) -> bool:
+        """The index code ends in "-": the tabular gives the remaining characters."""
+        return self.code.endswith("-")
+
+
+def _plain(title: str) -> str:
+    return " ".join(re.sub(r"\([^()]*\)", " ", title).lower().split())
+
+
+class IndexTree:
+    """The alphabetic index (main terms and their subterm trees) and the Neoplasm and Drug tables."""
+
+    def __init__(
+        self,
+        mains: list[IndexNode],
+        neoplasm: IndexNode | None = None,
+        drugs: list[IndexNode] | None = None,
+        version: str = "",
+    ) -> None:
+        self.mains = mains
+        self.neoplasm = neoplasm
+        self.drugs = drugs or []
+        self.version = version
+        self._by_title: dict[str, list[int]] = defaultdict(list)
+        for i, main in enumerate(mains):
+            self._by_title[_plain(main.title)].append(i)
+            self._by_title[_plain(main.title.split(",")[0])].append(i)
+        self._heads: dict[int, tuple[Words, dict[str, list[int]], list[frozenset[str]]]] = {}
+        self._sizes: dict[int, int] = {}
+
+    # serialisation -----------------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "mains": [m.to_json() for m in self.mains],
+            "neoplasm": self.neoplasm.to_json() if self.neoplasm else None,
+            "drugs": [d.to_json() for d in self.drugs],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> IndexTree:
+        neoplasm = data.get("neoplasm")
+        return cls(
+            [IndexNode.from_json(m) for m in data.get("mains", [])],
+            IndexNode.from_json(neoplasm) if neoplasm else None,
+            [IndexNode.from_json(d) for d in data.get("drugs", [])],
+            str(data.get("version", "")),
+        )
+
+    def __len__(self) -> int:
+        return len(self.mains)
+
+    # main terms --------------------------------------------------------------------------------------
+    def _head_table(self, words: Words) -> tuple[dict[str, list[int]], list[frozenset[str]]]:
+        cached = self._heads.get(id(words))
+        if cached is not None and cached[0] is words:
+            return cached[1], cached[2]
+        by_word: dict[str, list[int]] = defaultdict(list)
+        heads: list[frozenset[str]] = []
+        for i, main in enumerate(self.mains):
+            head = words(main.title.split(",")[0])
+            heads.append(head)
+            if head:
+                by_word[min(head)].append(i)
+        self._heads[id(words)] = (words, by_word, heads)
+        return by_word, heads
+
+    def main_terms(self, mention_words: frozenset[str], words: Words) -> list[int]:
+        """Main terms whose head (the words before the first comma) the mention's words all contain."""
+        by_word, heads = self._head_table(words)
+        found: set[int] = set()
+        for word in mention_words:
+            for i in by_word.get(word, ()):
+                if heads[i] <= mention_words:
+                    found.add(i)
+        return sorted(found)
+
+    def _size(self, i: int) -> int:
+        if i not in self._sizes:
+            self._sizes[i] = self.mains[i].size()
+        return self._sizes[i]
+
+    # the walk ----------------------------------------------------------------------------------------
+    def walk(
+        self,
+        mention_words: frozenset[str],
+        modifiers: frozenset[str],
+        context: frozenset[str],
+        words: Words,
+    ) -> list[WalkHit]:
+        """The best walk from each head the mention names (best first).
+
+        `mention_words` name the main term (the mention's own words), `modifiers` choose subterms (the
+        mention's and its sentence's words), `context` applies "with" / "in" / "due to" subterms (the
+        words of every present mention of the encounter). Among main terms sharing a head ("Fracture,
+        traumatic" / "Fracture, pathological") the one whose qualifiers the note documents wins, then the
+        deeper walk, then the larger entry (the general one)."""
+        by_head: dict[frozenset[str], tuple[tuple[int, int, int, int], WalkHit]] = {}
+        _, heads = self._head_table(words)
+        for i in self.main_terms(mention_words, words):
+            main = self.mains[i]
+            qualifiers = [words(q) for q in main.title.split(",")[1:]]
+            head = heads[i]
+            unmatched = sum(1 for q in qualifiers if q and not (q <= modifiers | head))
+            used = frozenset().union(*(q for q in qualifiers if q and q <= modifiers))
+            hit = self._walk_main(main, modifiers, context, words, used)
+            if hit is None:
+                continue
+            key = (-unmatched, len(hit.matched), hit.depth, self._size(i))
+            current = by_head.get(head)
+            if current is None or key > current[0]:
+                by_head[head] = (key, hit)
+        ranked = sorted(by_head.values(), key=lambda kv: (-len(kv[1].matched), -kv[1].depth))
+        return [hit for _, hit in ranked]
+
+    def _walk_main(
+        self,
+        main: IndexNode,
+        modifiers: frozenset[str],
+        context: frozenset[str],
+        words: Words,
+        used: frozenset[str],
+    ) -> WalkHit | None:
+        redirect = main.see or (main.see_also if not main.code else "")
+        if redirect and not main.children:
+            target = self.resolve(redirect)
+            if target is None:
+                return self._neoplasm_redirect(redirect, modifiers, words)
+            node, path = target
+            return self._descend(node, path, modifiers, context, words, used, 0, (redirect,))
+        own = self._descend(main, (main.title,), modifiers, context, words, used, 0, ())
+        if "neoplasm" in main.see_also.lower():
+            # "Carcinoma - see also Neoplasm, by site, malignant": the table by site, unless a subterm
+            # of the entry itself says more
+            table = self._neoplasm_redirect(main.see_also, modifiers, words)
+            if table is not None and (own is None or _better(table, own)):
+                return table
+        return own
+
+    def _descend(
+        self,
+        node: IndexNode,
+        path: tuple[str, ...],
+        modifiers: frozenset[str],
+        context: frozenset[str],
+        words: Words,
+        used: frozenset[str],
+        depth: int,
+        redirects: tuple[str, ...],
+        code: str | None = None,
+    ) -> WalkHit | None:
+        if not node.code and node.see and depth > 0 and len(redirects) < MAX_REDIRECTS:
+            # a subterm that only says "see ...": the coder goes there and goes on
+            target = self.resolve(node.see)
+            if target is not None:
+                tnode, tpath = target
+                return self._descend(
+                    tnode, tpath, modifiers, context, words, used, depth, (*redirects, node.see), code
+                )
+            if "neoplasm" in node.see.lower():
+                return self._neoplasm_redirect(node.see, modifiers - used, words, depth, used)
+        code = node.code or code
+        best: WalkHit | None = None
+        if code:
+            best = WalkHit(path, code, depth, used, redirects)
+        for child, needed in self._matching_children(node, modifiers - used, context, words):
+            if child.see and not child.code and not child.children and len(redirects) < MAX_REDIRECTS:
+                target = self.resolve(child.see)
+                if target is None:
+                    if "neoplasm" in child.see.lower():
+                        hit = self._neoplasm_redirect(child.see, modifiers - used - needed, words, depth + 1)
+                    else:
+                        continue
+                else:
+                    tnode, tpath = target
+                    hit = self._descend(
+                        tnode,
+                        tpath,
+                        modifiers,
+                        context,
+                        words,
+                        used | needed,
+                        depth + 1,
+                        (*redirects, child.see),
+                        code,
+                    )
+            else:
+                hit = self._descend(
+                    child,
+                    (*path, child.title),
+                    modifiers,
+                    context,
+                    words,
+                    used | needed,
+                    depth + 1,
+                    redirects,
+                    code,
+                )
+            if hit is not None and (best is None or _better(hit, best)):
+                best = hit
+        return best
+
+    def _matching_children(
+        self, node: IndexNode, modifiers: frozenset[str], context: frozenset[str], words: Words
+    ) -> Iterable[tuple[IndexNode, frozenset[str]]]:
+        """Children the note supports, with the words each used. A connector ("with") passes through to
+        its own children, which must then be documented in the encounter (`context`)."""
+        for child in node.children:
+            title = _plain(child.title)
+            if title in CONNECTORS:
+                pool = modifiers if title == "due to" else context
+                for grandchild in child.children:
+                    needed = _title_match(grandchild.label, pool, words)
+                    if needed:
+                        yield _via(child, grandchild), needed
+                continue
+            if title.startswith("without"):
+                continue
+            for connector in ("with ", "in ", "due to "):
+                if title.startswith(connector):
+                    # "with"/"in" are presumed linked when both are documented (I.A.15); "due to" must
+                    # be said where the condition is
+                    pool = modifiers if connector == "due to " else context
+                    needed = _title_match(title[len(connector) :], pool, words)
+                    if needed:
+                        yield child, needed
+                    break
+            else:
+                needed = _title_match(child.label, modifiers, words)
+                if needed:
+                    yield child, needed
+
+    # redirects ---------------------------------------------------------------------------------------
+    def resolve(self, reference: str) -> tuple[IndexNode, tuple[str, ...]] | None:
+        """The node a "see" reference names ("Fracture, radius, lower end"), resolved as deep as it goes;
+        None when its main term is not in the index (e.g. "Table of Neoplasms"). The main term is the
+        longest leading part of the reference that is a main term's title, else a main term with the
+        first part as its head ("Fracture" -> "Fracture, traumatic"), the larger one when several."""
+        cleaned = re.sub(r"\bby (site|type|body region|location)\b", "", reference, flags=re.I)
+        parts = [p.strip() for p in cleaned.split(",") if p.strip()]
+        best: tuple[tuple[int, int], IndexNode, tuple[str, ...]] | None = None
+        for k in range(len(parts), 0, -1):
+            key = _plain(", ".join(parts[:k]))
+            for i in self._by_title.get(key, ()):
+                main = self.mains[i]
+                exact = _plain(main.title) == key
+                if not exact and k > 1:
+                    continue
+                node, path, consumed = main, (main.title,), k if exact else 1
+                for part in parts[consumed:]:
+                    nxt = node.child(part)
+                    if nxt is None:
+                        break
+                    node, path, consumed = nxt, (*path, nxt.title), consumed + 1
+                score = (consumed, self._size(i))
+                if best is None or score > best[0]:
+                    best = (score, node, path)
+        return None if best is None else (best[1], best[2])
+
+    # the neoplasm table ------------------------------------------------------------------------------
+    def _neoplasm_redirect(
+        self,
+        reference: str,
+        modifiers: frozenset[str],
+        words: Words,
+        depth: int = 0,
+        used: frozenset[str] = frozenset(),
+    ) -> WalkHit | None:
+        # the note's behaviour word ("metastatic") before the reference's default ("malignant")
+        column = neoplasm_column(modifiers) or neoplasm_column(words(reference))
+        return self.neoplasm_walk(modifiers, words, column or "UnspecifiedBehavior", depth, used)
+
+    def neoplasm_walk(
+        self,
+        modifiers: frozenset[str],
+        words: Words,
+        column: str,
+        depth: int = 0,
+        used: frozenset[str] = frozenset(),
+    ) -> WalkHit | None:
+        """The Neoplasm table walked by site words; the code of `column` at the deepest site reached."""
+        if self.neoplasm is None:
+            return None
+        node, path, matched, levels = self.neoplasm, (self.neoplasm.title,), used, 0
+        while True:
+            options = [
+                (len(needed), c, needed)
+                for c in node.children
+                if column in c.cells and (needed := _title_match(c.title, modifiers - matched, words))
+            ]
+            if not options:
+                break
+            _, node, needed = max(options, key=lambda o: o[0])
+            path, matched, levels = (*path, node.title), matched | needed, levels + 1
+        code = node.cells.get(column)
+        if not code:
+            return None
+        cues = (
+            frozenset(c for c in NEOPLASM_BEHAVIOUR[column] if c in modifiers)
+            if column in NEOPLASM_BEHAVIOUR
+            else frozenset()
+        )
+        return WalkHit(path, code, depth + levels, matched | cues, ("Table of Neoplasms",), "neoplasm")
+
+
+def neoplasm_column(found: frozenset[str]) -> str | None:
+    """The Neoplasm table column the words name ("metastatic" -> MalignantSecondary), None if none."""
+    for column, cues in NEOPLASM_BEHAVIOUR.items():
+        if any(c in found for c in cues):
+            return column
+    return None
+
+
+def _via(connector: IndexNode, child: IndexNode) -> IndexNode:
+    """A "with" subterm's child, titled with its connector ("with / lung abscess" -> "with lung abscess")."""
+    return IndexNode(
+        f"{connector.title} {child.title}",
+        child.code,
+        child.see,
+        child.see_also,
+        child.nonessential,
+        child.cells,
+        child.children,
+    )
+
+
+def _title_match(title: str, available: frozenset[str], words: Words) -> frozenset[str]:
+    """The words of a subterm title the note documents (empty when it does not): any of its
+    comma-separated alternatives ("abdomen, abdominal") whose words, filler aside, all occur."""
+    best: frozenset[str] = frozenset()
+    for alternative in _plain(title).split(","):
+        needed = words(alternative) - FILLER
+        if needed and needed <= available and len(needed) > len(best):
+            best = needed
+    return best
+
+
+def _better(a: WalkHit, b: WalkHit) -> bool:
+    return (len(a.matched), a.depth, -len(a.redirects)) > (len(b.matched), b.depth, -len(b.redirects))
+
+
+# ---------------------------------------------------------------------------------------------- building
+
+
+def build_tree(terms: Iterable[IndexTerm], version: str = "") -> IndexTree:
+    """The tree from index terms in document order (`icd10cm_index.load_index` with the kinds "index",
+    "neoplasm" and "drug"); each term's path names its ancestors."""
+    mains: list[IndexNode] = []
+    tables: dict[str, list[IndexNode]] = {"neoplasm": [], "drug": []}
+    for term in terms:
+        if term.source == "index":
+            node = _insert(mains, term.path, new=True)
+            node.code = term.code or node.code
+            node.see = term.see or node.see
+            node.see_also = term.see_also or node.see_also
+            node.nonessential = term.nonessential or node.nonessential
+        elif term.source in tables and term.code and term.column:
+            node = _insert(tables[term.source], term.path)
+            node.cells[term.column] = term.code
+    neoplasm = next((n for n in tables["neoplasm"] if n.title.lower().startswith("neoplasm")), None)
+    return IndexTree(mains, neoplasm, tables["drug"], version)
+
+
+def _insert(roots: list[IndexNode], path: tuple[str, ...], new: bool = False) -> IndexNode:
+    """The node at `path` below the latest lines of its ancestors, created with any missing ancestor.
+    `new`: every index line is a node of its own (two "Cancer" main terms stay two); else a line with
+    the title of the last sibling continues it (the table readers give one term per cell)."""
+    siblings = roots
+    node: IndexNode | None = None
+    for level, title in enumerate(path):
+        last = level == len(path) - 1
+        node = siblings[-1] if siblings and siblings[-1].title == title and not (new and last) else None
+        if node is None:
+            node = IndexNode(title)
+            siblings.append(node)
+        siblings = node.children
+    assert node is not None
+    return node

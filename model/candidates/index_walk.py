@@ -1,0 +1,208 @@
+"""The Alphabetic Index walk as a candidate source: per present mention, the code a coder reaches in the
+index from the mention's main term and the words the note gives, verified in the tabular.
+
+For each present mention of the text pipeline: the mention's words name the main term ("fx" ->
+"Fracture"), the words of the mention and of its sentence choose subterms (site, type, acuity), and the
+words of every present mention of the encounter apply "with" / "in" subterms (Guidelines I.A.15). A
+negated, family or hypothetical mention walks too, but its code is recorded as absent (it never supports a
+code). The index code is then checked in the packaged ICD-10-CM tabular (`data.codesystems.CodeSets`):
+an unknown code is dropped; a "-" code or a subcategory is completed down the tabular with the side the
+note documents (right / left / bilateral, "R" / "L" / "b/l") and the child the note's words support, else
+its "unspecified" child; a code complete but for its 7th character stays so, and the rules step
+(`model.rules.seventh`) adds the character from the encounter (initial / subsequent / sequela) with the
+placeholder X. Two walk codes that exclude each other (Excludes1) keep only the deeper walk's.
+
+Hits carry source "index_walk": score = share of the mention's words the path used, `term_coverage` = the
+walk's depth (levels below the main term, capped at 4, / 4), `rank` = 0 for the best head of the mention.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from medcode.data.codesystems import CodeSets, load_code_sets
+from medcode.data.icd10cm import ref_covers
+from medcode.data.index_walk import IndexTree, WalkHit
+from medcode.data.types import Mention
+from medcode.model.rules.laterality import SIDES
+from medcode.model.rules.terms import content_words, title_support
+
+SOURCE = "index_walk"
+MAX_DEPTH = 4
+_SHORT_SIDE = re.compile(r"(?<![\w/])(R|L|rt|lt|Rt|Lt)(?=\s+[A-Za-z])")
+_SIDE_OF = {"r": "right", "rt": "right", "l": "left", "lt": "left"}
+_WALKED_TYPES = frozenset({"condition", "sign_symptom", "injury", "other"})
+
+
+def words(text: str) -> frozenset[str]:
+    """The one normaliser of both sides (note and index titles): the rules' content words."""
+    return content_words(text)
+
+
+def side_words(text: str) -> frozenset[str]:
+    """Sides a text documents, with the short forms notes use before a body part ("R distal radius")."""
+    found = {w for w in words(text) if w in SIDES}
+    found |= {_SIDE_OF[m.group(1).lower()] for m in _SHORT_SIDE.finditer(text)}
+    if {"right", "left"} <= found:
+        found.add("bilateral")
+    return frozenset(found)
+
+
+@dataclass(frozen=True, slots=True)
+class WalkCode:
+    """One mention's walk, verified: the code to suggest and how it was reached."""
+
+    mention: int
+    code: str
+    walk: WalkHit
+    score: float
+    rank: int
+
+    @property
+    def depth_share(self) -> float:
+        return min(self.walk.depth, MAX_DEPTH) / MAX_DEPTH
+
+
+class IndexWalker:
+    """Walks the index for the mentions of an encounter (one per model, built from the pack's tree)."""
+
+    def __init__(self, tree: IndexTree, code_sets: CodeSets | None = None, per_mention: int = 2) -> None:
+        self.tree = tree
+        self.code_sets = code_sets or load_code_sets()
+        self.per_mention = per_mention
+
+    def walk_mentions(
+        self, mentions: list[Mention], sentences: list[str], clauses_from: int = -1
+    ) -> list[WalkCode]:
+        """Verified walk codes for `mentions` (sentence text of each in `sentences`). Mentions from
+        `clauses_from` on are clauses (a stretch of the note, not a recognised condition): they keep a walk
+        only when a subterm below the main term applied. The words of present pipeline mentions are the
+        encounter's documented conditions for "with" subterms."""
+        n_pipeline = len(mentions) if clauses_from < 0 else clauses_from
+        context = frozenset().union(
+            *(words(_mention_text(m)) for m in mentions[:n_pipeline] if m.assertion.is_present)
+        )
+        out: list[WalkCode] = []
+        for i, mention in enumerate(mentions):
+            if mention.type not in _WALKED_TYPES:
+                continue
+            own = words(_mention_text(mention))
+            if not own:
+                continue
+            sides = side_words(sentences[i] or mention.text)
+            modifiers = own | words(sentences[i]) | sides
+            hits = self.tree.walk(own, modifiers, context | modifiers, words)
+            rank = 0
+            for hit in hits[: self.per_mention]:
+                if i >= n_pipeline and hit.depth < 1:
+                    continue
+                code = self.verify(hit, modifiers)
+                if code is None:
+                    continue
+                head = words(hit.path[0].split(",")[0])
+                # a clause holds more than the condition: only the path's own words count there
+                score = 1.0 if i >= n_pipeline else len((hit.matched | head) & own) / len(own)
+                out.append(WalkCode(i, code, hit, round(min(1.0, 0.5 + 0.5 * score), 6), rank))
+                rank += 1
+        return self._drop_excluded(out)
+
+    # the tabular ---------------------------------------------------------------------------------------
+    def verify(self, hit: WalkHit, note_words: frozenset[str]) -> str | None:
+        """The tabular code for an index code: billable, or complete but for its 7th character; a header
+        is completed with the child the note supports (side first), else its unspecified child; None for
+        a code the tabular does not know."""
+        return complete(self.code_sets, hit.code_prefix, note_words)
+
+    def _drop_excluded(self, codes: list[WalkCode]) -> list[WalkCode]:
+        icd = self.code_sets.icd10cm
+        keep: list[WalkCode] = []
+        for wc in sorted(codes, key=lambda w: (-w.walk.depth, -w.score, w.mention)):
+            entry = icd.resolve(wc.code)
+            if entry is None:
+                continue
+            if any(_excludes(self.code_sets, k.code, wc.code) for k in keep if k.code != wc.code):
+                continue
+            keep.append(wc)
+        return sorted(keep, key=lambda w: (w.mention, w.rank))
+
+
+def complete(code_sets: CodeSets, code: str, note_words: frozenset[str]) -> str | None:
+    """Down the tabular from `code` to a billable code, or one that lacks only its 7th character."""
+    icd = code_sets.icd10cm
+    entry = icd.resolve(code)
+    if entry is None:
+        return None
+    entry = _documented_side(icd, entry, note_words)
+    while not entry.billable and not icd.needs_seventh(entry):
+        children = [icd[c] for c in icd.children(entry.code)]
+        children = [c for c in children if c.seventh_char is None]
+        if not children:
+            break
+        choice = _choose(children, entry.title, note_words)
+        if choice is None:
+            break
+        entry = choice
+    return _documented_side(icd, entry, note_words).code
+
+
+_SIDE_SLOT = re.compile(r"\b(right|left|bilateral|unspecified)\b")
+
+
+def _documented_side(icd, entry, note_words: frozenset[str]):  # type: ignore[no-untyped-def]
+    """The sibling naming the side the note documents, for a code of an unspecified side ("laceration
+    without foreign body of unspecified forearm" + "L" -> ... of left forearm); else the code itself."""
+    sides = note_words & frozenset(SIDES)
+    title = entry.title.lower()
+    if not sides or entry.parent is None or "unspecified" not in title:
+        return entry
+    key = _SIDE_SLOT.sub("<side>", title)
+    for code in icd.children(entry.parent):
+        sibling = icd[code]
+        sib = sibling.title.lower()
+        if sibling.seventh_char is None and _SIDE_SLOT.sub("<side>", sib) == key:
+            named = frozenset(w for w in content_words(sib) if w in SIDES)
+            if named and named == sides - {"unilateral"}:
+                return sibling
+    return entry
+
+
+def _choose(children: list, parent_title: str, note_words: frozenset[str]):  # type: ignore[no-untyped-def]
+    """The child the note supports best (a documented side first), else the unspecified one."""
+    sides = note_words & frozenset(SIDES)
+    scored = []
+    for child in children:
+        support = title_support(child.title, note_words, given=content_words(parent_title))
+        if support.violated:
+            continue
+        title_sides = frozenset(w for w in content_words(child.title) if w in SIDES)
+        side_ok = 1 if title_sides and title_sides <= sides else (0 if not title_sides else -1)
+        scored.append((side_ok, support.matched, -support.missing, child))
+    if not scored:
+        return None
+    scored.sort(key=lambda s: s[:3], reverse=True)
+    best = scored[0]
+    ties = [s for s in scored if s[:3] == best[:3]]
+    if best[0] >= 0 and (best[1] > 0 or best[0] > 0) and len(ties) == 1:
+        return best[3]
+    unspecified = [c for c in children if "unspecified" in c.title.lower()]
+    if len(unspecified) == 1:
+        return unspecified[0]
+    return best[3] if len(ties) == 1 else None
+
+
+def _excludes(code_sets: CodeSets, a: str, b: str) -> bool:
+    """Either code's Excludes1 notes name the other (its code or a range start)."""
+    icd = code_sets.icd10cm
+    for x, y in ((a, b), (b, a)):
+        entry = icd.resolve(x)
+        if entry is None:
+            continue
+        if any(ref_covers(ref, y) for ref in icd.applicable_refs(entry.code, "excludes1")):
+            return True
+    return False
+
+
+def _mention_text(mention: Mention) -> str:
+    extra = [v for k, v in sorted(mention.attributes.items()) if k != "source" and v]
+    return " ".join([mention.text, *extra])
