@@ -19,7 +19,7 @@ import csv
 import logging
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,34 +163,36 @@ def _site(path: tuple[str, ...]) -> str:
 
 def read_neoplasm_csv(path: Path) -> list[IndexTerm]:
     """The neoplasm table CSV: one term per (site, behaviour column) with a code."""
-    out: list[IndexTerm] = []
-    for _, row, term_path in _paths(path):
-        site = _site(term_path)
-        for column, label in NEOPLASM_COLUMNS.items():
-            code = _clean_code(row.get(column) or "")
-            if code:
-                phrase = f"{label} of {site}" if site else label
-                out.append(
-                    IndexTerm(path=term_path, code=code, source="neoplasm", text=phrase, column=column)
-                )
-    return out
+    return _table_terms(
+        path, NEOPLASM_COLUMNS, "neoplasm", _site, lambda label, site: f"{label} of {site}" if site else label
+    )
 
 
 def read_drug_csv(path: Path) -> list[IndexTerm]:
     """The table of drugs and chemicals CSV: one term per (substance, intent column) with a code."""
+    return _table_terms(
+        path, DRUG_COLUMNS, "drug", natural_phrase, lambda template, substance: template.format(substance)
+    )
+
+
+def _table_terms(
+    path: Path,
+    columns: Mapping[str, str],
+    source: str,
+    subject_of: Callable[[tuple[str, ...]], str],
+    text_of: Callable[[str, str], str],
+) -> list[IndexTerm]:
+    """One term per (row, column) of a code table CSV with a code in that cell; its text is
+    `text_of(column label, subject)`, the subject (site, substance) named once per row from its path."""
     out: list[IndexTerm] = []
     for _, row, term_path in _paths(path):
-        substance = natural_phrase(term_path)
-        for column, template in DRUG_COLUMNS.items():
+        subject = subject_of(term_path)
+        for column, label in columns.items():
             code = _clean_code(row.get(column) or "")
             if code:
                 out.append(
                     IndexTerm(
-                        path=term_path,
-                        code=code,
-                        source="drug",
-                        text=template.format(substance),
-                        column=column,
+                        path=term_path, code=code, source=source, text=text_of(label, subject), column=column
                     )
                 )
     return out
