@@ -13,7 +13,7 @@ from spacy.tokens import Doc, Span
 
 from medcode.model.text.extensions import MENTIONS_KEY, register_extensions
 from medcode.model.text.lexicon import Lexicon
-from medcode.model.text.normalize import Normalization
+from medcode.model.text.normalize import NORMALIZATION_DEFAULTS, Normalization
 from medcode.model.text.sections import UNKNOWN_SECTION
 
 MATCHER_FACTORY = "medcode_mention_matcher_v1"
@@ -108,9 +108,6 @@ class MentionMatcher:
         return doc
 
 
-@Language.factory(
-    MATCHER_FACTORY,
-    default_config={"normalization": "normalization.json", "abbreviations": ""},
-)
+@Language.factory(MATCHER_FACTORY, default_config=NORMALIZATION_DEFAULTS)
 def make_mention_matcher(nlp: Language, name: str, normalization: str, abbreviations: str) -> MentionMatcher:
     return MentionMatcher(Normalization.load(normalization, abbreviations))

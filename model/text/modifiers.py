@@ -15,7 +15,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from medcode.model.text.extensions import MENTIONS_KEY, doc_text, register_extensions
-from medcode.model.text.normalize import Normalization
+from medcode.model.text.normalize import NORMALIZATION_DEFAULTS, Normalization
 from medcode.model.text.rules import PhraseTrie, load_json_resource, resource_path
 
 MODIFIERS_FACTORY = "medcode_modifiers_v1"
@@ -140,12 +140,7 @@ class ModifierTagger:
 
 @Language.factory(
     MODIFIERS_FACTORY,
-    default_config={
-        "rules": "modifiers.json",
-        "anatomy": "anatomy.txt",
-        "normalization": "normalization.json",
-        "abbreviations": "",
-    },
+    default_config={"rules": "modifiers.json", "anatomy": "anatomy.txt", **NORMALIZATION_DEFAULTS},
 )
 def make_modifier_tagger(
     nlp: Language, name: str, rules: str, anatomy: str, normalization: str, abbreviations: str

@@ -19,6 +19,8 @@ from medcode.data.text_norm import strip_accents
 from medcode.model.text.rules import load_json_resource
 
 NORMALIZER_FACTORY = "medcode_normalizer_v1"
+NORMALIZATION_DEFAULTS = {"normalization": "normalization.json", "abbreviations": ""}
+"""The default config of every pipeline step that builds a `Normalization` (its two data files)."""
 _CACHE_LIMIT = 200_000
 
 
@@ -134,9 +136,6 @@ class Normalizer:
         return doc
 
 
-@Language.factory(
-    NORMALIZER_FACTORY,
-    default_config={"normalization": "normalization.json", "abbreviations": ""},
-)
+@Language.factory(NORMALIZER_FACTORY, default_config=NORMALIZATION_DEFAULTS)
 def make_normalizer(nlp: Language, name: str, normalization: str, abbreviations: str) -> Normalizer:
     return Normalizer(Normalization.load(normalization, abbreviations))
