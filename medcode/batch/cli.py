@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from medcode.commands.model import add_model_argument
 from medcode.data.errors import InvalidInputError
 from medcode.data.types import Encounter
 
@@ -54,12 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default=1000,
         help="encounters per output file; a resumed run must keep it (default 1000)",
     )
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="model reference: builtin, champion, models:/NAME/VERSION, models:/NAME@ALIAS or a pack folder "
-        "(default: MEDCODE_MODEL, else champion)",
-    )
+    add_model_argument(parser)
     parser.add_argument("--parquet", action="store_true", help="also write DIR/part-NNNNN.parquet")
     parser.add_argument(
         "--submit-db",

@@ -22,16 +22,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         ),
     )
     parser.add_argument("path", help="a note (.txt) or encounter JSON file, or '-' for stdin")
+    add_model_argument(parser)
+    parser.add_argument("--encounter-id", default="e1", help="encounter id for plain-text input (default e1)")
+    parser.add_argument("--compact", action="store_true", help="one-line JSON")
+    parser.add_argument("--no-candidates", action="store_true", help="leave the ranked alternatives out")
+    parser.set_defaults(func=run_suggest)
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """`--model REF`, the same option on every command that codes encounters (suggest, batch)."""
     parser.add_argument(
         "--model",
         default=None,
         help="model reference: builtin, champion, models:/NAME/VERSION, models:/NAME@ALIAS or a pack folder "
         "(default: MEDCODE_MODEL, else champion)",
     )
-    parser.add_argument("--encounter-id", default="e1", help="encounter id for plain-text input (default e1)")
-    parser.add_argument("--compact", action="store_true", help="one-line JSON")
-    parser.add_argument("--no-candidates", action="store_true", help="leave the ranked alternatives out")
-    parser.set_defaults(func=run_suggest)
 
 
 def read_input(path: str) -> str:
