@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -160,3 +162,45 @@ def builtin_server(tmp_path: Path) -> Iterator[LiveServer]:
         pytest.skip(f"built-in model or text pipeline not available: {type(exc).__name__}: {exc}")
     with serve(tmp_path, coder) as server:
         yield server
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+VIEWPORT = {"width": 1366, "height": 768}
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Any]:
+    """A fresh Chromium page (own user-data dir) at 1366x768."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (scripts/system-deps.sh)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=tmp_path))
+    with sync_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        errors: list[str] = []
+        browser_page = context.new_page()
+        browser_page.on("pageerror", lambda exc: errors.append(str(exc)))
+        try:
+            yield browser_page
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+        assert not errors, f"JavaScript errors in the page: {errors}"
