@@ -83,15 +83,35 @@ class NoteContext:
             self.evidence_is_present(e, words) for e in suggestion.evidence
         )
 
-    def evidence_only_uncertain(self, suggestion: CodeSuggestion) -> bool:
-        """Every evidence span falls on a 'possible' (uncertain) mention and none on a certain one."""
+    def evidence_only_uncertain(self, suggestion: CodeSuggestion, title: str = "") -> bool:
+        """Every mention under the code's evidence that names the condition is 'possible' (uncertain).
+
+        A mention names the condition when it shares words with the code's title or its lexicon concept is
+        the code; spans naming no such mention ("Chest pain" beside "possible angina") do not count. With
+        no naming mention anywhere, every mention under the evidence must be possible."""
         if not suggestion.evidence:
             return False
+        words = content_words(title or suggestion.description)
+        target = compact(suggestion.code)
+        named: list[Mention] = []
+        spans: list[list[Mention]] = []
         for evidence in suggestion.evidence:
             hits = [m for m in self.present if overlaps(evidence, m)]
-            if not hits or any(not m.assertion.possible for m in hits):
+            if not hits:
                 return False
-        return True
+            spans.append(hits)
+            named.extend(
+                m
+                for m in hits
+                if content_words(m.text) & words or any(compact(c) == target for c in m.concepts)
+            )
+        if named:
+            return all(m.assertion.possible for m in named)
+        return all(m.assertion.possible for hits in spans for m in hits)
+
+    def uncertain_mentions(self) -> list[Mention]:
+        """Present mentions documented as possible (uncertain diagnoses)."""
+        return [m for m in self.present if m.assertion.possible]
 
     def mentions_of(self, suggestion: CodeSuggestion) -> list[Mention]:
         """Present mentions under the code's evidence."""

@@ -3,7 +3,7 @@
 Runs after ranking + thresholds and before routing. Each rule is a small callable with one job; they run
 in a fixed order (safety first, then the classification's own rules, then the procedure rules):
 
-    assertion -> code_set -> history_of -> status_codes -> pregnancy -> combination -> specificity
+    assertion -> code_set -> history_of -> sequela -> pregnancy -> status_codes -> combination -> specificity
     -> seventh_character -> laterality -> unspecified -> code_first -> use_additional -> excludes1
     -> age_sex -> em_level -> ncci
 
@@ -38,6 +38,7 @@ from medcode.model.rules.laterality import LateralityRule
 from medcode.model.rules.ncci import NcciRule, PtpEdit, read_ncci_file
 from medcode.model.rules.pregnancy import PregnancyRule
 from medcode.model.rules.safety import AssertionRule, CodeSetRule
+from medcode.model.rules.sequelae import SequelaRule
 from medcode.model.rules.seventh import SeventhCharacterRule
 from medcode.model.rules.specificity import SpecificityRule
 from medcode.model.rules.state import RulesOutcome, RulesState
@@ -169,8 +170,9 @@ class CodingRules:
             AssertionRule(),
             CodeSetRule(),
             HistoryRule(discount=derived_discount),
-            StatusCodesRule(),
+            SequelaRule(),
             PregnancyRule(discount=derived_discount),
+            StatusCodesRule(),
             CombinationRule(candidate_floor=combination_floor, discount=derived_discount),
             SpecificityRule(candidate_floor=candidate_floor / 2, discount=derived_discount),
             SeventhCharacterRule(discount=(1 + derived_discount) / 2),

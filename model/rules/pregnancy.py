@@ -11,16 +11,19 @@ for a male patient or a note without pregnancy context.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from medcode.data.types import Evidence
+from medcode.model.rules.context import overlaps
 from medcode.model.rules.refs import compact
 from medcode.model.rules.resources import load_resource
 from medcode.model.rules.state import RulesState, derived
-from medcode.model.rules.terms import title_support, title_terms
+from medcode.model.rules.terms import content_words, title_support, title_terms
 
 RESOURCE = "pregnancy.json"
+_CLAUSE_END = re.compile(r"[.;\n]")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,12 @@ class PregnancyRule:
             for e in data["entries"]
         )
         self.weeks = dict(data["weeks"])
+        self.supervision = dict(data["supervision"])
+        self.implies = {k: tuple(v) for k, v in data.get("implies", {}).items()}
+        self.cues = {
+            key: [re.compile(p, re.IGNORECASE) for p in self.supervision[key]]
+            for key in ("incidental", "routine", "first_pregnancy")
+        }
         self.section = str(data["section"])
         self.discount = discount
         self.confidence = confidence
@@ -71,7 +80,93 @@ class PregnancyRule:
                 stored = state.replace(suggestion, added)
                 message = f"{suggestion.code} in a pregnancy is coded {target} ({title}) instead"
             state.fire(self.name, [stored, suggestion], message)
+        self._mentioned(state)
+        self._supervision(state)
         self._weeks(state)
+
+    def _mentioned(self, state: RulesState) -> None:
+        """A present mention whose lexicon concept the table lists ("gestational diabetes" -> P70.0) and
+        that no suggested code covers gets the chapter 15 code too (the ranker may have left its
+        non-pregnancy code out as implausible)."""
+        covered = [e for c in state.diagnoses() for e in c.evidence]
+        for mention in state.context.present:
+            if mention.assertion.historical or any(overlaps(e, mention) for e in covered):
+                continue
+            for concept in mention.concepts:
+                entry = next((e for e in self.entries if compact(concept).startswith(e.prefixes)), None)
+                if entry is None:
+                    continue
+                evidence = Evidence(
+                    document_id=mention.document_id, start=mention.start, end=mention.end, text=mention.text
+                )
+                source = derived(concept, state.tabular.title(concept), self.confidence, [evidence], "")
+                target = self._choose(state, entry.header, source)
+                if target is None or state.final(target) is not None:
+                    break
+                title = state.tabular.title(target)
+                added = state.add_final(
+                    derived(
+                        target,
+                        title,
+                        self.confidence * self.discount,
+                        [evidence],
+                        f'rule {self.name}: chapter 15 code for "{mention.text}" in a pregnancy '
+                        f"(Guidelines {self.section})",
+                    )
+                )
+                state.fire(self.name, [added], f'"{mention.text}" in a pregnancy is coded {target} ({title})')
+                covered.append(evidence)
+                break
+
+    def _supervision(self, state: RulesState) -> None:
+        """Z33.1 only for a pregnancy documented as incidental; Z34.- for a routine prenatal visit with
+        no chapter 15 code; neither beside a chapter 15 code (resources/pregnancy.json "supervision")."""
+        table, text = self.supervision, state.context.text
+        section = table["section"]
+        chapter15 = [c for c in state.diagnoses() if c.code.upper().startswith("O")]
+        incidental = any(p.search(text) for p in self.cues["incidental"]) and not chapter15
+        for other in list(state.diagnoses()):
+            key = compact(other.code)
+            if key == compact(table["incidental_code"]) and not incidental:
+                state.move_out(other)
+                why = "a chapter 15 code is coded" if chapter15 else "the note does not say it is incidental"
+                state.fire(self.name, [other], f"{other.code} is not coded: {why} (Guidelines {section})")
+            elif key.startswith(compact(table["first_header"])[:3]) and (chapter15 or incidental):
+                state.move_out(other)
+                state.fire(
+                    self.name, [other], f"{other.code} is not coded beside a chapter 15 code ({section})"
+                )
+        if incidental:
+            self._add_code(state, table["incidental_code"], "incidental", section)
+            return
+        if chapter15 or not any(p.search(text) for p in self.cues["routine"]):
+            return
+        first = any(p.search(text) for p in self.cues["first_pregnancy"])
+        header = table["first_header"] if first else table["other_header"]
+        trimester = state.context.trimester
+        digit = table["trimester_digit"].get(trimester or "", table["unspecified_digit"])
+        self._add_code(state, f"{header}{digit}", "routine", section)
+
+    def _add_code(self, state: RulesState, code: str, cue: str, section: str) -> None:
+        entry = state.tabular.entry(code)
+        if entry is None or not entry.billable or state.final(entry.code) is not None:
+            return
+        spans = [
+            Evidence(document_id=d.document_id, start=m.start(), end=m.end(), text=m.group(0))
+            for d in state.encounter.documents
+            for p in self.cues[cue]
+            for m in p.finditer(d.text)
+        ]
+        added = state.add_final(
+            derived(
+                entry.code,
+                entry.title,
+                self.confidence,
+                spans[:2],
+                f"rule {self.name}: {entry.title} (Guidelines {section})",
+            )
+        )
+        state.fire(self.name, [added], f"{entry.code} ({entry.title}): {cue} pregnancy documented")
 
     def _choose(self, state: RulesState, header: str, suggestion: Any) -> str | None:
         targets = [
@@ -81,12 +176,14 @@ class PregnancyRule:
         ]
         if not targets:
             return None
-        words = state.context.words_for([suggestion])
+        words = set(state.context.words_for([suggestion])) | self._clause_words(state, suggestion)
+        for word in list(words):
+            words.update(self.implies.get(word, ()))
         given = title_terms(state.tabular.title(header)).required
         scored = []
         for code in targets:
             title = state.tabular.title(code)
-            support = title_support(title, words, given)
+            support = title_support(title, frozenset(words), given)
             if support.violated or (support.missing and "unspecified" not in title.lower()):
                 continue
             scored.append((support.matched, -support.missing, code))
@@ -97,6 +194,20 @@ class PregnancyRule:
             fallback = [c for _, _, c in scored if "unspecified" in state.tabular.title(c).lower()]
             return fallback[0] if len(fallback) == 1 else None
         return scored[0][2]
+
+    @staticmethod
+    def _clause_words(state: RulesState, suggestion: Any) -> set[str]:
+        """Words of the clause around each evidence span ("gestational diabetes, diet controlled")."""
+        words: set[str] = set()
+        for evidence in suggestion.evidence:
+            try:
+                text = state.encounter.document(evidence.document_id).text
+            except KeyError:
+                continue
+            starts = [m.end() for m in _CLAUSE_END.finditer(text, 0, evidence.start)]
+            end = _CLAUSE_END.search(text, evidence.end)
+            words |= content_words(text[starts[-1] if starts else 0 : end.start() if end else len(text)])
+        return words
 
     def _weeks(self, state: RulesState) -> None:
         weeks = state.context.gestational_weeks

@@ -17,6 +17,8 @@ RESOURCE_FILES = (
     "history_of.json",
     "status_codes.json",
     "pregnancy.json",
+    "uncertainty.json",
+    "sequelae.json",
 )
 
 

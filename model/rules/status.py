@@ -24,6 +24,7 @@ from medcode.data.types import Evidence, Mention
 from medcode.model.rules.refs import compact
 from medcode.model.rules.resources import load_resource
 from medcode.model.rules.state import RulesState, derived
+from medcode.model.rules.terms import content_words
 
 RESOURCE = "status_codes.json"
 _CLAUSE_END = re.compile(r"[.;\n]")
@@ -37,6 +38,9 @@ class PhraseEntry:
     patterns: tuple[re.Pattern[str], ...]
     use_cues: tuple[re.Pattern[str], ...]
     requires_codes: tuple[str, ...]
+    not_with: tuple[str, ...] = ()
+    not_with_section: str = ""
+    condition_not_coded: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ def load_tables(data: dict[str, Any] | None = None) -> StatusTables:
                     patterns=_compile(entry["patterns"]),
                     use_cues=cues,
                     requires_codes=tuple(group.get("requires_codes", [])),
+                    not_with=tuple(compact(c) for c in entry.get("not_with", [])),
+                    not_with_section=str(entry.get("not_with_section", "")),
+                    condition_not_coded=bool(group.get("condition_not_coded", False)),
                 )
             )
     family = data["family_history"]
@@ -110,10 +117,44 @@ class StatusCodesRule:
                             )
                             found.setdefault(entry.code, (entry, []))[1].append(span)
         for code, (entry, spans) in found.items():
+            if entry.condition_not_coded:
+                self._not_coded(state, entry, spans)
             if entry.requires_codes and not self._has_any(state, entry.requires_codes):
+                continue
+            if entry.not_with and self._has_any(state, entry.not_with):
+                state.fire(
+                    self.name,
+                    [c for c in state.diagnoses() if compact(c.code).startswith(entry.not_with)],
+                    f"{code} is not coded beside {', '.join(entry.not_with)} (Guidelines {entry.not_with_section})",
+                )
                 continue
             self._add(state, code, spans, f"{entry.group.replace('_', ' ')}, Guidelines {entry.section}")
         self._family(state)
+
+    def _not_coded(self, state: RulesState, entry: PhraseEntry, spans: list[Evidence]) -> None:
+        """The condition named inside a screening / follow-up phrase ("prostate cancer screening") is what
+        the encounter is for, not a condition the patient has: a code whose every naming mention lies
+        inside such a phrase moves out."""
+        for suggestion in list(state.diagnoses()):
+            if suggestion.code.upper().startswith("Z"):
+                continue
+            mentions = state.context.mentions_of(suggestion)
+            words = content_words(state.tabular.title(suggestion.code))
+            named = [m for m in mentions if content_words(m.text) & words] or mentions
+            if not named:
+                continue
+            if all(
+                any(s.document_id == m.document_id and s.start <= m.start and m.end <= s.end for s in spans)
+                for m in named
+            ):
+                state.move_out(suggestion)
+                state.fire(
+                    self.name,
+                    [suggestion],
+                    f'"{named[0].text}" is what the {entry.group.replace("_", " ")} is for, not a condition '
+                    f"the patient has (Guidelines {entry.section})",
+                    warning={suggestion.code: "status_codes:condition_not_present"},
+                )
 
     # phrases ---------------------------------------------------------------------------------------------
     def _stated(

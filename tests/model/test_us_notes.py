@@ -10,7 +10,9 @@ failures, so the gap stays visible in every run (run with -rxX -s to see the rep
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -23,19 +25,31 @@ from medcode.data.types import Document, Encounter, Patient, Result
 
 CASES_FILE = Path(__file__).with_name("us_notes.jsonl")
 
-BUILTIN_MUST_RECALL = 0.85
-"""The built-in model's floor on the built categories (measured 0.95; 0.35 over the whole suite before the
-status, history and pregnancy rules)."""
+BUILTIN_MUST_RECALL = 0.80
+"""The built-in model's floor over the whole suite (the issue's done-when; measured 0.84 on 123 notes, see
+benchmarks/us_coding.md)."""
 
-NOT_BUILT = frozenset({"sequela", "injury_7th"})
-"""Categories whose must codes need what is not built yet: late effects of stroke (I69.- from the residual
-and the old stroke), 7th character S with the residual first, and injury codes the built-in model does
-not reach from "R distal radius fx" / "laceration of L forearm" (the 7th-character rule itself exists)."""
+BUILTIN_BUILT_RECALL = 0.90
+"""The floor on the categories the rules build (measured 0.93)."""
 
-KNOWN_VIOLATIONS = frozenset({"scr-psa:C61", "seq-dysphagia:I63.9", "unc-possible-angina:I20.9"})
-"""Must-not codes the built-in model still suggests (the condition a screening is for; the acute stroke
-code for a late effect; an outpatient "possible angina" the text pipeline does not mark possible). Any
-other violation fails hard; these are reported as an expected failure until fixed."""
+NOT_BUILT = frozenset({"injury_7th"})
+"""Categories whose must codes need what is not built yet: injury codes the built-in model does not reach
+from "R distal radius fx" / "laceration of L forearm" (the 7th-character rule itself exists; the index walk
+is the candidate source meant for them)."""
+
+KNOWN_VIOLATIONS = frozenset(
+    {
+        "hx-prostate-ca:C61",
+        "spec-htn-hf-ckd:I11.0",
+        "spec-pneumococcal:J18.9",
+        "spec-otitis-left:H66.93",
+    }
+)
+"""Must-not codes the built-in model still suggests: a cancer documented as treated and gone without a
+history word ("s/p prostatectomy, PSA undetectable"); the hypertensive heart code beside the heart and
+kidney combination I13.0 ("HTN, CKD stage 3b" with heart failure); the unspecified pneumonia when the
+organism is named ("S. pneumoniae"); a bilateral code for "L acute otitis media". Any other violation fails
+hard; these are reported as an expected failure until fixed."""
 
 
 def load_cases() -> list[dict[str, Any]]:
@@ -102,7 +116,7 @@ def run_suite(coder: Any, cases: list[dict[str, Any]] | None = None) -> UsOutcom
 
 def test_suite_covers_every_category_with_unique_notes() -> None:
     cases = load_cases()
-    assert len(cases) >= 40
+    assert len(cases) >= 100
     assert len({c["id"] for c in cases}) == len(cases)
     assert len({c["text"] for c in cases}) == len(cases)
     assert {
@@ -118,20 +132,43 @@ def test_suite_covers_every_category_with_unique_notes() -> None:
         "pregnancy",
         "uncertain",
         "safety",
+        "status",
+        "aftercare",
+        "specificity",
+        "em",
     } <= {c["category"] for c in cases}
     assert {c["setting"] for c in cases} >= {"outpatient", "inpatient", "emergency"}
 
 
 def test_every_listed_code_is_billable_in_the_tabular() -> None:
+    """ICD-10-CM codes billable in the packaged FY2026 tabular; CPT codes (E/M) in the office-visit set."""
+    from medcode.data.cpt import load_em_office_visits
     from medcode.data.icd10cm import load_icd10cm
 
     icd = load_icd10cm()
+    em_codes = {v.code for v in load_em_office_visits()}
     for case in load_cases():
         for code in [*case["must"], *case["must_not"]]:
             if "*" in code or "?" in code:
                 continue
+            if code.isdigit():
+                assert code in em_codes, f"{case['id']}: {code}"
+                continue
             entry = icd.get(code)
             assert entry is not None and entry.billable, f"{case['id']}: {code}"
+
+
+def test_no_two_must_codes_of_a_note_are_excludes1_pairs() -> None:
+    from medcode.data.icd10cm import load_icd10cm
+    from medcode.model.rules import RuleTabular, excludes1_conflict
+
+    tabular = RuleTabular(load_icd10cm())
+    for case in load_cases():
+        exact = [c for c in case["must"] if not c.isdigit() and "*" not in c and "?" not in c]
+        for a, b in itertools.combinations(exact, 2):
+            assert not excludes1_conflict(tabular, a, b), f"{case['id']}: {a} Excludes1 {b}"
+        for must, must_not in itertools.product(exact, case["must_not"]):
+            assert not matches(must_not, must), f"{case['id']}: {must} is also a must-not"
 
 
 def test_matcher_reads_patterns() -> None:
@@ -162,11 +199,45 @@ def test_builtin_suggests_no_must_not_code(builtin_outcome: UsOutcome) -> None:
         pytest.xfail("known must-not codes suggested: " + ", ".join(builtin_outcome.violations))
 
 
+def test_builtin_must_recall_over_the_suite(builtin_outcome: UsOutcome) -> None:
+    assert builtin_outcome.recall() >= BUILTIN_MUST_RECALL, builtin_outcome.report()
+
+
 def test_builtin_must_recall_on_built_categories(builtin_outcome: UsOutcome) -> None:
     built = frozenset(builtin_outcome.total) - NOT_BUILT
-    assert builtin_outcome.recall(built) >= BUILTIN_MUST_RECALL, builtin_outcome.report()
+    assert builtin_outcome.recall(built) >= BUILTIN_BUILT_RECALL, builtin_outcome.report()
 
 
 def test_builtin_must_recall_on_categories_not_built(builtin_outcome: UsOutcome) -> None:
     if builtin_outcome.recall(NOT_BUILT) < 1.0:
         pytest.xfail("not built yet: " + ", ".join(sorted(NOT_BUILT)) + "\n" + builtin_outcome.report())
+
+
+# --- a trained pack (MEDCODE_TEST_PACK: e.g. the trained default) --------------------------------------------
+
+TRAINED_MUST_RECALL = 0.90
+"""The issue's floor for the trained default pack."""
+
+
+@pytest.fixture(scope="module")
+def pack_outcome() -> UsOutcome:
+    folder = os.environ.get("MEDCODE_TEST_PACK")
+    if not folder or not Path(folder).is_dir():
+        pytest.skip("set MEDCODE_TEST_PACK to a model pack folder (e.g. the trained default)")
+    from medcode.model.pack import load_pack
+
+    outcome = run_suite(load_pack(Path(folder)))
+    print(f"\npack {folder} on us_notes.jsonl\n" + outcome.report())
+    return outcome
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_pack_suggests_no_must_not_code(pack_outcome: UsOutcome) -> None:
+    assert not pack_outcome.violations, pack_outcome.report()
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_pack_must_recall(pack_outcome: UsOutcome) -> None:
+    assert pack_outcome.recall() >= TRAINED_MUST_RECALL, pack_outcome.report()
