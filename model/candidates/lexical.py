@@ -14,8 +14,9 @@ index for both would change the trained model's features or the search's ranking
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -40,18 +41,20 @@ class LexicalHit:
 class LexicalIndex:
     """TF-IDF index over the names of the codes of one system."""
 
-    def __init__(self, terms: Sequence[Term]) -> None:
-        vocab: dict[str, int] = {}
-        rows: list[list[int]] = []
-        for term in terms:
-            rows.append(sorted({vocab.setdefault(t, len(vocab)) for t in tokens(term.text)}))
+    def __init__(self, terms: Sequence[Term], words: WordRows | None = None) -> None:
+        """Index `terms`; `words` (from `word_rows()` of an index over the same terms, as a pack stores it)
+        skips normalising every name again, which is most of the cost of building an index."""
+        if words is None:
+            words = _word_rows(terms)
+        vocab, indptr, indices = words
+        if len(indptr) != len(terms) + 1:
+            raise ValueError(f"stored word rows are for {len(indptr) - 1} names, not {len(terms)}")
         self.vocab = vocab
         self.codes = [t.code for t in terms]
         self.texts = [t.text for t in terms]
         self.kinds = [t.kind for t in terms]
-        n_terms, n_words = len(rows), max(len(vocab), 1)
-        indptr = np.cumsum([0] + [len(r) for r in rows])
-        indices = np.fromiter((i for r in rows for i in r), dtype=np.int32, count=int(indptr[-1]))
+        n_terms, n_words = len(terms), max(len(vocab), 1)
+        self._indptr, self._indices = indptr, indices
         binary = sparse.csr_matrix(
             (np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(n_terms, n_words)
         )
@@ -70,6 +73,11 @@ class LexicalIndex:
 
     def __len__(self) -> int:
         return len(self.codes)
+
+    def word_rows(self) -> WordRows:
+        """(vocabulary, row pointers, word ids) of the names: what `LexicalIndex(terms, words)` rebuilds
+        the index from."""
+        return self.vocab, self._indptr, self._indices
 
     def rows_of(self, code: str) -> list[int]:
         if self._rows_of is None:
@@ -178,6 +186,69 @@ class LexicalIndex:
                     break
             out.append(hits)
         return out
+
+
+WordRows = tuple[dict[str, int], np.ndarray, np.ndarray]
+"""(word -> id, CSR row pointers, word ids in each name's row, sorted)."""
+
+
+def _word_rows(terms: Sequence[Term]) -> WordRows:
+    vocab: dict[str, int] = {}
+    rows: list[list[int]] = []
+    for term in terms:
+        rows.append(sorted({vocab.setdefault(t, len(vocab)) for t in tokens(term.text)}))
+    indptr = np.cumsum([0] + [len(r) for r in rows])
+    indices = np.fromiter((i for r in rows for i in r), dtype=np.int32, count=int(indptr[-1]))
+    return vocab, indptr, indices
+
+
+LEXICAL_FILE = "lexical.npz"
+"""The word rows of a pack's lexical indexes (`save_lexical` / `load_lexical`)."""
+LEXICAL_FORMAT = 1
+
+
+def save_lexical(indexes: Mapping[str, LexicalIndex], key: str, folder: Path) -> Path:
+    """Write the word rows of each system's index into a pack folder, under `key` (the catalog's
+    fingerprint: the names they were computed from)."""
+    arrays: dict[str, np.ndarray] = {
+        "format": np.asarray(LEXICAL_FORMAT),
+        "key": np.asarray(key),
+        "systems": np.asarray(sorted(indexes)),
+    }
+    for n, system in enumerate(sorted(indexes)):
+        vocab, indptr, indices = indexes[system].word_rows()
+        arrays[f"{n}.vocab"] = np.asarray(list(vocab), dtype=str)
+        arrays[f"{n}.indptr"] = np.asarray(indptr, dtype=np.int64)
+        arrays[f"{n}.indices"] = np.asarray(indices, dtype=np.int32)
+    file = Path(folder) / LEXICAL_FILE
+    np.savez_compressed(file, **arrays)  # type: ignore[arg-type]
+    return file
+
+
+def load_lexical(
+    folder: Path, terms: Mapping[str, Sequence[Term]], key: str
+) -> dict[str, LexicalIndex] | None:
+    """The lexical indexes of a pack folder over `terms` (per system), or None when the folder has none
+    (a pack saved before they were stored) or they were computed from other names than `key` says: the
+    caller builds them then."""
+    file = Path(folder) / LEXICAL_FILE
+    if not file.is_file():
+        return None
+    with np.load(file, allow_pickle=False) as data:
+        if int(data["format"]) != LEXICAL_FORMAT or str(data["key"]) != key:
+            log.warning(
+                "model pack %s: stored lexical indexes are for other code names; rebuilding them", folder
+            )
+            return None
+        systems = [str(s) for s in data["systems"]]
+        if set(systems) != set(terms):
+            return None
+        out: dict[str, LexicalIndex] = {}
+        for n, system in enumerate(systems):
+            vocab = {word: i for i, word in enumerate(data[f"{n}.vocab"].tolist())}
+            words = (vocab, data[f"{n}.indptr"], data[f"{n}.indices"])
+            out[system] = LexicalIndex(terms[system], words)
+    return out
 
 
 def _pairs(groups: Sequence[Sequence[int] | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -46,7 +46,7 @@ from medcode.model.candidates.generate import (
     sentence_evidence,
     view_texts,
 )
-from medcode.model.candidates.lexical import LexicalIndex
+from medcode.model.candidates.lexical import LexicalIndex, load_lexical, save_lexical
 from medcode.model.catalog import CM, PCS, CodeCatalog, Knowledge, build_catalog, code_set_version
 from medcode.model.mentions import Extractor
 from medcode.model.pack import (
@@ -162,7 +162,8 @@ class CodeResources:
     """The catalog, retrieval indexes and encoder a default model reads notes with.
 
     `dense` passes code vectors already computed (a loaded pack's); without it they are embedded now (at
-    training time), through `cache_dir` when one is given, and rounded as the pack stores them."""
+    training time), through `cache_dir` when one is given, and rounded as the pack stores them. `pack`
+    names the folder of a loaded pack, whose stored lexical indexes are read instead of built."""
 
     def __init__(
         self,
@@ -174,13 +175,14 @@ class CodeResources:
         runtime: Runtime | None = None,
         dense: dict[str, DenseCodeIndex] | None = None,
         cache_dir: Path | None = None,
+        pack: Path | None = None,
     ) -> None:
         self.knowledge = knowledge
         self.extra_pcs_codes = sorted(set(extra_pcs_codes))
         self.training_codes = sorted(set(training_codes))
         self.config = config
         self.catalog: CodeCatalog = build_catalog(knowledge)
-        self.lexical = {system: LexicalIndex(self.catalog.terms(system)) for system in self.catalog.systems()}
+        self.lexical = lexical_indexes(self.catalog, pack)
         self.runtime = runtime or Runtime()
         self.encoder: Encoder | None = Encoder.for_runtime(self.runtime) if config.use_dense else None
         self.dense: dict[str, DenseCodeIndex] = {}
@@ -252,6 +254,15 @@ class CodeResources:
     def code_vector(self, system: str, code: str) -> np.ndarray | None:
         index = self.dense.get(system)
         return index.code_vector(code) if index is not None else None
+
+
+def lexical_indexes(catalog: CodeCatalog, pack: Path | None = None) -> dict[str, LexicalIndex]:
+    """Each system's lexical index: the word rows a pack folder stores when they were computed from this
+    catalog's names (a quick load), else built from the names (seconds; packs saved before they were
+    stored)."""
+    terms = {system: catalog.terms(system) for system in catalog.systems()}
+    stored = load_lexical(pack, terms, catalog.fingerprint) if pack is not None else None
+    return stored if stored is not None else {system: LexicalIndex(names) for system, names in terms.items()}
 
 
 _LATERAL = re.compile(r"\b(left|right|bilateral)\b", re.IGNORECASE)
@@ -457,6 +468,7 @@ class DefaultCoder:
         def write_parts(folder: Path) -> None:
             save_knowledge(knowledge, folder)
             save_lexicon(self.pipeline, folder)
+            save_lexical(self.resources.lexical, self.resources.catalog.fingerprint, folder)
             if self.resources.dense:
                 save_code_indexes(self.resources.dense, folder)
             save_rules(self.rules_config, folder)
@@ -485,6 +497,7 @@ def load_pack(path: Path, manifest: PackManifest, runtime: Runtime | None = None
         manifest.config.get("training_codes", []),
         runtime=runtime,
         dense=load_code_indexes(path) if config.use_dense else None,
+        pack=path,
     )
     arrays = load_arrays(path)
     tasks: dict[str, TaskModel] = {}
