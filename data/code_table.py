@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import ClassVar, Generic, TypeVar
 
@@ -10,15 +11,18 @@ from medcode.data.errors import UnknownCodeError
 Entry = TypeVar("Entry")
 
 
+def compact_code(code: str) -> str:
+    """A code without white space, in upper case: the form HCPCS and CPT codes are kept in (" j1611" -> "J1611")."""
+    return re.sub(r"\s", "", code).upper()
+
+
 class CodeTable(Generic[Entry]):
-    """Mapping-like lookups over `_codes` (keys already normalised); a subclass names the set and its form."""
+    """Mapping-like lookups over `_codes` (keys in `normalize` form); a subclass names the set."""
 
     name: ClassVar[str]
     _codes: dict[str, Entry]
 
-    @staticmethod
-    def normalize(code: str) -> str:
-        raise NotImplementedError
+    normalize = staticmethod(compact_code)
 
     def __len__(self) -> int:
         return len(self._codes)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from medcode.data.code_table import CodeTable
+from medcode.data.code_table import CodeTable, compact_code
 from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -38,13 +38,9 @@ _DESCRIPTOR_HEADERS = (
 )
 
 
-def normalize_cpt(code: str) -> str:
-    return re.sub(r"\s", "", code).upper()
-
-
 def looks_like_cpt(code: str) -> bool:
     """Five characters: four digits then a digit, or F (category II), T (category III), U (PLA)."""
-    return bool(_CPT_CODE.match(normalize_cpt(code)))
+    return bool(_CPT_CODE.match(compact_code(code)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +137,7 @@ def read_cpt_file(path: Path) -> dict[str, str]:
     for offset, row in enumerate(rows[start:], start=start + 1):
         if len(row) <= max(code_col, desc_col):
             raise InvalidInputError(f"{path}:{offset}: expected a code and a descriptor, got {row!r}")
-        code = normalize_cpt(row[code_col])
+        code = compact_code(row[code_col])
         if not looks_like_cpt(code):
             raise InvalidInputError(f"{path}:{offset}: {row[code_col]!r} is not a CPT code")
         codes[code] = " ".join(row[desc_col].split())
@@ -167,8 +163,6 @@ class CPT(CodeTable[CptCode]):
         }
         for code, title in licensed.items():
             self._codes[code] = CptCode(code, title, "licensed file")
-
-    normalize = staticmethod(normalize_cpt)
 
 
 def load_cpt(cpt_file: Path | None = None) -> CPT:

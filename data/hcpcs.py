@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from medcode.data.code_table import CodeTable
+from medcode.data.code_table import CodeTable, compact_code
 from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -22,13 +22,9 @@ NAME = "HCPCS"
 _HCPCS_CODE = re.compile(r"^[A-V][0-9]{4}$")
 
 
-def normalize_hcpcs(code: str) -> str:
-    return re.sub(r"\s", "", code).upper()
-
-
 def looks_like_hcpcs(code: str) -> bool:
     """A Level II procedure/supply code: a letter A-V and four digits (J1611)."""
-    return bool(_HCPCS_CODE.match(normalize_hcpcs(code)))
+    return bool(_HCPCS_CODE.match(compact_code(code)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +50,6 @@ class HCPCS(CodeTable[HcpcsCode]):
         self.version = f"{NAME} {release}".strip()
         self._codes = codes
 
-    normalize = staticmethod(normalize_hcpcs)
-
     def modifiers(self) -> list[HcpcsCode]:
         return [c for c in self._codes.values() if c.kind == "modifier"]
 
@@ -68,7 +62,7 @@ def read_hcpcs_tsv(path: Path) -> dict[str, HcpcsCode]:
         if missing:
             raise InvalidInputError(f"{path}: missing columns {', '.join(sorted(missing))}")
         for lineno, row in enumerate(reader, start=2):
-            code = normalize_hcpcs(row.get("code") or "")
+            code = compact_code(row.get("code") or "")
             if not code:
                 raise InvalidInputError(f"{path}:{lineno}: empty code")
             kind = (row.get("kind") or "procedure").strip() or "procedure"
