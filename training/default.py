@@ -27,6 +27,7 @@ import numpy as np
 
 from medcode.data.types import Encounter
 from medcode.model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
+from medcode.model.candidates.dense import Encoder
 from medcode.model.catalog import Knowledge
 from medcode.model.pack import fingerprint_texts
 from medcode.model.rules.pipeline import RulesConfig
@@ -107,6 +108,7 @@ def fit_default(
     resources: CodeResources | None = None,
     prepared: list[Prepared] | None = None,
     evidence: Evidence | None = None,
+    encoder: Encoder | None = None,
 ) -> tuple[DefaultCoder, dict[str, TaskFit]]:
     """Fit the default model.
 
@@ -114,7 +116,8 @@ def fit_default(
     datasets folder with the ICD-10-CM index, Disease Ontology and CodiEsp train, built now). `cache_dir`
     keeps the compiled lexicon and the code vectors between fits; `rules` is the coding-rules config the
     model runs (default: on, no NCCI edits). `resources` and `prepared` (notes already read with `pipeline`)
-    may be passed in to reuse work across fits (experiments, tests)."""
+    may be passed in to reuse work across fits (experiments, tests). `encoder` is the sentence encoder
+    of dense retrieval (None: the packaged one; a linked one travels inside the pack)."""
     config = config or DefaultConfig()
     started = time.perf_counter()
     train = [e for e in train if e.gold is not None]
@@ -133,6 +136,7 @@ def fit_default(
             training_codes=cm_codes,
             runtime=runtime,
             cache_dir=cache_dir,
+            encoder=encoder,
         )
     log.info("resources ready in %.1f s", time.perf_counter() - started)
     if prepared is None:

