@@ -115,7 +115,9 @@ class Settings(BaseSettings):
     @property
     def training_status_file(self) -> Path:
         """The first-run training job's status (JSON, replaced atomically); /health reads it."""
-        return self.auto_train_dir / "status.json"
+        from medcode.first_run import JobFiles
+
+        return JobFiles(self.auto_train_dir).status
 
     @property
     def mlflow_artifact_root(self) -> Path:
