@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from medcode.data.types import CodeSuggestion, Evidence, Mention
 from medcode.model.rules.refs import CodePattern, any_match
 from medcode.model.rules.state import RulesState, derived
@@ -39,6 +41,16 @@ def _supported_candidates(
     )
 
 
+def _final_note_groups(state: RulesState, kind: str) -> Iterator[tuple[CodeSuggestion, NoteGroup]]:
+    """(code, instruction) for each `kind` note group of each diagnosis still final when its turn comes
+    (lazily: what the caller did with the earlier ones counts)."""
+    for code in list(state.diagnoses()):
+        if not any(c is code for c in state.codes):
+            continue
+        for group in state.tabular.note_groups(code.code, kind):
+            yield code, group
+
+
 class CodeFirstRule:
     name = "code_first"
 
@@ -46,11 +58,8 @@ class CodeFirstRule:
         self.candidate_floor = candidate_floor
 
     def __call__(self, state: RulesState) -> None:
-        for code in list(state.diagnoses()):
-            if not any(c is code for c in state.codes):
-                continue
-            for group in state.tabular.note_groups(code.code, "code_first"):
-                self._apply(state, code, group)
+        for code, group in _final_note_groups(state, "code_first"):
+            self._apply(state, code, group)
 
     def _apply(self, state: RulesState, code: CodeSuggestion, group: NoteGroup) -> None:
         etiologies = [c for c in state.diagnoses() if c is not code and any_match(group.patterns, c.code)]
@@ -98,11 +107,8 @@ class UseAdditionalRule:
         self.max_expansion = max_expansion
 
     def __call__(self, state: RulesState) -> None:
-        for code in list(state.diagnoses()):
-            if not any(c is code for c in state.codes):
-                continue
-            for group in state.tabular.note_groups(code.code, "use_additional"):
-                self._apply(state, code, group)
+        for code, group in _final_note_groups(state, "use_additional"):
+            self._apply(state, code, group)
 
     def _apply(self, state: RulesState, code: CodeSuggestion, group: NoteGroup) -> None:
         present = [c for c in state.diagnoses() if c is not code and any_match(group.patterns, c.code)]
