@@ -20,6 +20,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from medcode.data.icd10cm_index import IndexTerm
@@ -129,6 +130,7 @@ class WalkHit:
         return self.code.endswith("-")
 
 
+@lru_cache(maxsize=262144)
 def _plain(title: str) -> str:
     return " ".join(re.sub(r"\([^()]*\)", " ", title).lower().split())
 
@@ -153,6 +155,9 @@ class IndexTree:
             self._by_title[_plain(main.title.split(",")[0])].append(i)
         self._heads: dict[int, tuple[Words, dict[str, list[int]], list[frozenset[str]]]] = {}
         self._sizes: dict[int, int] = {}
+        self._words_of: Words | None = None
+        self._title_words: dict[str, tuple[frozenset[str], ...]] = {}
+        self._child_words: dict[int, tuple[IndexNode, list[int], dict[str, list[int]]]] = {}
 
     # serialisation -----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -331,12 +336,12 @@ class IndexTree:
     ) -> Iterable[tuple[IndexNode, frozenset[str]]]:
         """Children the note supports, with the words each used. A connector ("with") passes through to
         its own children, which must then be documented in the encounter (`context`)."""
-        for child in node.children:
+        for child in self._candidates(node, modifiers, words):
             title = _plain(child.title)
             if title in CONNECTORS:
                 pool = modifiers if title == "due to" else context
                 for grandchild in child.children:
-                    needed = _title_match(grandchild.label, pool, words)
+                    needed = self._match(grandchild.label, pool, words)
                     if needed:
                         yield _via(child, grandchild), needed
                 continue
@@ -347,14 +352,55 @@ class IndexTree:
                     # "with"/"in" are presumed linked when both are documented (I.A.15); "due to" must
                     # be said where the condition is
                     pool = modifiers if connector == "due to " else context
-                    needed = _title_match(title[len(connector) :], pool, words)
+                    needed = self._match(title[len(connector) :], pool, words)
                     if needed:
                         yield child, needed
                     break
             else:
-                needed = _title_match(child.label, modifiers, words)
+                needed = self._match(child.label, modifiers, words)
                 if needed:
                     yield child, needed
+
+    def _candidates(self, node: IndexNode, modifiers: frozenset[str], words: Words) -> list[IndexNode]:
+        """The children worth matching, in index order: connector lines always; the others only when the
+        note has a word of theirs (a word index per node with many children, built on first use)."""
+        if len(node.children) <= 12:
+            return node.children
+        if self._words_of is not words:
+            self._words_of, self._title_words, self._child_words = words, {}, {}
+        index = self._child_words.get(id(node))
+        if index is None or index[0] is not node:
+            always: list[int] = []
+            by_word: dict[str, list[int]] = defaultdict(list)
+            for j, child in enumerate(node.children):
+                title = _plain(child.title)
+                if title in CONNECTORS or title.startswith(("with ", "in ", "due to ", "without")):
+                    always.append(j)
+                    continue
+                if self._title_words.get(child.label) is None:
+                    self._title_words[child.label] = _alternatives(child.label, words)
+                for alternative in self._title_words[child.label]:
+                    by_word[min(alternative)].append(j)
+            index = self._child_words[id(node)] = (node, always, dict(by_word))
+        _, always, by_word = index
+        chosen = set(always)
+        for word in modifiers:
+            chosen.update(by_word.get(word, ()))
+        return [node.children[j] for j in sorted(chosen)]
+
+    def _match(self, title: str, available: frozenset[str], words: Words) -> frozenset[str]:
+        """The words of a subterm title the note documents (empty when it does not): the largest of its
+        alternatives whose words all occur."""
+        if self._words_of is not words:
+            self._words_of, self._title_words, self._child_words = words, {}, {}
+        alternatives = self._title_words.get(title)
+        if alternatives is None:
+            alternatives = self._title_words[title] = _alternatives(title, words)
+        best: frozenset[str] = frozenset()
+        for needed in alternatives:
+            if needed <= available and len(needed) > len(best):
+                best = needed
+        return best
 
     # redirects ---------------------------------------------------------------------------------------
     def resolve(self, reference: str) -> tuple[IndexNode, tuple[str, ...]] | None:
@@ -411,8 +457,8 @@ class IndexTree:
         while True:
             options = [
                 (len(needed), c, needed)
-                for c in node.children
-                if column in c.cells and (needed := _title_match(c.title, modifiers - matched, words))
+                for c in self._candidates(node, modifiers - matched, words)
+                if column in c.cells and (needed := self._match(c.title, modifiers - matched, words))
             ]
             if not options:
                 break
@@ -450,15 +496,10 @@ def _via(connector: IndexNode, child: IndexNode) -> IndexNode:
     )
 
 
-def _title_match(title: str, available: frozenset[str], words: Words) -> frozenset[str]:
-    """The words of a subterm title the note documents (empty when it does not): any of its
-    comma-separated alternatives ("abdomen, abdominal") whose words, filler aside, all occur."""
-    best: frozenset[str] = frozenset()
-    for alternative in _plain(title).split(","):
-        needed = words(alternative) - FILLER
-        if needed and needed <= available and len(needed) > len(best):
-            best = needed
-    return best
+def _alternatives(title: str, words: Words) -> tuple[frozenset[str], ...]:
+    """The word sets of a subterm title's comma-separated alternatives ("abdomen, abdominal"), filler aside."""
+    found = (words(a) - FILLER for a in _plain(title).split(","))
+    return tuple(w for w in found if w)
 
 
 def _better(a: WalkHit, b: WalkHit) -> bool:

@@ -71,6 +71,7 @@ class IndexWalker:
         self.tree = tree
         self.code_sets = code_sets or load_code_sets()
         self.per_mention = per_mention
+        self._refs: dict[str, tuple[str, ...]] = {}
 
     def walk_mentions(
         self, mentions: list[Mention], sentences: list[str], clauses_from: int = -1
@@ -114,6 +115,22 @@ class IndexWalker:
         a code the tabular does not know."""
         return complete(self.code_sets, hit.code_prefix, note_words)
 
+    def _excludes(self, a: str, b: str) -> bool:
+        """Either code's Excludes1 notes (its own, its ancestors', its block's, its chapter's) cover the other."""
+        return any(ref_covers(ref, y) for x, y in ((a, b), (b, a)) for ref in self._excludes1(x))
+
+    def _excludes1(self, code: str) -> tuple[str, ...]:
+        refs = self._refs.get(code)
+        if refs is None:
+            entry = self.code_sets.icd10cm.resolve(code)
+            refs = (
+                ()
+                if entry is None
+                else tuple(self.code_sets.icd10cm.applicable_refs(entry.code, "excludes1"))
+            )
+            self._refs[code] = refs
+        return refs
+
     def _drop_excluded(self, codes: list[WalkCode]) -> list[WalkCode]:
         icd = self.code_sets.icd10cm
         keep: list[WalkCode] = []
@@ -121,7 +138,7 @@ class IndexWalker:
             entry = icd.resolve(wc.code)
             if entry is None:
                 continue
-            if any(_excludes(self.code_sets, k.code, wc.code) for k in keep if k.code != wc.code):
+            if any(self._excludes(k.code, wc.code) for k in keep if k.code != wc.code):
                 continue
             keep.append(wc)
         return sorted(keep, key=lambda w: (w.mention, w.rank))
@@ -189,18 +206,6 @@ def _choose(children: list, parent_title: str, note_words: frozenset[str]):  # t
     if len(unspecified) == 1:
         return unspecified[0]
     return best[3] if len(ties) == 1 else None
-
-
-def _excludes(code_sets: CodeSets, a: str, b: str) -> bool:
-    """Either code's Excludes1 notes name the other (its code or a range start)."""
-    icd = code_sets.icd10cm
-    for x, y in ((a, b), (b, a)):
-        entry = icd.resolve(x)
-        if entry is None:
-            continue
-        if any(ref_covers(ref, y) for ref in icd.applicable_refs(entry.code, "excludes1")):
-            return True
-    return False
 
 
 def _mention_text(mention: Mention) -> str:

@@ -59,7 +59,10 @@ FEATURES: tuple[str, ...] = (
     "unspecified",
     "code_length",
     "in_catalog",
+    "walk_max",
+    "walk_depth",
 )
+"""Packs trained before a feature was added keep their own list (`pack_columns`): append, never reorder."""
 CATEGORICAL: tuple[str, ...] = ("section", "mention_type", "chapter")
 
 _SECTION_ID = {name: i for i, name in enumerate(SECTIONS)}
@@ -110,6 +113,17 @@ def chapter_id(info: CodeInfo | None, code: str) -> int:
     return 30 + _CHAPTERS.index(ch) if ch in _CHAPTERS else 0
 
 
+def pack_columns(names: Sequence[str]) -> list[int] | None:
+    """Columns of FEATURES that a pack's ranker was trained on (None: all of them, in order); a pack naming
+    a feature this medcode does not compute raises ValueError."""
+    if list(names) == list(FEATURES):
+        return None
+    unknown = [n for n in names if n not in FEATURES]
+    if unknown or not names:
+        raise ValueError(f"unknown ranker features: {', '.join(unknown)}")
+    return [FEATURES.index(n) for n in names]
+
+
 def candidate_features(
     view: EncounterView,
     cand: Candidate,
@@ -141,6 +155,7 @@ def candidate_features(
         return h.score, h.query_coverage, h.term_coverage, best_rank[source]
 
     lex, lex_q, lex_t, lex_rank = best("lexical")
+    walk, _, walk_depth, _ = best("index_walk")
     dense, _, _, dense_rank = best("dense")
     mentions = {h.mention for h in cand.present}
     support = [view.mentions[i] for i in mentions]
@@ -201,6 +216,8 @@ def candidate_features(
         float(info.unspecified) if info else -1.0,
         float(len(code.replace(".", ""))),
         float(info is not None),
+        walk,
+        walk_depth if walk else -1.0,
     ]
 
 
