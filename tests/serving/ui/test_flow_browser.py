@@ -413,3 +413,41 @@ def test_twenty_code_encounter_by_keyboard_in_at_most_forty_presses(
         if (e["after"] or {}).get("reason") == "accepted in bulk: confidence at or above 90%"
     ]
     assert len(bulk) == 10
+
+
+# -- reflow at 200% zoom ----------------------------------------------------------------------------------
+
+
+def test_pages_reflow_at_200_percent_zoom_and_focus_follows_each_action(
+    live_server: LiveServer, page: Any
+) -> None:
+    """1440x900 at 200% zoom is a 720x450 CSS viewport: nothing scrolls sideways, the note keeps most of the
+    width (the panes stack), and focus stays on a card after each keyboard action."""
+    _submit(live_server, "enc-ui-zoom")
+    page.set_viewport_size({"width": 720, "height": 450})
+    _sign_in(page, live_server)
+    page.locator("#queue-body tr").first.wait_for()
+    _check_accessibility(page)
+    page.keyboard.press("j")
+    page.keyboard.press("c")
+    page.wait_for_url("**/ui/review/*")
+    first = _wait_focus_on_pending(page)
+    _check_accessibility(page)
+    note_width = page.locator(".note-pane").evaluate("el => el.getBoundingClientRect().width")
+    assert note_width >= 600, f"the note pane is {note_width} px wide at 200% zoom"
+
+    page.keyboard.press("a")
+    page.wait_for_selector(f'.code-card[data-code="{first}"][data-status="accepted"]')
+    after_accept = _wait_focus_on_pending(page)
+    assert after_accept != first
+    page.keyboard.press("t")
+    page.wait_for_selector("#code-list.table")
+    assert _focused_card(page) == after_accept, "focus stays after switching to the table view"
+    page.keyboard.press("]")
+    page.wait_for_selector("#busy", state="hidden")
+    assert _focused_card(page) == after_accept, "focus follows a moved code"
+    page.keyboard.press("r")
+    assert page.evaluate("() => document.activeElement.tagName") == "SELECT", "focus in the reject form"
+    page.keyboard.press("Escape")
+    assert _focused_card(page) == after_accept, "focus returns to the card when the form closes"
+    _check_accessibility(page)
