@@ -47,6 +47,7 @@ from medcode.model.candidates.generate import (
     sentence_evidence,
     view_texts,
 )
+from medcode.model.candidates.index_walk import IndexWalker
 from medcode.model.candidates.lexical import LexicalIndex, load_lexical, save_lexical
 from medcode.model.catalog import CM, PCS, CodeCatalog, Knowledge, build_catalog, code_set_version
 from medcode.model.mentions import Extractor
@@ -70,6 +71,7 @@ from medcode.model.trained.features import (
     candidate_features,
     code_similarities,
     doc_context,
+    pack_columns,
 )
 from medcode.model.trained.memory import MemoryHit, SentenceMemory
 
@@ -85,6 +87,8 @@ class DefaultConfig:
     """Every option of the default preset (stored resolved in the pack)."""
 
     use_dense: bool = True
+    index_walk: bool = True
+    """Walk the Alphabetic Index for each mention when the pack carries the index tree."""
     dense_scope: str = "catalog"
     """Codes embedded for dense retrieval: "catalog" (ICD-10-CM minus external causes and laterality
     variants, PCS 4-character prefixes) or "training" (only codes seen in training: quick runs, tests)."""
@@ -157,6 +161,8 @@ class TaskModel:
     train_count: dict[str, int]
     n_train_docs: int
     memory: SentenceMemory | None = None
+    columns: list[int] | None = None
+    """The feature columns the ranker was trained on, for a pack older than the feature set (None: all)."""
 
 
 class CodeResources:
@@ -192,8 +198,13 @@ class CodeResources:
         self.dense: dict[str, DenseCodeIndex] = {}
         if self.encoder is not None:
             self.dense = dense if dense is not None else self._dense_indexes(self.encoder, cache_dir)
+        tree = knowledge.index_tree
         self.generator = CandidateGenerator(
-            self.catalog, self.lexical, self.dense, GeneratorConfig(**config.generator)
+            self.catalog,
+            self.lexical,
+            self.dense,
+            GeneratorConfig(**config.generator),
+            IndexWalker(tree) if tree is not None and config.index_walk else None,
         )
 
     def _dense_indexes(self, encoder: Encoder, cache_dir: Path | None) -> dict[str, DenseCodeIndex]:
@@ -361,6 +372,8 @@ class DefaultCoder:
             keys, x = task_rows(self.resources, prepared, task, model, scores, memory, self.config)
             if not keys:
                 continue
+            if model.columns is not None:
+                x = x[:, model.columns]
             raw = ranker_scores(model.ranker, x)
             conf = model.calibrator(raw)
             scored.extend(self._scored(prepared, task, keys, conf, memory))
@@ -484,12 +497,13 @@ def load_pack(path: Path, manifest: PackManifest, runtime: Runtime | None = None
     """A default pack folder as a DefaultCoder: everything from the folder, nothing from the datasets
     folder or the environment; `runtime` says how this machine runs it."""
     path = Path(path)
-    features = manifest.config.get("features")
-    if features != list(FEATURES):
+    try:
+        columns = pack_columns(manifest.config.get("features") or ())
+    except ValueError:
         raise ModelNotFoundError(
             f"model pack {path} was trained with another feature set than this medcode computes; "
             "retrain it with `medcode train`"
-        )
+        ) from None
     config = DefaultConfig.from_json(manifest.config)
     knowledge = load_knowledge(path)
     pipeline = load_pipeline(path)
@@ -528,6 +542,7 @@ def load_pack(path: Path, manifest: PackManifest, runtime: Runtime | None = None
             train_count={str(k): int(v) for k, v in meta["train_count"].items()},
             n_train_docs=int(meta["n_train_docs"]),
             memory=memory,
+            columns=columns,
         )
     return DefaultCoder(
         resources,
