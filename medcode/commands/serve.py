@@ -16,6 +16,11 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+WORKER_HEALTHCHECK_SECONDS = 120
+"""How long uvicorn's supervisor waits for a worker's answer to its ping before it kills and restarts the
+worker (uvicorn's default, 5 s, is shorter than a model load on a busy machine, where a worker that holds
+the GIL in a long C call answers late: every worker was killed mid-load and restarted, again and again)."""
+
 
 def register(subparsers: Any) -> None:
     serve = subparsers.add_parser(
@@ -80,6 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
                 host=args.host,
                 port=args.port,
                 workers=args.workers,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
                 log_level=level.lower(),
                 access_log=False,
                 timeout_graceful_shutdown=settings.shutdown_grace_seconds,
