@@ -70,6 +70,8 @@ class EmLevelRule:
         self.status = {k: _compile(v) for k, v in data["patient_status"].items()}
         self.problem_cues = {k: _compile(data["problems"][k]) for k in ("high", "moderate")}
         self.moderate_min_problems = int(data["problems"]["moderate_min_problems"])
+        self.self_limited = _compile(data["problems"].get("self_limited", []))
+        self.elements_needed = int(data.get("mdm_table", {}).get("elements_needed", 2))
         self.data_cues = {k: _compile(v) for k, v in data["data"].items()}
         self.risk_cues = {k: _compile(v) for k, v in data["risk"].items()}
 
@@ -109,6 +111,8 @@ class EmLevelRule:
         documents = state.encounter.documents
         patient, stated, status_found = self._patient(documents)
         minutes, time_found = self._minutes(documents)
+        if minutes is None and not self._problem_addressed(state):
+            return None  # no time and no problem addressed: the note cannot support a level
         mdm, mdm_detail, mdm_found = self._mdm(state)
         visits = [v for v in self.visits if v.patient == patient]
         by_time = None
@@ -141,6 +145,16 @@ class EmLevelRule:
             mdm=mdm,
             detail=detail,
             evidence=tuple(findings[:6]),
+        )
+
+    @staticmethod
+    def _problem_addressed(state: RulesState) -> bool:
+        """A coded diagnosis, or a current condition or symptom the note documents."""
+        if state.diagnoses():
+            return True
+        return any(
+            not m.assertion.historical and m.type in ("condition", "sign_symptom", "injury")
+            for m in state.context.present
         )
 
     def _office_visit(self, documents: list[Any]) -> bool:
@@ -187,6 +201,8 @@ class EmLevelRule:
         elif moderate or len(categories) >= self.moderate_min_problems:
             problems = 2
             findings.extend(f for f, _ in moderate[:1])
+        elif len(categories) <= 1 and self._find(documents, self.self_limited):
+            problems = 0  # one self-limited or minor problem
         else:
             problems = 1 if categories else 0
         # data
@@ -214,7 +230,7 @@ class EmLevelRule:
                 findings.append(hits[0][0])
                 break
         levels = sorted([problems, data, risk], reverse=True)
-        mdm = _LEVELS[levels[1]]
+        mdm = _LEVELS[levels[self.elements_needed - 1]]
         detail = (
             f"problems {_PROBLEMS[problems]} ({len(categories)} diagnosis categories), "
             f"data {_DATA[data]} ({len(items)} tests/records reviewed or ordered), risk {_PROBLEMS[risk]}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medcode.data.types import Document, Encounter
+from medcode.data.types import CodeSuggestion, Document, Encounter
 from medcode.model.rules import CodingRules
 from medcode.model.rules.em import EmDecision, EmLevelRule
 from medcode.model.rules.state import RulesState
@@ -51,5 +51,35 @@ def test_new_and_established_phrases(rules: CodingRules) -> None:
 
 
 def test_em_never_suggests_the_nurse_visit(rules: CodingRules) -> None:
-    decision = _decide(rules, "Established patient, blood pressure check only.")
+    decision = _decide(rules, "Established patient, blood pressure check only. Total time 10 minutes.")
     assert decision is not None and decision.code != "99211"
+    assert _decide(rules, "Established patient, blood pressure check only.") is None
+
+
+def test_no_level_when_the_note_addresses_no_problem_and_states_no_time(rules: CodingRules) -> None:
+    assert _decide(rules, "Established patient here for follow-up visit. Forms completed.") is None
+
+
+def test_a_coded_problem_supports_a_level(rules: CodingRules) -> None:
+    text = "Established patient here for follow-up visit. Essential hypertension, stable."
+    encounter = Encounter(
+        encounter_id="em", setting="outpatient", documents=[Document(document_id="d1", text=text)]
+    )
+    code = CodeSuggestion(
+        system="ICD-10-CM", code="I10", description="Essential hypertension", confidence=0.9
+    )
+    state = RulesState.start(encounter, [], [code], [], rules.tabular)
+    decision = EmLevelRule().decide(state)
+    assert decision is not None and (decision.code, decision.mdm) == ("99212", "straightforward")
+
+
+def test_one_self_limited_problem_is_minimal(rules: CodingRules) -> None:
+    text = "New patient with insect bite of the forearm. Reassurance, OTC hydrocortisone."
+    encounter = Encounter(
+        encounter_id="em", setting="outpatient", documents=[Document(document_id="d1", text=text)]
+    )
+    code = CodeSuggestion(system="ICD-10-CM", code="S50.862A", description="Insect bite", confidence=0.9)
+    state = RulesState.start(encounter, [], [code], [], rules.tabular)
+    decision = EmLevelRule().decide(state)
+    assert decision is not None and decision.code == "99202"
+    assert "problems minimal" in decision.detail
