@@ -63,6 +63,10 @@ def run_train(args: argparse.Namespace) -> int:
     options = TrainingOptions.from_args(args)
     if args.promote and not args.release:
         raise InvalidInputError("--promote applies to --release only (a normal fit is gated on validation)")
+    if args.promote and not options.mlflow:
+        raise InvalidInputError(
+            "--promote moves the registry's champion alias: it cannot go with --no-mlflow"
+        )
     settings = get_settings()
     tracker = Tracker.from_settings(TRAINING_EXPERIMENT, settings) if options.mlflow else None
     started = time.perf_counter()

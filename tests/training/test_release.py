@@ -136,6 +136,11 @@ def test_promote_without_release_is_one_clear_error(
     code = cli.main(["train", "--dataset", "jsonl", "--data-dir", str(registry), "--promote", "--no-mlflow"])
     assert code == 2
     assert "--promote applies to --release only" in capsys.readouterr().err
+    code = cli.main(
+        ["train", "--dataset", "jsonl", "--data-dir", str(registry), "--release", "--promote", "--no-mlflow"]
+    )
+    assert code == 2
+    assert "cannot go with --no-mlflow" in capsys.readouterr().err
 
 
 @pytest.mark.slow
