@@ -79,7 +79,22 @@ def mention_json(mention: Mention) -> dict[str, Any]:
     return ordered
 
 
+def import_spacy_without_torch() -> None:
+    """Import spaCy with torch hidden. spaCy's thinc imports torch when it is installed (a second or more
+    of CPU) only to offer it as a backend; the text pipeline never uses it, so `medcode extract` skips it.
+    Later imports of torch in the process work as usual (thinc keeps running without it)."""
+    if "spacy" in sys.modules or "torch" in sys.modules:
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # meanwhile `import torch` raises ImportError
+    try:
+        import spacy  # noqa: F401
+    finally:
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]
+
+
 def run_extract(args: argparse.Namespace) -> int:
+    import_spacy_without_torch()
     from medcode.model.text import get_pipeline
     from medcode.settings import get_settings
 

@@ -1,0 +1,116 @@
+"""Quick starts of the command line: what each command imports, and its output options
+(--quiet, --verbose, --progress), checked in child processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("torch", "transformers", "mlflow", "spacy", "sklearn")
+
+
+def _run(code: str, home: Path, **env_extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TQDM_", "MEDCODE_"))}
+    env.update(MEDCODE_HOME=str(home), **env_extra)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+
+
+def _imports_after(argv: list[str], home: Path) -> set[str]:
+    """The heavy modules a `medcode ARGV` run left imported (its stdout is discarded)."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from medcode.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    rc = main({argv!r})\n"
+        f"print(rc, *sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    run = _run(code, home)
+    assert run.returncode == 0, run.stderr
+    rc, *modules = run.stdout.split()
+    assert rc == "0", run.stderr
+    return set(modules)
+
+
+def test_codes_show_imports_no_model_library(tmp_path: Path) -> None:
+    assert _imports_after(["codes", "show", "I10"], tmp_path) == set()
+
+
+def test_extract_imports_spacy_but_not_torch(tmp_path: Path) -> None:
+    note = tmp_path / "note.txt"
+    note.write_text("Denies chest pain. Type 2 diabetes.")
+    assert _imports_after(["extract", str(note)], tmp_path) == {"spacy"}
+
+
+def test_torch_still_imports_after_spacy_was_imported_without_it(tmp_path: Path) -> None:
+    code = (
+        "from medcode.commands.text import import_spacy_without_torch\n"
+        "import_spacy_without_torch()\n"
+        "import thinc.compat, torch\n"
+        "print(thinc.compat.has_torch, torch.ones(2).sum().item())\n"
+    )
+    run = _run(code, tmp_path)
+    assert run.stdout.split() == ["False", "2.0"], run.stderr
+
+
+BAR = (
+    "from medcode.cli import configure_output\n"
+    "configure_output({args})\n"
+    "from tqdm import tqdm\n"
+    "for _ in tqdm(range(3), desc='embedding code names'): pass\n"
+    "import logging, warnings\n"
+    "warnings.warn('a third-party deprecation', DeprecationWarning)\n"
+    "logging.getLogger('medcode.x').warning('a medcode warning')\n"
+    "logging.getLogger('mlflow.store').info('an MLflow notice')\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "bar", "medcode_warning", "third_party"),
+    [
+        ("", False, True, False),  # stderr is a pipe here: no bar by default
+        ("progress=True", True, True, False),
+        ("quiet=True", False, False, False),
+        ("quiet=True, progress=True", True, False, False),
+        ("verbose=True", False, True, True),
+        ("progress=False", False, True, False),
+    ],
+)
+def test_output_options_decide_bars_and_messages(
+    tmp_path: Path, args: str, bar: bool, medcode_warning: bool, third_party: bool
+) -> None:
+    run = _run(BAR.format(args=args), tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert ("embedding code names" in run.stderr) is bar
+    assert ("a medcode warning" in run.stderr) is medcode_warning
+    assert ("a third-party deprecation" in run.stderr) is third_party
+    assert ("an MLflow notice" in run.stderr) is third_party
+
+
+def test_progress_flag_turns_bars_on_even_when_the_environment_disabled_them(tmp_path: Path) -> None:
+    run = _run(BAR.format(args="progress=True"), tmp_path, TQDM_DISABLE="1")
+    assert "embedding code names" in run.stderr
+
+
+def test_output_options_are_accepted_after_the_subcommand() -> None:
+    from medcode.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["suggest", "note.txt", "--quiet", "--progress"])
+    assert args.quiet is True and args.progress is True and args.verbose is False
+    args = parser.parse_args(["-v", "data", "fetch"])
+    assert args.verbose is True and args.quiet is False and args.progress is None
+    args = parser.parse_args(["data", "fetch", "--no-progress", "--verbose"])
+    assert args.progress is False and args.verbose is True
+
+
+def test_quiet_and_verbose_together_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from medcode.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["codes", "show", "I10", "--quiet", "--verbose"])
+    assert exc.value.code == 2
+    assert "--verbose and --quiet exclude each other" in capsys.readouterr().err
