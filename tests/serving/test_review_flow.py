@@ -198,3 +198,16 @@ def test_added_code_whose_evidence_left_the_note_is_not_carried(client: TestClie
     new = client.get(f"/v1/review/items/{new_id}", headers=coder).json()
     assert "N18.32" not in {c["code"] for c in new["codes"]}
     assert new["decisions"] == []
+
+
+def test_sequenced_lists_diagnoses_in_the_coders_order_then_procedures() -> None:
+    from medcode.serving.services.review_state import CodeState, sequenced
+
+    def code(system: str, value: str) -> CodeState:
+        return CodeState(system, value, "", None, [], "model")
+
+    codes = [code("ICD-10-PCS", "0DTJ4ZZ"), code("ICD-10-CM", "I10"), code("ICD-10-CM", "E11.9")]
+    codes.append(code("ICD-10-CM", "J45.909"))
+    assert [c.code for c in sequenced(codes, None)] == ["I10", "E11.9", "J45.909", "0DTJ4ZZ"]
+    order = sequenced(codes, ["ICD-10-CM|E119", "ICD-10-PCS|0DTJ4ZZ", "ICD-10-CM|I10"])
+    assert [c.code for c in order] == ["E11.9", "I10", "J45.909", "0DTJ4ZZ"], "unnamed codes follow"
