@@ -152,6 +152,8 @@ class CombinationRule:
             return False
         changed: list[CodeSuggestion] = []
         added: CodeSuggestion | None = None
+        if target is not None and self._superseded(state, target):
+            return False  # an earlier combination replaced this code by one still coded (I11.0 by I13.0)
         if target is not None and state.final(target) is None:
             entry = state.tabular.entry(target)
             assert entry is not None
@@ -198,6 +200,25 @@ class CombinationRule:
             warning[added.code] = "combination:" + "+".join(sorted({c.code for c in dropped}) or ["added"])
         state.fire(self.name, touched, message, warning=warning)
         return True
+
+    def _superseded(self, state: RulesState, target: str) -> bool:
+        """Whether `target` is already absorbed by a suggested combination code: it was dropped for one
+        still suggested, or a combination taking `target` as a role and dropping it (I11.0 into I13.0,
+        I12.- into I13.-) has its result suggested. Two hypertensive combination codes are never coded."""
+        moved = state.candidate(target)
+        if moved is not None and any(
+            w.startswith("combination:") and state.final(w.split(":", 1)[1]) is not None
+            for w in moved.warnings
+        ):
+            return True
+        for other in self.combinations:
+            absorbs = any(
+                any_match(other.roles[role], target) and any_match(patterns, target)
+                for role, patterns in other.drop.items()
+            )
+            if absorbs and any(state.final(a.code) is not None for a in other.result):
+                return True
+        return False
 
     def _result(self, state: RulesState, combination: Combination) -> str | None:
         for alternative in combination.result:

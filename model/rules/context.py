@@ -86,8 +86,8 @@ class NoteContext:
     def evidence_only_uncertain(self, suggestion: CodeSuggestion, title: str = "") -> bool:
         """Every mention under the code's evidence that names the condition is 'possible' (uncertain).
 
-        A mention names the condition when it shares words with the code's title or its lexicon concept is
-        the code; spans naming no such mention ("Chest pain" beside "possible angina") do not count. With
+        A mention names the condition when its lexicon concept is the code (or an ancestor of it), else
+        when it shares words with the code's title; spans naming no such mention ("Chest pain" beside "possible angina") do not count. With
         no naming mention anywhere, every mention under the evidence must be possible."""
         if not suggestion.evidence:
             return False
@@ -100,11 +100,8 @@ class NoteContext:
             if not hits:
                 return False
             spans.append(hits)
-            named.extend(
-                m
-                for m in hits
-                if content_words(m.text) & words or any(compact(c) == target for c in m.concepts)
-            )
+            by_concept = [m for m in hits if any(target.startswith(compact(c)) for c in m.concepts)]
+            named.extend(by_concept or [m for m in hits if content_words(m.text) & words])
         if named:
             return all(m.assertion.possible for m in named)
         return all(m.assertion.possible for hits in spans for m in hits)

@@ -62,6 +62,9 @@ class PregnancyRule:
             entry = next((e for e in self.entries if key.startswith(e.prefixes)), None)
             if entry is None:
                 continue
+            named = self._named_entry(state, suggestion)
+            if named is not None and named is not entry:
+                entry = PregnancyEntry(named.prefixes, named.header, keep=False)  # the mention says which
             target = self._choose(state, entry.header, suggestion)
             if target is None:
                 continue
@@ -83,6 +86,20 @@ class PregnancyRule:
         self._mentioned(state)
         self._supervision(state)
         self._weeks(state)
+
+    def _named_entry(self, state: RulesState, suggestion: Any) -> PregnancyEntry | None:
+        """The table entry of the lexicon concept of a mention under the code's evidence that names the
+        condition ("gestational diabetes" -> P70.0 under an E11.9 the ranker gave)."""
+        words = content_words(state.tabular.title(suggestion.code))
+        for mention in state.context.mentions_of(suggestion):
+            if not content_words(mention.text) & words:
+                continue
+            for concept in mention.concepts:
+                key = compact(concept)
+                entry = next((e for e in self.entries if key.startswith(e.prefixes)), None)
+                if entry is not None:
+                    return entry
+        return None
 
     def _mentioned(self, state: RulesState) -> None:
         """A present mention whose lexicon concept the table lists ("gestational diabetes" -> P70.0) and

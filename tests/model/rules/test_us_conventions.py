@@ -272,3 +272,38 @@ def test_no_supervision_code_beside_a_chapter_15_code(run_case: Run) -> None:
     )
     assert "O23.42" in _codes(outcome)
     assert not any(c.startswith(("Z34", "Z33")) for c in _codes(outcome))
+
+
+def test_a_diabetes_code_on_a_gestational_diabetes_mention_becomes_o24_4(run_case: Run) -> None:
+    note = "G2P1 at 32 wks. Gestational diabetes, diet controlled."
+    outcome = run_case(
+        {
+            "note": note,
+            "setting": "outpatient",
+            "patient": {"sex": "female", "age": 30},
+            "mentions": [{"text": "Gestational diabetes", "concepts": ["P70.0"]}],
+            "codes": [{"code": "E11.9", "confidence": 0.9, "evidence": "Gestational diabetes"}],
+        }
+    )
+    assert "O24.410" in _codes(outcome)
+    assert not any(c.startswith(("E11", "O24.1")) for c in _codes(outcome)), _codes(outcome)
+
+
+def test_one_hypertensive_combination_code_only(run_case: Run) -> None:
+    note = "Acute on chronic diastolic CHF. HTN. CKD stage 3b."
+    outcome = run_case(
+        {
+            "note": note,
+            "mentions": [
+                {"text": "diastolic CHF", "concepts": ["I50.33"]},
+                {"text": "HTN", "concepts": ["I10"]},
+                {"text": "CKD stage 3b", "concepts": ["N18.32"]},
+            ],
+            "codes": [
+                {"code": "I50.33", "confidence": 0.9, "evidence": "diastolic CHF"},
+                {"code": "N18.32", "confidence": 0.9, "evidence": "CKD stage 3b"},
+            ],
+        }
+    )
+    hypertensive = [c for c in _codes(outcome) if c.startswith(("I10", "I11", "I12", "I13"))]
+    assert hypertensive == ["I13.0"], _codes(outcome)
