@@ -42,6 +42,9 @@ NEOPLASM_BEHAVIOUR: dict[str, tuple[str, ...]] = {
 }
 """Words naming a neoplasm's behaviour, checked in this order (a metastatic carcinoma is secondary)."""
 MAX_REDIRECTS = 3
+NOT = "not:"
+"""Prefix of a modifier word the note documents as absent ("without LOC" -> not:loss, not:consciousness):
+it can only choose a "without" subterm."""
 _BARE = frozenset({"and", "or", "with", "in", "of"})
 
 
@@ -341,11 +344,20 @@ class IndexTree:
             if title in CONNECTORS:
                 pool = modifiers if title == "due to" else context
                 for grandchild in child.children:
-                    needed = self._match(grandchild.label, pool, words)
+                    rest = _negative(grandchild.title)
+                    if rest is not None:  # "with / no loss of consciousness"
+                        needed = self._match(rest, modifiers, words, NOT)
+                    else:
+                        needed = self._match(grandchild.label, pool, words)
                     if needed:
                         yield _via(child, grandchild), needed
                 continue
-            if title.startswith("without"):
+            rest = _negative(title)
+            if rest is not None:
+                # "without X" / "no X": X documented absent ("concussion without LOC"), as NOT + word
+                needed = self._match(rest, modifiers, words, NOT)
+                if needed:
+                    yield child, needed
                 continue
             for connector in ("with ", "in ", "due to "):
                 if title.startswith(connector):
@@ -374,7 +386,7 @@ class IndexTree:
             by_word: dict[str, list[int]] = defaultdict(list)
             for j, child in enumerate(node.children):
                 title = _plain(child.title)
-                if title in CONNECTORS or title.startswith(("with ", "in ", "due to ", "without")):
+                if title in CONNECTORS or title.startswith(("with ", "in ", "due to ", "without ", "no ")):
                     always.append(j)
                     continue
                 if self._title_words.get(child.label) is None:
@@ -388,9 +400,9 @@ class IndexTree:
             chosen.update(by_word.get(word, ()))
         return [node.children[j] for j in sorted(chosen)]
 
-    def _match(self, title: str, available: frozenset[str], words: Words) -> frozenset[str]:
+    def _match(self, title: str, available: frozenset[str], words: Words, prefix: str = "") -> frozenset[str]:
         """The words of a subterm title the note documents (empty when it does not): the largest of its
-        alternatives whose words all occur."""
+        alternatives whose words all occur (with `prefix`: all occur marked absent)."""
         if self._words_of is not words:
             self._words_of, self._title_words, self._child_words = words, {}, {}
         alternatives = self._title_words.get(title)
@@ -398,6 +410,8 @@ class IndexTree:
             alternatives = self._title_words[title] = _alternatives(title, words)
         best: frozenset[str] = frozenset()
         for needed in alternatives:
+            if prefix:
+                needed = frozenset(prefix + w for w in needed)
             if needed <= available and len(needed) > len(best):
                 best = needed
         return best
@@ -480,6 +494,15 @@ def neoplasm_column(found: frozenset[str]) -> str | None:
     for column, cues in NEOPLASM_BEHAVIOUR.items():
         if any(c in found for c in cues):
             return column
+    return None
+
+
+def _negative(title: str) -> str | None:
+    """What a "without X" / "no X" subterm needs absent (X), None for other subterms."""
+    plain = _plain(title)
+    for cue in ("without ", "no "):
+        if plain.startswith(cue):
+            return plain[len(cue) :]
     return None
 
 

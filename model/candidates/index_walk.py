@@ -10,7 +10,8 @@ an unknown code is dropped; a "-" code or a subcategory is completed down the ta
 note documents (right / left / bilateral, "R" / "L" / "b/l") and the child the note's words support, else
 its "unspecified" child; a code complete but for its 7th character stays so, and the rules step
 (`model.rules.seventh`) adds the character from the encounter (initial / subsequent / sequela) with the
-placeholder X. Two walk codes that exclude each other (Excludes1) keep only the deeper walk's.
+placeholder X. Two walk codes that exclude each other (Excludes1) keep only the one whose walk used more of the
+note's words (then the deeper one).
 
 Hits carry source "index_walk": score = share of the mention's words the path used, `term_coverage` = the
 walk's depth (levels below the main term, capped at 4, / 4), `rank` = 0 for the best head of the mention.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from medcode.data.codesystems import CodeSets, load_code_sets
 from medcode.data.icd10cm import ref_covers
-from medcode.data.index_walk import IndexTree, WalkHit
+from medcode.data.index_walk import NOT, IndexTree, WalkHit
 from medcode.data.types import Mention
 from medcode.model.rules.laterality import SIDES
 from medcode.model.rules.terms import content_words, title_support
@@ -38,6 +39,16 @@ _WALKED_TYPES = frozenset({"condition", "sign_symptom", "injury", "other"})
 def words(text: str) -> frozenset[str]:
     """The one normaliser of both sides (note and index titles): the rules' content words."""
     return content_words(text)
+
+
+_ABSENT = re.compile(r"\b(?:without|w/o|no|denies|negative for)\b([^.;,:\n]*)", re.IGNORECASE)
+
+
+def split_absent(text: str) -> tuple[str, frozenset[str]]:
+    """The text without its "without X" / "no X" stretches, and X's words marked absent (data.index_walk.NOT):
+    a condition said to be absent neither chooses a subterm nor applies a "with" subterm."""
+    absent = frozenset(NOT + w for m in _ABSENT.finditer(text) for w in words(m.group(1)))
+    return _ABSENT.sub(" ", text), absent
 
 
 def side_words(text: str) -> frozenset[str]:
@@ -82,17 +93,23 @@ class IndexWalker:
         encounter's documented conditions for "with" subterms."""
         n_pipeline = len(mentions) if clauses_from < 0 else clauses_from
         context = frozenset().union(
-            *(words(_mention_text(m)) for m in mentions[:n_pipeline] if m.assertion.is_present)
+            *(
+                words(split_absent(_mention_text(m))[0])
+                for m in mentions[:n_pipeline]
+                if m.assertion.is_present
+            )
         )
         out: list[WalkCode] = []
         for i, mention in enumerate(mentions):
             if mention.type not in _WALKED_TYPES:
                 continue
-            own = words(_mention_text(mention))
+            said, absent = split_absent(_mention_text(mention))
+            own = words(said)
             if not own:
                 continue
-            sides = side_words(sentences[i] or mention.text)
-            modifiers = own | words(sentences[i]) | sides
+            sentence, absent_nearby = split_absent(sentences[i])
+            sides = side_words(sentence or said)
+            modifiers = own | words(sentence) | sides | absent | absent_nearby
             hits = self.tree.walk(own, modifiers, context | modifiers, words)
             rank = 0
             for hit in hits[: self.per_mention]:
@@ -134,7 +151,7 @@ class IndexWalker:
     def _drop_excluded(self, codes: list[WalkCode]) -> list[WalkCode]:
         icd = self.code_sets.icd10cm
         keep: list[WalkCode] = []
-        for wc in sorted(codes, key=lambda w: (-w.walk.depth, -w.score, w.mention)):
+        for wc in sorted(codes, key=lambda w: (-len(w.walk.matched), -w.walk.depth, -w.score, w.mention)):
             entry = icd.resolve(wc.code)
             if entry is None:
                 continue

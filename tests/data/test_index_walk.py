@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 
 from medcode.data.icd10cm_index import load_index, read_index_xml
-from medcode.data.index_walk import IndexTree, build_tree
+from medcode.data.index_walk import NOT, IndexTree, build_tree
 
 INDEX_CSV = """RowID,Letter,Level,Term,See,SeeAlso,NonEssModif,Code
 1,C,0,Cancer,,"Neoplasm, by site, malignant",,
+1,C,0,Concussion,,,(brain) (cerebral),S06.0X9
+1,C,1,with,,,,
+1,C,2,loss of consciousness,,,,
+1,C,3,brief,,,,S06.0X1
+1,C,2,no loss of consciousness,,,,S06.0X0
 2,F,0,"Fracture, burst","Fracture, traumatic, by site",,,
 3,F,0,"Fracture, pathological",,"Fracture, traumatic",(pathologic),M84.40
 4,F,1,radius,,,,M84.43-
@@ -107,13 +112,25 @@ def test_nonessential_modifiers_are_not_required(tree: IndexTree) -> None:
     assert walk(tree, "lobar pneumonia")[0][-1] == "J18.1"
 
 
-def test_with_subterm_applies_when_the_other_condition_is_documented_in_the_encounter(tree: IndexTree) -> None:
+def test_with_subterm_applies_when_the_other_condition_is_documented_in_the_encounter(
+    tree: IndexTree,
+) -> None:
     assert walk(tree, "pneumonia", "", "lung abscess on CT")[0] == ("Pneumonia", "with lung abscess", "J85.1")
     assert walk(tree, "pneumonia", "", "no other finding")[0][-1] == "J18.9"
 
 
 def test_with_subterm_redirect_reaches_the_other_main_term(tree: IndexTree) -> None:
     assert walk(tree, "multiple rib fractures", "", "flail chest")[0][-1] == "S22.5-"
+
+
+def test_no_subterm_applies_only_to_what_the_note_documents_absent(tree: IndexTree) -> None:
+    own = words("concussion")
+    absent = frozenset(NOT + w for w in words("loss of consciousness"))
+    assert tree.walk(own, own | absent, own, words)[0].code == "S06.0X0"
+    # said present (a brief loss of consciousness), the "with" subterm applies instead
+    said = own | words("brief loss of consciousness")
+    assert tree.walk(own, said, said, words)[0].code == "S06.0X1"
+    assert tree.walk(own, own, own, words)[0].code == "S06.0X9"
 
 
 def test_qualified_main_term_wins_only_when_documented(tree: IndexTree) -> None:

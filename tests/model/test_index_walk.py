@@ -12,7 +12,7 @@ from medcode.data.icd10cm_index import read_index_csv
 from medcode.data.index_walk import IndexTree, build_tree
 from medcode.data.types import Assertion, Document, Encounter, Mention, Patient
 from medcode.model.builtin import BuiltinCoder, BuiltinConfig
-from medcode.model.candidates.index_walk import IndexWalker, side_words
+from medcode.model.candidates.index_walk import IndexWalker, side_words, split_absent
 from medcode.model.catalog import Knowledge
 from medcode.model.pack import INDEX_TREE_FILE, load_pack
 from medcode.model.trained.features import FEATURES, pack_columns
@@ -82,6 +82,12 @@ def test_billable_code_of_an_unspecified_side_takes_the_documented_side(tree: In
     assert [w.code for w in found] == ["S51.819"]
 
 
+def test_absent_words_are_split_from_what_the_note_says() -> None:
+    said, absent = split_absent("concussion without LOC, headache")
+    assert "loc" not in said.lower() and "headache" in said
+    assert absent == {"not:loss", "not:consciousness"}
+
+
 def test_short_side_words_are_read_before_a_body_part() -> None:
     assert side_words("R distal radius fx") == {"right"}
     assert side_words("L forearm and R knee") == {"right", "left", "bilateral"}
@@ -98,9 +104,13 @@ def test_initial_encounter_gets_the_7th_character_a_after_placeholder_x(coder: B
 
 
 def test_negated_mention_yields_no_walk_code(coder: BuiltinCoder) -> None:
-    said = _codes(coder, "Wrist pain after a fall. Fracture of the distal radius on x-ray.")
+    said = _codes(
+        coder, "Wrist pain after a fall, initial encounter. Fracture of the distal radius on x-ray."
+    )
     assert [c for c in said if c.startswith("S52.50")]  # the same words, present, are walked and coded
-    codes = _codes(coder, "Wrist pain after a fall. No fracture of the distal radius on x-ray.")
+    codes = _codes(
+        coder, "Wrist pain after a fall, initial encounter. No fracture of the distal radius on x-ray."
+    )
     assert not [c for c in codes if c.startswith(("S52", "T14", "M84"))]
 
 
