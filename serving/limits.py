@@ -242,25 +242,31 @@ class SuggestionSlots:
     its client disconnects (`disconnected` answers true) or its request is cancelled (server shutdown), the
     thread is told to stop and the model gives the CPU back at its next check between documents or stages.
     A thread keeps its slot until it has really ended, so abandoned work never adds up beyond `workers`
-    threads, and new requests wait for a slot within their own budget (503 when none frees in time).
+    threads, and new requests wait for a slot for at most `wait_share` of their budget (503 with
+    Retry-After when none frees in time): the work keeps the rest, so an overloaded server answers with a
+    503 the client can retry rather than a 504 after spending the CPU on a suggestion nobody receives.
     Daemon threads never hold up the process's exit."""
 
-    def __init__(self, workers: int, timeout_seconds: float, poll_seconds: float = 0.1) -> None:
+    def __init__(
+        self, workers: int, timeout_seconds: float, poll_seconds: float = 0.1, wait_share: float = 0.5
+    ) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.timeout_seconds = timeout_seconds
         self.poll_seconds = poll_seconds
+        self.wait_share = wait_share
         self._slots = threading.BoundedSemaphore(self.workers)
 
     async def run(self, work: Callable[[], T], disconnected: Disconnected | None = None) -> T:
-        """`work()`'s result; 503 when no slot frees within the budget, 504 when the work overruns it,
-        `ClientGone` when `disconnected()` turns true first."""
+        """`work()`'s result; 503 when no slot frees within `wait_share` of the budget, 504 when the work
+        overruns the budget, `ClientGone` when `disconnected()` turns true first."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_seconds
+        wait_until = loop.time() + self.timeout_seconds * self.wait_share
         while not self._slots.acquire(blocking=False):  # polled: a cancelled waiter never holds a slot
-            if loop.time() >= deadline:
+            if loop.time() >= wait_until:
                 raise ServiceUnavailable(
-                    f"all {self.workers} suggestion workers stayed busy for {self.timeout_seconds:g} s;"
-                    " retry later",
+                    f"all {self.workers} suggestion workers stayed busy for"
+                    f" {self.timeout_seconds * self.wait_share:g} s; retry later",
                     code="busy",
                     headers=retry_after_header(min(self.timeout_seconds, 30.0)),
                 )

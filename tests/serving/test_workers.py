@@ -32,7 +32,8 @@ from .child_server import free_port, wait_healthy
 from .conftest import _postgres_database, bearer
 from .fakes import encounter_json
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
+# Each test starts two server processes that load a model (tens of seconds on a busy machine).
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(400)]
 
 MEDCODE = Path(sys.executable).with_name("medcode")
 N_ITEMS = 6
@@ -53,6 +54,12 @@ def tiny_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return coder.save(tmp_path_factory.mktemp("packs") / "v1")
 
 
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One MEDCODE_HOME for the module's servers: the code-search and code-set caches are built once."""
+    return tmp_path_factory.mktemp("home")
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     yield from _postgres_database()
@@ -66,10 +73,10 @@ def _keys(database: Database, role: str, n: int) -> list[str]:
 class Workers:
     """`medcode serve --workers N` in a child process; `stop()` sends SIGTERM (then SIGKILL)."""
 
-    def __init__(self, db_url: str, home: Path, env: dict[str, str], workers: int = 2) -> None:
+    def __init__(self, db_url: str, home: Path, log: Path, env: dict[str, str], workers: int = 2) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.log = home / "serve.log"
+        self.log = log
         command = [str(MEDCODE), "serve", "--workers", str(workers), "--port", str(port), "--db", db_url]
         environment = {
             **os.environ,
@@ -111,11 +118,13 @@ def _loads_seen(url: str, version: str, *, want: int, timeout: float) -> set[str
     return seen
 
 
-def test_claims_stay_exclusive_across_two_workers(pg_url: str, tiny_pack: Path, tmp_path: Path) -> None:
+def test_claims_stay_exclusive_across_two_workers(
+    pg_url: str, tiny_pack: Path, home: Path, tmp_path: Path
+) -> None:
     database = Database.connect(pg_url)
     integration = bearer(_keys(database, "integration", 1)[0])
     coder_keys = _keys(database, "coder", N_CODERS)
-    server = Workers(pg_url, tmp_path, {"MEDCODE_MODEL": str(tiny_pack)})
+    server = Workers(pg_url, home, tmp_path / "serve.log", {"MEDCODE_MODEL": str(tiny_pack)})
     held: dict[int, str] = {}  # item -> the coder that holds it, as the coders themselves see it
     doubles: list[str] = []
     errors: list[str] = []
@@ -213,7 +222,9 @@ def _copy_as(pack: Path, folder: Path, version: str) -> Path:
     return folder
 
 
-def test_every_worker_switches_to_a_new_champion(pg_url: str, tiny_pack: Path, tmp_path: Path) -> None:
+def test_every_worker_switches_to_a_new_champion(
+    pg_url: str, tiny_pack: Path, home: Path, tmp_path: Path
+) -> None:
     tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = json.loads((tiny_pack / "manifest.json").read_text())["version"]
     _register(tracking, tiny_pack)
@@ -221,7 +232,7 @@ def test_every_worker_switches_to_a_new_champion(pg_url: str, tiny_pack: Path, t
     integration = bearer(_keys(database, "integration", 1)[0])
     database.dispose()
     env = {"MLFLOW_TRACKING_URI": tracking, "MEDCODE_MODEL": "champion", "MEDCODE_MODEL_POLL_SECONDS": "1"}
-    server = Workers(pg_url, tmp_path, env)
+    server = Workers(pg_url, home, tmp_path / "serve.log", env)
     try:
         before = _loads_seen(server.url, first, want=2, timeout=60)
         assert len(before) == 2, f"expected two workers serving {first}, saw {before}"

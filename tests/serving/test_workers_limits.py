@@ -3,18 +3,22 @@ two limiter objects on one database stand for two workers."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from medcode.serving.db import Database
+from medcode.serving.errors import ServiceUnavailable
 from medcode.serving.limits import (
     FailureLimiter,
     RateLimiter,
     SharedFailureLimiter,
     SharedRateLimiter,
+    SuggestionSlots,
     failure_limiter,
     rate_limiter,
 )
@@ -102,3 +106,24 @@ def test_sqlite_keeps_the_limits_in_memory(tmp_path: Path) -> None:
         assert isinstance(rate_limiter(database.engine, 600), RateLimiter)
     finally:
         database.dispose()
+
+
+def test_a_request_waits_for_a_slot_at_most_half_its_budget_then_gets_503_with_retry_after() -> None:
+    slots = SuggestionSlots(workers=1, timeout_seconds=1.0)
+    release = threading.Event()
+
+    async def scenario() -> tuple[float, ServiceUnavailable]:
+        busy = asyncio.create_task(slots.run(release.wait))
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        with pytest.raises(ServiceUnavailable) as refused:
+            await slots.run(lambda: "never")
+        waited = time.perf_counter() - started
+        release.set()
+        assert await busy is True
+        return waited, refused.value
+
+    waited, refused = asyncio.run(scenario())
+    assert 0.45 <= waited < 0.9, "the wait for a slot stops at half the budget, leaving the rest to the work"
+    assert refused.code == "busy" and refused.headers is not None
+    assert int(refused.headers["Retry-After"]) >= 1
