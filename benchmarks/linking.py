@@ -105,6 +105,8 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     root = args.data_dir or settings.data_dir
+    if root is None:
+        parser.error("name the datasets folder: --data-dir or MEDCODE_DATA_DIR")
     catalog = build_catalog(knowledge_from(root))
     # the code list of CodeResources._dense_indexes (same order: the cached chunks are found again)
     embedded = sorted(
@@ -152,12 +154,34 @@ def main() -> int:
         started = time.perf_counter()
         index = build_code_index(codes, titles, name, encoder, settings.cache_dir)
         targets = np.ascontiguousarray(as_stored(index).vectors)
-        out: dict[str, dict[str, float]] = {}
-        q = encoder.encode([m for m, _ in heldout])
-        out["heldout"] = accuracy(ranks(q, targets, [row_of[c] for _, c in heldout]))
+        out: dict[str, dict[str, float]] = results.setdefault(name, {})
         gold_rows = [row_of[c] for *_, c in dev]
-        sentences = encoder.encode([s for s, _, _ in dev])
-        out["dev-sentence"] = accuracy(ranks(sentences, targets, gold_rows))
+
+        def save(
+            part: str,
+            figures: dict[str, float],
+            name: str = name,
+            out: dict[str, dict[str, float]] = out,
+            started: float = started,
+        ) -> None:
+            # after each part: a run cut short by the machine still leaves what it measured
+            out[part] = figures
+            log.info("%s %s: %s", name, part, json.dumps(figures))
+            timing[name] = round(time.perf_counter() - started, 1)
+            payload.update(
+                {
+                    "targets": len(codes),
+                    "billable_embedded": len(billable),
+                    "results": results,
+                    "seconds": timing,
+                }
+            )
+            if name == "linked":
+                payload["linked"] = str(args.linked)
+            args.out.write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
+
+        q = encoder.encode([m for m, _ in heldout])
+        save("heldout", accuracy(ranks(q, targets, [row_of[c] for _, c in heldout])))
         flat = [m for _, ms, _ in dev for m in ms]
         owner = [i for i, (_, ms, _) in enumerate(dev) for _ in ms]
         mention_ranks = (
@@ -166,21 +190,17 @@ def main() -> int:
         best = np.full(len(dev), 10, dtype=int)
         for i, r in zip(owner, mention_ranks, strict=True):
             best[i] = min(best[i], int(r))
-        out["dev-mention"] = accuracy(best)
-        out["dev-mention"]["with_mentions"] = float(np.mean([bool(ms) for _, ms, _ in dev]))
-        results[name] = out
-        timing[name] = round(time.perf_counter() - started, 1)
-        log.info("%s: %s", name, json.dumps(out))
-        payload.update(
-            {"targets": len(codes), "billable_embedded": len(billable), "results": results, "seconds": timing}
-        )
-        if name == "linked":
-            payload["linked"] = str(args.linked)
-        args.out.write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
+        figures = accuracy(best)
+        figures["with_mentions"] = float(np.mean([bool(ms) for _, ms, _ in dev]))
+        save("dev-mention", figures)
+        sentences = encoder.encode([s for s, _, _ in dev])
+        save("dev-sentence", accuracy(ranks(sentences, targets, gold_rows)))
     print("| queries | n | encoder | acc@1 | acc@10 |")
     print("|---|---:|---|---:|---:|")
     for part in ("heldout", "dev-mention", "dev-sentence"):
         for name, found in sorted(results.items()):
+            if part not in found:
+                continue
             r = found[part]
             print(f"| {part} | {r['n']} | {name} | {r['acc@1']:.3f} | {r['acc@10']:.3f} |")
     return 0
