@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -30,7 +30,20 @@ Words = Callable[[str], frozenset[str]]
 CONNECTORS = frozenset({"with", "in", "due to", "in (due to)", "with or due to", "associated with"})
 """Subterms that only join the next level: the condition below them must be documented in the encounter."""
 FILLER = frozenset(
-    {"end", "part", "region", "site", "portion", "specified", "nec", "nos", "other", "type", "involvement"}
+    {
+        "end",
+        "part",
+        "region",
+        "site",
+        "portion",
+        "specified",
+        "nec",
+        "nos",
+        "other",
+        "type",
+        "involvement",
+        "only",
+    }
 )
 """Words of subterm titles a note need not repeat ("distal end" is documented by "distal")."""
 NEOPLASM_BEHAVIOUR: dict[str, tuple[str, ...]] = {
@@ -306,6 +319,8 @@ class IndexTree:
                     else:
                         continue
                 else:
+                    # the words that chose a pure redirect ("malleolus - see Fracture, ankle") may choose
+                    # again there ("lateral malleolus only"); they count as used either way
                     tnode, tpath = target
                     hit = self._descend(
                         tnode,
@@ -313,11 +328,13 @@ class IndexTree:
                         modifiers,
                         context,
                         words,
-                        used | needed,
+                        used,
                         depth + 1,
                         (*redirects, child.see),
                         code,
                     )
+                    if hit is not None and not needed <= hit.matched:
+                        hit = replace(hit, matched=hit.matched | needed)
             else:
                 hit = self._descend(
                     child,
