@@ -34,7 +34,7 @@ from medcode.model.candidates.generate import (
 )
 from medcode.model.candidates.index_walk import SOURCE as WALK
 from medcode.model.candidates.index_walk import IndexWalker
-from medcode.model.candidates.lexical import LexicalIndex
+from medcode.model.candidates.lexical import lexical_indexes
 from medcode.model.catalog import CodeCatalog, Knowledge, build_catalog, code_set_version, knowledge_from
 from medcode.model.pack import KNOWLEDGE_FILE, PackManifest, load_knowledge, save_knowledge, save_pack
 from medcode.model.result import RulesStep, Scored, build_result
@@ -242,7 +242,7 @@ class BuiltinCoder:
         with self._lock:
             if self._generator is None:
                 catalog = self.catalog
-                lexical = {system: LexicalIndex(catalog.terms(system)) for system in catalog.systems()}
+                lexical = lexical_indexes(catalog, cache_dir=self._cache_dir)
                 gen_config = GeneratorConfig(**(self.config.generator or {}))
                 tree = self.knowledge.index_tree
                 walker = IndexWalker(tree) if tree is not None and self.config.index_walk else None

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from medcode.model.candidates.tokens import tokens
-from medcode.model.catalog import Term
+from medcode.model.catalog import CodeCatalog, Term
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,10 @@ def save_lexical(indexes: Mapping[str, LexicalIndex], key: str, folder: Path) ->
         arrays[f"{n}.indptr"] = np.asarray(indptr, dtype=np.int64)
         arrays[f"{n}.indices"] = np.asarray(indices, dtype=np.int32)
     file = Path(folder) / LEXICAL_FILE
-    np.savez_compressed(file, **arrays)  # type: ignore[arg-type]
+    partial = file.with_name(file.name + ".partial")
+    with partial.open("wb") as fh:  # written whole, then renamed: a reader never sees half a file
+        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
+    partial.replace(file)
     return file
 
 
@@ -249,6 +252,28 @@ def load_lexical(
             words = (vocab, data[f"{n}.indptr"], data[f"{n}.indices"])
             out[system] = LexicalIndex(terms[system], words)
     return out
+
+
+def lexical_indexes(
+    catalog: CodeCatalog, pack: Path | None = None, cache_dir: Path | None = None
+) -> dict[str, LexicalIndex]:
+    """Each system's lexical index over a catalog's names. The word rows come from the pack folder `pack`
+    when it stores them for these names (a quick load), else from `cache_dir` (the built-in model's cache,
+    filled on first use), else they are built (seconds: every name is normalised)."""
+    terms = {system: catalog.terms(system) for system in catalog.systems()}
+    cached = Path(cache_dir) / "lexical" / catalog.fingerprint if cache_dir is not None else None
+    for folder in (pack, cached):
+        stored = load_lexical(folder, terms, catalog.fingerprint) if folder is not None else None
+        if stored is not None:
+            return stored
+    built = {system: LexicalIndex(names) for system, names in terms.items()}
+    if cached is not None:
+        try:
+            cached.mkdir(parents=True, exist_ok=True)
+            save_lexical(built, catalog.fingerprint, cached)
+        except OSError as exc:  # a cache that cannot be written only costs the next start time
+            log.warning("could not cache the lexical indexes in %s: %s", cached, exc)
+    return built
 
 
 def _pairs(groups: Sequence[Sequence[int] | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -48,7 +48,7 @@ from medcode.model.candidates.generate import (
     view_texts,
 )
 from medcode.model.candidates.index_walk import IndexWalker
-from medcode.model.candidates.lexical import LexicalIndex, load_lexical, save_lexical
+from medcode.model.candidates.lexical import lexical_indexes, save_lexical
 from medcode.model.catalog import CM, PCS, CodeCatalog, Knowledge, build_catalog, code_set_version
 from medcode.model.mentions import Extractor
 from medcode.model.pack import (
@@ -269,15 +269,6 @@ class CodeResources:
     def code_vector(self, system: str, code: str) -> np.ndarray | None:
         index = self.dense.get(system)
         return index.code_vector(code) if index is not None else None
-
-
-def lexical_indexes(catalog: CodeCatalog, pack: Path | None = None) -> dict[str, LexicalIndex]:
-    """Each system's lexical index: the word rows a pack folder stores when they were computed from this
-    catalog's names (a quick load), else built from the names (seconds; packs saved before they were
-    stored)."""
-    terms = {system: catalog.terms(system) for system in catalog.systems()}
-    stored = load_lexical(pack, terms, catalog.fingerprint) if pack is not None else None
-    return stored if stored is not None else {system: LexicalIndex(names) for system, names in terms.items()}
 
 
 _LATERAL = re.compile(r"\b(left|right|bilateral)\b", re.IGNORECASE)

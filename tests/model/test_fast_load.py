@@ -10,12 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medcode.model.candidates.lexical import LEXICAL_FILE, LexicalIndex, load_lexical, save_lexical
+from medcode.model.candidates.lexical import (
+    LEXICAL_FILE,
+    LexicalIndex,
+    lexical_indexes,
+    load_lexical,
+    save_lexical,
+)
 from medcode.model.catalog import CM, PCS, CodeCatalog, CodeInfo, Knowledge, Term
 from medcode.model.pack import MANIFEST, _sha256, load_pack
 from medcode.model.text.lexicon import JSON_FORMAT, Lexicon
 from medcode.model.text.pipeline import LEXICON_FILE
-from medcode.model.trained.coder import DefaultCoder, DefaultConfig, lexical_indexes
+from medcode.model.trained.coder import DefaultCoder, DefaultConfig
 from medcode.training.default import fit_default
 
 from .synthetic import make_corpus
@@ -153,3 +159,23 @@ def test_a_pack_saved_before_the_quick_structures_gives_the_same_answers(
         expected = coder.suggest(enc)
         assert new_model.suggest(enc) == expected
         assert old_model.suggest(enc) == expected
+
+
+def test_the_builtin_models_cache_keeps_word_rows_for_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medcode.model.candidates import lexical
+
+    catalog = _catalog()
+    first = lexical_indexes(catalog, cache_dir=tmp_path)
+    cached = tmp_path / "lexical" / catalog.fingerprint / LEXICAL_FILE
+    assert cached.is_file()
+    assert not list(cached.parent.glob("*.partial"))
+
+    def no_building(terms: object) -> None:
+        raise AssertionError("the word rows were built again")
+
+    monkeypatch.setattr(lexical, "_word_rows", no_building)
+    again = lexical_indexes(catalog, cache_dir=tmp_path)
+    assert again[CM].vocab == first[CM].vocab
+    assert _hits(again[CM]) == _hits(first[CM])
