@@ -449,7 +449,8 @@ class IndexTree:
                 exact = _plain(main.title) == key
                 if not exact and k > 1:
                     continue
-                node, path, consumed = main, (main.title,), k if exact else 1
+                path: tuple[str, ...] = (main.title,)
+                node, consumed = main, k if exact else 1
                 for part in parts[consumed:]:
                     nxt = node.child(part)
                     if nxt is None:
@@ -484,7 +485,8 @@ class IndexTree:
         """The Neoplasm table walked by site words; the code of `column` at the deepest site reached."""
         if self.neoplasm is None:
             return None
-        node, path, matched, levels = self.neoplasm, (self.neoplasm.title,), used, 0
+        path: tuple[str, ...] = (self.neoplasm.title,)
+        node, matched, levels = self.neoplasm, used, 0
         while True:
             options = [
                 (len(needed), c, needed)
