@@ -56,6 +56,8 @@ function ensureOptions(select, values, label) {
 }
 
 function render() {
+  // a refresh keeps the keyboard focus on the same item's button
+  const focused = document.activeElement?.closest("#queue-body tr")?.dataset.itemId ?? null;
   const reason = reasonFilter.value;
   const wanted = statusFilter.value;
   const shown = items
@@ -103,6 +105,7 @@ function render() {
       );
     }),
   );
+  if (focused !== null) body.querySelector(`tr[data-item-id="${focused}"] button.claim`)?.focus();
   empty.hidden = shown.length > 0;
   say(status, `${shown.length} of ${items.length} items shown`);
 }
