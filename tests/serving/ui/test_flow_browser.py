@@ -251,6 +251,9 @@ def test_compact_queue_shows_fifteen_rows_and_claims_a_chosen_item_by_keyboard(
     page.keyboard.press("j")
     page.keyboard.press("j")
     assert page.evaluate("() => document.activeElement.closest('tr').dataset.itemId") == chosen
+    page.keyboard.press("r")  # a refresh keeps the focus on the same item
+    page.locator("#status").filter(has_text="18 of 18 items shown").wait_for()
+    page.wait_for_function("(id) => document.activeElement?.closest('tr')?.dataset.itemId === id", arg=chosen)
     page.keyboard.press("c")
     page.wait_for_url(f"**/ui/review/{chosen}")
     _wait_focus_on_pending(page)
@@ -450,3 +453,11 @@ def test_pages_reflow_at_200_percent_zoom_and_focus_follows_each_action(
     page.keyboard.press("Escape")
     assert _focused_card(page) == after_accept, "focus returns to the card when the form closes"
     _check_accessibility(page)
+
+    # Shift+F with codes undecided asks first; pressed again it finalizes, and the empty queue says so
+    page.keyboard.press("Shift+F")
+    page.locator("#message").filter(has_text="press Shift+F again").wait_for()
+    page.keyboard.press("Shift+F")
+    page.locator("#message").filter(has_text="The queue is empty").wait_for()
+    with _api(live_server, "integration") as client:
+        assert client.get("/v1/encounters/enc-ui-zoom").json()["status"] == "final"
