@@ -93,15 +93,16 @@ class NoteContext:
             return False
         words = content_words(title or suggestion.description)
         target = compact(suggestion.code)
-        named: list[Mention] = []
         spans: list[list[Mention]] = []
         for evidence in suggestion.evidence:
             hits = [m for m in self.present if overlaps(evidence, m)]
             if not hits:
                 return False
             spans.append(hits)
-            by_concept = [m for m in hits if any(target.startswith(compact(c)) for c in m.concepts)]
-            named.extend(by_concept or [m for m in hits if content_words(m.text) & words])
+        every = [m for hits in spans for m in hits]
+        named = [m for m in every if any(target.startswith(compact(c)) for c in m.concepts)] or [
+            m for m in every if content_words(m.text) & words
+        ]
         if named:
             return all(m.assertion.possible for m in named)
         return all(m.assertion.possible for hits in spans for m in hits)

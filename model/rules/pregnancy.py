@@ -31,6 +31,7 @@ class PregnancyEntry:
     prefixes: tuple[str, ...]
     header: str
     keep: bool
+    max_weeks: int | None = None
 
 
 class PregnancyRule:
@@ -39,7 +40,9 @@ class PregnancyRule:
     def __init__(self, data: dict[str, Any] | None = None, discount: float = 0.9, confidence: float = 0.8):
         data = data if data is not None else load_resource(RESOURCE)
         self.entries = tuple(
-            PregnancyEntry(tuple(compact(c) for c in e["codes"]), e["header"], bool(e["keep"]))
+            PregnancyEntry(
+                tuple(compact(c) for c in e["codes"]), e["header"], bool(e["keep"]), e.get("max_weeks")
+            )
             for e in data["entries"]
         )
         self.weeks = dict(data["weeks"])
@@ -64,7 +67,10 @@ class PregnancyRule:
                 continue
             named = self._named_entry(state, suggestion)
             if named is not None and named is not entry:
-                entry = PregnancyEntry(named.prefixes, named.header, keep=False)  # the mention says which
+                entry = PregnancyEntry(named.prefixes, named.header, False, named.max_weeks)
+            weeks = context.gestational_weeks
+            if entry.max_weeks is not None and (weeks is None or weeks > entry.max_weeks):
+                continue  # the chapter 15 code is for early pregnancy only (O20: before 20 weeks)
             target = self._choose(state, entry.header, suggestion)
             if target is None:
                 continue

@@ -176,8 +176,12 @@ class StatusCodesRule:
                 mention.document_id == document_id
                 and mention.start < match.end()
                 and match.start() < mention.end
-                and (mention.assertion.negated or mention.assertion.hypothetical or mention.assertion.family)
-            ):
+                and (
+                    mention.assertion.negated
+                    or mention.assertion.hypothetical
+                    or (mention.assertion.family and mention.type != "procedure")
+                )
+            ):  # a family flag on a procedure ("FHx: ... Here for screening mammogram") is scope spill
                 return False
         return True
 

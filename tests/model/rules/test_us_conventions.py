@@ -307,3 +307,35 @@ def test_one_hypertensive_combination_code_only(run_case: Run) -> None:
     )
     hypertensive = [c for c in _codes(outcome) if c.startswith(("I10", "I11", "I12", "I13"))]
     assert hypertensive == ["I13.0"], _codes(outcome)
+
+
+def test_a_symptom_beside_the_possible_diagnosis_does_not_make_it_certain(run_case: Run) -> None:
+    note = "Suspected UTI; dysuria and urinary frequency."
+    outcome = run_case(
+        {
+            "note": note,
+            "setting": "outpatient",
+            "mentions": [
+                {"text": "UTI", "concepts": ["N39.0"], "possible": True},
+                {"text": "urinary frequency", "concepts": ["R35.0"], "type": "sign_symptom"},
+            ],
+            "codes": [{"code": "N39.0", "confidence": 0.9, "evidence": ["UTI", "urinary frequency"]}],
+        }
+    )
+    assert "N39.0" not in _codes(outcome)
+
+
+@pytest.mark.parametrize(("weeks", "coded"), [(8, True), (30, False)])
+def test_vaginal_bleeding_in_early_pregnancy_is_o20(run_case: Run, weeks: int, coded: bool) -> None:
+    note = f"{weeks} wks pregnant with vaginal bleeding."
+    outcome = run_case(
+        {
+            "note": note,
+            "setting": "emergency",
+            "patient": {"sex": "female", "age": 29},
+            "mentions": [{"text": "vaginal bleeding", "concepts": ["N93.9"]}],
+            "codes": [{"code": "N93.9", "confidence": 0.9, "evidence": "vaginal bleeding"}],
+        }
+    )
+    assert ("O20.9" in _codes(outcome)) is coded, _codes(outcome)
+    assert ("N93.9" in _codes(outcome)) is not coded
