@@ -461,3 +461,54 @@ def test_pages_reflow_at_200_percent_zoom_and_focus_follows_each_action(
     page.locator("#message").filter(has_text="The queue is empty").wait_for()
     with _api(live_server, "integration") as client:
         assert client.get("/v1/encounters/enc-ui-zoom").json()["status"] == "final"
+
+
+# -- finalize and next through a refused finalize --------------------------------------------------------
+
+
+@pytest.fixture
+def problem_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
+    from .test_browser import PROBLEM_RULES
+
+    with serve(
+        tmp_path, FakeCoder(rules=PROBLEM_RULES, auto_accept=0.0, version="ui-problem-coder-1")
+    ) as server:
+        yield server
+
+
+def test_finalize_and_next_goes_on_after_the_problems_are_overridden(
+    problem_server: LiveServer, page: Any
+) -> None:
+    from .test_browser import PROBLEM_NOTE
+
+    _submit(problem_server, "enc-ui-blocked", PROBLEM_NOTE)
+    _submit(problem_server, "enc-ui-following", "ASSESSMENT AND PLAN: Essential hypertension.\n")
+    _sign_in(page, problem_server)
+    page.locator('#queue-body tr[data-encounter-id="enc-ui-blocked"]').wait_for()
+    page.keyboard.press("n")
+    page.wait_for_url("**/ui/review/*")
+    blocked_item = _item_of(page)
+    assert page.locator("#enc-id").inner_text() == "enc-ui-blocked"
+    for _ in range(4):
+        code = _wait_focus_on_pending(page)
+        if code == "0TTB":  # an incomplete ICD-10-PCS code cannot be overridden: reject it
+            page.keyboard.press("r")
+            page.keyboard.press("Enter")
+        else:
+            page.keyboard.press("a")
+        page.wait_for_selector(f'.code-card[data-code="{code}"]:not([data-status="pending"])')
+
+    page.keyboard.press("Shift+F")  # refused: the Excludes1 pair R32 + N39.41
+    problems = page.locator("#problems-box")
+    problems.get_by_label("Reason to override").wait_for()
+    assert "R32 + N39.41" in problems.inner_text()
+    assert page.evaluate("() => document.activeElement.id") == "problems-box", "focus moves to the problems"
+    problems.get_by_label("Reason to override").fill("stress and urge components documented by urology")
+    problems.get_by_role("button", name="Finalize with these reasons").click()
+    page.wait_for_url(
+        lambda url: url.rstrip("/").split("/")[-1] != str(blocked_item) and "/ui/review/" in url
+    )
+    page.locator("#enc-id").filter(has_text="enc-ui-following").wait_for()
+    assert _wait_focus_on_pending(page) == "I10"
+    with _api(problem_server, "coder") as client:
+        assert client.get(f"/v1/review/items/{blocked_item}").json()["status"] == "final"
