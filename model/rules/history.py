@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 RESOURCE = "history_of.json"
 _QUALIFIER = re.compile(r"\b(with|without)\b", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[.;\n]")
+_SENTENCE_END = re.compile(r"(?<!\bs)\.(?:\s|$)|[;\n]")
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,14 @@ class HistoryRule:
         self.entries = entries if entries is not None else load_entries()
         self.uncoded_confidence = uncoded_confidence
         self.targets = {compact(e.code) for e in self.entries}
+        excised = load_resource("excised_neoplasm.json")
+        self.excised: dict[str, Any] = {
+            "prefixes": tuple(compact(c) for c in excised["code_prefixes"]),
+            **{
+                k: [re.compile(p, re.IGNORECASE) for p in excised[k]]
+                for k in ("treated", "no_disease", "active")
+            },
+        }
         self.discount = discount
 
     def __call__(self, state: RulesState) -> None:
@@ -201,6 +210,8 @@ class HistoryRule:
                 continue
             code_words = self._code_words(state, suggestion.code)
             mentions = self._historical_only(state, suggestion, code_words)
+            if not mentions and self._excised(state, suggestion):
+                mentions = state.context.mentions_of(suggestion)  # treated and gone: history (I.C.2.d)
             if not mentions:
                 continue
             words = set(code_words)
@@ -265,6 +276,28 @@ class HistoryRule:
                 f'"{mention.text}" is documented as past history; the index files "{full[0].term}" under '
                 f"History, personal: coded {target.code} ({target.title})",
             )
+
+    def _excised(self, state: RulesState, suggestion: CodeSuggestion) -> bool:
+        """A malignancy the note states as excised or treated, with no disease or treatment left, in the
+        sentence of its evidence, and no current treatment anywhere (resources/excised_neoplasm.json)."""
+        table = self.excised
+        if not compact(suggestion.code).startswith(table["prefixes"]):
+            return False
+        if any(p.search(state.context.text) for p in table["active"]):
+            return False
+        for evidence in suggestion.evidence:
+            try:
+                text = state.encounter.document(evidence.document_id).text
+            except KeyError:
+                continue
+            starts = [m.end() for m in _SENTENCE_END.finditer(text, 0, evidence.start)]
+            end = _SENTENCE_END.search(text, evidence.end)
+            sentence = text[starts[-1] if starts else 0 : end.start() if end else len(text)]
+            if any(p.search(sentence) for p in table["treated"]) and any(
+                p.search(sentence) for p in table["no_disease"]
+            ):
+                return True
+        return False
 
     # support ---------------------------------------------------------------------------------------------
     @staticmethod

@@ -19,6 +19,7 @@ RESOURCE_FILES = (
     "pregnancy.json",
     "uncertainty.json",
     "sequelae.json",
+    "excised_neoplasm.json",
 )
 
 

@@ -339,3 +339,27 @@ def test_vaginal_bleeding_in_early_pregnancy_is_o20(run_case: Run, weeks: int, c
     )
     assert ("O20.9" in _codes(outcome)) is coded, _codes(outcome)
     assert ("N93.9" in _codes(outcome)) is not coded
+
+
+@pytest.mark.parametrize(
+    ("note", "history"),
+    [
+        ("Prostate cancer s/p radical prostatectomy 2018, PSA undetectable, no current treatment.", True),
+        ("Prostate cancer s/p radical prostatectomy 2018, on leuprolide, PSA undetectable.", False),
+        ("Prostate cancer, PSA 12, urology referral.", False),
+    ],
+)
+def test_an_excised_malignancy_with_no_disease_left_is_history(
+    run_case: Run, note: str, history: bool
+) -> None:
+    outcome = run_case(
+        {
+            "note": note,
+            "setting": "outpatient",
+            "patient": {"sex": "male", "age": 70},
+            "mentions": [{"text": "Prostate cancer", "concepts": ["C61"]}],
+            "codes": [{"code": "C61", "confidence": 0.9, "evidence": "Prostate cancer"}],
+        }
+    )
+    assert ("Z85.46" in _codes(outcome)) is history, _codes(outcome)
+    assert ("C61" in _codes(outcome)) is not history
