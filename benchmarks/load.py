@@ -263,7 +263,16 @@ def _free_port() -> int:
 def _worker_pids(server: int, workers: int) -> list[int]:
     """The processes that serve requests: `medcode serve --workers 1` serves in its own process, more
     workers are its children."""
-    return [server] if workers == 1 else _children(server)
+    if workers == 1:
+        return [server]
+    return [pid for pid in _children(server) if b"resource_tracker" not in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _children(pid: int) -> list[int]:
