@@ -96,9 +96,10 @@ class NoteContext:
         spans: list[list[Mention]] = []
         for evidence in suggestion.evidence:
             hits = [m for m in self.present if overlaps(evidence, m)]
-            if not hits:
-                return False
-            spans.append(hits)
+            if hits:
+                spans.append(hits)  # a span over no mention (a ranker's phrase match) says nothing either way
+        if not spans:
+            return False
         every = [m for hits in spans for m in hits]
         named = [m for m in every if any(target.startswith(compact(c)) for c in m.concepts)] or [
             m for m in every if content_words(m.text) & words

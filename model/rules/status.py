@@ -56,6 +56,7 @@ class StatusTables:
     family_section: str
     blocked_before: tuple[re.Pattern[str], ...]
     blocked_clause: tuple[re.Pattern[str], ...]
+    family_cues: tuple[re.Pattern[str], ...] = ()
 
 
 def _compile(patterns: list[str]) -> tuple[re.Pattern[str], ...]:
@@ -90,6 +91,7 @@ def load_tables(data: dict[str, Any] | None = None) -> StatusTables:
         family_section=family["section"],
         blocked_before=_compile(data["blocked_before"]),
         blocked_clause=_compile(data["blocked_clause"]),
+        family_cues=_compile(data.get("family_cues", [])),
     )
 
 
@@ -179,9 +181,10 @@ class StatusCodesRule:
                 and (
                     mention.assertion.negated
                     or mention.assertion.hypothetical
-                    or (mention.assertion.family and mention.type != "procedure")
+                    or (mention.assertion.family and any(p.search(clause) for p in self.tables.family_cues))
                 )
-            ):  # a family flag on a procedure ("FHx: ... Here for screening mammogram") is scope spill
+            ):  # a family flag where the clause names no relative ("FHx: ... Here for screening mammogram")
+                # is the family scope spilling over a sentence end
                 return False
         return True
 

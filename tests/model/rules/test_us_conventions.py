@@ -363,3 +363,27 @@ def test_an_excised_malignancy_with_no_disease_left_is_history(
     )
     assert ("Z85.46" in _codes(outcome)) is history, _codes(outcome)
     assert ("C61" in _codes(outcome)) is not history
+
+
+def test_a_family_flag_spilling_into_the_next_sentence_does_not_block_screening(run_case: Run) -> None:
+    note = "FHx: mother with breast cancer. Pt here for annual screening mammogram."
+    outcome = run_case(
+        {
+            "note": note,
+            "setting": "outpatient",
+            "patient": {"sex": "female", "age": 50},
+            "mentions": [
+                {"text": "breast cancer", "concepts": ["C50.919"], "family": True},
+                {"text": "mammogram", "concepts": ["Z12.39"], "family": True},
+            ],
+        }
+    )
+    assert {"Z12.31", "Z80.3"} <= set(_codes(outcome))
+    mother = run_case(
+        {
+            "note": "Mother had a screening mammogram last year.",
+            "setting": "outpatient",
+            "mentions": [{"text": "mammogram", "concepts": ["Z12.39"], "family": True}],
+        }
+    )
+    assert "Z12.31" not in _codes(mother)
