@@ -124,40 +124,40 @@ class SharedFailureLimiter:
         self._writes = 0
 
     def retry_after(self, client: str) -> float:
-        table = SigninFailureRow.__table__
+        row = SigninFailureRow
         with self._engine.connect() as conn:
-            until = conn.execute(select(table.c.locked_until).where(table.c.client == client[:100])).scalar()
+            until = conn.execute(select(row.locked_until).where(row.client == client[:100])).scalar()
         return 0.0 if until is None else max(0.0, until - self._clock())
 
     def failed(self, client: str) -> None:
-        table = SigninFailureRow.__table__
+        row = SigninFailureRow
         now = self._clock()
         first_over = 1 - self.max_failures
         first_lock = now + self._backoff(first_over) if first_over >= 0 else 0.0
-        over = table.c.failures + 1 - self.max_failures
+        over = row.failures + 1 - self.max_failures
         wait = func.least(self.backoff_seconds * func.power(2, func.least(over, 30)), MAX_BACKOFF_SECONDS)
-        upsert = pg_insert(table).values(
-            client=client[:100], failures=1, locked_until=first_lock, last_failed=now
-        )
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[table.c.client],
-            set_={
-                "failures": table.c.failures + 1,
-                "locked_until": case((over >= 0, now + wait), else_=table.c.locked_until),
-                "last_failed": now,
-            },
+        upsert = (
+            pg_insert(row)
+            .values(client=client[:100], failures=1, locked_until=first_lock, last_failed=now)
+            .on_conflict_do_update(
+                index_elements=[row.client],
+                set_={
+                    "failures": row.failures + 1,
+                    "locked_until": case((over >= 0, now + wait), else_=row.locked_until),
+                    "last_failed": now,
+                },
+            )
         )
         with self._engine.begin() as conn:
             conn.execute(upsert)
             self._writes += 1
             if self._writes % PRUNE_EVERY == 0:
                 stale = now - 2 * MAX_BACKOFF_SECONDS
-                conn.execute(delete(table).where(table.c.last_failed < stale, table.c.locked_until < now))
+                conn.execute(delete(row).where(row.last_failed < stale, row.locked_until < now))
 
     def succeeded(self, client: str) -> None:
-        table = SigninFailureRow.__table__
         with self._engine.begin() as conn:
-            conn.execute(delete(table).where(table.c.client == client[:100]))
+            conn.execute(delete(SigninFailureRow).where(SigninFailureRow.client == client[:100]))
 
     def _backoff(self, over: int) -> float:
         return float(min(self.backoff_seconds * 2 ** min(over, 30), MAX_BACKOFF_SECONDS))
@@ -179,24 +179,28 @@ class SharedRateLimiter:
         """Take one request for `key`: 0 when allowed, else the seconds until the next one is."""
         if self.per_minute <= 0:
             return 0.0
-        table = RateBucketRow.__table__
+        row = RateBucketRow
         now = self._clock()
         cap = float(self.per_minute)
-        refilled = func.least(cap, table.c.tokens + func.greatest(0.0, now - table.c.seen) * self._rate)
-        upsert = pg_insert(table).values(key_id=key[:64], tokens=cap - 1.0, seen=now, allowed=True)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=[table.c.key_id],
-            set_={
-                "tokens": case((refilled >= 1.0, refilled - 1.0), else_=refilled),
-                "seen": func.greatest(table.c.seen, now),
-                "allowed": refilled >= 1.0,
-            },
-        ).returning(table.c.tokens, table.c.allowed)
+        refilled = func.least(cap, row.tokens + func.greatest(0.0, now - row.seen) * self._rate)
+        upsert = (
+            pg_insert(row)
+            .values(key_id=key[:64], tokens=cap - 1.0, seen=now, allowed=True)
+            .on_conflict_do_update(
+                index_elements=[row.key_id],
+                set_={
+                    "tokens": case((refilled >= 1.0, refilled - 1.0), else_=refilled),
+                    "seen": func.greatest(row.seen, now),
+                    "allowed": refilled >= 1.0,
+                },
+            )
+            .returning(row.tokens, row.allowed)
+        )
         with self._engine.begin() as conn:
             tokens, allowed = conn.execute(upsert).one()
             self._writes += 1
             if self._writes % PRUNE_EVERY == 0:
-                conn.execute(delete(table).where(table.c.seen < now - IDLE_BUCKET_SECONDS))
+                conn.execute(delete(row).where(row.seen < now - IDLE_BUCKET_SECONDS))
         return 0.0 if allowed else max(0.0, (1.0 - tokens) / self._rate)
 
 

@@ -85,9 +85,9 @@ class Workers:
             "MEDCODE_RATE_LIMIT_PER_MINUTE": "0",
             **env,
         }
-        with self.log.open("wb") as log:
+        with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                command, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         try:
             wait_healthy(self.url, self.process, timeout=180)
