@@ -100,9 +100,12 @@ class IndexWalker:
             )
         )
         out: list[WalkCode] = []
+        procedures = [m for m in mentions[:n_pipeline] if m.type == "procedure"]
         for i, mention in enumerate(mentions):
             if mention.type not in _WALKED_TYPES:
                 continue
+            if i >= n_pipeline and any(_overlap(mention, p) for p in procedures):
+                continue  # a clause telling what was done ("radical orchiectomy") names no condition
             said, absent = split_absent(_mention_text(mention))
             own = words(said)
             if not own:
@@ -116,7 +119,9 @@ class IndexWalker:
                 if i >= n_pipeline and hit.depth < 1:
                     continue
                 code = self.verify(hit, modifiers)
-                if code is None:
+                if code is None or (i >= n_pipeline and code.startswith("Z")):
+                    # status and encounter codes ("physical examination" -> Z00.00) need more than a
+                    # clause's words: the rules' Z-code tables decide them
                     continue
                 head = words(hit.path[0].split(",")[0])
                 # a clause holds more than the condition: only the path's own words count there
@@ -223,6 +228,10 @@ def _choose(children: list, parent_title: str, note_words: frozenset[str]):  # t
     if len(unspecified) == 1:
         return unspecified[0]
     return best[3] if len(ties) == 1 else None
+
+
+def _overlap(a: Mention, b: Mention) -> bool:
+    return a.document_id == b.document_id and a.start < b.end and b.start < a.end
 
 
 def _mention_text(mention: Mention) -> str:
