@@ -135,3 +135,20 @@ def test_ranker_of_an_older_pack_reads_its_own_feature_columns() -> None:
     assert pack_columns(list(FEATURES)) is None
     with pytest.raises(ValueError):
         pack_columns([*older, "a_feature_never_computed"])
+
+
+def test_trained_pack_carries_the_tree_and_walks_after_loading(tree: IndexTree, tmp_path: Path) -> None:
+    from medcode.model.trained.coder import DefaultConfig
+    from medcode.training.default import fit_default
+
+    from .synthetic import make_corpus
+
+    config = DefaultConfig(use_dense=False, folds=2, ranker_folds=2, ranker_max_iter=30)
+    trained, _ = fit_default(make_corpus(30, seed=3), Knowledge(index_tree=tree), config)
+    assert trained.resources.generator.walker is not None
+    folder = trained.save(tmp_path / "pack")
+    assert (folder / INDEX_TREE_FILE).is_file()
+    loaded = load_pack(folder)
+    assert loaded.resources.generator.walker is not None  # type: ignore[attr-defined]
+    text = "F/u visit for R distal radius fx, routine healing. Cast check."
+    assert _codes(loaded, text) == _codes(trained, text)  # type: ignore[arg-type]
