@@ -10,7 +10,9 @@ ranking step.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,7 +174,7 @@ class Lexicon:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
         with tmp.open("wb") as handle:
             pickle.dump(
                 {

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -626,8 +627,17 @@ def full_pipeline(data_dir: Path | None, cache_dir: Path | None = None) -> TextP
     return TextPipeline(nlp, lexicon)
 
 
-@lru_cache(maxsize=2)
+_PIPELINE_LOCK = threading.Lock()
+
+
 def get_pipeline(data_dir: Path | None, cache_dir: Path | None = None) -> TextPipeline:
-    """`full_pipeline(data_dir, cache_dir)`, built once per process: for command-line tools, which read
-    the settings themselves. Models never use it: a model carries its own pipeline."""
+    """`full_pipeline(data_dir, cache_dir)`, built once per process: for command-line tools and the coder
+    UI, which read the settings themselves. Models never use it: a model carries its own pipeline.
+    Concurrent first callers (the service's request threads) wait for one build instead of each building."""
+    with _PIPELINE_LOCK:
+        return _cached_pipeline(data_dir, cache_dir)
+
+
+@lru_cache(maxsize=2)
+def _cached_pipeline(data_dir: Path | None, cache_dir: Path | None) -> TextPipeline:
     return full_pipeline(data_dir, cache_dir)
