@@ -18,9 +18,11 @@ dropped, only marked.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
@@ -33,7 +35,15 @@ from medcode.model.text.extensions import (
     register_extensions,
 )
 from medcode.model.text.normalize import Normalization
-from medcode.model.text.rules import END, EOS, NUM, YEAR, PhraseTrie, load_json_resource
+from medcode.model.text.rules import (
+    END,
+    EOS,
+    NUM,
+    YEAR,
+    PhraseTrie,
+    load_json_resource,
+    resource_stamp,
+)
 
 CONTEXT_FACTORY = "medcode_context_v1"
 DIRECTIONS = frozenset({"FORWARD", "BACKWARD", "BIDIRECTIONAL", "PSEUDO", "TERMINATE"})
@@ -76,11 +86,19 @@ class ContextRules:
     """Words that make a list one coordinated object of the negation ("or", "nor"): no closing inside it."""
     version: str = ""
     rules: list[ContextRule] = field(default_factory=list)
+    tokens: list[list[str]] = field(default_factory=list)
+    """Each rule's literal as the folded tokens it matches (what a model pack stores: `tokens=` of `load`)."""
 
     @classmethod
     def load(
-        cls, tokenizer: Tokenizer, normalization: Normalization, name: str = "context_rules.json"
+        cls,
+        tokenizer: Tokenizer,
+        normalization: Normalization,
+        name: str = "context_rules.json",
+        tokens: Sequence[Sequence[str]] | None = None,
     ) -> ContextRules:
+        """The rules of a data file; `tokens`, when given, are the literals already tokenised (one list per
+        expanded literal, as `ContextRules.tokens` of the same files), which skips the tokenizer."""
         data = load_json_resource(name)
         slots: dict[str, list[str]] = data.get("slots", {})
         trie: PhraseTrie[ContextRule] = PhraseTrie()
@@ -104,11 +122,12 @@ class ContextRules:
                         object_scope=bool(group.get("object_scope", False)),
                     )
                 )
-        for rule, tokens in zip(
-            rules, literal_tokens(tokenizer, normalization, [r.literal for r in rules]), strict=True
-        ):
-            if tokens:
-                trie.add(tokens, rule)
+        if tokens is None or len(tokens) != len(rules):
+            tokens = literal_tokens(tokenizer, normalization, [r.literal for r in rules])
+        token_lists = [list(t) for t in tokens]
+        for rule, words in zip(rules, token_lists, strict=True):
+            if words:
+                trie.add(words, rule)
         return cls(
             trie=trie,
             cross_termination={k: frozenset(v) for k, v in data.get("cross_termination", {}).items()},
@@ -119,6 +138,7 @@ class ContextRules:
             coordinators=frozenset(data.get("coordinators", ())),
             version=str(data.get("version", "")),
             rules=rules,
+            tokens=token_lists,
         )
 
 
@@ -387,17 +407,26 @@ def _sentence_ranges(doc: Doc) -> list[tuple[int, int]]:
         "rules": "context_rules.json",
         "normalization": "normalization.json",
         "abbreviations": "",
+        "tokens": "",
     },
 )
 def make_context(
-    nlp: Language, name: str, rules: str, normalization: str, abbreviations: str
+    nlp: Language, name: str, rules: str, normalization: str, abbreviations: str, tokens: str
 ) -> ConTextComponent:
+    """`tokens`: a JSON file with the rules' literals already tokenised (a model pack's
+    `text/rules/context_tokens.json`, written for these very rule files); empty: tokenise them here."""
     norm = Normalization.load(normalization, abbreviations)
-    key = (rules, normalization, abbreviations)
+    stamps = (
+        resource_stamp(rules),
+        resource_stamp(normalization),
+        resource_stamp(tokens) if tokens else None,
+    )
+    key = (*stamps, abbreviations)
     if key not in _RULES_CACHE:
-        _RULES_CACHE[key] = ContextRules.load(nlp.tokenizer, norm, rules)
+        stored = json.loads(Path(tokens).read_text(encoding="utf-8"))["tokens"] if tokens else None
+        _RULES_CACHE[key] = ContextRules.load(nlp.tokenizer, norm, rules, stored)
     return ConTextComponent(_RULES_CACHE[key], norm)
 
 
-_RULES_CACHE: dict[tuple[str, str, str], ContextRules] = {}
+_RULES_CACHE: dict[tuple[object, ...], ContextRules] = {}
 """Compiled rules per resource names (compiling tokenizes thousands of literals)."""

@@ -7,7 +7,11 @@ index the text exactly as received. A pipeline is built explicitly from its lexi
 
 - `build_pipeline(terms=...)` / `build_pipeline(lexicon=...)`: an explicit lexicon (tests, tools);
 - `save_lexicon(pipeline, folder)` / `load_pipeline(folder)`: the lexicon as a model pack file, so a loaded
-  pack finds the mentions it was trained with on any machine, with or without the datasets folder.
+  pack finds the mentions it was trained with on any machine, with or without the datasets folder; with it
+  the rule files the pipeline ran with (`text/rules/`: normalisation, abbreviations, tokenizer, sections,
+  modifiers, anatomy, ConText rules) and the ConText literals already tokenised, so a pack asserts as it
+  did when saved whatever rules the installed medcode ships (a pack saved before carries none: it runs
+  the installed rules).
 
 The full lexicon of a datasets folder is `model.text.sources`' business (`full_pipeline`, `get_pipeline`):
 this module never imports it.
@@ -16,9 +20,10 @@ this module never imports it.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import spacy
@@ -28,7 +33,7 @@ from spacy.tokens import Doc, Span
 
 from medcode.data.errors import InvalidInputError, ModelNotFoundError
 from medcode.data.types import Assertion, Encounter, Mention
-from medcode.model.text.context import CONTEXT_FACTORY
+from medcode.model.text.context import CONTEXT_FACTORY, ConTextComponent, ContextRules
 from medcode.model.text.extensions import ASSERTION_ATTRS, MENTIONS_KEY, register_extensions
 from medcode.model.text.lexicon import MENTION_TYPES, Lexicon, TermKeyer, TermSpec
 from medcode.model.text.matcher import MATCHER_FACTORY, MentionMatcher
@@ -48,23 +53,55 @@ LEXICON_FILE = "text/lexicon.json.gz"
 """The compiled lexicon inside a model pack."""
 KEY_RESOURCES = ("abbreviations.tsv", "normalization.json", "stopwords.txt", "tokenizer.json")
 """Resource files that decide how text becomes lexicon keys: a pack's lexicon records their fingerprint."""
+RULES_DIR = "text/rules"
+"""The rule files a pipeline runs with, inside a model pack."""
+RULE_RESOURCES = (
+    "normalization.json",
+    "abbreviations.tsv",
+    "tokenizer.json",
+    "sections.json",
+    "modifiers.json",
+    "anatomy.txt",
+    "context_rules.json",
+)
+"""Resource files the pipeline reads when it is built and that decide its output (those read only to
+build a lexicon are baked into the lexicon itself)."""
+CONTEXT_TOKENS_FILE = f"{RULES_DIR}/context_tokens.json"
+"""The ConText literals of the pack's rule files already tokenised (saves tokenising them at each load)."""
 TermLike = TermSpec | str | tuple[str, str] | tuple[str, str, Iterable[str]]
 
 
-def make_nlp() -> Language:
-    """The spaCy pipeline with every step and an empty lexicon."""
+def installed_rule_files() -> dict[str, Path]:
+    """The rule files the installed medcode ships (name -> path)."""
+    return {name: resource_path(name) for name in RULE_RESOURCES}
+
+
+def make_nlp(rule_files: Mapping[str, Path] | None = None, context_tokens: Path | None = None) -> Language:
+    """The spaCy pipeline with every step and an empty lexicon, over the installed rule files or
+    `rule_files` (every name of RULE_RESOURCES -> a path; a model pack's copies)."""
     register_extensions()
+
+    def file(name: str) -> str:
+        return name if rule_files is None else str(rule_files[name])
+
+    norm: dict[str, str] = {}
+    if rule_files is not None:
+        norm = {"normalization": file("normalization.json"), "abbreviations": file("abbreviations.tsv")}
     nlp = spacy.blank("en")
     tokenizer = nlp.tokenizer
     if isinstance(tokenizer, Tokenizer):
-        for case in load_json_resource("tokenizer.json").get("special_cases", []):
+        for case in load_json_resource(file("tokenizer.json")).get("special_cases", []):
             tokenizer.add_special_case(case, [{"ORTH": case}])
-    nlp.add_pipe(NORMALIZER_FACTORY, name="normalizer")
-    nlp.add_pipe(SECTIONIZER_FACTORY, name="sectionizer")
-    nlp.add_pipe(SENTENCIZER_FACTORY, name="sentencizer")
-    nlp.add_pipe(MATCHER_FACTORY, name="mentions")
-    nlp.add_pipe(MODIFIERS_FACTORY, name="modifiers")
-    nlp.add_pipe(CONTEXT_FACTORY, name="context")
+    context = {"rules": file("context_rules.json"), **norm}
+    if context_tokens is not None:
+        context["tokens"] = str(context_tokens)
+    nlp.add_pipe(NORMALIZER_FACTORY, name="normalizer", config=norm)
+    nlp.add_pipe(SECTIONIZER_FACTORY, name="sectionizer", config={"rules": file("sections.json")})
+    nlp.add_pipe(SENTENCIZER_FACTORY, name="sentencizer", config={"tokenizer_rules": file("tokenizer.json")})
+    nlp.add_pipe(MATCHER_FACTORY, name="mentions", config=norm)
+    modifiers = {"rules": file("modifiers.json"), "anatomy": file("anatomy.txt"), **norm}
+    nlp.add_pipe(MODIFIERS_FACTORY, name="modifiers", config=modifiers)
+    nlp.add_pipe(CONTEXT_FACTORY, name="context", config=context)
     return nlp
 
 
@@ -125,9 +162,17 @@ class TextPipeline:
 
     version = PIPELINE_VERSION
 
-    def __init__(self, nlp: Language, lexicon: Lexicon, max_note_chars: int = MAX_NOTE_CHARS) -> None:
+    def __init__(
+        self,
+        nlp: Language,
+        lexicon: Lexicon,
+        max_note_chars: int = MAX_NOTE_CHARS,
+        rule_files: Mapping[str, Path] | None = None,
+    ) -> None:
         self.nlp = nlp
         self.lexicon = lexicon
+        self.rule_files: dict[str, Path] = dict(rule_files or installed_rule_files())
+        """The rule files `nlp` was built from (what `save_lexicon` copies into a pack)."""
         self.max_note_chars = max_note_chars
         self.matcher = matcher_of(nlp)
         self.matcher.set_lexicon(lexicon)
@@ -206,12 +251,32 @@ def build_lexicon(nlp: Language, terms: Iterable[TermLike]) -> Lexicon:
     return Lexicon.build((_as_spec(t) for t in terms), keyer, stop_keys=stop_keys(keyer))
 
 
-def build_pipeline(terms: Iterable[TermLike] | None = None, lexicon: Lexicon | None = None) -> TextPipeline:
-    """A pipeline over an explicit lexicon (tests, tools, a model pack's lexicon)."""
-    nlp = make_nlp()
+def build_pipeline(
+    terms: Iterable[TermLike] | None = None,
+    lexicon: Lexicon | None = None,
+    rule_files: Mapping[str, Path] | None = None,
+    context_tokens: Path | None = None,
+) -> TextPipeline:
+    """A pipeline over an explicit lexicon (tests, tools, a model pack's lexicon), with the installed
+    rule files or `rule_files` (see `make_nlp`)."""
+    nlp = make_nlp(rule_files, context_tokens)
     if lexicon is None:
         lexicon = build_lexicon(nlp, terms or [])
-    return TextPipeline(nlp, lexicon)
+    return TextPipeline(nlp, lexicon, rule_files=rule_files)
+
+
+def context_rules_of(nlp: Language) -> ContextRules:
+    context = nlp.get_pipe("context")
+    if not isinstance(context, ConTextComponent):
+        raise TypeError("the 'context' pipe is not a medcode ConTextComponent")
+    return context.rules
+
+
+def _rules_digest(files: Mapping[str, Path]) -> str:
+    digest = hashlib.sha256()
+    for name in RULE_RESOURCES:
+        digest.update(name.encode() + b"\0" + Path(files[name]).read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def save_lexicon(pipeline: TextPipeline, folder: Path) -> Path:
@@ -221,7 +286,25 @@ def save_lexicon(pipeline: TextPipeline, folder: Path) -> Path:
     payload = json.dumps(pipeline.lexicon.to_json(), separators=(",", ":"), sort_keys=True).encode("utf-8")
     with file.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
         fh.write(payload)
+    save_rule_files(pipeline, folder)
     return file
+
+
+def save_rule_files(pipeline: TextPipeline, folder: Path) -> Path:
+    """Copy the rule files the pipeline runs with into a pack folder (`text/rules/`), with its ConText
+    literals as tokens (`text/rules/context_tokens.json`, tied to those files by a sha256); returns the
+    rules folder."""
+    target = Path(folder) / RULES_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    sources = pipeline.rule_files
+    data = {name: Path(sources[name]).read_bytes() for name in RULE_RESOURCES}
+    for name, content in data.items():
+        (target / name).write_bytes(content)
+    tokens = {"rules_sha256": _rules_digest(sources), "tokens": context_rules_of(pipeline.nlp).tokens}
+    (Path(folder) / CONTEXT_TOKENS_FILE).write_text(
+        json.dumps(tokens, separators=(",", ":"), ensure_ascii=False), encoding="utf-8"
+    )
+    return target
 
 
 def load_pipeline(folder: Path) -> TextPipeline:
@@ -243,4 +326,20 @@ def load_pipeline(folder: Path) -> TextPipeline:
             "some terms may not match until it is retrained",
             folder,
         )
-    return build_pipeline(lexicon=lexicon)
+    rules = Path(folder) / RULES_DIR
+    if not all((rules / name).is_file() for name in RULE_RESOURCES):
+        logger.debug(
+            "model pack %s carries no text rules (saved before they were packed): installed rules", folder
+        )
+        return build_pipeline(lexicon=lexicon)
+    files = {name: rules / name for name in RULE_RESOURCES}
+    tokens: Path | None = Path(folder) / CONTEXT_TOKENS_FILE
+    try:
+        stored = json.loads(Path(folder, CONTEXT_TOKENS_FILE).read_text(encoding="utf-8"))
+        if stored.get("rules_sha256") != _rules_digest(files):
+            tokens = None
+    except (OSError, ValueError, AttributeError):
+        tokens = None
+    if tokens is None:
+        logger.debug("model pack %s: no tokenised ConText rules for its rule files; tokenising them", folder)
+    return build_pipeline(lexicon=lexicon, rule_files=files, context_tokens=tokens)

@@ -62,13 +62,29 @@ def resource_path(name: str) -> Path:
     return shared if shared.is_file() else own
 
 
-@lru_cache(maxsize=32)
+def resource_stamp(name: str) -> tuple[str, int, int]:
+    """Where a resource file is and its modification time and size: part of the keys of caches of what
+    is built from it, so that a file replaced at the same path (a model pack saved again) is read again."""
+    path = resource_path(name)
+    try:
+        stat = path.stat()
+    except OSError:
+        return str(path), 0, -1
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
 def load_json_resource(name: str) -> dict[str, Any]:
-    """A JSON data file from model/text/resources/ (cached; callers must not mutate it)."""
-    with resource_path(name).open(encoding="utf-8") as handle:
+    """A JSON data file from model/text/resources/, or at a path (a model pack's copy); cached by path,
+    modification time and size; callers must not mutate it."""
+    return _load_json(*resource_stamp(name))
+
+
+@lru_cache(maxsize=32)
+def _load_json(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    with Path(path).open(encoding="utf-8") as handle:
         data = json.load(handle)
     if not isinstance(data, dict):
-        raise ValueError(f"resource {name} must hold a JSON object")
+        raise ValueError(f"resource {Path(path).name} must hold a JSON object")
     return data
 
 
