@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Bump when the indexed texts or their analysis change (the abbreviation table included)."""
 _TOKEN = re.compile(r"[a-z0-9]+")
 _PLURALS = (("ies", "y"), ("sses", "ss"), ("es", ""), ("s", ""))
@@ -72,6 +72,15 @@ _SUFFIXES = (
 )
 _WORD_SYNONYMS = {"ii": "2", "i": "1", "two": "2", "one": "1", "iii": "3", "iv": "4"}
 """Only where the tabular's own wording differs ("type II" -> "type 2")."""
+_QUALIFIERS = frozenset(
+    ("right", "left", "bilateral", "unspecified", "initial", "subsequent", "sequela", "encounter", "episode")
+)
+"""Words that pick among sibling codes (laterality, encounter) rather than name the condition: they weigh
+less in a query, and a code must match the other words ("hip fracture right initial": "hip", "fracture")."""
+_QUALIFIER_WEIGHT = 0.5
+_COVERAGE_FLOOR = 0.55
+"""A row matching none of the query's main words keeps this share of its cosine; all of them, the whole."""
+_NOS = re.compile(r",?\s+NOS\b")
 _CODE_QUERY = re.compile(r"^[A-Za-z0-9]{1,3}(\.[A-Za-z0-9]{0,4})?$|^[A-Za-z0-9]{4,7}$")
 
 
@@ -138,7 +147,7 @@ class SearchDoc:
     code: str
     text: str
     kind: str
-    """"title", "inclusion", "index", "synonym", "short_title"."""
+    """"title", "inclusion", "inherited" (an ancestor's inclusion term), "index", "synonym", "short_title"."""
 
 
 @dataclass
@@ -168,6 +177,9 @@ class CodeSearch:
     def __init__(self, payload: _Payload) -> None:
         self._p = payload
         self._vocab: dict[str, int] = payload.vectorizer.vocabulary_
+        qualifiers = _qualifier_stems()
+        features = list(qualifiers) + [f"{a} {b}" for a in qualifiers for b in qualifiers]
+        self._qualifier_columns = frozenset(self._vocab[f] for f in features if f in self._vocab)
 
     @property
     def systems(self) -> list[str]:
@@ -227,7 +239,7 @@ class CodeSearch:
         best = int(np.argmax(scores))
         return self._p.vocabulary_words[best] if scores[best] >= 0.5 else None
 
-    def _query_vector(self, text: str) -> Any:
+    def _query_words(self, text: str) -> list[str]:
         words = []
         for word in tokens(text):
             if word in self._vocab:
@@ -236,7 +248,17 @@ class CodeSearch:
                 fixed = self._fix_word(word)
                 if fixed is not None:
                     words.append(fixed)
-        return self._p.vectorizer.transform([tuple(words)]) if words else None
+        return words
+
+    def _query_vector(self, words: list[str]) -> Any:
+        """The query's TF-IDF vector with qualifier words (and bigrams made only of them) down-weighted."""
+        if not words:
+            return None
+        vector = self._p.vectorizer.transform([tuple(words)]).tocsr()
+        for k, column in enumerate(vector.indices):
+            if column in self._qualifier_columns:
+                vector.data[k] *= _QUALIFIER_WEIGHT
+        return vector
 
     def _code_hits(self, text: str, systems: list[str], limit: int) -> list[SearchHit]:
         query = text.strip().upper().replace(".", "")
@@ -258,6 +280,12 @@ class CodeSearch:
         return hits
 
     @staticmethod
+    def _coverage_factor(main_words: set[str], text: str) -> float:
+        """From _COVERAGE_FLOOR (the row has none of the query's main words) to 1 (it has all of them)."""
+        covered = len(main_words & set(tokens(text))) / len(main_words)
+        return _COVERAGE_FLOOR + (1 - _COVERAGE_FLOOR) * covered
+
+    @staticmethod
     def _display_code(system: str, compact: str) -> str:
         if system == "ICD-10-CM" and len(compact) > 3:
             return f"{compact[:3]}.{compact[3:]}"
@@ -272,7 +300,8 @@ class CodeSearch:
             return []
         hits = self._code_hits(text, names, limit)
         seen = {(h.system, h.code) for h in hits}
-        vector = self._query_vector(text)
+        words = self._query_words(text)
+        vector = self._query_vector(words)
         if vector is None or vector.nnz == 0:
             return hits[:limit]
         candidates: list[tuple[float, str, int]] = []
@@ -282,6 +311,12 @@ class CodeSearch:
             k = min(len(scores), limit * 8 + 20)
             top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
             candidates.extend((float(scores[i]), name, int(i)) for i in top if scores[i] > 0)
+        main_words = set(words) - _qualifier_stems()
+        if main_words:
+            candidates = [
+                (score * self._coverage_factor(main_words, self._p.systems[name].texts[row]), name, row)
+                for score, name, row in candidates
+            ]
         candidates.sort(key=lambda c: (-c[0], len(self._p.systems[c[1]].texts[c[2]])))
         for score, name, row in candidates:
             index = self._p.systems[name]
@@ -296,6 +331,11 @@ class CodeSearch:
         return hits[:limit]
 
 
+@lru_cache(maxsize=1)
+def _qualifier_stems() -> frozenset[str]:
+    return frozenset(stem(word) for word in _QUALIFIERS)
+
+
 # ---------------------------------------------------------------------------------------------- sources
 
 
@@ -308,6 +348,9 @@ def code_set_docs(code_sets: CodeSets) -> tuple[list[SearchDoc], dict[tuple[str,
         titles[(cm, entry.code)] = entry.title
         docs.append(SearchDoc(cm, entry.code, entry.title, "title"))
         docs.extend(SearchDoc(cm, entry.code, text, "inclusion") for text in entry.inclusion_terms)
+        docs.extend(
+            SearchDoc(cm, entry.code, text, "inherited") for text in _inherited_terms(code_sets, entry)
+        )
     for term in code_sets.index_terms:
         code = term.code_prefix
         if code and (cm, code) in titles:
@@ -330,6 +373,38 @@ def code_set_docs(code_sets: CodeSets) -> tuple[list[SearchDoc], dict[tuple[str,
         titles[("CPT", cpt.code)] = cpt.title
         docs.append(SearchDoc("CPT", cpt.code, cpt.title, "title"))
     return docs, titles
+
+
+def _inherited_terms(code_sets: CodeSets, entry: Any) -> list[str]:
+    """The inclusion terms of the code's nearest ancestor that has any, when the code only adds qualifiers
+    (laterality, encounter) to that ancestor, with those qualifiers: S72.00 "Fracture of unspecified part
+    of neck of femur" includes "Fracture of hip NOS", so S72.001A is also "Fracture of hip, right, initial
+    encounter for closed fracture". "NOS" is dropped: it says the bare phrase belongs here, which is what a
+    coder typing the phrase means. A child naming a new site (M84.441 "..., right hand" under M84.4
+    "Pathological fracture NOS") inherits nothing."""
+    tabular = code_sets.icd10cm
+    qualifiers = _qualifier_stems()
+    seventh = ""
+    if entry.seventh_char and entry.parent:
+        seventh = tabular[entry.parent].seventh_chars.get(entry.seventh_char, "")
+    own = set(tokens(entry.title)) - qualifiers - set(tokens(seventh))
+    for parent in tabular.parents(entry.code):
+        ancestor = tabular[parent]
+        if not ancestor.inclusion_terms:
+            continue
+        if not own <= set(tokens(ancestor.title)):
+            return []
+        words = [
+            w for w in _TOKEN.findall(entry.title.lower()) if stem(w) in qualifiers and w != "unspecified"
+        ]
+        extra = ", ".join(
+            [*dict.fromkeys(w for w in words if w not in seventh), *([seventh] if seventh else [])]
+        )
+        return [
+            f"{_NOS.sub('', term)}, {extra}" if extra else _NOS.sub("", term)
+            for term in ancestor.inclusion_terms
+        ]
+    return []
 
 
 def _source_files(code_sets: CodeSets) -> Iterator[Path]:

@@ -90,6 +90,19 @@ def test_real_icd10cm_search_puts_e1122_first() -> None:
     assert statistics.median(timings) < 0.05
 
 
+def test_site_and_main_term_outrank_laterality_and_encounter_words() -> None:
+    search = load_code_search(CodeSets(None))
+    hits = search.search("hip fracture right initial", limit=5)
+    # S72.00 includes "Fracture of hip NOS": its right, initial-encounter child first, not a hand fracture
+    assert hits[0].code == "S72.001A"
+    assert all("hand" not in hit.title for hit in hits[:3])
+    # laterality still picks among siblings
+    assert search.search("left knee pain", limit=1)[0].code == "M25.562"
+    # a child naming a site of its own does not inherit its parent's NOS term
+    pathological = search.search("pathological fracture right hand initial", limit=1)[0]
+    assert pathological.code == "M84.441A"
+
+
 def test_the_index_is_cached_on_disk(
     data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
