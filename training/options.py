@@ -42,6 +42,8 @@ class TrainingOptions:
     link mentions to codes, `training.linking`; its weights travel inside the pack)."""
     encoder_steps: int | None = None
     """Fine-tuning steps of the linked encoder (None: `LinkConfig`'s default)."""
+    encoder_minutes: float | None = None
+    """Wall-clock budget of the linked encoder's fine-tune (None: only the step budget bounds it)."""
     knowledge_dir: Path | None = None
     """Datasets folder with the ICD-10-CM index, Disease Ontology and ICD-10-PCS (see `knowledge_root`)."""
     metric: str = "diagnosis.map"
@@ -62,6 +64,8 @@ class TrainingOptions:
             raise InvalidInputError(f"--encoder must be one of {', '.join(ENCODERS)}")
         if self.encoder_steps is not None and self.encoder_steps < 1:
             raise InvalidInputError("--encoder-steps must be at least 1")
+        if self.encoder_minutes is not None and self.encoder_minutes <= 0:
+            raise InvalidInputError("--encoder-minutes must be positive")
         if self.tolerance < 0:
             raise InvalidInputError("--tolerance must not be negative")
 
@@ -151,6 +155,13 @@ def add_training_options(
         default=None,
         help="fine-tuning steps of the linked encoder (default: 240; one CPU thread, about 4 s a step "
         "on a loaded 2-core machine)",
+    )
+    parser.add_argument(
+        "--encoder-minutes",
+        type=float,
+        default=None,
+        help="stop the linked encoder's fine-tune after this many minutes even before its steps (part of its "
+        "cache key; default: no time limit, deterministic)",
     )
     parser.add_argument(
         "--knowledge-dir",

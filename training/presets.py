@@ -136,7 +136,10 @@ def dense_encoder(
         return None
     from medcode.training.linking import LinkConfig, encoder_for_training
 
-    config = LinkConfig(steps=options.encoder_steps) if options.encoder_steps else LinkConfig()
+    config = LinkConfig(
+        steps=options.encoder_steps or LinkConfig.steps,
+        time_budget_s=float(options.encoder_minutes) * 60 if options.encoder_minutes else None,
+    )
     root = options.knowledge_root(environment.knowledge_fallback)
     return encoder_for_training(
         knowledge,

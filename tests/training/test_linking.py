@@ -193,3 +193,14 @@ def test_unknown_encoder_option_is_one_clear_error(tmp_path: Path) -> None:
         TrainingOptions(dataset="jsonl", data_dir=tmp_path, encoder="bert")
     with pytest.raises(InvalidInputError, match="--encoder-steps"):
         TrainingOptions(dataset="jsonl", data_dir=tmp_path, encoder="linked", encoder_steps=0)
+    with pytest.raises(InvalidInputError, match="--encoder-minutes"):
+        TrainingOptions(dataset="jsonl", data_dir=tmp_path, encoder="linked", encoder_minutes=0)
+
+
+def test_generic_encoder_option_fine_tunes_nothing(tmp_path: Path) -> None:
+    from medcode.training.options import TrainingOptions
+    from medcode.training.presets import FitEnvironment, dense_encoder
+
+    options = TrainingOptions(dataset="jsonl", data_dir=tmp_path)
+    assert dense_encoder(options, [], None, FitEnvironment(cache_dir=tmp_path), None) is None
+    assert not (tmp_path / "linking").exists()
