@@ -1,14 +1,16 @@
-"""GET /v1/codes: code search for the coder UI's typeahead."""
+"""GET /v1/codes: code search for the coder UI's typeahead; GET /v1/codes/{system}/{code}: one code's detail."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from medcode.serving.deps import CodeReader
-from medcode.serving.schemas.common import AUTH_ERRORS
-from medcode.serving.services.codes import CodeSearchPublic, search_codes
+from medcode.serving.schemas.codes import CodeDetailPublic
+from medcode.serving.schemas.common import AUTH_ERRORS, errors
+from medcode.serving.services.code_detail import code_detail
+from medcode.serving.services.codes import CodeSearchPublic, configured_code_sets, search_codes
 
 router = APIRouter(prefix="/v1", tags=["codes"], responses=AUTH_ERRORS)
 SystemName = Literal["ICD-10-CM", "ICD-10-PCS", "HCPCS", "CPT"]
@@ -22,3 +24,15 @@ def codes(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CodeSearchPublic:
     return search_codes(q, system, limit)
+
+
+@router.get("/codes/{system}/{code}", response_model=CodeDetailPublic, responses=errors(404))
+def code_info(
+    principal: CodeReader,
+    system: SystemName,
+    code: Annotated[str, Path(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9.\-]+$")],
+) -> CodeDetailPublic:
+    """The code's chapter/block/category path, its children (what completes a header) and, for ICD-10-CM,
+    the Includes, Excludes1/2, Code first, Use additional and Code also notes that apply, and its 7th
+    characters."""
+    return code_detail(configured_code_sets(), system, code)
