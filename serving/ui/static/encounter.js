@@ -1126,6 +1126,18 @@ function showAddFormFor(evidence, query) {
   $("add-search").focus();
 }
 
+function addFromKeyboard(card) {
+  // "+": the note text selected now (keyboard or mouse), else the selected code's first evidence, prefills
+  // the search; Enter on a result adds it with that text as evidence
+  if (!canEdit()) return;
+  const evidence = selectionRange(app.docs) || app.selection || (card && card.evidence && card.evidence[0]);
+  if (!evidence) {
+    notify("Select text in the note (Shift+arrows) or a code with evidence, then press +.", "error");
+    return;
+  }
+  showAddFormFor(evidence, evidence.text || "");
+}
+
 function hideAddForm() {
   addForm.hidden = true;
 }
@@ -1134,6 +1146,7 @@ const addTypeahead = attachTypeahead({
   input: $("add-search"),
   list: $("add-results"),
   systemSelect: $("add-system"),
+  detailPanel: $("add-detail"),
   onChoose: (choice) => addCode(choice, [JSON.parse(addForm.dataset.evidence)]),
 });
 
@@ -1215,7 +1228,7 @@ function runOrQueue(key) {
   runKey(key);
 }
 
-const ACTION_KEYS = new Set(["j", "k", "a", "r", "e", "f", "F", "A", "[", "]", "p", "t"]);
+const ACTION_KEYS = new Set(["j", "k", "a", "r", "e", "f", "F", "A", "[", "]", "p", "t", "+"]);
 
 function runKey(key) {
   const card = app.codes[app.selected];
@@ -1256,6 +1269,9 @@ function runKey(key) {
       break;
     case "t":
       toggleView();
+      break;
+    case "+":
+      addFromKeyboard(card);
       break;
     default:
   }

@@ -1,5 +1,6 @@
 // Typeahead over the code sets (GET /v1/codes): an ARIA combobox with a listbox of codes and titles.
 import { api, el } from "./api.js";
+import { fetchCodeDetail, renderCodeDetail } from "./lookup.js";
 
 let counter = 0;
 
@@ -16,13 +17,50 @@ export function resultsOf(data) {
 /**
  * Wire a search input, an optional system <select> and a listbox <ul>.
  * onChoose({system, code, title}) is called when the coder picks a code (click or Enter).
+ * With a `detailPanel`, the active result's tabular detail (path, notes, children, 7th characters) shows
+ * there as the coder arrows through the results; ArrowRight (or Ctrl+Enter) moves focus into it.
  */
-export function attachTypeahead({ input, list, systemSelect = null, onChoose, minChars = 2 }) {
+export function attachTypeahead({ input, list, systemSelect = null, onChoose, minChars = 2, detailPanel = null }) {
   const prefix = `ta${++counter}`;
   let results = [];
   let active = -1;
   let timer = null;
   let seq = 0;
+  let detailTimer = null;
+  let detailSeq = 0;
+
+  function pick(r) {
+    if (r.billable === false) {
+      input.value = r.code;
+      input.focus();
+      search();
+      return;
+    }
+    onChoose(r);
+  }
+
+  function showDetail() {
+    if (!detailPanel) return;
+    clearTimeout(detailTimer);
+    const r = results[active];
+    if (!r) {
+      detailPanel.hidden = true;
+      detailPanel.replaceChildren();
+      return;
+    }
+    const mine = ++detailSeq;
+    detailTimer = setTimeout(async () => {
+      try {
+        const detail = await fetchCodeDetail(r.system, r.code);
+        if (mine === detailSeq) renderCodeDetail(detailPanel, detail, pick);
+      } catch (err) {
+        if (mine === detailSeq) {
+          detailPanel.replaceChildren(el("p", { class: "meta", text: `No detail for ${r.code}: ${err.message}` }));
+          detailPanel.hidden = false;
+        }
+      }
+    }, 120);
+  }
 
   function setActive(index) {
     active = index;
@@ -34,6 +72,7 @@ export function attachTypeahead({ input, list, systemSelect = null, onChoose, mi
     } else {
       input.removeAttribute("aria-activedescendant");
     }
+    showDetail();
   }
 
   function show(rows, query) {
@@ -108,10 +147,37 @@ export function attachTypeahead({ input, list, systemSelect = null, onChoose, mi
     } else if (event.key === "ArrowUp") {
       event.preventDefault();
       if (results.length) setActive((active - 1 + results.length) % results.length);
+    } else if (event.key === "Enter" && event.ctrlKey && detailPanel) {
+      event.preventDefault();
+      focusDetail();
     } else if (event.key === "Enter") {
       event.preventDefault();
       if (active >= 0) choose(active);
+    } else if (event.key === "ArrowRight" && detailPanel && input.selectionStart === input.value.length) {
+      if (focusDetail()) event.preventDefault();
     }
   });
+  if (detailPanel) {
+    detailPanel.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowLeft" || event.key === "Escape") {
+        event.preventDefault();
+        event.stopPropagation();
+        input.focus();
+      } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        const buttons = [...detailPanel.querySelectorAll("button")];
+        const at = buttons.indexOf(document.activeElement);
+        if (at < 0) return;
+        event.preventDefault();
+        const next = buttons[(at + (event.key === "ArrowDown" ? 1 : -1) + buttons.length) % buttons.length];
+        next.focus();
+      }
+    });
+  }
+
+  function focusDetail() {
+    const first = detailPanel && !detailPanel.hidden ? detailPanel.querySelector("button") : null;
+    if (first) first.focus();
+    return Boolean(first);
+  }
   return { search, clear: () => show([], "") };
 }

@@ -1,0 +1,108 @@
+"""The coder's code lookup in Debian's Chromium: "+" opens the code search prefilled with the note text the
+coder selected, the search ranks "hip fracture right initial" to S72.001A, the active result's
+tabular detail (path, Includes/Excludes notes, 7th characters, the codes completing a header) is reachable
+by keyboard, and Enter adds the chosen code.
+
+Screenshots of the lookup at 1440x900 and 1280x720 go to docs/screenshots/ (README).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import NOTE, LiveServer, encounter_payload
+from .test_browser import _card, _sign_in
+from .test_flow_browser import Keys, _api, _check_accessibility, _screenshot
+
+pytestmark = pytest.mark.browser
+
+HIP = "Hip fracture right, initial"
+LOOKUP_NOTE = NOTE.replace("Obesity.\n", f"Obesity. {HIP} evaluation after a fall.\n")
+
+
+def _submit(server: LiveServer, encounter_id: str) -> None:
+    with _api(server, "integration") as client:
+        response = client.post(
+            "/v1/encounters", params={"route": "review"}, json=encounter_payload(encounter_id, LOOKUP_NOTE)
+        )
+    assert response.status_code in (200, 201), response.text
+
+
+def _select(page: Any, start: int, end: int) -> None:
+    """Select characters start..end of the note in the DOM (as caret browsing or a screen reader does)."""
+    page.evaluate(
+        """([start, end]) => {
+          const point = (pos) => {
+            for (const seg of document.querySelectorAll('.note-text .seg')) {
+              const a = Number(seg.dataset.start), b = Number(seg.dataset.end);
+              if (a <= pos && pos <= b) {
+                const walker = document.createTreeWalker(seg, NodeFilter.SHOW_TEXT);
+                let node = walker.nextNode(), offset = pos - a;
+                while (node && offset > node.length) { offset -= node.length; node = walker.nextNode(); }
+                return [node, offset];
+              }
+            }
+            throw new Error('no segment holds ' + pos);
+          };
+          const [n1, o1] = point(start), [n2, o2] = point(end);
+          window.getSelection().setBaseAndExtent(n1, o1, n2, o2);
+        }""",
+        [start, end],
+    )
+
+
+def test_plus_opens_search_from_selected_text_and_enter_adds_the_code(
+    live_server: LiveServer, page: Any
+) -> None:
+    _submit(live_server, "enc-lookup-1")
+    _sign_in(page, live_server)
+    page.get_by_role("button", name="Claim next item").click()
+    page.wait_for_url("**/ui/review/*")
+    _card(page, "E11.22").wait_for()
+
+    keys = Keys(page)
+    start = LOOKUP_NOTE.index(HIP)
+    _select(page, start, start + len(HIP))
+    keys.press("+")
+    search = page.get_by_label("Search codes (ICD-10-CM, ICD-10-PCS, HCPCS)")
+    assert search.input_value() == HIP, "the search is prefilled with the selected text"
+    assert page.evaluate("() => document.activeElement.id") == "add-search"
+    first = page.locator('#add-results li[role="option"]').first
+    first.wait_for()
+    assert first.get_attribute("data-code") == "S72.001A", "a right hip fracture, initial encounter, first"
+
+    # the active result's tabular detail: path, notes from its ancestors, where each note is written
+    detail = page.locator("#add-detail")
+    detail.locator("h3", has_text="S72.001A").wait_for()
+    path = detail.locator(".detail-path li").all_inner_texts()
+    assert path[0].startswith("19") and any(p.startswith("S72.00 ") for p in path)
+    assert "traumatic amputation of hip and thigh" in detail.locator('[data-kind="excludes1"]').inner_text()
+    assert "(at S72)" in detail.locator('[data-kind="excludes1"]').inner_text()
+    assert detail.locator('[data-kind="excludes2"]').count() == 1
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _screenshot(page, "lookup-1440x900.png")
+    page.set_viewport_size({"width": 1280, "height": 720})
+    _screenshot(page, "lookup-1280x720.png")
+    _check_accessibility(page)
+
+    # a header: its detail lists the 7th characters; ArrowRight goes into them, Enter adds the complete code
+    search.fill("S72.001")
+    page.locator('#add-results li[role="option"][data-code="S72.001"][aria-selected="true"]').wait_for()
+    detail.locator(".detail-seventh").wait_for()
+    assert "initial encounter for closed fracture" in detail.locator(".detail-seventh").inner_text()
+    keys.press("ArrowRight")
+    focused = page.evaluate("() => document.activeElement.dataset.code")
+    assert focused == "S72.001A", "the first complete code in the detail takes focus"
+    keys.press("ArrowLeft")
+    assert page.evaluate("() => document.activeElement.id") == "add-search"
+    keys.press("ArrowRight")
+    keys.press("Enter")
+    page.wait_for_selector('.code-card[data-code="S72.001A"][data-status="added"]')
+    item = int(page.url.rstrip("/").split("/")[-1])
+    with _api(live_server, "coder") as client:
+        codes = client.get(f"/v1/review/items/{item}").json()["codes"]
+    added = next(c for c in codes if c["code"] == "S72.001A")
+    assert [e["text"] for e in added["evidence"]] == [HIP], "the selected text is the added code's evidence"
+    assert keys.count == 5, "+, ArrowRight, ArrowLeft, ArrowRight, Enter"
