@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from medcode.serving.deps import CodeReader
-from medcode.serving.schemas.codes import CodeDetailPublic
+from medcode.serving.schemas.codes import CodeDetailPublic, PcsStepPublic
 from medcode.serving.schemas.common import AUTH_ERRORS, errors
-from medcode.serving.services.code_detail import code_detail
+from medcode.serving.services.code_detail import code_detail, pcs_step
 from medcode.serving.services.codes import CodeSearchPublic, configured_code_sets, search_codes
 
 router = APIRouter(prefix="/v1", tags=["codes"], responses=AUTH_ERRORS)
@@ -24,6 +24,16 @@ def codes(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CodeSearchPublic:
     return search_codes(q, system, limit)
+
+
+@router.get("/pcs/builder", response_model=PcsStepPublic, responses=errors(404, 503))
+def pcs_builder(
+    principal: CodeReader,
+    prefix: Annotated[str, Query(max_length=7, description="the ICD-10-PCS characters chosen so far")] = "",
+) -> PcsStepPublic:
+    """The ICD-10-PCS builder's next step: the valid values of the next axis (section, body system,
+    operation, body part, approach, device, qualifier) after `prefix`, with their labels."""
+    return pcs_step(configured_code_sets(), prefix)
 
 
 @router.get("/codes/{system}/{code}", response_model=CodeDetailPublic, responses=errors(404))

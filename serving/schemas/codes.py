@@ -49,3 +49,23 @@ class CodeDetailPublic(BaseModel):
     notes: list[CodeNotePublic]
     seventh_characters: list[SeventhCharacterPublic]
     seventh_character_note: str | None = None
+
+
+class PcsOptionPublic(BaseModel):
+    character: str
+    label: str
+
+
+class PcsStepPublic(BaseModel):
+    """One step of the ICD-10-PCS builder: the characters chosen so far and the valid values of the next."""
+
+    prefix: str
+    chosen: list[str]
+    """The axis labels of the characters chosen so far ("Medical and Surgical", "Gastrointestinal System")."""
+    position: int | None
+    """1..7: the position the options fill; None once the code is complete."""
+    axis: str | None
+    options: list[PcsOptionPublic]
+    complete: bool
+    title: str | None = None
+    """The code's title once complete."""

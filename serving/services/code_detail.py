@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from medcode.data.codesystems import CodeSets
 from medcode.data.icd10cm import NOTE_KINDS
-from medcode.serving.errors import NotFound
+from medcode.serving.errors import InvalidRequest, NotFound, ServiceUnavailable
 from medcode.serving.schemas.codes import (
     CodeDetailPublic,
     CodeNotePublic,
     CodeRefPublic,
     PathStepPublic,
+    PcsOptionPublic,
+    PcsStepPublic,
     SeventhCharacterPublic,
 )
 
@@ -84,3 +86,49 @@ def _pcs_children(code_sets: CodeSets, code: str) -> list[CodeRefPublic]:
     if pcs is None or len(code) >= 7:
         return []
     return [CodeRefPublic(code=c, title=t, billable=True) for c, t in pcs.items() if c.startswith(code)][:200]
+
+
+_PCS_CHARACTERS = "0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+"""ICD-10-PCS uses digits and letters except I and O."""
+
+
+def pcs_step(code_sets: CodeSets, prefix: str) -> PcsStepPublic:
+    """The valid values for the character after `prefix` (only those some valid code continues with), with
+    their axis labels from the PCS tables: the builder walks section -> body system -> operation -> body
+    part -> approach -> device -> qualifier."""
+    compact = prefix.strip().upper()
+    if len(compact) > 7 or any(c not in _PCS_CHARACTERS for c in compact):
+        raise InvalidRequest(f"{prefix!r} is not the start of an ICD-10-PCS code", code="invalid_pcs_prefix")
+    pcs = code_sets.icd10pcs
+    if pcs is None:
+        raise ServiceUnavailable(
+            "no ICD-10-PCS release is installed (set the datasets folder)", code="no_pcs"
+        )
+    if compact and not pcs.is_prefix(compact):
+        raise NotFound(f"no valid ICD-10-PCS code starts with {compact!r}", code="unknown_code")
+    tables = pcs.tables
+    chosen = [v.label for v in tables.axes(compact)] if tables is not None else []
+    if len(compact) == 7:
+        return PcsStepPublic(
+            prefix=compact,
+            chosen=chosen,
+            position=None,
+            axis=None,
+            options=[],
+            complete=True,
+            title=pcs.title(compact),
+        )
+    position = len(compact) + 1
+    axis: str | None = None
+    options: list[PcsOptionPublic] = []
+    for char in _PCS_CHARACTERS:
+        if not pcs.is_prefix(compact + char):
+            continue
+        values = tables.axes(compact + char) if tables is not None else []
+        label = values[-1].label if len(values) == position else ""
+        if len(values) == position:
+            axis = axis or values[-1].axis
+        options.append(PcsOptionPublic(character=char, label=label))
+    return PcsStepPublic(
+        prefix=compact, chosen=chosen, position=position, axis=axis, options=options, complete=False
+    )
