@@ -16,6 +16,7 @@ from medcode.data.errors import ModelNotFoundError
 from medcode.data.types import Document, Encounter, Gold
 from medcode.model.catalog import knowledge_from
 from medcode.model.pack import load_pack
+from medcode.model.text.pipeline import RULE_RESOURCES
 from medcode.model.trained.coder import DefaultCoder, DefaultConfig
 from medcode.training.default import fit_default
 
@@ -130,11 +131,15 @@ def test_pack_records_its_lexicon_vectors_and_rules(trained: tuple[DefaultCoder,
     _, pack = trained
     manifest = json.loads((pack / "manifest.json").read_text())
     assert {"text/lexicon.json.gz", "dense/index.json.gz", "dense/vectors-0.npy"} <= set(manifest["files"])
+    rule_files = {f"text/rules/{name}" for name in RULE_RESOURCES}  # the text pipeline's rules travel too
+    assert {*rule_files, "text/rules/context_tokens.json"} <= set(manifest["files"])
     assert manifest["config"]["rules"] == {"enabled": True, "ncci_source": None, "ncci_edits": 0}
     assert manifest["config"]["text"]["lexicon_keys"] > 30_000
 
 
-@pytest.mark.parametrize("name", ["text/lexicon.json.gz", "dense/vectors-0.npy"])
+@pytest.mark.parametrize(
+    "name", ["text/lexicon.json.gz", "dense/vectors-0.npy", "text/rules/context_rules.json"]
+)
 def test_a_tampered_lexicon_or_vector_file_is_refused(
     trained: tuple[DefaultCoder, Path], tmp_path: Path, name: str
 ) -> None:
