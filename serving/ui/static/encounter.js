@@ -7,6 +7,7 @@
 import { api, el, formatPercent, isTyping, say } from "./api.js";
 import { renderNote, selectionRange, setActiveEvidence } from "./note.js";
 import { attachTypeahead } from "./search.js";
+import { attachPcsBuilder } from "./lookup.js";
 
 const root = document.getElementById("encounter-app");
 const me = root.dataset.me;
@@ -1147,6 +1148,11 @@ const addTypeahead = attachTypeahead({
   list: $("add-results"),
   systemSelect: $("add-system"),
   detailPanel: $("add-detail"),
+  onChoose: (choice) => addCode(choice, [JSON.parse(addForm.dataset.evidence)]),
+});
+attachPcsBuilder({
+  button: $("pcs-build"),
+  panel: $("pcs-builder"),
   onChoose: (choice) => addCode(choice, [JSON.parse(addForm.dataset.evidence)]),
 });
 

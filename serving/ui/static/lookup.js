@@ -109,3 +109,89 @@ export function renderCodeDetail(panel, detail, onPick) {
   panel.setAttribute("aria-labelledby", heading.id);
   panel.hidden = false;
 }
+
+/**
+ * The ICD-10-PCS builder (GET /v1/pcs/builder): one axis at a time (section, body system, operation, body
+ * part, approach, device, qualifier), offering only the values some valid code continues with. Enter or a
+ * click picks a value, Backspace goes back one axis; the complete code is added with Enter.
+ */
+export function attachPcsBuilder({ button, panel, onChoose }) {
+  let prefix = "";
+
+  async function load(next) {
+    try {
+      const step = await api("GET", `/v1/pcs/builder?${new URLSearchParams({ prefix: next })}`);
+      prefix = step.prefix;
+      render(step);
+    } catch (err) {
+      panel.replaceChildren(el("p", { class: "meta", role: "alert", text: `ICD-10-PCS builder: ${err.message}` }));
+    }
+  }
+
+  function render(step) {
+    const slots = Array.from({ length: 7 }, (_, i) => prefix[i] || "_").join(" ");
+    const heading = el("h3", { id: "pcs-builder-title" }, "ICD-10-PCS builder ", el("span", { class: "c", text: slots }));
+    const chosen = step.chosen.length
+      ? el("ol", { class: "detail-path", "aria-label": "Chosen so far" }, step.chosen.map((label, i) => el("li", {}, el("span", { class: "c", text: prefix[i] }), " ", label)))
+      : null;
+    const back = el("button", {
+      type: "button",
+      class: "pcs-back",
+      disabled: !prefix,
+      text: "Back one axis",
+      onclick: () => load(prefix.slice(0, -1)),
+    });
+    let body;
+    if (step.complete) {
+      body = el(
+        "div",
+        { class: "pcs-done" },
+        el("p", {}, el("span", { class: "c", text: step.prefix }), " ", step.title || ""),
+        el("button", {
+          type: "button",
+          class: "primary pcs-add",
+          text: `Add ${step.prefix}`,
+          onclick: () => onChoose({ system: "ICD-10-PCS", code: step.prefix, title: step.title || "", billable: true }),
+        }),
+      );
+    } else {
+      body = el(
+        "fieldset",
+        { class: "pcs-options" },
+        el("legend", { text: `Character ${step.position}: ${step.axis || "value"}` }),
+        step.options.map((o) =>
+          el(
+            "button",
+            { type: "button", class: "detail-code pcs-option", dataset: { char: o.character }, onclick: () => load(prefix + o.character) },
+            el("span", { class: "c", text: o.character }),
+            " ",
+            o.label || "(no label in this release)",
+          ),
+        ),
+      );
+    }
+    panel.replaceChildren(heading, chosen, body, back);
+    panel.setAttribute("aria-labelledby", heading.id);
+    const first = panel.querySelector(".pcs-add, .pcs-option");
+    if (first) first.focus();
+  }
+
+  button.addEventListener("click", () => {
+    const open = panel.hidden;
+    panel.hidden = !open;
+    button.setAttribute("aria-expanded", String(open));
+    if (open) load("");
+  });
+  panel.addEventListener("keydown", (event) => {
+    if (event.key === "Backspace" && prefix) {
+      event.preventDefault();
+      load(prefix.slice(0, -1));
+    } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      const buttons = [...panel.querySelectorAll(".pcs-option")];
+      const at = buttons.indexOf(document.activeElement);
+      if (at < 0) return;
+      event.preventDefault();
+      buttons[(at + (event.key === "ArrowDown" ? 1 : -1) + buttons.length) % buttons.length].focus();
+    }
+  });
+}

@@ -1,18 +1,24 @@
 """The coder's code lookup in Debian's Chromium: "+" opens the code search prefilled with the note text the
 coder selected, the search ranks "hip fracture right initial" to S72.001A, the active result's
 tabular detail (path, Includes/Excludes notes, 7th characters, the codes completing a header) is reachable
-by keyboard, and Enter adds the chosen code.
+by keyboard, and Enter adds the chosen code; the ICD-10-PCS builder walks the seven axes offering only valid
+values.
 
 Screenshots of the lookup at 1440x900 and 1280x720 go to docs/screenshots/ (README).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import NOTE, LiveServer, encounter_payload
+from medcode.settings import reset_settings
+from tests.data.conftest import PCS_CODES, PCS_TABLES
+
+from .conftest import NOTE, LiveServer, encounter_payload, note_coder, serve
 from .test_browser import _card, _sign_in
 from .test_flow_browser import Keys, _api, _check_accessibility, _screenshot
 
@@ -106,3 +112,64 @@ def test_plus_opens_search_from_selected_text_and_enter_adds_the_code(
     added = next(c for c in codes if c["code"] == "S72.001A")
     assert [e["text"] for e in added["evidence"]] == [HIP], "the selected text is the added code's evidence"
     assert keys.count == 5, "+, ArrowRight, ArrowLeft, ArrowRight, Enter"
+
+
+@pytest.fixture
+def pcs_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
+    """The app over a datasets folder holding a tiny ICD-10-PCS release (two appendectomy codes + tables)."""
+    folder = tmp_path / "datasets" / "icd10pcs"
+    folder.mkdir(parents=True)
+    (folder / "icd10pcs_tables_2021.xml").write_text(PCS_TABLES, encoding="utf-8")
+    (folder / "icd10pcs-codes-2024.txt").write_text(PCS_CODES, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDCODE_DATA_DIR", str(tmp_path / "datasets"))
+        reset_settings()
+        with serve(tmp_path, note_coder()) as server:
+            yield server
+    reset_settings()
+
+
+def test_pcs_builder_walks_the_axes_by_keyboard_and_adds_the_code(pcs_server: LiveServer, page: Any) -> None:
+    _submit(pcs_server, "enc-lookup-pcs")
+    _sign_in(page, pcs_server)
+    page.get_by_role("button", name="Claim next item").click()
+    page.wait_for_url("**/ui/review/*")
+    _card(page, "E11.22").wait_for()
+    start = LOOKUP_NOTE.index("Obesity")
+    _select(page, start, start + len("Obesity"))
+    keys = Keys(page)
+    keys.press("+")
+    page.get_by_role("button", name="Build an ICD-10-PCS code").focus()
+    keys.press("Enter")
+    builder = page.locator("#pcs-builder")
+    builder.locator("legend", has_text="Character 1: Section").wait_for()
+    assert builder.locator(".pcs-option").all_inner_texts() == [
+        "0 Medical and Surgical",
+        "B (no label in this release)",
+    ]
+    for legend in ("Character 2: Body System", "Character 3: Operation", "Character 4: Body Part"):
+        keys.press("Enter")  # the first (here the only valid) value
+        builder.locator("legend", has_text=legend).wait_for()
+    keys.press("Enter")
+    builder.locator("legend", has_text="Character 5: Approach").wait_for()
+    assert builder.locator(".pcs-option").all_inner_texts() == ["0 Open", "4 Percutaneous Endoscopic"]
+    keys.press("ArrowDown")
+    keys.press("Enter")  # 4: percutaneous endoscopic
+    builder.locator("legend", has_text="Character 6: Device").wait_for()
+    keys.press("Backspace")  # back one axis
+    builder.locator("legend", has_text="Character 5: Approach").wait_for()
+    keys.press("ArrowDown")
+    keys.press("Enter")
+    builder.locator("legend", has_text="Character 6: Device").wait_for()
+    keys.press("Enter")
+    builder.locator("legend", has_text="Character 7: Qualifier").wait_for()
+    keys.press("Enter")
+    add = builder.get_by_role("button", name="Add 0DTJ4ZZ")
+    add.wait_for()
+    assert "Resection of Appendix, Percutaneous Endoscopic Approach" in builder.inner_text()
+    _check_accessibility(page)
+    keys.press("Enter")
+    page.wait_for_selector('.code-card[data-code="0DTJ4ZZ"][data-status="added"]')
+    assert keys.count == 14, (
+        "+, open, 4 axes, approach (down, enter, back, down, enter), device, qualifier, add"
+    )
