@@ -77,6 +77,8 @@ _QUALIFIERS = frozenset(
 )
 """Words that pick among sibling codes (laterality, encounter) rather than name the condition: they weigh
 less in a query, and a code must match the other words ("hip fracture right initial": "hip", "fracture")."""
+_LINKING_WORDS = frozenset(("of", "with", "and", "the", "in", "for", "to", "on", "a", "due", "or", "by"))
+"""Not main words: a row need not contain them to match the query's meaning."""
 _QUALIFIER_WEIGHT = 0.5
 _COVERAGE_FLOOR = 0.55
 """A row matching none of the query's main words keeps this share of its cosine; all of them, the whole."""
@@ -311,7 +313,7 @@ class CodeSearch:
             k = min(len(scores), limit * 8 + 20)
             top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
             candidates.extend((float(scores[i]), name, int(i)) for i in top if scores[i] > 0)
-        main_words = set(words) - _qualifier_stems()
+        main_words = set(words) - _qualifier_stems() - _LINKING_WORDS
         if main_words:
             candidates = [
                 (score * self._coverage_factor(main_words, self._p.systems[name].texts[row]), name, row)
