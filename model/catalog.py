@@ -48,24 +48,22 @@ class CodeCatalog:
         self.version = version
         self._info: dict[tuple[str, str], CodeInfo] = {(i.system, i.code): i for i in infos}
         self._terms: dict[str, list[Term]] = defaultdict(list)
-        # the first term of each (system, code, lower-cased text) naming a known code, in input order
-        # (a start of every pack load: kept to plain dict operations)
-        known = self._info
-        first: dict[tuple[str, str, str], Term] = {}
+        seen: set[tuple[str, str, str]] = set()
         for term in terms:
-            text = term.text
-            if text and not text.isspace() and (term.system, term.code) in known:
-                first.setdefault((term.system, term.code, text.lower()), term)
-        for term in first.values():
-            self._terms[term.system].append(term)
+            if (term.system, term.code) not in self._info or not term.text.strip():
+                continue
+            key = (term.system, term.code, term.text.lower())
+            if key not in seen:
+                seen.add(key)
+                self._terms[term.system].append(term)
         self._children: dict[tuple[str, str], list[str]] = defaultdict(list)
         for info in self._info.values():
             if info.parent:
                 self._children[(info.system, info.parent)].append(info.code)
         digest = hashlib.sha256(version.encode())
-        for system in sorted(self._terms):  # one update per system: the same bytes as one per term
-            lines = "".join([f"{t.system}\t{t.code}\t{t.kind}\t{t.text}\n" for t in self._terms[system]])
-            digest.update(lines.encode())
+        for system in sorted(self._terms):
+            for term in self._terms[system]:
+                digest.update(f"{term.system}\t{term.code}\t{term.kind}\t{term.text}\n".encode())
         self.fingerprint = digest.hexdigest()[:16]
 
     def info(self, system: str, code: str) -> CodeInfo | None:
