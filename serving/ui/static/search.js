@@ -31,6 +31,7 @@ export function attachTypeahead({ input, list, systemSelect = null, onChoose, mi
 
   function pick(r) {
     if (r.billable === false) {
+      // a header or an incomplete code is never chosen as it is: list the codes that complete it
       input.value = r.code;
       input.focus();
       search();
@@ -124,15 +125,7 @@ export function attachTypeahead({ input, list, systemSelect = null, onChoose, mi
   }
 
   function choose(index) {
-    const r = results[index];
-    if (!r) return;
-    if (r.billable === false) {
-      // a header or an incomplete code is never chosen as it is: list the codes that complete it
-      input.value = r.code;
-      search();
-      return;
-    }
-    onChoose(r);
+    if (results[index]) pick(results[index]);
   }
 
   input.addEventListener("input", () => {
