@@ -62,6 +62,8 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/v1/review/items/1/lease", None, {"coder", "admin"}),
     ("PUT", "/v1/review/items/1/sequence", {"sequence": ["ICD-10-CM|E11.9"]}, {"coder", "admin"}),
     ("GET", "/v1/codes?q=diabetes", None, ALL_ROLES),
+    ("GET", "/v1/codes/ICD-10-CM/E11.9", None, ALL_ROLES),
+    ("GET", "/v1/pcs/builder?prefix=0DT", None, ALL_ROLES),
     ("GET", "/v1/audit", None, {"admin"}),
     ("POST", "/fhir/r4/$suggest-codes", BUNDLE, {"integration", "admin"}),
     ("GET", "/v1/admin/keys", None, {"admin"}),
