@@ -76,6 +76,27 @@ def installed_rule_files() -> dict[str, Path]:
     return {name: resource_path(name) for name in RULE_RESOURCES}
 
 
+_RULE_CONFIG = {
+    "normalization.json": ("context", "normalization"),
+    "abbreviations.tsv": ("context", "abbreviations"),
+    "tokenizer.json": ("sentencizer", "tokenizer_rules"),
+    "sections.json": ("sectionizer", "rules"),
+    "modifiers.json": ("modifiers", "rules"),
+    "anatomy.txt": ("modifiers", "anatomy"),
+    "context_rules.json": ("context", "rules"),
+}
+"""Where a `make_nlp` pipeline's config names each rule file (pipe, setting)."""
+
+
+def rule_files_of(nlp: Language) -> dict[str, Path]:
+    """The rule files a `make_nlp` pipeline was built from, read from its steps' config."""
+    files: dict[str, Path] = {}
+    for name, (pipe, setting) in _RULE_CONFIG.items():
+        value = str(nlp.get_pipe_config(pipe).get(setting) or "")
+        files[name] = resource_path(value or name)
+    return files
+
+
 def make_nlp(rule_files: Mapping[str, Path] | None = None, context_tokens: Path | None = None) -> Language:
     """The spaCy pipeline with every step and an empty lexicon, over the installed rule files or
     `rule_files` (every name of RULE_RESOURCES -> a path; a model pack's copies)."""
@@ -171,7 +192,7 @@ class TextPipeline:
     ) -> None:
         self.nlp = nlp
         self.lexicon = lexicon
-        self.rule_files: dict[str, Path] = dict(rule_files or installed_rule_files())
+        self.rule_files: dict[str, Path] = dict(rule_files) if rule_files else rule_files_of(nlp)
         """The rule files `nlp` was built from (what `save_lexicon` copies into a pack)."""
         self.max_note_chars = max_note_chars
         self.matcher = matcher_of(nlp)

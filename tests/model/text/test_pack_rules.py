@@ -123,3 +123,10 @@ def test_tokens_of_other_rule_files_are_ignored(saved: Path, monkeypatch: pytest
     file.write_text(json.dumps(stored), encoding="utf-8")
     monkeypatch.setattr(context_module, "_RULES_CACHE", {})
     assert assertions(load_pipeline(saved))["chest pain"] == (True, False)
+
+
+def test_a_pipeline_knows_its_rule_files_from_its_own_steps(saved: Path) -> None:
+    loaded = load_pipeline(saved)
+    rewrapped = TextPipeline(loaded.nlp, loaded.lexicon, max_note_chars=1000)
+    assert rewrapped.rule_files == loaded.rule_files
+    assert build_pipeline(terms=TERMS).rule_files == pipeline_module.installed_rule_files()
