@@ -455,7 +455,9 @@ class DefaultCoder:
                 arrays[f"{task}.memory_vectors"] = vectors
                 task_meta[task]["memory"] = memory_meta
         config = self.config.to_json()
-        config["features"] = list(FEATURES)
+        # the features the rankers were trained on: an older pack's subset stays its own when saved again
+        columns = next((m.columns for m in self.tasks.values() if m.columns is not None), None)
+        config["features"] = list(FEATURES) if columns is None else [FEATURES[c] for c in columns]
         config["tasks"] = task_meta
         config["extra_pcs_codes"] = self.resources.extra_pcs_codes
         config["training_codes"] = self.resources.training_codes

@@ -14,7 +14,7 @@ from medcode.data.types import Assertion, Document, Encounter, Mention, Patient
 from medcode.model.builtin import BuiltinCoder, BuiltinConfig
 from medcode.model.candidates.index_walk import IndexWalker, side_words, split_absent
 from medcode.model.catalog import Knowledge
-from medcode.model.pack import INDEX_TREE_FILE, load_pack
+from medcode.model.pack import INDEX_TREE_FILE, load_pack, read_manifest
 from medcode.model.trained.features import FEATURES, pack_columns
 
 INDEX_CSV = """RowID,Letter,Level,Term,See,SeeAlso,NonEssModif,Code
@@ -152,3 +152,9 @@ def test_trained_pack_carries_the_tree_and_walks_after_loading(tree: IndexTree, 
     assert loaded.resources.generator.walker is not None  # type: ignore[attr-defined]
     text = "F/u visit for R distal radius fx, routine healing. Cast check."
     assert _codes(loaded, text) == _codes(trained, text)  # type: ignore[arg-type]
+    # an older pack's rankers read a subset of the features: saved again, the pack still names that subset
+    older = pack_columns([f for f in FEATURES if not f.startswith("walk_")])
+    for task in loaded.tasks.values():  # type: ignore[attr-defined]
+        task.columns = older
+    again = loaded.save(tmp_path / "again")
+    assert read_manifest(again).config["features"] == [FEATURES[i] for i in older]
