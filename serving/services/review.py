@@ -67,7 +67,9 @@ from medcode.serving.services.review_state import (
     DecisionConflict,
     ItemState,
     StoredDecision,
+    decision_rows,
     sequenced,
+    stored_decision,
 )
 
 CLAIM_CANDIDATES = 1
@@ -265,27 +267,6 @@ def _load(session: Session, item_id: int, *, lock: bool = False) -> _Loaded:
     return _Loaded(item, encounter, revision)
 
 
-def _decisions_of(session: Session, item_id: int) -> list[DecisionRow]:
-    return list(
-        session.scalars(select(DecisionRow).where(DecisionRow.item_id == item_id).order_by(DecisionRow.id))
-    )
-
-
-def _stored(row: DecisionRow, titles: dict[str, str] | None = None) -> StoredDecision:
-    title_key = row.replacement if row.action == "replace" else row.code
-    return StoredDecision(
-        action=row.action,
-        system=row.system,
-        code=row.code,
-        replacement=row.replacement,
-        replacement_system=row.replacement_system,
-        reason=row.reason,
-        evidence=tuple(Evidence.model_validate(e) for e in row.evidence),
-        title=(titles or {}).get(title_key or "", ""),
-        actor=row.actor,
-    )
-
-
 def item_state(result: Result, rows: Sequence[DecisionRow]) -> ItemState:
     """Replay an item's stored decisions over its result (titles of added codes looked up again)."""
     titles: dict[str, str] = {}
@@ -295,7 +276,7 @@ def item_state(result: Result, rows: Sequence[DecisionRow]) -> ItemState:
             system = row.replacement_system if row.action == "replace" else row.system
             ref = lookup_code(code or "", system)
             titles[code or ""] = ref.title if ref else ""
-    return ItemState.replay(result, [_stored(row, titles) for row in rows])
+    return ItemState.replay(result, [stored_decision(row, titles) for row in rows])
 
 
 def problem_public(problem: Problem) -> ProblemPublic:
@@ -356,7 +337,7 @@ def get_item(
     session: Session, item_id: int, *, mentions_of: MentionSource = note_mentions
 ) -> ReviewItemPublic:
     loaded = _load(session, item_id)
-    rows = _decisions_of(session, item_id)
+    rows = decision_rows(session, item_id)
     state = item_state(loaded.result, rows)
     note = loaded.note
     item = loaded.item
@@ -534,7 +515,7 @@ def record_decisions(
     replayed = [_decision_public(existing[i]) for i in ids if i in existing]
     fresh = [(i, d) for i, d in zip(ids, decisions, strict=True) if i not in existing]
     if not fresh:
-        rows = _decisions_of(session, item_id)
+        rows = decision_rows(session, item_id)
         state = item_state(loaded.result, rows)
         lease_expires_at, open_, note = (
             loaded.item.lease_expires_at,
@@ -547,7 +528,7 @@ def record_decisions(
         )
 
     _require_lease(loaded, principal, now)
-    state = item_state(loaded.result, _decisions_of(session, item_id))
+    state = item_state(loaded.result, decision_rows(session, item_id))
     note = loaded.note
     new_rows = []
     for decision_id, decision in fresh:
@@ -673,7 +654,7 @@ def finalize(
     mentions = mentions_of(note)  # the text pipeline runs before the row locks are taken
     loaded = _load(session, item_id, lock=True)
     _require_lease(loaded, principal, now)
-    rows = _decisions_of(session, item_id)
+    rows = decision_rows(session, item_id)
     if request.expected_version is not None and request.expected_version != len(rows):
         raise Conflict(
             f"review item {item_id} changed since this page loaded ({len(rows)} decisions, you saw "

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medcode.data.types import Encounter, Evidence, Result
@@ -26,7 +25,9 @@ from medcode.serving.services.review_state import (
     DecisionConflict,
     ItemState,
     StoredDecision,
+    decision_rows,
     sequence_key,
+    stored_decision,
 )
 
 
@@ -138,22 +139,7 @@ def carry_over(
     if not superseded:
         return CarryOver()
     latest = max(superseded, key=lambda i: i.id)
-    rows = list(
-        session.scalars(select(DecisionRow).where(DecisionRow.item_id == latest.id).order_by(DecisionRow.id))
-    )
-    old = [
-        StoredDecision(
-            action=r.action,
-            system=r.system,
-            code=r.code,
-            replacement=r.replacement,
-            replacement_system=r.replacement_system,
-            reason=r.reason,
-            evidence=tuple(Evidence.model_validate(e) for e in r.evidence),
-            actor=r.actor,
-        )
-        for r in rows
-    ]
+    old = [stored_decision(row) for row in decision_rows(session, latest.id)]
     old_result, old_note = old_revisions[latest.id]
     result = carried_decisions(old_result, old_note, old, new_result, new_note)
     for index, decision in enumerate(result.carried):

@@ -22,7 +22,6 @@ from medcode.serving.orm import ReviewItemRow
 from medcode.serving.schemas.review import ClaimPublic, LeasePublic, SequencePublic
 from medcode.serving.services import audit
 from medcode.serving.services.review import (
-    _decisions_of,
     _free,
     _iso,
     _load,
@@ -30,7 +29,7 @@ from medcode.serving.services.review import (
     _require_lease,
     item_state,
 )
-from medcode.serving.services.review_state import sequence_key, sequenced
+from medcode.serving.services.review_state import decision_rows, sequence_key, sequenced
 
 
 def claim_item(
@@ -122,7 +121,7 @@ def set_sequence(
     except Conflict:
         session.rollback()
         raise
-    state = item_state(loaded.result, _decisions_of(session, item_id))
+    state = item_state(loaded.result, decision_rows(session, item_id))
     canonical: list[str] = []
     for key in keys:
         system, sep, code = key.partition("|")

@@ -18,7 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from medcode.data.types import Evidence, Result
+from medcode.serving.orm import DecisionRow
 from medcode.serving.services.codes import normalize_key
 
 Origin = Literal["model", "added", "replacement"]
@@ -193,3 +197,26 @@ def sequenced(codes: list[CodeState], sequence: list[str] | None) -> list[CodeSt
         return group, rank.get(sequence_key(state.system, state.code), unranked), index
 
     return [state for _, state in sorted(enumerate(codes), key=order)]
+
+
+def decision_rows(session: Session, item_id: int) -> list[DecisionRow]:
+    """An item's stored decision rows, oldest first."""
+    return list(
+        session.scalars(select(DecisionRow).where(DecisionRow.item_id == item_id).order_by(DecisionRow.id))
+    )
+
+
+def stored_decision(row: DecisionRow, titles: dict[str, str] | None = None) -> StoredDecision:
+    """A stored decision row as the replay reads it (`titles`: added codes' titles looked up again)."""
+    title_key = row.replacement if row.action == "replace" else row.code
+    return StoredDecision(
+        action=row.action,
+        system=row.system,
+        code=row.code,
+        replacement=row.replacement,
+        replacement_system=row.replacement_system,
+        reason=row.reason,
+        evidence=tuple(Evidence.model_validate(e) for e in row.evidence),
+        title=(titles or {}).get(title_key or "", ""),
+        actor=row.actor,
+    )
