@@ -321,7 +321,7 @@ def test_negated_mention_is_marked_and_never_evidence(live_server: LiveServer, p
     candidate = page.locator("#candidate-list li", has_text="R07.9")
     assert "negated mention" in candidate.inner_text()
     candidate.get_by_role("button", name="Add candidate R07.9").click()
-    assert "cannot support a code" in page.locator("#message").inner_text()
+    page.locator("#message").filter(has_text="cannot support a code").wait_for()
     assert _card(page, "R07.9").count() == 0
 
     # and through the API: no suggested code points at the negated mention
@@ -458,12 +458,13 @@ def test_finalize_is_refused_until_each_problem_is_fixed_or_overridden(
 
     # finalize: refused, each problem listed
     page.locator("body").press("f")
+    # the refusal answer arrives after the key press: wait for its message, not for a list that may already show
+    page.wait_for_function("() => document.querySelector('#message')?.innerText.includes('Not finalized')")
     problems = page.locator("#problems-box")
     problems.locator("li").first.wait_for()
     listed = problems.inner_text()
     assert "R32 + N39.41" in listed and "0TTB" in listed
     assert page.locator("#enc-status").inner_text() == "in review"
-    assert "Not finalized" in page.locator("#message").inner_text()
     _screenshot(page, "encounter-problems-1280x720.png")
     _check_accessibility(page)
 

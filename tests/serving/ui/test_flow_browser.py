@@ -195,7 +195,7 @@ def test_table_view_groups_codes_and_key_sequencing_is_kept_by_finalize(
     page.locator("#bulk-threshold").fill("50")
     page.locator("#bulk-threshold").press("Enter")
     page.wait_for_selector('.code-card[data-code="E78.5"][data-status="accepted"]')
-    assert "recorded as a bulk acceptance" in page.locator("#message").inner_text()
+    page.locator("#message").filter(has_text="recorded as a bulk acceptance").wait_for()
     assert _card(page, "E66.9").get_attribute("data-status") == "pending", "41% stays undecided"
     assert _focused_card(page) == "E66.9", "focus moves to the code still undecided"
     page.keyboard.press("r")
@@ -311,7 +311,7 @@ def test_lease_renews_while_the_coder_works_and_expiry_disables_finalize(
     assert page.locator("#lease-until").inner_text() == "expired"
     assert page.locator(".code-card .actions").count() == 0
     page.keyboard.press("f")
-    assert "claim it again" in page.locator("#message").inner_text().lower()
+    page.locator("#message").filter(has_text="claim it again before finalizing").wait_for()
     page.get_by_role("button", name="Claim it again").click()
     page.wait_for_function("() => !document.getElementById('finalize').disabled")
     assert page.locator("#lease-until").inner_text().endswith("left")
