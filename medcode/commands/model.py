@@ -40,15 +40,16 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def read_input(path: str) -> str:
+    """The text of PATH, or of stdin for '-' (the input of `suggest` and `extract`)."""
     if path == "-":
         return sys.stdin.read()
     file = Path(path)
     if not file.is_file():
-        raise DatasetNotFoundError(f"input file not found: {path}")
+        raise DatasetNotFoundError(f"input file not found (no such file): {path}")
     try:
         return file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path} is not UTF-8 text") from exc
+        raise InvalidInputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def parse_encounter(raw: str, encounter_id: str = "e1") -> Encounter:

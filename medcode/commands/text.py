@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from medcode.commands.model import read_input
 from medcode.data.errors import InvalidInputError
 from medcode.data.types import Encounter, Mention
 
@@ -36,19 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="leave out negated, family and hypothetical mentions",
     )
     parser.set_defaults(func=run_extract)
-
-
-def read_input(path: str) -> str:
-    """The text of PATH, or of stdin for '-'."""
-    if path == "-":
-        return sys.stdin.read()
-    file = Path(path)
-    if not file.is_file():
-        raise InvalidInputError(f"no such file: {path}")
-    try:
-        return file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def parse_input(raw: str) -> Encounter | str:
