@@ -162,41 +162,33 @@ def is_https(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session_cookie(response: Response, request: Request, value: str) -> None:
+def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int, path: str) -> None:
+    """Every UI cookie: HttpOnly, SameSite=Strict, Secure on HTTPS."""
     response.set_cookie(
-        SESSION_COOKIE,
-        value,
-        max_age=SESSION_MAX_AGE_SECONDS,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=is_https(request),
+        name, value, max_age=max_age, path=path, httponly=True, samesite="strict", secure=is_https(request)
     )
+
+
+def _clear_cookie(response: Response, request: Request, name: str, path: str) -> None:
+    response.delete_cookie(name, path=path, httponly=True, samesite="strict", secure=is_https(request))
+
+
+def set_session_cookie(response: Response, request: Request, value: str) -> None:
+    _set_cookie(response, request, SESSION_COOKIE, value, SESSION_MAX_AGE_SECONDS, "/")
 
 
 def clear_session_cookie(response: Response, request: Request) -> None:
-    response.delete_cookie(
-        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=is_https(request)
-    )
+    _clear_cookie(response, request, SESSION_COOKIE, "/")
 
 
 def set_signin_cookie(response: Response, request: Request, token: str) -> None:
     """The sign-in form's token (double submit: this signed cookie plus the same value in the form)."""
-    response.set_cookie(
-        SIGNIN_COOKIE,
-        _serializer(secret_of(request), _SIGNIN_SALT).dumps(token),
-        max_age=SIGNIN_MAX_AGE_SECONDS,
-        path="/ui",
-        httponly=True,
-        samesite="strict",
-        secure=is_https(request),
-    )
+    value = _serializer(secret_of(request), _SIGNIN_SALT).dumps(token)
+    _set_cookie(response, request, SIGNIN_COOKIE, value, SIGNIN_MAX_AGE_SECONDS, "/ui")
 
 
 def clear_signin_cookie(response: Response, request: Request) -> None:
-    response.delete_cookie(
-        SIGNIN_COOKIE, path="/ui", httponly=True, samesite="strict", secure=is_https(request)
-    )
+    _clear_cookie(response, request, SIGNIN_COOKIE, "/ui")
 
 
 def signin_token_ok(request: Request, form_token: str | None) -> bool:
