@@ -9,8 +9,6 @@ never embeds code names again.
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -20,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from medcode.data.errors import ModelNotFoundError
+from medcode.model.packfile import read_json_gz, write_json_gz
 from medcode.model.runtime import PRECISIONS, Runtime
 
 log = logging.getLogger(__name__)
@@ -324,24 +322,13 @@ def save_code_indexes(
         "dtype": np.dtype(STORED_DTYPE).name,
         "systems": systems,
     }
-    data = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    with (
-        (Path(folder) / DENSE_MANIFEST).open("wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh,
-    ):
-        fh.write(data)
+    write_json_gz(Path(folder) / DENSE_MANIFEST, payload, sort_keys=True)
 
 
 def load_code_indexes(folder: Path) -> dict[str, DenseCodeIndex]:
     """The code vectors a pack folder carries (refused with ModelNotFoundError when absent or unreadable)."""
-    file = Path(folder) / DENSE_MANIFEST
-    if not file.is_file():
-        raise ModelNotFoundError(
-            f"model pack {folder} carries no code vectors ({DENSE_MANIFEST}); retrain it with `medcode train`"
-        )
-    try:
-        with gzip.open(file, "rt", encoding="utf-8") as fh:
-            payload = json.load(fh)
+
+    def parse(payload: Any) -> dict[str, DenseCodeIndex]:
         own = payload.get("encoder_weights")
         if (payload.get("encoder") != ENCODER_NAME and not own) or int(payload.get("dim", 0)) != DIM:
             raise ValueError(f"vectors of encoder {payload.get('encoder')!r}, not {ENCODER_NAME!r}")
@@ -353,20 +340,15 @@ def load_code_indexes(folder: Path) -> dict[str, DenseCodeIndex]:
             if vectors.shape != (len(part["codes"]), DIM):
                 raise ValueError(f"{part['file']} holds {vectors.shape}, not ({len(part['codes'])}, {DIM})")
             out[system] = DenseCodeIndex(part["codes"], part["texts"], vectors.astype(np.float32))
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise ModelNotFoundError(f"model pack {folder} has unreadable code vectors: {exc}") from exc
-    return out
+        return out
+
+    return read_json_gz(folder, DENSE_MANIFEST, "code vectors", parse)
 
 
 def load_encoder(folder: Path, runtime: Runtime) -> Encoder:
     """The encoder a pack's code vectors were computed with: its own weights (`dense/encoder/`) when it
     carries a fine-tuned one, else the packaged encoder."""
-    file = Path(folder) / DENSE_MANIFEST
-    try:
-        with gzip.open(file, "rt", encoding="utf-8") as fh:
-            payload = json.load(fh)
-    except (OSError, EOFError, ValueError) as exc:
-        raise ModelNotFoundError(f"model pack {folder} has unreadable code vectors: {exc}") from exc
+    payload = read_json_gz(folder, DENSE_MANIFEST, "code vectors", dict)
     own = payload.get("encoder_weights")
     if not own:
         return Encoder.for_runtime(runtime)

@@ -19,7 +19,6 @@ this module never imports it.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
@@ -31,8 +30,9 @@ from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc, Span
 
-from medcode.data.errors import InvalidInputError, ModelNotFoundError
+from medcode.data.errors import InvalidInputError
 from medcode.data.types import Assertion, Encounter, Mention
+from medcode.model.packfile import read_json_gz, write_json_gz
 from medcode.model.text.context import CONTEXT_FACTORY, ConTextComponent, ContextRules
 from medcode.model.text.extensions import ASSERTION_ATTRS, MENTIONS_KEY, register_extensions
 from medcode.model.text.lexicon import MENTION_TYPES, Lexicon, TermKeyer, TermSpec
@@ -304,9 +304,7 @@ def save_lexicon(pipeline: TextPipeline, folder: Path) -> Path:
     """Write the pipeline's lexicon into a model pack folder (`text/lexicon.json.gz`); returns the file."""
     file = Path(folder) / LEXICON_FILE
     file.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps(pipeline.lexicon.to_json(), separators=(",", ":"), sort_keys=True).encode("utf-8")
-    with file.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
-        fh.write(payload)
+    write_json_gz(file, pipeline.lexicon.to_json(), sort_keys=True)
     save_rule_files(pipeline, folder)
     return file
 
@@ -330,16 +328,7 @@ def save_rule_files(pipeline: TextPipeline, folder: Path) -> Path:
 
 def load_pipeline(folder: Path) -> TextPipeline:
     """The text pipeline over the lexicon a model pack folder carries (never the datasets folder)."""
-    file = Path(folder) / LEXICON_FILE
-    if not file.is_file():
-        raise ModelNotFoundError(
-            f"model pack {folder} carries no text lexicon ({LEXICON_FILE}); retrain it with `medcode train`"
-        )
-    try:
-        with gzip.open(file, "rt", encoding="utf-8") as fh:
-            lexicon = Lexicon.from_json(json.load(fh))
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise ModelNotFoundError(f"model pack {folder} has an unreadable text lexicon: {exc}") from exc
+    lexicon = read_json_gz(folder, LEXICON_FILE, "text lexicon", Lexicon.from_json)
     recorded = lexicon.meta.get("key_resources")
     if recorded is not None and recorded != resources_fingerprint(KEY_RESOURCES):
         logger.warning(
