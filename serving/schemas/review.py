@@ -115,38 +115,36 @@ class OverriddenProblemPublic(ProblemPublic):
     """The coder's reason, kept in the audit."""
 
 
-class ItemCodePublic(BaseModel):
-    """One code of a review item as the decisions so far leave it."""
+class ScoredCodePublic(BaseModel):
+    """A code the model proposed, with its score and evidence: the common part of item codes and candidates."""
 
     system: str
     code: str
     description: str = ""
     confidence: float | None = None
     evidence: list[Evidence] = Field(default_factory=list)
+    billable: bool | None = None
+    """Whether the code can stand on a claim as it is: False for a header or an incomplete code (a candidate
+    can then only be completed, not added); None when the code set cannot tell."""
+
+
+class ItemCodePublic(ScoredCodePublic):
+    """One code of a review item as the decisions so far leave it."""
+
     rationale: str = ""
     warnings: list[str] = Field(default_factory=list)
     origin: Literal["model", "added", "replacement"]
     status: CodeStatus
     reason: str | None = None
     replaced_by: str | None = None
-    billable: bool | None = None
-    """Whether the code can stand on a claim as it is (None: the code set cannot tell)."""
     problems: list[ProblemPublic] = Field(default_factory=list)
     """Live problems of this code within the kept code set (recomputed after every decision)."""
     rev: int = 0
     """Decisions that touched this code so far; send it back as `expected_rev`."""
 
 
-class CandidatePublic(BaseModel):
+class CandidatePublic(ScoredCodePublic):
     """A code the model scored below its threshold, offered for adding."""
-
-    system: str
-    code: str
-    description: str = ""
-    confidence: float | None = None
-    evidence: list[Evidence] = Field(default_factory=list)
-    billable: bool | None = None
-    """False for a header or an incomplete code: it cannot be added as it is, only completed."""
 
 
 class DecisionsResultPublic(BaseModel):
