@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Row, Select, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,6 +60,15 @@ def make_engine(url: str, *, immediate: bool = True) -> Engine:
         conn.exec_driver_sql(begin)
 
     return engine
+
+
+def page(
+    session: Session, query: Select[Any], *order_by: Any, limit: int, offset: int
+) -> tuple[int, Sequence[Row[Any]]]:
+    """One page of a list endpoint: the count of all rows the query matches, and the rows of the page."""
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.execute(query.order_by(*order_by).limit(limit).offset(offset)).all()
+    return total, rows
 
 
 def migrate(engine: Engine) -> None:

@@ -10,11 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from medcode.serving.auth import Principal
 from medcode.serving.context import request_id_var
+from medcode.serving.db import page
 from medcode.serving.orm import AuditEventRow, utcnow
 
 
@@ -91,7 +92,6 @@ def list_events(
         query = query.where(AuditEventRow.actor == actor)
     if since is not None:
         query = query.where(AuditEventRow.at >= since)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(AuditEventRow.id).limit(limit).offset(offset))
-    events = [AuditEventPublic.model_validate(row, from_attributes=True) for row in rows]
+    total, rows = page(session, query, AuditEventRow.id, limit=limit, offset=offset)
+    events = [AuditEventPublic.model_validate(row, from_attributes=True) for (row,) in rows]
     return AuditPagePublic(events=events, total=total, limit=limit, offset=offset)

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from medcode.data.types import Encounter, Result, Routing
 from medcode.model.base import Coder
 from medcode.serving.auth import Principal
+from medcode.serving.db import page
 from medcode.serving.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
 from medcode.serving.orm import EncounterRow, FinalCodeRow, ReviewItemRow, RevisionRow
 from medcode.serving.schemas.encounters import (
@@ -431,10 +432,9 @@ def list_encounters(
         query = query.where(EncounterRow.status == status)
     if since is not None:
         query = query.where(EncounterRow.updated_at >= since)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(
-        query.order_by(EncounterRow.updated_at.desc(), EncounterRow.id.desc()).limit(limit).offset(offset)
-    ).all()
+    total, rows = page(
+        session, query, EncounterRow.updated_at.desc(), EncounterRow.id.desc(), limit=limit, offset=offset
+    )
     pending = set(
         session.scalars(
             select(ReviewItemRow.encounter_pk).where(

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from medcode.data.types import Encounter, Evidence, Result
 from medcode.serving.auth import Principal
+from medcode.serving.db import page
 from medcode.serving.errors import Conflict, InvalidRequest, NotFound
 from medcode.serving.orm import DecisionRow, EncounterRow, FinalCodeRow, ReviewItemRow, RevisionRow
 from medcode.serving.schemas.encounters import FinalCodePublic
@@ -132,10 +133,7 @@ def list_queue(
         query = query.where(_free(now))
     if max_priority is not None:
         query = query.where(ReviewItemRow.priority <= max_priority)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.execute(
-        query.order_by(ReviewItemRow.priority, ReviewItemRow.id).limit(limit).offset(offset)
-    ).all()
+    total, rows = page(session, query, ReviewItemRow.priority, ReviewItemRow.id, limit=limit, offset=offset)
     items = []
     for item, encounter_id, revision in rows:
         held = (
