@@ -19,7 +19,7 @@ from medcode.data.errors import InvalidInputError
 from medcode.data.types import Encounter
 from medcode.model import presets
 from medcode.model.base import Coder
-from medcode.training.feedback import text_key
+from medcode.training.feedback import TrainingSet, text_key
 from medcode.training.options import TrainingOptions
 
 if TYPE_CHECKING:
@@ -109,6 +109,27 @@ class FitJob:
     """Notes already read with shared default-preset resources (None: the fit reads them)."""
     environment: FitEnvironment = field(default_factory=FitEnvironment)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of_training_set(
+        cls,
+        training: TrainingSet,
+        options: TrainingOptions,
+        *,
+        progress: Progress = no_progress,
+        notes: PreparedCache | None = None,
+        environment: FitEnvironment | None = None,
+    ) -> FitJob:
+        """The fit of a training set merged with review feedback (retrain and the simulation): its
+        encounters with the feedback's evidence spans, named "<dataset>:<train split>+feedback"."""
+        return cls(
+            training.encounters,
+            evidence=training.evidence or None,
+            dataset=f"{options.dataset}:{options.train_split}+feedback",
+            progress=progress,
+            notes=notes,
+            environment=environment or FitEnvironment(),
+        )
 
 
 def default_config(options: TrainingOptions) -> DefaultConfig:

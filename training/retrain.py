@@ -468,13 +468,7 @@ def preset_fit(options: TrainingOptions, *, environment: FitEnvironment | None =
     from medcode.training.presets import FitJob, fit_model, tqdm_progress
 
     def fit(training: TrainingSet) -> Coder:
-        job = FitJob(
-            training.encounters,
-            evidence=training.evidence or None,
-            dataset=f"{options.dataset}:{options.train_split}+feedback",
-            progress=tqdm_progress,
-            environment=environment or FitEnvironment(),
-        )
+        job = FitJob.of_training_set(training, options, progress=tqdm_progress, environment=environment)
         return fit_model(options, job)
 
     return fit

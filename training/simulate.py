@@ -256,10 +256,9 @@ class MemoFit:
         key = f"{training.fingerprint}:{sorted(training.evidence.items())!r}"
         if key not in self._fitted:
             options = self.config.training
-            job = FitJob(
-                training.encounters,
-                evidence=training.evidence or None,
-                dataset=f"{options.dataset}:{options.train_split}+feedback",
+            job = FitJob.of_training_set(
+                training,
+                options,
                 progress=tqdm_progress if self.config.progress else no_progress,
                 notes=self.notes,
                 environment=self.config.environment,
