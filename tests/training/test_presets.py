@@ -98,3 +98,14 @@ def test_knowledge_root_prefers_the_option_then_the_data_folders_parent_then_the
     assert options.knowledge_root(fallback) == tmp_path / "datasets"
     chosen = TrainingOptions(dataset="codiesp", data_dir=data, knowledge_dir=tmp_path / "k")
     assert chosen.knowledge_root(fallback) == tmp_path / "k"
+
+
+def test_a_feedback_training_set_is_fitted_under_its_merged_name_with_its_evidence(tmp_path: Path) -> None:
+    from medcode.training.feedback import TrainingSet
+
+    options = TrainingOptions(dataset="jsonl", data_dir=tmp_path, train_split="train")
+    encounters = [encounter("a", "type 2 diabetes", ["E11.9"])]
+    spans = {"a": [("diagnosis", "E11.9", "d1", 0, 15)]}
+    job = FitJob.of_training_set(TrainingSet(encounters, evidence=spans), options)
+    assert (job.dataset, job.evidence, list(job.train)) == ("jsonl:train+feedback", spans, encounters)
+    assert FitJob.of_training_set(TrainingSet(encounters), options).evidence is None
