@@ -34,7 +34,8 @@ from medcode.model.base import Coder
 from medcode.model.runtime import Runtime
 
 if TYPE_CHECKING:
-    from medcode.model.catalog import Knowledge
+    from medcode.data.index_walk import IndexTree
+    from medcode.model.catalog import CodeCatalog, Knowledge
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,9 @@ KNOWLEDGE_FILE = "knowledge.json.gz"
 """The code knowledge (index, ontology, ICD-10-PCS names) a pack was built with: `model.catalog.Knowledge`."""
 INDEX_TREE_FILE = "index_tree.json.gz"
 """The Alphabetic Index tree the index walk reads (data.index_walk.IndexTree.to_json)."""
+CATALOG_FILE = "catalog.npz"
+"""The code catalog built from the pack's knowledge, as columns (`model.catalog.CodeCatalog.to_columns`),
+so that loading the pack reads it instead of building it again (seconds of CPU)."""
 
 
 def save_knowledge(knowledge: Knowledge, folder: Path) -> None:
@@ -192,15 +196,77 @@ def load_knowledge(folder: Path) -> Knowledge:
     try:
         with gzip.open(file, "rt", encoding="utf-8") as fh:
             knowledge = Knowledge.from_json(json.load(fh))
-        tree_file = Path(folder) / INDEX_TREE_FILE
-        if tree_file.is_file():  # packs saved before the index walk have none: no walk, same answers
-            from medcode.data.index_walk import IndexTree
-
-            with gzip.open(tree_file, "rt", encoding="utf-8") as fh:
-                knowledge.index_tree = IndexTree.from_json(json.load(fh))
-        return knowledge
     except (OSError, EOFError, ValueError, TypeError) as exc:
         raise ModelNotFoundError(f"model pack {folder} has unreadable code knowledge: {exc}") from exc
+    knowledge.index_tree = load_index_tree(folder)
+    return knowledge
+
+
+def load_index_tree(folder: Path) -> IndexTree | None:
+    """The Alphabetic Index tree a pack folder carries; None in packs saved before the index walk (no
+    walk, same answers)."""
+    tree_file = Path(folder) / INDEX_TREE_FILE
+    if not tree_file.is_file():
+        return None
+    from medcode.data.index_walk import IndexTree
+
+    try:
+        with gzip.open(tree_file, "rt", encoding="utf-8") as fh:
+            return IndexTree.from_json(json.load(fh))
+    except (OSError, EOFError, ValueError, TypeError) as exc:
+        raise ModelNotFoundError(f"model pack {folder} has unreadable code knowledge: {exc}") from exc
+
+
+def save_catalog(catalog: CodeCatalog, folder: Path) -> None:
+    """Write the catalog's columns into a pack folder, after its knowledge file (`save_knowledge`): they are
+    tied to that file's bytes and to the installed ICD-10-CM tabular, and read only while both are the
+    same (`load_catalog_columns`). A catalog whose names cannot be stored as columns is left out (the pack
+    then builds it at load, as packs saved before the columns did)."""
+    try:
+        columns = catalog.to_columns()
+    except ValueError as exc:
+        log.warning("model pack %s: code catalog not stored as columns (%s)", folder, exc)
+        return
+    columns["knowledge_sha256"] = np.asarray(_sha256(Path(folder) / KNOWLEDGE_FILE))
+    columns["tabular"] = np.asarray(_tabular_key())
+    np.savez_compressed(Path(folder) / CATALOG_FILE, **columns)  # type: ignore[arg-type]
+
+
+def load_catalog_columns(folder: Path) -> CodeCatalog | None:
+    """The code catalog stored in a pack folder, or None (with the reason in the log) when the pack has
+    none (saved before the columns were stored), or its columns were built from another knowledge file or
+    another ICD-10-CM tabular than this installation's, or cannot be read: the caller builds the catalog
+    from the knowledge then, as before."""
+    from medcode.model.catalog import CodeCatalog
+
+    file = Path(folder) / CATALOG_FILE
+    if not file.is_file():
+        log.debug("model pack %s stores no code catalog; building it from the knowledge", folder)
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            columns = {k: data[k] for k in data.files}
+        knowledge = Path(folder) / KNOWLEDGE_FILE
+        if not knowledge.is_file() or str(columns.pop("knowledge_sha256")) != _sha256(knowledge):
+            reason = f"built from another {KNOWLEDGE_FILE}"
+        elif str(columns.pop("tabular")) != _tabular_key():
+            reason = "built from another ICD-10-CM tabular than the installed one"
+        else:
+            return CodeCatalog.from_columns(columns)
+    except (OSError, EOFError, KeyError, ValueError, TypeError) as exc:
+        reason = f"unreadable: {exc}"
+    log.warning(
+        "model pack %s: stored code catalog not used (%s); building it from the knowledge", folder, reason
+    )
+    return None
+
+
+def _tabular_key() -> str:
+    """What identifies the installed ICD-10-CM tabular the catalog's ICD-10-CM part is built from, without
+    reading it: release, parse format and the XML file's size."""
+    from medcode.data.icd10cm import FORMAT_VERSION, VERSION, tabular_path
+
+    return f"{VERSION}|{FORMAT_VERSION}|{tabular_path().stat().st_size}"
 
 
 def load_pack(path: Path, runtime: Runtime | None = None) -> Coder:

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from medcode.model.candidates.tokens import tokens
-from medcode.model.catalog import CodeCatalog, Term
+from medcode.model.catalog import CodeCatalog, Term, term_columns
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,10 @@ class LexicalIndex:
         if len(indptr) != len(terms) + 1:
             raise ValueError(f"stored word rows are for {len(indptr) - 1} names, not {len(terms)}")
         self.vocab = vocab
-        self.codes = [t.code for t in terms]
-        self.texts = [t.text for t in terms]
-        self.kinds = [t.kind for t in terms]
+        names = term_columns(terms)  # a catalog's own columns: no Term record built
+        self.codes = list(names.codes)
+        self.texts = list(names.texts)
+        self.kinds = list(names.kinds)
         n_terms, n_words = len(terms), max(len(vocab), 1)
         self._indptr, self._indices = indptr, indices
         binary = sparse.csr_matrix(
@@ -195,8 +196,8 @@ WordRows = tuple[dict[str, int], np.ndarray, np.ndarray]
 def _word_rows(terms: Sequence[Term]) -> WordRows:
     vocab: dict[str, int] = {}
     rows: list[list[int]] = []
-    for term in terms:
-        rows.append(sorted({vocab.setdefault(t, len(vocab)) for t in tokens(term.text)}))
+    for text in term_columns(terms).texts:
+        rows.append(sorted({vocab.setdefault(t, len(vocab)) for t in tokens(text)}))
     indptr = np.cumsum([0] + [len(r) for r in rows])
     indices = np.fromiter((i for r in rows for i in r), dtype=np.int32, count=int(indptr[-1]))
     return vocab, indptr, indices
@@ -260,7 +261,7 @@ def lexical_indexes(
     """Each system's lexical index over a catalog's names. The word rows come from the pack folder `pack`
     when it stores them for these names (a quick load), else from `cache_dir` (the built-in model's cache,
     filled on first use), else they are built (seconds: every name is normalised)."""
-    terms = {system: catalog.terms(system) for system in catalog.systems()}
+    terms = {system: catalog.names(system) for system in catalog.systems()}
     cached = Path(cache_dir) / "lexical" / catalog.fingerprint if cache_dir is not None else None
     for folder in (pack, cached):
         stored = load_lexical(folder, terms, catalog.fingerprint) if folder is not None else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -47,6 +48,7 @@ from medcode.model.candidates.generate import (
     sentence_evidence,
     view_texts,
 )
+from medcode.model.candidates.index_walk import SOURCE as WALK
 from medcode.model.candidates.index_walk import IndexWalker
 from medcode.model.candidates.lexical import lexical_indexes, save_lexical
 from medcode.model.catalog import CM, PCS, CodeCatalog, Knowledge, build_catalog, code_set_version
@@ -54,8 +56,11 @@ from medcode.model.mentions import Extractor
 from medcode.model.pack import (
     PackManifest,
     load_arrays,
+    load_catalog_columns,
+    load_index_tree,
     load_knowledge,
     load_object,
+    save_catalog,
     save_knowledge,
     save_pack,
 )
@@ -74,6 +79,7 @@ from medcode.model.trained.features import (
     pack_columns,
 )
 from medcode.model.trained.memory import MemoryHit, SentenceMemory
+from medcode.model.trained.numeric import TFIDF_KEYS, TreeRanker, pop_ranker, ranker_arrays
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +119,12 @@ class DefaultConfig:
     calibration: str = "isotonic"
     target_precision: float = 0.95
     per_code_min_support: int = 25
+    walk_floors: dict[str, float] = field(default_factory=dict)
+    """Confidence floor of a diagnosis code the Alphabetic Index walk reached and the tabular verified,
+    by walk kind (`walk_kind`: "mention", "clause"): the share of such codes that were gold codes on the
+    training notes (Wilson 95% lower bound; fitted by `training.default.fit_walk_floors`). A code the index
+    and tabular vouch for is not dropped because the ranker learned a corpus that seldom codes it (US
+    injury codes in translated case reports). Empty: no floor (packs fitted before it)."""
     seed: int = 13
 
     def to_json(self) -> dict[str, Any]:
@@ -140,6 +152,25 @@ class Prepared:
         under the same parent (R10.812 next to a negated R10.819), is supported only by absent mentions."""
         family = sibling_prefix(code)
         return any(s == system and (c == code or (family and c.startswith(family))) for s, c in self.blocked)
+
+
+WALK_KINDS = ("mention", "clause")
+
+
+def walk_kind(view: EncounterView, cand: Candidate) -> str | None:
+    """How the Alphabetic Index walk vouches for a candidate: "mention" when a walk from a recognised
+    mention used all of its words, "clause" when a walk from a stretch of the note applied a subterm (the
+    walker keeps no other clause walk); None without such a walk from a present, certain, current mention
+    (a walk that left words unused, or on a possible or historical mention, vouches for nothing)."""
+    kinds: set[str] = set()
+    for hit in cand.present:
+        if hit.source != WALK or hit.score < 0.999:
+            continue
+        assertion = view.mentions[hit.mention].assertion
+        if not assertion.is_present or assertion.possible or assertion.historical:
+            continue
+        kinds.add("clause" if view.is_clause(hit.mention) else "mention")
+    return "mention" if "mention" in kinds else ("clause" if kinds else None)
 
 
 def sibling_prefix(code: str) -> str:
@@ -170,11 +201,12 @@ class CodeResources:
 
     `dense` passes code vectors already computed (a loaded pack's); without it they are embedded now (at
     training time), through `cache_dir` when one is given, and rounded as the pack stores them. `pack`
-    names the folder of a loaded pack, whose stored lexical indexes are read instead of built."""
+    names the folder of a loaded pack, whose stored lexical indexes are read instead of built, and whose
+    stored catalog `catalog` is: `knowledge` may then be None (read from `pack` when first asked for)."""
 
     def __init__(
         self,
-        knowledge: Knowledge,
+        knowledge: Knowledge | None,
         config: DefaultConfig,
         extra_pcs_codes: Sequence[str] = (),
         training_codes: Sequence[str] = (),
@@ -184,12 +216,16 @@ class CodeResources:
         cache_dir: Path | None = None,
         encoder: Encoder | None = None,
         pack: Path | None = None,
+        catalog: CodeCatalog | None = None,
     ) -> None:
-        self.knowledge = knowledge
+        if knowledge is None and (catalog is None or pack is None):
+            raise ValueError("CodeResources needs the knowledge, or a pack folder and its stored catalog")
+        self._knowledge = knowledge
+        self._pack = pack
         self.extra_pcs_codes = sorted(set(extra_pcs_codes))
         self.training_codes = sorted(set(training_codes))
         self.config = config
-        self.catalog: CodeCatalog = build_catalog(knowledge)
+        self.catalog: CodeCatalog = catalog if catalog is not None else build_catalog(knowledge)
         self.lexical = lexical_indexes(self.catalog, pack)
         self.runtime = runtime or Runtime()
         self.encoder: Encoder | None = None
@@ -198,7 +234,7 @@ class CodeResources:
         self.dense: dict[str, DenseCodeIndex] = {}
         if self.encoder is not None:
             self.dense = dense if dense is not None else self._dense_indexes(self.encoder, cache_dir)
-        tree = knowledge.index_tree
+        tree = knowledge.index_tree if knowledge is not None else load_index_tree(Path(str(pack)))
         self.generator = CandidateGenerator(
             self.catalog,
             self.lexical,
@@ -206,6 +242,13 @@ class CodeResources:
             GeneratorConfig(**config.generator),
             IndexWalker(tree) if tree is not None and config.index_walk else None,
         )
+
+    @property
+    def knowledge(self) -> Knowledge:
+        """The code knowledge the catalog was built from (a loaded pack's is read when first asked for)."""
+        if self._knowledge is None:
+            self._knowledge = load_knowledge(Path(str(self._pack)))
+        return self._knowledge
 
     def _dense_indexes(self, encoder: Encoder, cache_dir: Path | None) -> dict[str, DenseCodeIndex]:
         out: dict[str, DenseCodeIndex] = {}
@@ -391,6 +434,7 @@ class DefaultCoder:
         catalog = self.resources.catalog
         view = prepared.view
         out: list[Scored] = []
+        floors = self.config.walk_floors if system == CM else {}
         for code, c in zip(keys, conf, strict=True):
             cand = prepared.candidates.get((system, code))
             if cand is not None and cand.present:
@@ -398,6 +442,14 @@ class DefaultCoder:
                 best = cand.best()
                 assert best is not None
                 rationale = f"{best.source} match on '{view.mentions[best.mention].text}'"
+                kind = walk_kind(view, cand) if floors else None
+                floor = floors.get(kind, 0.0) if kind is not None else 0.0
+                if floor > c:
+                    c = floor
+                    rationale += (
+                        f"; index walk verified in the tabular: confidence {floor:.2f}, the share of "
+                        f"{kind} walk codes that were right on the training notes"
+                    )
             elif code in memory:
                 evidence = [sentence_evidence(view, memory[code].sentence)]
                 rationale = f"sentence like coded training sentences (similarity {memory[code].score:.2f})"
@@ -444,7 +496,9 @@ class DefaultCoder:
             a, o, meta = model.classifier.state()
             arrays.update({f"{task}.{k}": v for k, v in a.items()})
             objects.update({f"{task}.{k}": v for k, v in o.items()})
-            objects[f"{task}.ranker"] = model.ranker
+            arrays.update({f"{task}.{k}": v for k, v in ranker_arrays(model.ranker).items()})
+            if not isinstance(model.ranker, TreeRanker):  # also as joblib: older medcode reads that
+                objects[f"{task}.ranker"] = model.ranker
             task_meta[task] = {
                 "classifier": meta,
                 "train_count": model.train_count,
@@ -477,6 +531,7 @@ class DefaultCoder:
 
         def write_parts(folder: Path) -> None:
             save_knowledge(knowledge, folder)
+            save_catalog(self.resources.catalog, folder)
             save_lexicon(self.pipeline, folder)
             save_lexical(self.resources.lexical, self.resources.catalog.fingerprint, folder)
             if self.resources.dense:
@@ -498,7 +553,8 @@ def load_pack(path: Path, manifest: PackManifest, runtime: Runtime | None = None
             "retrain it with `medcode train`"
         ) from None
     config = DefaultConfig.from_json(manifest.config)
-    knowledge = load_knowledge(path)
+    catalog = load_catalog_columns(path)  # None in packs saved before it was stored: built from the knowledge
+    knowledge = load_knowledge(path) if catalog is None else None
     pipeline = load_pipeline(path)
     rules = load_rules(manifest.config.get("rules"), path)
     resources = CodeResources(
@@ -510,6 +566,7 @@ def load_pack(path: Path, manifest: PackManifest, runtime: Runtime | None = None
         dense=load_code_indexes(path) if config.use_dense else None,
         encoder=load_encoder(path, runtime or Runtime()) if config.use_dense else None,
         pack=path,
+        catalog=catalog,
     )
     arrays = load_arrays(path)
     tasks: dict[str, TaskModel] = {}
@@ -519,9 +576,12 @@ def load_pack(path: Path, manifest: PackManifest, runtime: Runtime | None = None
         memory = None
         if "memory" in meta:
             memory = SentenceMemory.from_state(own.pop("memory_vectors"), meta["memory"])
+        ranker = pop_ranker(own)  # arrays: no scikit-learn; an older pack's joblib object otherwise
         clf = DocumentClassifier.from_state(
             own,
-            {
+            {}
+            if all(k in own for k in TFIDF_KEYS)
+            else {
                 "vectorizer": load_object(path, f"{task}.vectorizer"),
                 "train_tfidf": load_object(path, f"{task}.train_tfidf"),
             },
@@ -529,7 +589,7 @@ def load_pack(path: Path, manifest: PackManifest, runtime: Runtime | None = None
         )
         tasks[task] = TaskModel(
             classifier=clf,
-            ranker=load_object(path, f"{task}.ranker"),
+            ranker=ranker if ranker is not None else load_object(path, f"{task}.ranker"),
             calibrator=Calibrator.from_json(manifest.calibration[task]),
             thresholds=TaskThresholds.from_json(manifest.thresholds[task]),
             train_count={str(k): int(v) for k, v in meta["train_count"].items()},
@@ -645,12 +705,15 @@ def ranker_scores(ranker: Any, x: np.ndarray) -> np.ndarray:
         return np.asarray(ranker.predict_proba(x)[:, 1])
 
 
-@lru_cache(maxsize=1)
 def _thread_pools() -> Any:
-    """The native thread pools of this process, found once torch and scikit-learn (whose OpenMP runtimes
-    the ranker and the encoder use) are loaded: a controller only knows the libraries loaded before it."""
-    import sklearn.ensemble  # noqa: F401
-    import torch  # noqa: F401
+    """The native thread pools of the libraries this process has loaded (numpy's BLAS; torch's and
+    scikit-learn's OpenMP runtimes once they are imported, which suggest with a numpy-only pack never
+    does). A controller only knows the libraries loaded before it: one per set of loaded libraries."""
+    return _controller(tuple(name in sys.modules for name in ("torch", "sklearn.ensemble")))
+
+
+@lru_cache(maxsize=4)
+def _controller(loaded: tuple[bool, ...]) -> Any:
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
