@@ -8,6 +8,9 @@ dict code -> score for each of the three scorers (`DocScores.linear`, `.knn_tfid
 The dual form needs only the training documents' TF-IDF rows and one coefficient per (training document,
 code): the document-similarity matrix the kNN votes use already gives the linear scores, and the pack
 stays small whatever the vocabulary.
+
+A pack stores the fitted TF-IDF as arrays too (`model.trained.numeric.TfidfSims`): a classifier loaded
+from them scores notes without scikit-learn, with the same similarities bitwise.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from medcode.model.trained.numeric import TFIDF_KEYS, TfidfSims
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,8 @@ class DocumentClassifier:
         self.dual: np.ndarray | None = None
         """(training documents x linear codes) dual coefficients: score = sim(doc, train) @ dual."""
         self.bias: np.ndarray | None = None
+        self.tfidf: TfidfSims | None = None
+        """The TF-IDF as numpy arrays (a loaded pack that stores them); then `vectorizer` is None."""
 
     def fit(
         self, texts: Sequence[str], labels: Sequence[Sequence[str]], vectors: np.ndarray | None
@@ -98,11 +105,14 @@ class DocumentClassifier:
         return self
 
     def scores(self, texts: Sequence[str], vectors: np.ndarray | None) -> list[DocScores]:
-        if self.vectorizer is None or self.dual is None or self.bias is None:
+        if (self.vectorizer is None and self.tfidf is None) or self.dual is None or self.bias is None:
             raise RuntimeError("the document classifier is not fitted")
         cfg = self.config
-        x = self.vectorizer.transform(texts).tocsr()
-        sims_tfidf = np.asarray((x @ self.train_tfidf.T).todense(), dtype=np.float32)
+        if self.tfidf is not None:
+            sims_tfidf = np.asarray(self.tfidf.similarities(texts), dtype=np.float32)
+        else:
+            x = self.vectorizer.transform(texts).tocsr()
+            sims_tfidf = np.asarray((x @ self.train_tfidf.T).todense(), dtype=np.float32)
         linear = sims_tfidf @ self.dual + self.bias[None, :] if len(self.linear_codes) else None
         sims_dense = (
             np.asarray(vectors, dtype=np.float32) @ self.train_vectors.T
@@ -143,12 +153,18 @@ class DocumentClassifier:
 
     # persistence ---------------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
-        """(arrays, objects, json) to store in a pack."""
+        """(arrays, objects, json) to store in a pack: the TF-IDF both as arrays (read without
+        scikit-learn) and, when this classifier was fitted or loaded with them, as joblib objects."""
         assert self.dual is not None and self.bias is not None
         arrays = {"dual": self.dual, "bias": self.bias}
         if self.train_vectors is not None:
             arrays["train_vectors"] = self.train_vectors
-        objects = {"vectorizer": self.vectorizer, "train_tfidf": self.train_tfidf}
+        objects: dict[str, Any] = {}
+        if self.vectorizer is not None:
+            objects = {"vectorizer": self.vectorizer, "train_tfidf": self.train_tfidf}
+            arrays.update(TfidfSims.arrays_of(self.vectorizer, self.train_tfidf))
+        elif self.tfidf is not None:
+            arrays.update(self.tfidf.arrays)
         meta = {
             "linear_codes": self.linear_codes,
             "train_labels": self.train_labels,
@@ -160,9 +176,14 @@ class DocumentClassifier:
     def from_state(
         cls, arrays: dict[str, np.ndarray], objects: dict[str, Any], meta: dict[str, Any]
     ) -> DocumentClassifier:
+        """A classifier from `state()`'s parts: TF-IDF arrays when `arrays` holds them (then `objects` may
+        be empty), else the joblib objects of an older pack."""
         clf = cls(ClassifierConfig(**meta.get("config", {})))
-        clf.vectorizer = objects["vectorizer"]
-        clf.train_tfidf = objects["train_tfidf"]
+        if all(k in arrays for k in TFIDF_KEYS):
+            clf.tfidf = TfidfSims({k: arrays[k] for k in TFIDF_KEYS})
+        else:
+            clf.vectorizer = objects["vectorizer"]
+            clf.train_tfidf = objects["train_tfidf"]
         clf.dual = arrays["dual"]
         clf.bias = arrays["bias"]
         clf.train_vectors = arrays.get("train_vectors")
