@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-from medcode.data.errors import UnknownCodeError
+from medcode.data.code_table import CodeTable
 
 logger = logging.getLogger(__name__)
 
@@ -334,7 +334,7 @@ def parse_tabular(path: Path) -> tuple[str, list[CodeEntry], dict[str, Grouping]
 # ---------------------------------------------------------------------------------------------- the code set
 
 
-class ICD10CM:
+class ICD10CM(CodeTable[CodeEntry]):
     """The ICD-10-CM code set: lookup, hierarchy, notes and code-reference helpers."""
 
     name = NAME
@@ -342,7 +342,7 @@ class ICD10CM:
     def __init__(self, entries: list[CodeEntry], groupings: dict[str, Grouping], fiscal_year: int) -> None:
         self.fiscal_year = fiscal_year
         self.version = f"{NAME} {fiscal_year}"
-        self._entries: dict[str, CodeEntry] = {e.code: e for e in entries}
+        self._codes: dict[str, CodeEntry] = {e.code: e for e in entries}
         self._groupings = groupings
         children: dict[str, list[str]] = {}
         for entry in entries:
@@ -351,35 +351,18 @@ class ICD10CM:
         self._children = children
 
     # lookup ---------------------------------------------------------------------------------------------
-    @staticmethod
-    def normalize(code: str) -> str:
-        return normalize_code(code)
+    normalize = staticmethod(normalize_code)
 
     def get(self, code: str) -> CodeEntry | None:
-        entry = self._entries.get(code)
-        return entry if entry is not None else self._entries.get(normalize_code(code))
-
-    def __getitem__(self, code: str) -> CodeEntry:
-        entry = self.get(code)
-        if entry is None:
-            raise UnknownCodeError(code, NAME)
-        return entry
-
-    def __contains__(self, code: object) -> bool:
-        return isinstance(code, str) and self.get(code) is not None
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
+        entry = self._codes.get(code)  # most callers pass the stored form: no normalising
+        return entry if entry is not None else self._codes.get(normalize_code(code))
 
     def entries(self) -> Iterator[CodeEntry]:
         """Every entry in tabular order (categories before their children)."""
-        return iter(self._entries.values())
+        return iter(self._codes.values())
 
     def billable_codes(self) -> list[str]:
-        return [e.code for e in self._entries.values() if e.billable]
+        return [e.code for e in self._codes.values() if e.billable]
 
     # hierarchy ------------------------------------------------------------------------------------------
     def parents(self, code: str) -> list[str]:
@@ -388,7 +371,7 @@ class ICD10CM:
         parent = self[code].parent
         while parent is not None:
             chain.append(parent)
-            parent = self._entries[parent].parent
+            parent = self._codes[parent].parent
         return chain
 
     def children(self, code: str) -> list[str]:
@@ -428,7 +411,7 @@ class ICD10CM:
         if not entry.seventh_chars or entry.seventh_char is not None or entry.billable:
             return False
         children = self._children.get(entry.code, ())
-        return bool(children) and all(self._entries[c].seventh_char is not None for c in children)
+        return bool(children) and all(self._codes[c].seventh_char is not None for c in children)
 
     def is_header(self, entry: CodeEntry) -> bool:
         """Non-billable and not merely waiting for its 7th character: a category or subcategory."""
@@ -449,7 +432,7 @@ class ICD10CM:
         stack = list(reversed(self._children.get(entry.code, ())))
         while stack:
             current = stack.pop()
-            child = self._entries[current]
+            child = self._codes[current]
             if child.billable or self.needs_seventh(child):
                 out.append(child.code)
                 continue
@@ -493,7 +476,7 @@ class ICD10CM:
         """Codes a note pattern covers ("E10" -> E10 and its descendants; "E08-E13" -> all of E08..E13)."""
         return [
             e.code
-            for e in self._entries.values()
+            for e in self._codes.values()
             if ref_covers(ref, e.code) and (e.billable or not billable_only)
         ]
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from medcode.data.errors import DatasetNotFoundError, InvalidInputError, UnknownCodeError
+from medcode.data.code_table import CodeSet
+from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -150,8 +151,9 @@ class PcsCode:
     """True for a valid 7-character code; False for a partial code (a prefix)."""
 
 
-class ICD10PCS:
-    """The ICD-10-PCS code set of one fiscal year, optionally with the tables for partial codes."""
+class ICD10PCS(CodeSet[PcsCode]):
+    """The ICD-10-PCS code set of one fiscal year, optionally with the tables for partial codes: its
+    members are the valid 7-character codes, `get` also answers partial codes the tables describe."""
 
     name = NAME
 
@@ -160,20 +162,11 @@ class ICD10PCS:
     ) -> None:
         self.fiscal_year = fiscal_year
         self.version = f"{NAME} {fiscal_year}" if fiscal_year else NAME
-        self._titles = titles
+        self._codes: dict[str, str] = titles
         self._sorted = sorted(titles)
         self.tables = tables
 
     normalize = staticmethod(normalize_pcs)
-
-    def __len__(self) -> int:
-        return len(self._titles)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._titles)
-
-    def __contains__(self, code: object) -> bool:
-        return isinstance(code, str) and normalize_pcs(code) in self._titles
 
     def is_prefix(self, partial: str) -> bool:
         """True when some valid code starts with `partial` (e.g. the 4-character "BW03")."""
@@ -186,7 +179,7 @@ class ICD10PCS:
     def is_known(self, code: str) -> bool:
         """A valid full code, or a partial code that prefixes valid codes."""
         code = normalize_pcs(code)
-        return code in self._titles or (len(code) < 7 and self.is_prefix(code))
+        return code in self._codes or (len(code) < 7 and self.is_prefix(code))
 
     def codes_with_prefix(self, partial: str) -> list[str]:
         partial = normalize_pcs(partial)
@@ -199,8 +192,8 @@ class ICD10PCS:
 
     def title(self, code: str) -> str | None:
         code = normalize_pcs(code)
-        if code in self._titles:
-            return self._titles[code]
+        if code in self._codes:
+            return self._codes[code]
         if len(code) < 7 and self.is_prefix(code):
             return self.tables.describe(code) if self.tables is not None else ""
         return None
@@ -210,16 +203,10 @@ class ICD10PCS:
         title = self.title(code)
         if title is None:
             return None
-        return PcsCode(code=code, title=title, billable=code in self._titles)
-
-    def __getitem__(self, code: str) -> PcsCode:
-        entry = self.get(code)
-        if entry is None:
-            raise UnknownCodeError(code, NAME)
-        return entry
+        return PcsCode(code=code, title=title, billable=code in self._codes)
 
     def items(self) -> Iterator[tuple[str, str]]:
-        return iter(self._titles.items())
+        return iter(self._codes.items())
 
 
 def read_pcs_codes(path: Path) -> dict[str, str]:

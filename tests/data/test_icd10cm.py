@@ -90,7 +90,8 @@ def test_s06_death_codes_take_only_initial_encounter(tabular_xml: Path) -> None:
 def test_unknown_code_raises_and_get_returns_none(tabular_xml: Path) -> None:
     icd = load_icd10cm_from(tabular_xml)
     assert icd.get("Q99.99") is None
-    assert "Q99.99" not in icd
+    assert "Q99.99" not in icd and 12 not in icd
+    assert "E11.9" in icd and " e119" in icd
     with pytest.raises(UnknownCodeError, match=r"unknown ICD-10-CM code: Q99\.99"):
         icd["Q99.99"]
 

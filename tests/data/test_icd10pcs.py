@@ -35,6 +35,8 @@ def test_partial_codes_are_known_only_as_prefixes(data_root: Path) -> None:
     assert not pcs.is_known("0DTK") and not pcs.is_known("ZZ99ZZZ")
     assert pcs.codes_with_prefix("0DTJ") == ["0DTJ0ZZ", "0DTJ4ZZ"]
     assert pcs.title("0DTJ") == ""  # no tables loaded: known, but without a title
+    assert "0dt.j4zz" in pcs and "0DTJ" not in pcs  # members are the full codes only
+    assert sorted(pcs) == ["0DTJ0ZZ", "0DTJ4ZZ", "BW03ZZZ"]
     with pytest.raises(UnknownCodeError, match="unknown ICD-10-PCS code: ZZ99ZZZ"):
         pcs["ZZ99ZZZ"]
 
