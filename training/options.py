@@ -44,6 +44,9 @@ class TrainingOptions:
     """Fine-tuning steps of the linked encoder (None: `LinkConfig`'s default)."""
     encoder_minutes: float | None = None
     """Wall-clock budget of the linked encoder's fine-tune (None: only the step budget bounds it)."""
+    related_candidates: bool = False
+    """Default preset: also offer the tabular relatives (children, siblings, parent) of each mention's
+    strongest codes as candidates (`model.candidates.related`; saved in the pack's generator config)."""
     knowledge_dir: Path | None = None
     """Datasets folder with the ICD-10-CM index, Disease Ontology and ICD-10-PCS (see `knowledge_root`)."""
     metric: str = "diagnosis.map"
@@ -142,6 +145,11 @@ def add_training_options(
         help=f"boosting iterations of the default preset's ranker (default: {ranker_iter or 'the preset config'})",
     )
     parser.add_argument("--no-dense", action="store_true", help="default preset without the sentence encoder")
+    parser.add_argument(
+        "--related-candidates",
+        action="store_true",
+        help="default preset: also rank the children, siblings and parent of each mention's strongest codes",
+    )
     parser.add_argument(
         "--encoder",
         choices=ENCODERS,

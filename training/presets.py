@@ -141,6 +141,8 @@ def default_config(options: TrainingOptions) -> DefaultConfig:
         config.folds = options.folds
     if options.ranker_max_iter:
         config.ranker_max_iter = options.ranker_max_iter
+    if options.related_candidates:
+        config.generator = {**config.generator, "related": True}
     return config
 
 

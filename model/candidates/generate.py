@@ -21,6 +21,8 @@ from medcode.model.candidates.dense import DenseCodeIndex, Encoder
 from medcode.model.candidates.index_walk import SOURCE as WALK
 from medcode.model.candidates.index_walk import IndexWalker
 from medcode.model.candidates.lexical import LexicalIndex
+from medcode.model.candidates.related import SOURCE as RELATED
+from medcode.model.candidates.related import relatives, seeds_of
 from medcode.model.catalog import CM, PCS, CodeCatalog
 from medcode.model.mentions import Extractor, Sentence, clause_mentions, split_sentences
 
@@ -48,7 +50,8 @@ SECTIONS = (
     "hospital_course",
 )
 MENTION_TYPES = ("condition", "sign_symptom", "procedure", "injury", "anatomy", "other")
-SOURCES = ("lexicon", "lexical", "pair", "history", "dense", "index_walk")
+SOURCES = ("lexicon", "lexical", "pair", "history", "dense", "index_walk", "related")
+_SEED_SOURCES = frozenset({"lexicon", "lexical", "dense", "index_walk"})
 
 
 @dataclass
@@ -63,6 +66,16 @@ class GeneratorConfig:
     block_lexical_min: float = 0.6
     block_dense_k: int = 2
     block_dense_min: float = 0.75
+    related: bool = False
+    """Add the tabular relatives (children, siblings, parent) of each present mention's strongest hits as
+    "related" hits (`model.candidates.related`); off in packs saved before the option."""
+    related_seeds: int = 2
+    """Seeds per mention: its best codes from lexicon, lexical, dense and index-walk hits."""
+    related_seed_min: float = 0.5
+    related_per_seed: int = 8
+    """Relatives kept per seed, best own lexical match with the mention first."""
+    related_min: float = 0.0
+    """Least own lexical match a relative needs (0: any relative within `related_per_seed`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +330,43 @@ class CandidateGenerator:
                             add(system, dh.code, hit, True)
                         elif rank < cfg.block_dense_k and dh.score >= cfg.block_dense_min:
                             add(system, dh.code, hit, False)
+        if cfg.related:
+            self._related(view, found, add)
         return found
+
+    def _related(self, view: EncounterView, found: dict[Key, Candidate], add) -> None:  # type: ignore[no-untyped-def]
+        """Relatives of each present pipeline mention's seeds, scored against the mention's query."""
+        cfg = self.config
+        mentions = view.mentions
+        own: dict[tuple[int, str], list[tuple[str, float]]] = defaultdict(list)
+        for (system, code), cand in found.items():
+            for h in cand.present:
+                if h.source in _SEED_SOURCES and not view.is_clause(h.mention):
+                    own[(h.mention, system)].append((code, h.score))
+        asks: dict[str, list[tuple[int, float, dict[str, int]]]] = defaultdict(list)
+        for (i, system), hits in sorted(own.items()):
+            if not mentions[i].assertion.is_present or system not in self.lexical:
+                continue
+            have = {code for code, _ in hits}
+            for seed, seed_score in seeds_of(hits, cfg.related_seeds, cfg.related_seed_min):
+                near = {c: r for c, r in relatives(self.catalog, system, seed).items() if c not in have}
+                if near:
+                    asks[system].append((i, seed_score, near))
+        for system, wanted in asks.items():
+            index = self.lexical[system]
+            matches = index.score_many([(mention_query(mentions[i]), list(near)) for i, _, near in wanted])
+            for (i, seed_score, near), match in zip(wanted, matches, strict=True):
+                scored = sorted(
+                    near,
+                    key=lambda c: (-(match[c].score if c in match else 0.0), near[c], c),
+                )
+                for code in scored[: cfg.related_per_seed]:
+                    h = match.get(code)
+                    score = h.score if h is not None else 0.0
+                    if score < cfg.related_min:
+                        continue
+                    qcov = h.query_coverage if h is not None else 0.0
+                    add(system, code, Hit(i, RELATED, score, qcov, seed_score, near[code]), True)
 
     def _index_walk(self, view: EncounterView, add) -> None:  # type: ignore[no-untyped-def]
         assert self.walker is not None

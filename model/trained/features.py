@@ -61,6 +61,9 @@ FEATURES: tuple[str, ...] = (
     "in_catalog",
     "walk_max",
     "walk_depth",
+    "related_max",
+    "related_seed",
+    "related_relation",
 )
 """Packs trained before a feature was added keep their own list (`pack_columns`): append, never reorder."""
 CATEGORICAL: tuple[str, ...] = ("section", "mention_type", "chapter")
@@ -156,6 +159,7 @@ def candidate_features(
 
     lex, lex_q, lex_t, lex_rank = best("lexical")
     walk, _, walk_depth, _ = best("index_walk")
+    related, _, related_seed, related_relation = best("related")
     dense, _, _, dense_rank = best("dense")
     mentions = {h.mention for h in cand.present}
     support = [view.mentions[i] for i in mentions]
@@ -218,6 +222,9 @@ def candidate_features(
         float(info is not None),
         walk,
         walk_depth if walk else -1.0,
+        related,
+        related_seed if "related" in best_hit else -1.0,
+        float(related_relation) if "related" in best_hit else -1.0,
     ]
 
 
