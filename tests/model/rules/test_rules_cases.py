@@ -3,9 +3,10 @@ codes that must and must not result, and the routing reasons expected (rules_cas
 
 Each line: id, rule, note, optional patient/setting/date, mentions (phrase + assertion flags, attributes,
 concepts), codes and candidates ({code, confidence, evidence phrases, system}), and expectations:
-must / must_not (final codes), candidates_include, order (sequence of final codes), reasons (each must
-appear), reasons_absent (none may start with these), no_reasons, warnings ({code: [flags]}), ncci_rows
-(a CMS-style PTP table the case writes to a file). A phrase 'text#2' means its second occurrence.
+must / must_not (final codes), must_not_prefix (no final code starts with these), candidates_include,
+order (sequence of final codes), reasons (each must appear), reasons_absent (none may start with these),
+no_reasons, warnings ({code: [flags]}), ncci_rows (a CMS-style PTP table the case writes to a file). A
+phrase 'text#2' means its second occurrence.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def _check(case: dict[str, Any], outcome: RulesOutcome) -> list[str]:
     for code in case.get("must_not", []):
         if code in final:
             problems.append(f"{code} should not be final")
+    for prefix in case.get("must_not_prefix", []):
+        if any(c.startswith(prefix) for c in final):
+            problems.append(f"no final code should start {prefix}")
     for code in case.get("candidates_include", []):
         if code not in candidates:
             problems.append(f"{code} should be among the candidates")
