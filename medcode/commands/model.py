@@ -9,6 +9,7 @@ from pathlib import Path
 
 from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 from medcode.data.icd10cm import load_icd10cm
+from medcode.data.jsonl import parse_encounter_line
 from medcode.data.types import Document, Encounter
 
 
@@ -52,28 +53,23 @@ def read_input(path: str) -> str:
         raise InvalidInputError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
+def parse_input(raw: str) -> Encounter | str:
+    """An encounter when the input is a JSON object (read as one line of the JSONL format), else the note
+    text itself (the input of `suggest` and `extract`)."""
+    if not raw.strip():
+        raise InvalidInputError("the input is empty: give a note or an encounter JSON object")
+    if not raw.lstrip().startswith("{"):
+        return raw
+    return parse_encounter_line(raw, "input")
+
+
 def parse_encounter(raw: str, encounter_id: str = "e1") -> Encounter:
     """Encounter JSON when the input is a JSON object, else the whole input is one note."""
-    from pydantic import ValidationError
-
     from medcode.settings import get_settings
 
-    stripped = raw.strip()
-    if not stripped:
-        raise InvalidInputError("the input is empty: give a note or an encounter JSON")
-    if stripped.startswith("{"):
-        try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"the input looks like JSON but does not parse: {exc}") from exc
-        try:
-            encounter = Encounter.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ()))
-            raise InvalidInputError(
-                f"invalid encounter JSON at {where or 'top level'}: {first.get('msg')}"
-            ) from exc
+    parsed = parse_input(raw)
+    if isinstance(parsed, Encounter):
+        encounter = parsed
     else:
         encounter = Encounter(encounter_id=encounter_id, documents=[Document(document_id="d1", text=raw)])
     limit = get_settings().max_note_chars
@@ -86,7 +82,12 @@ def parse_encounter(raw: str, encounter_id: str = "e1") -> Encounter:
 
 
 def run_suggest(args: argparse.Namespace) -> int:
+    from medcode.commands.text import import_spacy_without_torch
     from medcode.settings import get_settings
+
+    # spaCy without torch: a float32 encoder runs in numpy and a re-saved pack's ranker and TF-IDF too,
+    # so suggesting imports neither torch nor scikit-learn (a model that needs torch still imports it)
+    import_spacy_without_torch()
 
     settings = get_settings()
     encounter = parse_encounter(read_input(args.path), args.encounter_id)

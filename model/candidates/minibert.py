@@ -6,6 +6,10 @@ seconds when it is busy) before the first sentence is embedded. A BERT encoder i
 this module runs them on the same weights (`model.safetensors`) with the same tokenizer (`tokenizer.json`,
 through the `tokenizers` library), so `medcode suggest` embeds its first note after importing torch alone.
 
+`NumpyBert` runs the same operations in numpy (float32), so a float32 encoder never imports torch at all
+(importing torch is about 2 s of CPU): its vectors agree with the torch pass within float noise (about
+1e-7; `tests/model/test_minibert.py`). Torch stays for bfloat16 and for fine-tuning.
+
 It computes what `BertModel(...).last_hidden_state` computes, with the operations transformers' default
 (SDPA) attention uses; `tests/model/test_minibert.py` checks the two agree. Folders it cannot read (another
 architecture, no `tokenizer.json`, no safetensors) are left to transformers: `supports(path)` says which.
@@ -17,6 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 WEIGHTS = "model.safetensors"
 TOKENIZER = "tokenizer.json"
@@ -48,6 +54,16 @@ def load(path: Path) -> tuple[BertTokenizer, MiniBert]:
     return BertTokenizer(path, model.shape.pad_id), model
 
 
+def load_numpy(path: Path) -> tuple[BertTokenizer, NumpyBert] | None:
+    """The tokenizer and the numpy model of a folder `supports` accepts; None when its weights are in a
+    format numpy cannot hold (bfloat16)."""
+    try:
+        model = NumpyBert(path)
+    except (TypeError, ValueError):
+        return None
+    return BertTokenizer(path, model.shape.pad_id), model
+
+
 def supports(path: Path) -> bool:
     """True when `path` holds a plain BERT encoder this module can run (absolute positions, GELU)."""
     path = Path(path)
@@ -67,7 +83,7 @@ def supports(path: Path) -> bool:
         return False
     from safetensors import safe_open
 
-    with safe_open(str(path / WEIGHTS), framework="pt") as fh:
+    with safe_open(str(path / WEIGHTS), framework="numpy") as fh:
         names = {k.removeprefix("bert.") for k in fh.keys()}  # noqa: SIM118 (safe_open is no mapping)
     layers = int(config.get("num_hidden_layers", 0))
     return all(name in names for name in _weight_names(layers))
@@ -115,10 +131,19 @@ class BertTokenizer:
         return {"input_ids": [list(e.ids) for e in self._tokenizer.encode_batch(texts)]}
 
     def pad(self, batch: dict[str, list[list[int]]], return_tensors: str = "pt") -> dict[str, Any]:
-        """Right-padded `input_ids` and the `attention_mask` (1 for a token, 0 for padding), as tensors."""
+        """Right-padded `input_ids` and the `attention_mask` (1 for a token, 0 for padding), as tensors
+        ("pt") or numpy arrays ("np")."""
+        rows = batch["input_ids"]
+        if return_tensors == "np":
+            width = max((len(r) for r in rows), default=0)
+            ids_np = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+            mask_np = np.zeros((len(rows), width), dtype=np.int64)
+            for i, row in enumerate(rows):
+                ids_np[i, : len(row)] = row
+                mask_np[i, : len(row)] = 1
+            return {"input_ids": ids_np, "attention_mask": mask_np}
         import torch
 
-        rows = batch["input_ids"]
         width = max((len(r) for r in rows), default=0)
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -200,3 +225,118 @@ class MiniBert:
         return F.layer_norm(
             x, (self.shape.hidden,), self.w[name + ".weight"], self.w[name + ".bias"], self.shape.eps
         )
+
+
+class NumpyBert:
+    """`MiniBert`'s forward pass in numpy, float32: `model(input_ids=..., attention_mask=...)` with numpy
+    arrays gives `.last_hidden_state` as a float32 array."""
+
+    def __init__(self, path: Path) -> None:
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        self.shape = BertShape.from_config(json.loads((path / CONFIG).read_text()))
+        weights = load_file(str(path / WEIGHTS))
+        self.w = {
+            k.removeprefix("bert."): np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()
+        }
+        # F.linear's weight is (out, in): stored transposed once, so each product is x @ w
+        self.wt = {k: np.ascontiguousarray(v.T) for k, v in self.w.items() if v.ndim == 2}
+
+    def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> BertOutput:
+        return BertOutput(self.forward(np.asarray(input_ids), np.asarray(attention_mask)))
+
+    def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        w, s = self.w, self.shape
+        batch, length = ids.shape
+        x = w["embeddings.word_embeddings.weight"][ids]
+        x = x + w["embeddings.token_type_embeddings.weight"][np.zeros_like(ids)]
+        x = x + w["embeddings.position_embeddings.weight"][np.arange(length)][None, :, :]
+        x = self._norm(x, "embeddings.LayerNorm")
+        # padding keys get -inf before the softmax (what SDPA does with a boolean mask)
+        bias = None
+        if not bool(mask.all()):
+            bias = np.where(mask.astype(bool), np.float32(0.0), np.float32(-np.inf))[:, None, None, :]
+        head = s.hidden // s.heads
+        scale = np.float32(head**-0.5)
+        for i in range(s.layers):
+            p = f"encoder.layer.{i}."
+
+            def split(t: np.ndarray) -> np.ndarray:
+                # contiguous heads: numpy's matmul hands stacked products to BLAS only in that layout
+                return np.ascontiguousarray(t.reshape(batch, length, s.heads, head).transpose(0, 2, 1, 3))
+
+            q = split(self._linear(x, p + "attention.self.query"))
+            k = split(self._linear(x, p + "attention.self.key"))
+            v = split(self._linear(x, p + "attention.self.value"))
+            scores = (q * scale) @ k.transpose(0, 1, 3, 2)
+            if bias is not None:
+                scores = scores + bias
+            scores = scores - scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            a = np.ascontiguousarray((scores @ v).transpose(0, 2, 1, 3)).reshape(batch, length, s.hidden)
+            x = self._norm(
+                self._linear(a, p + "attention.output.dense") + x, p + "attention.output.LayerNorm"
+            )
+            h = gelu(self._linear(x, p + "intermediate.dense"))
+            x = self._norm(self._linear(h, p + "output.dense") + x, p + "output.LayerNorm")
+        return x
+
+    def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
+        weight = self.wt[name + ".weight"]
+        out = np.ascontiguousarray(x).reshape(-1, x.shape[-1]) @ weight  # one 2-D product (BLAS)
+        out += self.w[name + ".bias"]
+        return out.reshape(*x.shape[:-1], weight.shape[1])
+
+    def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
+        mean = x.mean(axis=-1, keepdims=True)
+        centred = x - mean
+        var = (centred * centred).mean(axis=-1, keepdims=True)
+        out = centred / np.sqrt(var + np.float32(self.shape.eps))
+        out *= self.w[name + ".weight"]
+        out += self.w[name + ".bias"]
+        return out
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU, x * Phi(x), in float32 (erf to about 1e-13, see `erf`)."""
+    return (x * (0.5 + 0.5 * erf(x.astype(np.float64) * _SQRT_HALF))).astype(np.float32)
+
+
+_SQRT_HALF = 0.5**0.5
+_STEP = 1.0 / 64.0
+_LIMIT = 6.0
+
+
+def _erf_tables() -> tuple[np.ndarray, np.ndarray]:
+    """erf at the grid points k/64 of [0, 6] and the Taylor coefficients of erf around each point:
+    erf(x0 + d) = erf(x0) + sum_n c_n d^(n+1), c_n = 2/sqrt(pi) exp(-x0^2) H_n(-x0) / (n+1)!
+    (H_n the physicists' Hermite polynomials); six terms leave an error under 1e-13 for |d| <= 1/128."""
+    import math
+
+    grid = np.arange(0, int(_LIMIT / _STEP) + 1) * _STEP
+    values = np.array([math.erf(v) for v in grid])
+    y = -grid
+    hermite = [np.ones_like(y), 2 * y]
+    for n in range(1, 5):
+        hermite.append(2 * y * hermite[n] - 2 * n * hermite[n - 1])
+    weight = 2.0 / math.sqrt(math.pi) * np.exp(-grid * grid)
+    coeffs = np.stack([weight * hermite[n] / math.factorial(n + 1) for n in range(6)])
+    return values, coeffs
+
+
+_ERF_VALUES, _ERF_COEFFS = _erf_tables()
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function of a float64 array, to about 1e-13 (numpy has none; scipy's import costs time):
+    a table of erf on a 1/64 grid and a six-term Taylor expansion around the nearest grid point."""
+    a = np.minimum(np.abs(x), _LIMIT)
+    k = np.rint(a * (1.0 / _STEP)).astype(np.intp)
+    d = a - k * _STEP
+    c = _ERF_COEFFS
+    poly = c[5][k]
+    for n in range(4, -1, -1):
+        poly = poly * d + c[n][k]
+    return np.copysign(_ERF_VALUES[k] + poly * d, x)

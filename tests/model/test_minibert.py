@@ -97,3 +97,45 @@ def test_encoding_a_sentence_does_not_import_transformers() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_numpy_forward_matches_the_torch_forward_within_float_noise() -> None:
+    path = packaged_encoder_path()
+    tok, model = minibert.load(path)
+    loaded = minibert.load_numpy(path)
+    assert loaded is not None
+    _, numpy_model = loaded
+    ids = tok(TEXTS, truncation=True, max_length=128)["input_ids"]
+    batch = tok.pad({"input_ids": ids}, return_tensors="np")
+    with torch.inference_mode():
+        reference = model(**tok.pad({"input_ids": ids})).last_hidden_state.numpy()
+    ours = numpy_model(**batch).last_hidden_state
+    mask = batch["attention_mask"].astype(bool)
+    assert ours.dtype == np.float32
+    assert np.abs(ours[mask] - reference[mask]).max() < 1e-4  # hidden values reach about 6
+    single = tok.pad({"input_ids": ids[1:2]}, return_tensors="np")  # no padding: no mask
+    with torch.inference_mode():
+        one = model(**tok.pad({"input_ids": ids[1:2]})).last_hidden_state.numpy()
+    assert np.abs(numpy_model(**single).last_hidden_state - one).max() < 1e-4
+
+
+def test_float32_encoder_runs_numpy_and_gives_the_torch_vectors(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    numpy_encoder = Encoder(precision="float32")
+    ours = numpy_encoder.encode(TEXTS)
+    assert numpy_encoder._numpy
+    monkeypatch.setattr(minibert, "load_numpy", lambda path: None)
+    torch_encoder = Encoder(precision="float32")
+    theirs = torch_encoder.encode(TEXTS)
+    assert not torch_encoder._numpy
+    assert np.abs(ours - theirs).max() < 1e-5
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-6)
+
+
+def test_erf_is_exact_to_double_precision() -> None:
+    import math
+
+    x = np.r_[np.linspace(-7.0, 7.0, 20001), 0.0, -0.0, 1e-300, 6.0, 100.0]
+    assert np.abs(minibert.erf(x) - np.array([math.erf(v) for v in x])).max() < 1e-14
+    gelu = minibert.gelu(np.array([-3.0, -1.0, 0.0, 0.5, 2.0], dtype=np.float32))
+    expected = [v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in (-3.0, -1.0, 0.0, 0.5, 2.0)]
+    assert gelu.dtype == np.float32 and np.allclose(gelu, expected, rtol=1e-7, atol=1e-9)
