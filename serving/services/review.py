@@ -68,6 +68,7 @@ from medcode.serving.services.review_state import (
     DecisionConflict,
     ItemState,
     StoredDecision,
+    decision_fields,
     decision_rows,
     sequenced,
     stored_decision,
@@ -182,7 +183,7 @@ def claim_next(
     )
     if held is not None:
         held.lease_expires_at = expires
-        claim = _claim_public(session, held, expires, resumed=True)
+        claim = _claimed(_load(session, held.id), expires, resumed=True)
         session.commit()
         return claim
     while True:
@@ -199,41 +200,58 @@ def claim_next(
             session.rollback()
             return None
         for item in candidates:
-            previous = {"lease_holder": item.lease_holder, "lease_expires_at": _iso(item.lease_expires_at)}
-            taken = session.execute(
-                update(ReviewItemRow)
-                .where(ReviewItemRow.id == item.id, ReviewItemRow.status == "open", _free(now))
-                .values(
-                    lease_holder=principal.key_id, lease_expires_at=expires, claims=ReviewItemRow.claims + 1
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if taken.rowcount != 1:  # type: ignore[attr-defined]
+            loaded = _take_lease(session, item, principal, now=now, expires=expires)
+            if loaded is None:
                 continue
-            session.refresh(item)
-            loaded = _load(session, item.id)
-            audit.record(
-                session,
-                principal,
-                "review.claimed",
-                "review_item",
-                item.id,
-                encounter_id=loaded.encounter.encounter_id,
-                before=previous,
-                after={"lease_holder": principal.key_id, "lease_expires_at": _iso(expires)},
-                model_version=loaded.revision.model_version,
-                at=now,
-            )
-            claim = _claim_public(session, item, expires, resumed=False)
+            claim = _claimed(loaded, expires, resumed=False)
             session.commit()
             return claim
         session.commit()  # every candidate was taken meanwhile: look again
 
 
-def _claim_public(session: Session, item: ReviewItemRow, expires: datetime, *, resumed: bool) -> ClaimPublic:
+def _take_lease(
+    session: Session,
+    item: ReviewItemRow,
+    principal: Principal,
+    *,
+    now: datetime,
+    expires: datetime,
+    chosen: bool = False,
+) -> _Loaded | None:
+    """Lease the open item to `principal` with one conditional UPDATE (it must still be free) and audit the
+    claim; None when another coder took it first. `chosen`: the coder picked it in the queue."""
+    previous = {"lease_holder": item.lease_holder, "lease_expires_at": _iso(item.lease_expires_at)}
+    taken = session.execute(
+        update(ReviewItemRow)
+        .where(ReviewItemRow.id == item.id, ReviewItemRow.status == "open", _free(now))
+        .values(lease_holder=principal.key_id, lease_expires_at=expires, claims=ReviewItemRow.claims + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    session.refresh(item)
     loaded = _load(session, item.id)
+    after: dict[str, Any] = {"lease_holder": principal.key_id, "lease_expires_at": _iso(expires)}
+    if chosen:
+        after["chosen"] = True
+    audit.record(
+        session,
+        principal,
+        "review.claimed",
+        "review_item",
+        item.id,
+        encounter_id=loaded.encounter.encounter_id,
+        before=previous,
+        after=after,
+        model_version=loaded.revision.model_version,
+        at=now,
+    )
+    return loaded
+
+
+def _claimed(loaded: _Loaded, expires: datetime, *, resumed: bool) -> ClaimPublic:
     return ClaimPublic(
-        item_id=item.id,
+        item_id=loaded.item.id,
         encounter_id=loaded.encounter.encounter_id,
         revision=loaded.revision.revision,
         lease_expires_at=expires,
@@ -392,6 +410,18 @@ def _require_lease(loaded: _Loaded, principal: Principal, now: datetime) -> None
         raise Conflict(f"your lease on review item {item.id} has expired; claim again", code="lease_expired")
 
 
+def _load_leased(session: Session, item_id: int, principal: Principal, now: datetime) -> _Loaded:
+    """The item, row-locked, for a change by the coder who holds its live lease; on a 409 the transaction
+    is rolled back first, so that the locks do not outlive the refusal."""
+    loaded = _load(session, item_id, lock=True)
+    try:
+        _require_lease(loaded, principal, now)
+    except Conflict:
+        session.rollback()
+        raise
+    return loaded
+
+
 def _decision_ids(
     decisions: Sequence[DecisionCreate], item_id: int, idempotency_key: str | None
 ) -> list[str]:
@@ -466,16 +496,7 @@ def _prepare(
             title=title,
             actor=actor,
         )
-    fields = {
-        "action": stored.action,
-        "system": stored.system,
-        "code": stored.code,
-        "replacement": stored.replacement,
-        "replacement_system": stored.replacement_system,
-        "reason": stored.reason,
-        "evidence": [e.model_dump(mode="json") for e in stored.evidence],
-    }
-    return stored, fields
+    return stored, decision_fields(stored)
 
 
 def _same_request(row: DecisionRow, decision: DecisionCreate, item_id: int, actor: str) -> bool:
@@ -650,8 +671,7 @@ def finalize(
     note = _load(session, item_id).note
     session.rollback()
     mentions = mentions_of(note)  # the text pipeline runs before the row locks are taken
-    loaded = _load(session, item_id, lock=True)
-    _require_lease(loaded, principal, now)
+    loaded = _load_leased(session, item_id, principal, now)
     rows = decision_rows(session, item_id)
     if request.expected_version is not None and request.expected_version != len(rows):
         raise Conflict(
@@ -738,8 +758,7 @@ def finalize(
 
 
 def release(session: Session, item_id: int, principal: Principal, *, now: datetime) -> ReleasePublic:
-    loaded = _load(session, item_id, lock=True)
-    _require_lease(loaded, principal, now)
+    loaded = _load_leased(session, item_id, principal, now)
     item = loaded.item
     before = {"lease_holder": item.lease_holder, "lease_expires_at": _iso(item.lease_expires_at)}
     item.lease_holder, item.lease_expires_at = None, None

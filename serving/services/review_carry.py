@@ -25,6 +25,7 @@ from medcode.serving.services.review_state import (
     DecisionConflict,
     ItemState,
     StoredDecision,
+    decision_fields,
     decision_rows,
     sequence_key,
     stored_decision,
@@ -147,15 +148,9 @@ def carry_over(
             DecisionRow(
                 decision_id=f"carried:{new_item_id}:{index}",
                 item_id=new_item_id,
-                action=decision.action,
-                system=decision.system,
-                code=decision.code,
-                replacement=decision.replacement,
-                replacement_system=decision.replacement_system,
-                reason=decision.reason,
-                evidence=[e.model_dump(mode="json") for e in decision.evidence],
                 actor=decision.actor,
                 created_at=now,
+                **decision_fields(decision),
             )
         )
     if latest.sequence:

@@ -13,20 +13,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from medcode.serving.auth import Principal
 from medcode.serving.errors import Conflict, InvalidRequest
-from medcode.serving.orm import ReviewItemRow
 from medcode.serving.schemas.review import ClaimPublic, LeasePublic, SequencePublic
 from medcode.serving.services import audit
 from medcode.serving.services.review import (
-    _free,
-    _iso,
+    _claimed,
     _load,
-    _Loaded,
-    _require_lease,
+    _load_leased,
+    _take_lease,
     item_state,
 )
 from medcode.serving.services.review_state import decision_rows, sequence_key, sequenced
@@ -51,53 +48,20 @@ def claim_item(
         out = _claimed(loaded, expires, resumed=True)
         session.commit()
         return out
-    previous = {"lease_holder": item.lease_holder, "lease_expires_at": _iso(item.lease_expires_at)}
-    taken = session.execute(
-        update(ReviewItemRow)
-        .where(ReviewItemRow.id == item_id, ReviewItemRow.status == "open", _free(now))
-        .values(lease_holder=principal.key_id, lease_expires_at=expires, claims=ReviewItemRow.claims + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
+    taken = _take_lease(session, item, principal, now=now, expires=expires, chosen=True)
+    if taken is None:
         session.rollback()
         raise Conflict(f"review item {item_id} is held by another coder", code="lease_held_by_another")
-    audit.record(
-        session,
-        principal,
-        "review.claimed",
-        "review_item",
-        item_id,
-        encounter_id=loaded.encounter.encounter_id,
-        before=previous,
-        after={"lease_holder": principal.key_id, "lease_expires_at": _iso(expires), "chosen": True},
-        model_version=loaded.revision.model_version,
-        at=now,
-    )
-    out = _claimed(loaded, expires, resumed=False)
+    out = _claimed(taken, expires, resumed=False)
     session.commit()
     return out
-
-
-def _claimed(loaded: _Loaded, expires: datetime, *, resumed: bool) -> ClaimPublic:
-    return ClaimPublic(
-        item_id=loaded.item.id,
-        encounter_id=loaded.encounter.encounter_id,
-        revision=loaded.revision.revision,
-        lease_expires_at=expires,
-        resumed=resumed,
-    )
 
 
 def renew_lease(
     session: Session, item_id: int, principal: Principal, *, now: datetime, lease_seconds: float
 ) -> LeasePublic:
     """Extend the caller's live lease by `lease_seconds` from now (409 when it is not held or has expired)."""
-    loaded = _load(session, item_id, lock=True)
-    try:
-        _require_lease(loaded, principal, now)
-    except Conflict:
-        session.rollback()
-        raise
+    loaded = _load_leased(session, item_id, principal, now)
     expires = now + timedelta(seconds=lease_seconds)
     loaded.item.lease_expires_at = expires
     session.commit()
@@ -115,12 +79,7 @@ def set_sequence(
 ) -> SequencePublic:
     """Store the coder's order of the item's codes ("SYSTEM|CODE" keys); each key names a code of the item,
     once. Renews the lease; the audit keeps the order before and after."""
-    loaded = _load(session, item_id, lock=True)
-    try:
-        _require_lease(loaded, principal, now)
-    except Conflict:
-        session.rollback()
-        raise
+    loaded = _load_leased(session, item_id, principal, now)
     state = item_state(loaded.result, decision_rows(session, item_id))
     canonical: list[str] = []
     for key in keys:

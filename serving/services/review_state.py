@@ -15,8 +15,9 @@ accepted or added; the finalize checks (`review_checks`) refuse pending codes un
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -118,19 +119,7 @@ class ItemState:
                     f"{decision.code} is already in the item ({current.status}); accept it instead",
                     "code_already_in_item",
                 )
-            self._put(
-                CodeState(
-                    decision.system,
-                    decision.code,
-                    decision.title,
-                    None,
-                    list(decision.evidence),
-                    "added",
-                    status="added",
-                    decided_by=decision.actor,
-                    rev=1,
-                )
-            )
+            self._put_new(decision, decision.system, decision.code, decision.evidence, "added")
             return
         if current is None:
             raise DecisionConflict(f"{decision.code} is not a code of this item", "code_not_in_item")
@@ -150,18 +139,12 @@ class ItemState:
                 target.decided_by = decision.actor
                 target.rev += 1
             else:
-                self._put(
-                    CodeState(
-                        decision.replacement_system,
-                        decision.replacement,
-                        decision.title,
-                        None,
-                        list(current.evidence),
-                        "replacement",
-                        status="accepted",
-                        decided_by=decision.actor,
-                        rev=1,
-                    )
+                self._put_new(
+                    decision,
+                    decision.replacement_system,
+                    decision.replacement,
+                    current.evidence,
+                    "replacement",
                 )
         else:
             raise ValueError(f"unknown action {decision.action!r}")
@@ -172,8 +155,23 @@ class ItemState:
     def negatives(self) -> list[CodeState]:
         return [state for state in self._codes.values() if state.status in ("rejected", "replaced")]
 
-    def _put(self, state: CodeState) -> None:
-        self._codes[(state.system, normalize_key(state.code))] = state
+    def _put_new(
+        self, decision: StoredDecision, system: str, code: str, evidence: Sequence[Evidence], origin: Origin
+    ) -> None:
+        """A code the decision brings into the item (added, or the target of a replacement): kept, no score."""
+        status = "added" if origin == "added" else "accepted"
+        state = CodeState(
+            system,
+            code,
+            decision.title,
+            None,
+            list(evidence),
+            origin,
+            status=status,
+            decided_by=decision.actor,
+            rev=1,
+        )
+        self._codes[(system, normalize_key(code))] = state
 
 
 DIAGNOSIS_SYSTEMS = frozenset({"ICD-10-CM"})
@@ -204,6 +202,19 @@ def decision_rows(session: Session, item_id: int) -> list[DecisionRow]:
     return list(
         session.scalars(select(DecisionRow).where(DecisionRow.item_id == item_id).order_by(DecisionRow.id))
     )
+
+
+def decision_fields(decision: StoredDecision) -> dict[str, Any]:
+    """The columns a decision row stores of the decision (the inverse of `stored_decision`, ids aside)."""
+    return {
+        "action": decision.action,
+        "system": decision.system,
+        "code": decision.code,
+        "replacement": decision.replacement,
+        "replacement_system": decision.replacement_system,
+        "reason": decision.reason,
+        "evidence": [e.model_dump(mode="json") for e in decision.evidence],
+    }
 
 
 def stored_decision(row: DecisionRow, titles: dict[str, str] | None = None) -> StoredDecision:
