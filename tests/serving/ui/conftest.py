@@ -110,8 +110,12 @@ def serve(tmp_path: Path, coder: Any, **settings_overrides: Any) -> Iterator[Liv
     import uvicorn
 
     from medcode.serving.services.codes import search_codes
+    from medcode.serving.services.review_checks import rule_tabular
 
-    search_codes("hypertension", None, 1)  # build the code search index once, before the clock runs
+    # build the code search index and the rules' tabular once, before the clock runs: built lazily inside
+    # the first item's request they take longer than a page wait on a loaded machine
+    search_codes("hypertension", None, 1)
+    rule_tabular()
     settings = make_settings(
         f"sqlite:///{tmp_path / 'medcode.db'}",
         session_secret="ui-test-secret-of-at-least-32-characters",
@@ -176,7 +180,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 VIEWPORT = {"width": 1366, "height": 768}
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 30_000  # every wait's default: generous, for a CI machine shared with other jobs
 
 
 @pytest.fixture

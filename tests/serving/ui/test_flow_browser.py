@@ -146,8 +146,10 @@ def test_table_view_groups_codes_and_key_sequencing_is_kept_by_finalize(
     page.wait_for_url("**/ui/review/*")
     item_id = _item_of(page)
     order = lambda: page.locator(".code-card").evaluate_all("els => els.map(e => e.dataset.code)")  # noqa: E731
+    # the cards arrive after the page loads: wait for them (focus on the first undecided) before reading
+    focused = _wait_focus_on_pending(page)
     first, second = order()[:2]
-    assert _wait_focus_on_pending(page) == first, "focus lands on the first undecided code"
+    assert focused == first, "focus lands on the first undecided code"
     assert "67 y · female · outpatient · 2026-11-30" in page.locator("#enc-patient").inner_text()
 
     # the grouped table view: one line per code, principal / secondary labels
@@ -251,7 +253,14 @@ def test_compact_queue_shows_fifteen_rows_and_claims_a_chosen_item_by_keyboard(
     page.keyboard.press("j")
     page.keyboard.press("j")
     assert page.evaluate("() => document.activeElement.closest('tr').dataset.itemId") == chosen
-    page.keyboard.press("r")  # a refresh keeps the focus on the same item
+    # a refresh keeps the focus on the same item; the status line already says "18 of 18" before it, so
+    # mark the rows and wait for the refresh to replace them
+    page.locator("#queue-body tr").evaluate_all("rows => rows.forEach(r => { r.dataset.stale = '1'; })")
+    page.keyboard.press("r")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#queue-body tr').length === 18"
+        " && !document.querySelector('#queue-body tr[data-stale]')"
+    )
     page.locator("#status").filter(has_text="18 of 18 items shown").wait_for()
     page.wait_for_function("(id) => document.activeElement?.closest('tr')?.dataset.itemId === id", arg=chosen)
     page.keyboard.press("c")
@@ -276,7 +285,7 @@ def test_compact_queue_shows_fifteen_rows_and_claims_a_chosen_item_by_keyboard(
 def short_lease_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
     from .conftest import note_coder
 
-    with serve(tmp_path, note_coder(), review_lease_seconds=9) as server:
+    with serve(tmp_path, note_coder(), review_lease_seconds=12) as server:
         yield server
 
 
@@ -297,15 +306,17 @@ def test_lease_renews_while_the_coder_works_and_expiry_disables_finalize(
             return str(client.get(f"/v1/review/items/{item_id}").json()["lease_expires_at"])
 
     before = expires()
-    time.sleep(4)  # past the renewal throttle (a third of the lease)
+    # the page has not renewed yet, so the first key renews at once; the pause makes the renewed expiry
+    # clearly later while leaving most of the 12 s lease for a slow page load before it
+    time.sleep(1.5)
     page.keyboard.press("j")  # activity without a decision
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while expires() == before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert expires() > before, "a key press renewed the lease"
 
     # no more activity: the lease runs out, the page says so and Finalize is disabled at once
-    page.locator("#message").filter(has_text="lease on this item has expired").wait_for(timeout=15_000)
+    page.locator("#message").filter(has_text="lease on this item has expired").wait_for(timeout=30_000)
     assert page.locator("#finalize").is_disabled()
     assert page.locator("#finalize-next").is_disabled()
     assert page.locator("#lease-until").inner_text() == "expired"
@@ -330,6 +341,7 @@ def test_superseded_item_links_to_the_new_revision_with_decisions_carried(
     _sign_in(page, live_server)
     page.get_by_role("button", name="Claim next item").click()
     page.wait_for_url("**/ui/review/*")
+    old_item = _item_of(page)
     accepted = _wait_focus_on_pending(page)
     assert accepted != "E66.9"
     page.keyboard.press("a")
@@ -344,8 +356,11 @@ def test_superseded_item_links_to_the_new_revision_with_decisions_carried(
     link = page.get_by_role("link", name="Open the new revision")
     link.wait_for()
     assert "superseded" in page.locator("#final-box").inner_text()
+    new_item = link.get_attribute("href")
+    assert new_item and new_item != f"/ui/review/{old_item}"
     link.click()
-    page.wait_for_url("**/ui/review/*")
+    # the old page's URL matches "/ui/review/*" too: wait for the new revision's own URL
+    page.wait_for_url(f"**{new_item}")
     _card(page, accepted).wait_for()
     assert _card(page, accepted).get_attribute("data-status") == "accepted", "the acceptance carried over"
     assert _card(page, "E66.9").count() == 0
@@ -488,6 +503,8 @@ def test_finalize_and_next_goes_on_after_the_problems_are_overridden(
     page.keyboard.press("n")
     page.wait_for_url("**/ui/review/*")
     blocked_item = _item_of(page)
+    # the header is filled in once the item's API answer arrives, after the page has loaded
+    page.wait_for_function("() => document.getElementById('enc-id')?.textContent")
     assert page.locator("#enc-id").inner_text() == "enc-ui-blocked"
     for _ in range(4):
         code = _wait_focus_on_pending(page)

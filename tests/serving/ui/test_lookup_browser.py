@@ -9,6 +9,7 @@ Screenshots of the lookup at 1440x900 and 1280x720 go to docs/screenshots/ (READ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,8 @@ def test_plus_opens_search_from_selected_text_and_enter_adds_the_code(
     # a header: its detail lists the 7th characters; ArrowRight goes into them, Enter adds the complete code
     search.fill("S72.001")
     page.locator('#add-results li[role="option"][data-code="S72.001"][aria-selected="true"]').wait_for()
+    # the panel still shows S72.001A's detail until the header's arrives: wait for the header's own heading
+    detail.locator("h3 .c").filter(has_text=re.compile(r"^S72\.001$")).wait_for()
     detail.locator(".detail-seventh").wait_for()
     assert "initial encounter for closed fracture" in detail.locator(".detail-seventh").inner_text()
     keys.press("ArrowRight")
