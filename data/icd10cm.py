@@ -14,6 +14,7 @@ covers a code.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import pickle
@@ -22,10 +23,11 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
+from medcode.data.cache import read_cache, write_cache
 from medcode.data.code_table import CodeTable
 
 logger = logging.getLogger(__name__)
@@ -491,34 +493,24 @@ def _cache_file(path: Path, cache_dir: Path) -> Path:
 
 
 def _read_cache(cache: Path) -> tuple[list[CodeEntry], dict[str, Grouping], int] | None:
-    if not cache.is_file():
-        return None
-    try:
-        with cache.open("rb") as handle:
-            payload = pickle.load(handle)
+    def read(handle: BinaryIO) -> tuple[list[CodeEntry], dict[str, Grouping], int]:
+        payload = pickle.load(handle)
         return payload["entries"], payload["groupings"], payload["fiscal_year"]
-    except Exception as exc:  # a broken or foreign cache file is rebuilt, never fatal
-        logger.warning("ignoring unreadable ICD-10-CM cache %s: %s", cache, exc)
-        return None
+
+    return read_cache(cache, read, "ICD-10-CM cache")
 
 
 def _write_cache(cache: Path, entries: list[CodeEntry], groupings: dict[str, Grouping], year: int) -> None:
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        with tmp.open("wb") as handle:
-            pickle.dump(
-                {"entries": entries, "groupings": groupings, "fiscal_year": year},
-                handle,
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
-        tmp.replace(cache)
-        stem = cache.name.rsplit("-", 3)[0]
-        for stale in cache.parent.glob(f"{stem}-*.pkl"):
-            if stale != cache:  # an older release or format of the same file
+    payload = {"entries": entries, "groupings": groupings, "fiscal_year": year}
+    if not write_cache(
+        cache, partial(pickle.dump, payload, protocol=pickle.HIGHEST_PROTOCOL), "ICD-10-CM cache"
+    ):
+        return
+    stem = cache.name.rsplit("-", 3)[0]
+    for stale in cache.parent.glob(f"{stem}-*.pkl"):
+        if stale != cache:  # an older release or format of the same file
+            with contextlib.suppress(OSError):
                 stale.unlink(missing_ok=True)
-    except OSError as exc:
-        logger.warning("could not write the ICD-10-CM cache %s: %s", cache, exc)
 
 
 def load_icd10cm_from(path: Path, cache_dir: Path | None = None) -> ICD10CM:

@@ -24,6 +24,7 @@ expansions). Both read their names from `data.codesystems.CodeSets` and their ab
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -32,12 +33,13 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medcode.data.cache import read_cache, write_cache
 from medcode.data.codesystems import CodeSets, canonical_system, load_code_sets
 from medcode.data.text_norm import abbreviations
 
@@ -454,28 +456,20 @@ def load_code_search(code_sets: CodeSets | None = None, cache_dir: Path | None =
     code_sets = code_sets or load_code_sets()
     started = time.perf_counter()
     cache = cache_dir / "search" / f"index-{fingerprint(code_sets)}.pkl" if cache_dir is not None else None
-    if cache is not None and cache.is_file():
-        try:
-            with cache.open("rb") as handle:
-                search = CodeSearch(pickle.load(handle))
-            logger.info(
-                "loaded the code search index (%d rows) in %.2f s", len(search), time.perf_counter() - started
-            )
-            return search
-        except Exception as exc:  # a stale or broken cache is rebuilt, never fatal
-            logger.warning("ignoring unreadable search cache %s: %s", cache, exc)
+    cached = (
+        read_cache(cache, lambda h: CodeSearch(pickle.load(h)), "search cache") if cache is not None else None
+    )
+    if cached is not None:
+        logger.info(
+            "loaded the code search index (%d rows) in %.2f s", len(cached), time.perf_counter() - started
+        )
+        return cached
     docs, titles = code_set_docs(code_sets)
     search = CodeSearch.build(docs, titles, code_sets.available())
-    if cache is not None:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp")
-            with tmp.open("wb") as handle:
-                pickle.dump(search._p, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            tmp.replace(cache)
+    dump = partial(pickle.dump, search._p, protocol=pickle.HIGHEST_PROTOCOL)
+    if cache is not None and write_cache(cache, dump, "search cache"):
+        with contextlib.suppress(OSError):  # another process pruning at the same time
             _prune(cache.parent, keep=4)
-        except OSError as exc:
-            logger.warning("could not write the search cache %s: %s", cache, exc)
     logger.info("built the code search index (%d rows) in %.2f s", len(search), time.perf_counter() - started)
     return search
 
