@@ -12,10 +12,7 @@ import json
 import sys
 from typing import Any
 
-from pydantic import ValidationError
-
-from medcode.commands.model import read_input
-from medcode.data.errors import InvalidInputError
+from medcode.commands.model import parse_input, read_input
 from medcode.data.types import Encounter, Mention
 
 
@@ -36,26 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="leave out negated, family and hypothetical mentions",
     )
     parser.set_defaults(func=run_extract)
-
-
-def parse_input(raw: str) -> Encounter | str:
-    """An encounter when the input is a JSON object, else the note text itself."""
-    if not raw.strip():
-        raise InvalidInputError("the input is empty: expected note text or an encounter JSON object")
-    if not raw.lstrip().startswith("{"):
-        return raw
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(
-            f"input starts like JSON but is not valid JSON: {exc.msg} (line {exc.lineno})"
-        ) from None
-    try:
-        return Encounter.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "encounter"
-        raise InvalidInputError(f"not a valid encounter: {where}: {first.get('msg', 'invalid')}") from None
 
 
 def mention_json(mention: Mention) -> dict[str, Any]:

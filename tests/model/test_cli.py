@@ -47,7 +47,7 @@ def test_suggest_invalid_json_is_one_line_error(tmp_path: Path, capsys: pytest.C
     bad.write_text('{"encounter_id": "x", "documents": []}')
     assert cli.main(["suggest", str(bad), "--model", "builtin"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("medcode: error: invalid encounter JSON")
+    assert err.startswith("medcode: error: input: invalid encounter: documents")
     assert "\n" not in err
 
 

@@ -78,7 +78,7 @@ def test_present_only_drops_negated_mentions(tmp_path: Path, capsys: pytest.Capt
         ("", "empty"),
         ("   \n", "empty"),
         ("{not json", "not valid JSON"),
-        ('{"encounter_id": "e1"}', "not a valid encounter: documents"),
+        ('{"encounter_id": "e1"}', "invalid encounter: documents"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(
