@@ -16,25 +16,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks.service import SYNTHETIC, _child_server, _codiesp_dir, _create_key, _percentile
+from benchmarks.service import _child_server, _codiesp_dir, _create_key, _notes, _percentile, _post, machine
 
 DEFAULT_SIZES = [500, 1_000, 2_000, 3_000, 4_000, 6_000, 8_000, 12_000, 16_000, 24_000, 32_000]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    source = _source_text(args.data_dir)
+    source = _notes(args.data_dir)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="medcode-note-size-") as tmp:
         db_url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -48,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                 _post(http, _note(source, 2_000, i), f"warm-{i}")
             for size in sorted(args.sizes):
                 times = sorted(
-                    _post(http, _note(source, size, i), f"n{size}-{i}") for i in range(args.requests)
+                    1000 * _post(http, _note(source, size, i), f"n{size}-{i}") for i in range(args.requests)
                 )
                 row = {
                     "chars": size,
@@ -69,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_p95_ms": args.target_ms,
         "largest_meeting_target": max(meeting) if meeting else None,
         "source": "CodiEsp dev" if _codiesp_dir(args.data_dir) else "synthetic",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "sizes": rows,
     }
     if args.notes_file:
@@ -98,15 +95,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _source_text(data_dir: Path | None) -> list[str]:
-    folder = _codiesp_dir(data_dir)
-    if folder is None:
-        return list(SYNTHETIC)
-    from medcode.data.corpora import load_corpus
-
-    return [enc.documents[0].text for enc in load_corpus("codiesp", folder, "dev")]
-
-
 def _note(source: list[str], size: int, index: int) -> str:
     """Exactly `size` characters of clinical text: consecutive notes from the `index`-th on, joined."""
     parts: list[str] = []
@@ -116,16 +104,6 @@ def _note(source: list[str], size: int, index: int) -> str:
         total += len(parts[-1]) + 2
         i += 1
     return "\n\n".join(parts)[:size]
-
-
-def _post(http: httpx.Client, note: str, encounter_id: str) -> float:
-    payload = {"encounter_id": encounter_id, "documents": [{"document_id": "d1", "text": note}]}
-    started = time.perf_counter()
-    response = http.post("/v1/suggest", json=payload)
-    elapsed = (time.perf_counter() - started) * 1000
-    if response.status_code != 200:
-        raise SystemExit(f"/v1/suggest answered {response.status_code}: {response.text[:300]}")
-    return elapsed
 
 
 def _append_notes(path: Path, report: dict[str, Any], argv: list[str]) -> None:

@@ -75,11 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             "count": len(notes),
             "mean_chars": _mean_chars(notes),
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "runs": runs,
     }
     if args.notes_file:
@@ -122,7 +118,8 @@ def notes_source(data_dir: Path | None) -> str:
     return f"CodiEsp dev ({folder})" if folder is not None else "synthetic (CodiEsp-size)"
 
 
-def _notes(data_dir: Path | None, limit: int) -> list[str]:
+def _notes(data_dir: Path | None, limit: int | None = None) -> list[str]:
+    """The texts of CodiEsp dev's first `limit` notes (all: None), else a few synthetic CodiEsp-size notes."""
     folder = _codiesp_dir(data_dir)
     if folder is None:
         return [SYNTHETIC[i % 2] * 2 for i in range(4)]
@@ -130,6 +127,11 @@ def _notes(data_dir: Path | None, limit: int) -> list[str]:
 
     encounters = load_corpus("codiesp", folder, "dev")[:limit]
     return [enc.documents[0].text for enc in encounters]
+
+
+def machine() -> dict[str, Any]:
+    """The machine a benchmark ran on, for its report."""
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
 
 def _mean_chars(notes: list[str]) -> int:
