@@ -36,7 +36,7 @@ class SlowLoader:
         return FakeCoder(version="slow-v1")
 
 
-def wait_for_status(client: TestClient, status: str, timeout: float = 10.0) -> dict[str, object]:
+def wait_for_status(client: TestClient, status: str, timeout: float = 30.0) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while (body := client.get("/health").json())["status"] != status:
         assert time.monotonic() < deadline, f"/health never said {status}: {body}"
