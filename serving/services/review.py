@@ -137,11 +137,7 @@ def list_queue(
     total, rows = page(session, query, ReviewItemRow.priority, ReviewItemRow.id, limit=limit, offset=offset)
     items = []
     for item, encounter_id, revision in rows:
-        held = (
-            item.lease_holder is not None
-            and item.lease_expires_at is not None
-            and item.lease_expires_at > now
-        )
+        held = _lease_live(item, now)
         items.append(
             QueueItemPublic(
                 item_id=item.id,
@@ -162,7 +158,13 @@ def list_queue(
 
 
 def _free(now: datetime) -> Any:
+    """SQL: nobody holds the item's lease now (the negation of `_lease_live`)."""
     return or_(ReviewItemRow.lease_holder.is_(None), ReviewItemRow.lease_expires_at <= now)
+
+
+def _lease_live(item: ReviewItemRow, now: datetime) -> bool:
+    """Someone holds the item's lease now."""
+    return item.lease_holder is not None and item.lease_expires_at is not None and item.lease_expires_at > now
 
 
 def claim_next(
@@ -397,11 +399,7 @@ def _require_lease(loaded: _Loaded, principal: Principal, now: datetime) -> None
             code="item_superseded",
         )
     if item.lease_holder != principal.key_id:
-        if (
-            item.lease_holder is not None
-            and item.lease_expires_at is not None
-            and item.lease_expires_at > now
-        ):
+        if _lease_live(item, now):
             raise Conflict(f"review item {item.id} is held by another coder", code="lease_held_by_another")
         raise Conflict(
             f"you do not hold a lease on review item {item.id}; claim it first", code="lease_not_held"

@@ -21,6 +21,7 @@ from medcode.serving.schemas.review import ClaimPublic, LeasePublic, SequencePub
 from medcode.serving.services import audit
 from medcode.serving.services.review import (
     _claimed,
+    _lease_live,
     _load,
     _load_leased,
     _take_lease,
@@ -39,11 +40,7 @@ def claim_item(
     if item.status != "open":
         session.rollback()
         raise Conflict(f"review item {item_id} is {item.status}; it cannot be claimed", code="item_not_open")
-    if (
-        item.lease_holder == principal.key_id
-        and item.lease_expires_at is not None
-        and item.lease_expires_at > now
-    ):
+    if item.lease_holder == principal.key_id and _lease_live(item, now):
         item.lease_expires_at = expires
         out = _claimed(loaded, expires, resumed=True)
         session.commit()
