@@ -18,7 +18,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import numpy as np
 from medcode.data.types import Encounter
 from medcode.model.calibration import Calibrator, expected_calibration_error, fit_isotonic, fit_platt
 from medcode.model.candidates.dense import Encoder
+from medcode.model.candidates.generate import Candidate, EncounterView
 from medcode.model.catalog import Knowledge
 from medcode.model.pack import fingerprint_texts
 from medcode.model.rules.pipeline import RulesConfig
@@ -39,6 +40,7 @@ from medcode.model.trained.classifier import ClassifierConfig, DocScores, Docume
 from medcode.model.trained.coder import (
     SYSTEM_OF,
     TASKS,
+    WALK_KINDS,
     CodeResources,
     DefaultCoder,
     DefaultConfig,
@@ -46,6 +48,7 @@ from medcode.model.trained.coder import (
     TaskModel,
     ranker_scores,
     task_rows,
+    walk_kind,
 )
 from medcode.model.trained.features import CATEGORICAL, FEATURES
 from medcode.model.trained.memory import MemoryHit, SentenceMemory
@@ -149,6 +152,11 @@ def fit_default(
     heldout_mask = np.zeros(n, dtype=bool)
     if holdout > 0:
         heldout_mask[rng.permutation(n)[: max(1, round(n * holdout))]] = True
+    if config.index_walk:
+        diagnoses = [set(e.gold.diagnosis) if e.gold else set() for e in train]
+        floors = fit_walk_floors([(p.view, p.candidates) for p in prepared], diagnoses)
+        config = replace(config, walk_floors=floors)
+        log.info("index walk confidence floors: %s", floors)
     tasks: dict[str, TaskModel] = {}
     fits: dict[str, TaskFit] = {}
     for task in TASKS:
@@ -183,6 +191,49 @@ def fit_default(
     )
     log.info("default model fitted in %.1f s", time.perf_counter() - started)
     return coder, fits
+
+
+WALK_FLOOR_MIN_SUPPORT = 30
+"""Walk codes of a kind needed on the training notes before its precision is trusted as a floor."""
+
+
+def fit_walk_floors(
+    notes: Sequence[tuple[EncounterView, dict[tuple[str, str], Candidate]]],
+    gold: Sequence[set[str]],
+    min_support: int = WALK_FLOOR_MIN_SUPPORT,
+) -> dict[str, float]:
+    """The confidence floor of diagnosis codes the index walk vouches for, by walk kind (`walk_kind`): the
+    Wilson 95% lower bound of the share of such codes that are gold codes of their training note (a walk
+    code short of its 7th character counts when a gold code extends it). Kinds seen fewer than
+    `min_support` times get no floor."""
+    seen = dict.fromkeys(WALK_KINDS, 0)
+    right = dict.fromkeys(WALK_KINDS, 0)
+    for (view, candidates), codes in zip(notes, gold, strict=True):
+        wanted = [c.replace(".", "").upper() for c in codes]
+        for (system, code), cand in candidates.items():
+            if system != SYSTEM_OF["diagnosis"]:
+                continue
+            kind = walk_kind(view, cand)
+            if kind is None:
+                continue
+            seen[kind] += 1
+            stem = code.replace(".", "").upper()
+            right[kind] += any(g.startswith(stem) for g in wanted)
+    return {
+        kind: round(wilson_lower_bound(right[kind], seen[kind]), 4)
+        for kind in WALK_KINDS
+        if seen[kind] >= min_support
+    }
+
+
+def wilson_lower_bound(successes: int, trials: int, z: float = 1.96) -> float:
+    """Lower end of the Wilson score interval of a proportion (0 for no trials)."""
+    if trials == 0:
+        return 0.0
+    p = successes / trials
+    centre = p + z * z / (2 * trials)
+    spread = z * ((p * (1 - p) + z * z / (4 * trials)) / trials) ** 0.5
+    return max(0.0, (centre - spread) / (1 + z * z / trials))
 
 
 def _fit_task(

@@ -22,7 +22,12 @@ from medcode.model.rules.tabular import RuleTabular
 from medcode.model.rules.terms import normalize_words
 
 SIDES = ("right", "left", "bilateral")
-_SIDE = re.compile(r"\b(right|left|bilateral)\b", re.IGNORECASE)
+_SIDE = re.compile(r"\b(right|left|bilateral)(?: (?:ear|eye)s?)?\b", re.IGNORECASE)
+"""A side in a title, with the organ a paired-organ title names after it ("left ear" beside "bilateral")."""
+_SHORT_SIDE = re.compile(r"(?<![\w/.])(?<!\d\s)(R|L|Rt|Lt)(?=\s+[A-Za-z]{2})")
+"""A side letter written before what it qualifies ("L acute otitis media", "R lower leg"): in capitals only,
+never after a number or a word ("1 L", "Vitamin D") and never alone."""
+_SHORT_OF = {"r": "right", "rt": "right", "l": "left", "lt": "left"}
 _CLAUSE_END = re.compile(r"[.;:\n]")
 _MAX_SCAN = 400
 """Codes below an ancestor scanned for the other side's variant (categories with 7th characters hold
@@ -32,6 +37,12 @@ thousands; the variant is found at the nearest ancestor)."""
 def sides_of(text: str) -> frozenset[str]:
     """Sides a text names ("both knees" -> bilateral, "lt hip" -> left)."""
     return frozenset(w for w in normalize_words(text) if w in SIDES)
+
+
+def note_sides(text: str) -> frozenset[str]:
+    """Sides a note's text names, with the side letters notes write before a condition or body part
+    ("L acute otitis media" -> left; Guidelines I.B.13 codes the documented side, never bilateral for one)."""
+    return sides_of(text) | frozenset(_SHORT_OF[m.group(1).lower()] for m in _SHORT_SIDE.finditer(text))
 
 
 def _side_key(title: str) -> str:
@@ -73,14 +84,14 @@ class LateralityRule:
         found: set[str] = set()
         for mention in mentions:
             found |= sides_of(mention.attributes.get("laterality", ""))
-            found |= sides_of(mention.text)
+            found |= note_sides(mention.text)
         if found:
             return _with_bilateral(found)
         texts = [_evidence_text(state, e) for e in suggestion.evidence]
-        found = {side for text in texts for side in sides_of(text)}
+        found = {side for text in texts for side in note_sides(text)}
         if found:
             return _with_bilateral(found)
-        return _with_bilateral({side for e in suggestion.evidence for side in sides_of(_clause(state, e))})
+        return _with_bilateral({side for e in suggestion.evidence for side in note_sides(_clause(state, e))})
 
     # the change --------------------------------------------------------------------------------------
     def _resolve(

@@ -10,6 +10,7 @@ any, is offered as a candidate).
 from __future__ import annotations
 
 from medcode.data.types import CodeSuggestion
+from medcode.model.rules.laterality import LateralityRule, sides_of
 from medcode.model.rules.refs import compact
 from medcode.model.rules.state import RulesState, derived
 from medcode.model.rules.terms import title_support, title_terms
@@ -60,6 +61,10 @@ class SpecificityRule:
             and c.confidence >= self.candidate_floor
             and state.context.is_supported(c, state.tabular.title(c.code))
         ]
+        # a candidate naming a side the note does not document is no support ("L otitis media" is not
+        # the bilateral code; Guidelines I.B.13)
+        documented = LateralityRule.documented_sides(state, header)
+        supported = [c for c in supported if sides_of(state.tabular.title(c.code)) <= documented]
         if supported:
             best = max(supported, key=lambda c: c.confidence)
             self._replace(state, header, best.code, "a supported candidate", best.confidence)

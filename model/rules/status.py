@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medcode.data.types import Evidence, Mention
 from medcode.model.rules.refs import compact
 from medcode.model.rules.resources import load_resource
 from medcode.model.rules.state import RulesState, derived
 from medcode.model.rules.terms import content_words
+
+if TYPE_CHECKING:
+    from medcode.model.rules.history import HistoryRule
 
 RESOURCE = "status_codes.json"
 _CLAUSE_END = re.compile(r"[.;\n]")
@@ -41,6 +44,8 @@ class PhraseEntry:
     not_with: tuple[str, ...] = ()
     not_with_section: str = ""
     condition_not_coded: bool = False
+    history_of_condition: bool = False
+    """The condition named inside the phrase takes its personal history code (Z09 with Z87.01, I.C.21.c.8)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ def load_tables(data: dict[str, Any] | None = None) -> StatusTables:
                     not_with=tuple(compact(c) for c in entry.get("not_with", [])),
                     not_with_section=str(entry.get("not_with_section", "")),
                     condition_not_coded=bool(group.get("condition_not_coded", False)),
+                    history_of_condition=bool(group.get("history_of_condition", False)),
                 )
             )
     family = data["family_history"]
@@ -103,6 +109,7 @@ class StatusCodesRule:
     def __init__(self, tables: StatusTables | None = None, confidence: float = 0.8) -> None:
         self.tables = tables if tables is not None else load_tables()
         self.confidence = confidence
+        self._history: HistoryRule | None = None
 
     def __call__(self, state: RulesState) -> None:
         found: dict[str, tuple[PhraseEntry, list[Evidence]]] = {}
@@ -121,6 +128,8 @@ class StatusCodesRule:
         for code, (entry, spans) in found.items():
             if entry.condition_not_coded:
                 self._not_coded(state, entry, spans)
+            if entry.history_of_condition:
+                self._history_of_condition(state, entry, spans)
             if entry.requires_codes and not self._has_any(state, entry.requires_codes):
                 continue
             if entry.not_with and self._has_any(state, entry.not_with):
@@ -157,6 +166,41 @@ class StatusCodesRule:
                     f"the patient has (Guidelines {entry.section})",
                     warning={suggestion.code: "status_codes:condition_not_present"},
                 )
+
+    def _history_of_condition(self, state: RulesState, entry: PhraseEntry, spans: list[Evidence]) -> None:
+        """The healed condition a follow-up phrase names ("f/u after completed treatment for pneumonia")
+        gets the code the index files it under History, personal (Z87.01), when exactly one entry applies:
+        the follow-up code and the history code together tell the whole story (Guidelines I.C.21.c.8)."""
+        from medcode.model.rules.history import HistoryRule
+
+        if self._history is None:
+            self._history = HistoryRule()
+        for span in spans:
+            for mention in state.context.present:
+                if not (
+                    mention.document_id == span.document_id
+                    and span.start <= mention.start
+                    and mention.end <= span.end
+                ):
+                    continue
+                words = set(content_words(mention.text))
+                for concept in mention.concepts:
+                    words |= HistoryRule._code_words(state, concept)
+                codes = sorted({e.code for e in self._history._match(words)})
+                if len(codes) == 1:
+                    evidence = Evidence(
+                        document_id=mention.document_id,
+                        start=mention.start,
+                        end=mention.end,
+                        text=mention.text,
+                    )
+                    self._add(
+                        state,
+                        codes[0],
+                        [evidence],
+                        f"history of the condition the {entry.group.replace('_', ' ')} is for, "
+                        f"Guidelines {entry.section}",
+                    )
 
     # phrases ---------------------------------------------------------------------------------------------
     def _stated(

@@ -23,13 +23,26 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from medcode.data.types import CodeSuggestion
+from medcode.data.types import CodeSuggestion, Evidence
+from medcode.model.rules.laterality import note_sides
 from medcode.model.rules.refs import compact
-from medcode.model.rules.state import RulesState
+from medcode.model.rules.state import RulesState, derived
 from medcode.model.rules.terms import content_words
 
 _WHETHER = re.compile(r",?\s*unspecified (?:whether|as to)\b[^,]*", re.IGNORECASE)
 _NONESSENTIAL = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
+
+
+_UNSPECIFIED_ORGANISM = re.compile(r",?\s*unspecified organism\b", re.IGNORECASE)
+_CAUSE = re.compile(r"\bdue to\b|\bbacterial\b|\bviral\b", re.IGNORECASE)
+
+
+def _names_organism(other_title: str, title: str) -> bool:
+    """Whether `other_title` is the condition of `title` ("Pneumonia, unspecified organism") with its
+    organism named ("Pneumonia due to Streptococcus pneumoniae"): the index gives the organism's code, and
+    the unspecified-organism code does not stand beside it (Sepsis A41.9 beside A40.3 alike)."""
+    condition = specific_words(_UNSPECIFIED_ORGANISM.sub(" ", title))
+    return bool(condition) and condition <= specific_words(other_title) and bool(_CAUSE.search(other_title))
 
 
 def is_unspecified(title: str) -> bool:
@@ -87,6 +100,15 @@ class UnspecifiedRule:
                 and titles[id(other)]
                 and self._documented_more(state, other, extra_words(titles[id(other)], title))
             ]
+            if not better and _UNSPECIFIED_ORGANISM.search(title):
+                better = [
+                    other
+                    for other in finals
+                    if other is not suggestion
+                    and titles[id(other)]
+                    and compact(other.code)[:1] == stem[:1]
+                    and _names_organism(titles[id(other)], title)
+                ]
             if better:
                 moved.append((suggestion, better))
         for suggestion, better in moved:
@@ -116,8 +138,8 @@ class UnspecifiedRule:
             if not title or not is_unspecified(title):
                 continue
             choice = self._documented_candidate(state, suggestion, title)
-            if choice is None:
-                continue
+            if choice is None or state.final(choice.code) is not None:
+                continue  # none, or already final beside it: the Excludes1 rule settles the pair
             state.move_out(suggestion)
             stored = state.add_final(choice)
             state.fire(
@@ -155,8 +177,86 @@ class UnspecifiedRule:
             if state.context.is_supported(candidate, entry.title):
                 scored.append((len(extra), candidate))
         if not scored:
-            return None
+            return _documented_in_tabular(state, suggestion, title)
         scored.sort(key=lambda item: (-item[0], -item[1].confidence))
         if len(scored) > 1 and scored[0][0] == scored[1][0]:
             return None  # two codes documented alike: a coder decides
         return scored[0][1]
+
+
+_PHRASE_END = re.compile(r"[.;:,\n]")
+_MAX_CATEGORY = 400
+"""Billable codes of a category searched for the documented code (categories with 7th characters hold
+thousands: their codes come from the index walk and the 7th-character rule instead)."""
+
+
+def _documented_in_tabular(
+    state: RulesState, suggestion: CodeSuggestion, title: str
+) -> CodeSuggestion | None:
+    """The billable code of the same category that the phrase of the unspecified code's own present
+    evidence documents in full, as the index would give it ("cellulitis of R lower leg": L03.115, not
+    L03.90): its title says everything the unspecified title says and more, and every further word is in
+    that phrase (side letters read as sides). None when no code, or two equally, qualify."""
+    targets = _alternatives(state, suggestion.code)
+    if not targets:
+        return None
+    words: set[str] = set()
+    spans = []
+    for evidence in suggestion.evidence:
+        if not state.context.evidence_is_present(evidence, content_words(title)):
+            continue
+        phrase = _phrase(state, evidence)
+        spans.append(evidence)
+        words |= content_words(phrase) | note_sides(phrase)
+        words |= {implied for side in note_sides(phrase) for implied in content_words(side)}
+    if not words:
+        return None
+    scored: list[tuple[int, str]] = []
+    for code in targets:
+        if compact(code) == compact(suggestion.code):
+            continue
+        extra = extra_words(state.tabular.title(code), title)
+        if extra and extra <= words:
+            scored.append((len(extra), code))
+    if not scored:
+        return None
+    scored.sort(reverse=True)
+    if len(scored) > 1 and scored[0][0] == scored[1][0]:
+        return None  # two codes documented alike: a coder decides
+    entry = state.tabular.entry(scored[0][1])
+    assert entry is not None
+    return derived(
+        entry.code,
+        entry.title,
+        suggestion.confidence,
+        [e.model_copy() for e in spans],
+        f"the note's phrase documents {entry.code} of {suggestion.code}'s category",
+    )
+
+
+def _alternatives(state: RulesState, code: str) -> tuple[str, ...]:
+    """The codes an unspecified code gives way to: the billable codes of its category, and those its
+    Excludes1 notes send elsewhere (R52 "localized pain, unspecified type - code to pain by site": R10.-,
+    M25.5-, M79.6-, ...). Empty when the category is too large to search."""
+    tabular = state.tabular
+    found = list(tabular.targets(compact(code)[:3]))
+    if len(found) > _MAX_CATEGORY:
+        return ()
+    for ref in tabular.excludes1_patterns(code):
+        found.extend(tabular.expand(ref.pattern, limit=_MAX_CATEGORY))
+    return tuple(dict.fromkeys(found))
+
+
+def _phrase(state: RulesState, evidence: Evidence) -> str:
+    """The phrase around an evidence span, up to the nearest punctuation each way (at most 60 characters
+    each way): "cellulitis of R lower leg" for "cellulitis"."""
+    try:
+        text = state.encounter.document(evidence.document_id).text
+    except KeyError:
+        return evidence.text
+    low = max(0, evidence.start - 60)
+    before = [m.end() for m in _PHRASE_END.finditer(text, low, evidence.start)]
+    start = before[-1] if before else low
+    high = min(len(text), evidence.end + 60)
+    after = _PHRASE_END.search(text, evidence.end, high)
+    return text[start : after.start() if after else high]
