@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medcode.data.errors import DatasetNotFoundError, InvalidInputError
+from medcode.data.types import Encounter
 from medcode.model import presets
 
 ENCODERS = ("generic", "linked")
@@ -82,6 +83,12 @@ class TrainingOptions:
         if not Path(options.data_dir).exists():
             raise DatasetNotFoundError(f"data folder not found: {options.data_dir}")
         return options
+
+    def coded_encounters(self, split: str) -> list[Encounter]:
+        """The encounters of `split` of the options' dataset that carry gold codes (no limit applied)."""
+        from medcode.data.corpora import load_corpus
+
+        return [e for e in load_corpus(self.dataset, self.data_dir, split) if e.gold is not None]
 
     def knowledge_root(self, fallback: Path | None = None) -> Path | None:
         """Where the optional code knowledge (index, ontology, PCS) is read from: `knowledge_dir`, else the

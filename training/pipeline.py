@@ -23,19 +23,13 @@ log = logging.getLogger(__name__)
 
 def load_splits(options: TrainingOptions) -> tuple[list[Encounter], list[Encounter]]:
     """The coded encounters of the train and validation splits (`limit` applied to both)."""
-    from medcode.data.corpora import load_corpus
-
-    train = [e for e in load_corpus(options.dataset, options.data_dir, options.train_split) if e.gold]
+    train = options.coded_encounters(options.train_split)
     if options.limit:
         train = train[: options.limit]
     if not train:
         raise InvalidInputError(f"no coded encounters in {options.dataset} {options.train_split}")
     try:
-        validation = [
-            e
-            for e in load_corpus(options.dataset, options.data_dir, options.validation_split)
-            if e.gold is not None
-        ]
+        validation = options.coded_encounters(options.validation_split)
     except DatasetNotFoundError as exc:
         log.warning("no validation split (%s); the model is not evaluated", exc)
         validation = []

@@ -287,14 +287,11 @@ def split_train(
 
 
 def load_data(config: SimulationConfig) -> tuple[list[Encounter], list[Encounter]]:
-    from medcode.data.corpora import load_corpus
     from medcode.data.errors import InvalidInputError
 
     options = config.training
-    train = [e for e in load_corpus(options.dataset, options.data_dir, options.train_split) if e.gold]
-    evaluation = [
-        e for e in load_corpus(options.dataset, options.data_dir, options.validation_split) if e.gold
-    ]
+    train = options.coded_encounters(options.train_split)
+    evaluation = options.coded_encounters(options.validation_split)
     if options.limit:
         train = train[: options.limit]
     if config.eval_limit:

@@ -109,3 +109,15 @@ def test_a_feedback_training_set_is_fitted_under_its_merged_name_with_its_eviden
     job = FitJob.of_training_set(TrainingSet(encounters, evidence=spans), options)
     assert (job.dataset, job.evidence, list(job.train)) == ("jsonl:train+feedback", spans, encounters)
     assert FitJob.of_training_set(TrainingSet(encounters), options).evidence is None
+
+
+def test_training_reads_only_the_coded_encounters_of_a_split(tmp_path: Path) -> None:
+    from medcode.data.jsonl import write_jsonl
+    from medcode.data.types import Document, Encounter
+
+    uncoded = Encounter(encounter_id="u", documents=[Document(document_id="d1", text="fever")])
+    write_jsonl([encounter("a", "type 2 diabetes", ["E11.9"]), uncoded], tmp_path / "train.jsonl")
+    options = TrainingOptions(dataset="jsonl", data_dir=tmp_path)
+    assert [e.encounter_id for e in options.coded_encounters("train")] == ["a"]
+    with pytest.raises(DatasetNotFoundError):
+        options.coded_encounters("dev")
