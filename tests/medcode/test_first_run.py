@@ -130,7 +130,9 @@ def test_two_starts_run_one_job(workdir: Path) -> None:
     for thread in threads:
         thread.start()
     wait_for(lambda: status_of(first).get("state") == "running")
-    time.sleep(1.0)  # both starts have had time to spawn
+    # the start that lost the lock ends at once (its job finds the lock held) while the other's job waits
+    # for the go-ahead: a fixed pause here let a slow machine touch "go" before the loser looked at the lock
+    wait_for(lambda: len(codes) == 1)
     (workdir / "go").touch()
     for thread in threads:
         thread.join(30)

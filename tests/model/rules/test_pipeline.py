@@ -120,10 +120,10 @@ def test_a_busy_encounter_is_fast(rules: CodingRules) -> None:
     ]
     encounter = Encounter(encounter_id="busy", documents=[Document(document_id="d1", text=text)])
     rules(encounter, mentions, codes, [])
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: other jobs on a shared CI machine do not count
     for _ in range(5):
         rules(encounter, mentions, codes, [])
-    assert (time.perf_counter() - started) / 5 < 0.5
+    assert (time.process_time() - started) / 5 < 0.5
 
 
 def test_data_files_name_their_fiscal_year() -> None:
