@@ -100,22 +100,23 @@ def mean_average_precision(
     return nanmean(aps)
 
 
-def precision_at_k(ranking: Sequence[str], gold: Collection[str], k: int) -> float:
-    """Share of the top k that is gold; the denominator is k even when the ranking is shorter."""
+def _hits_at_k(ranking: Sequence[str], gold: set[str], k: int) -> int:
+    """How many of the top k distinct codes are gold."""
     if k <= 0:
         raise ValueError("k must be positive")
-    gold_set = set(gold)
-    return sum(1 for code in _dedup(ranking)[:k] if code in gold_set) / k
+    return sum(1 for code in _dedup(ranking)[:k] if code in gold)
+
+
+def precision_at_k(ranking: Sequence[str], gold: Collection[str], k: int) -> float:
+    """Share of the top k that is gold; the denominator is k even when the ranking is shorter."""
+    return _hits_at_k(ranking, set(gold), k) / k
 
 
 def recall_at_k(ranking: Sequence[str], gold: Collection[str], k: int) -> float:
     """Share of the gold codes found in the top k (nan without gold codes)."""
-    if k <= 0:
-        raise ValueError("k must be positive")
     gold_set = set(gold)
-    if not gold_set:
-        return float("nan")
-    return sum(1 for code in _dedup(ranking)[:k] if code in gold_set) / len(gold_set)
+    hits = _hits_at_k(ranking, gold_set, k)
+    return hits / len(gold_set) if gold_set else float("nan")
 
 
 def mean_precision_at_k(rankings: Sequence[Sequence[str]], golds: Sequence[Collection[str]], k: int) -> float:

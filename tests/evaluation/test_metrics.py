@@ -67,6 +67,15 @@ def test_precision_and_recall_at_k_by_hand() -> None:
     # a short ranking still divides by k
     assert metrics.precision_at_k(["A"], gold, 8) == pytest.approx(1 / 8)
     assert metrics.recall_at_k(ranking, gold, 15) == pytest.approx(3 / 4)
+    # a repeated code counts once, in the place of its first occurrence
+    assert metrics.precision_at_k(["A", "A", "B"], gold, 2) == pytest.approx(2 / 2)
+
+
+def test_at_k_needs_a_positive_k_and_recall_without_gold_is_nan() -> None:
+    assert math.isnan(metrics.recall_at_k(["A"], set(), 1))
+    for at_k in (metrics.precision_at_k, metrics.recall_at_k):
+        with pytest.raises(ValueError, match="k must be positive"):
+            at_k(["A"], set(), 0)
 
 
 def test_mean_precision_at_k_skips_documents_without_gold() -> None:
