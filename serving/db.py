@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import Engine, Row, Select, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
+_Ts = TypeVarTuple("_Ts")
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -63,8 +64,8 @@ def make_engine(url: str, *, immediate: bool = True) -> Engine:
 
 
 def page(
-    session: Session, query: Select[Any], *order_by: Any, limit: int, offset: int
-) -> tuple[int, Sequence[Row[Any]]]:
+    session: Session, query: Select[*_Ts], *order_by: Any, limit: int, offset: int
+) -> tuple[int, Sequence[Row[*_Ts]]]:
     """One page of a list endpoint: the count of all rows the query matches, and the rows of the page."""
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.execute(query.order_by(*order_by).limit(limit).offset(offset)).all()
