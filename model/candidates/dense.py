@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from medcode.data.cache import read_cache, write_cache
 from medcode.model.packfile import read_json_gz, write_json_gz
 from medcode.model.runtime import PRECISIONS, Runtime
 
@@ -412,20 +413,8 @@ def _maybe_progress(items: list[int], show: bool) -> Sequence[int]:
 
 
 def _read(file: Path) -> np.ndarray | None:
-    if not file.is_file():
-        return None
-    try:
-        return np.load(file)
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring unreadable dense cache %s: %s", file, exc)
-        return None
+    return read_cache(file, np.load, "dense cache")
 
 
 def _write(file: Path, vectors: np.ndarray) -> None:
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npy")
-        np.save(tmp, vectors)
-        tmp.replace(file)
-    except OSError as exc:
-        log.warning("could not write the dense cache %s: %s", file, exc)
+    write_cache(file, lambda handle: np.save(handle, vectors), "dense cache")
