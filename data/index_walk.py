@@ -318,6 +318,10 @@ class IndexTree:
                         hit = self._neoplasm_redirect(child.see, modifiers - used - needed, words, depth + 1)
                     else:
                         continue
+                elif path[: len(target[1])] == target[1]:
+                    # a reference resolved only to a term above this one ("wrist - see Fracture, carpal,
+                    # lunate" where the index has no such line resolves to "Fracture") leads back: a loop
+                    continue
                 else:
                     # the words that chose a pure redirect ("malleolus - see Fracture, ankle") may choose
                     # again there ("lateral malleolus only"); they count as used either way

@@ -34,6 +34,14 @@ MAX_DEPTH = 4
 _SHORT_SIDE = re.compile(r"(?<![\w/])(R|L|rt|lt|Rt|Lt)(?=\s+[A-Za-z])")
 _SIDE_OF = {"r": "right", "rt": "right", "l": "left", "lt": "left"}
 _WALKED_TYPES = frozenset({"condition", "sign_symptom", "injury", "other"})
+_MULTIPLE = re.compile(
+    r"\bx\s?[2-9]\b"  # "rib fractures x2"
+    r"|\b(?:two|three|four|five|several|multiple|[2-9])\s+(?:[\w-]+\s+){0,2}?(?:fractures|fxs|ribs)\b"
+    r"|\bribs\s+\d+\s*(?:-|to|and|&)\s*\d+"  # "ribs 5-6"
+    r"|\bribs?\s+(?:fractures|fxs)\b",  # "rib fractures": more than one rib
+    re.IGNORECASE,
+)
+"""A count of injuries in the sentence: the index's "multiple" subterm ("Fracture, rib, multiple")."""
 
 
 def words(text: str) -> frozenset[str]:
@@ -51,13 +59,19 @@ def split_absent(text: str) -> tuple[str, frozenset[str]]:
     return _ABSENT.sub(" ", text), absent
 
 
+def count_words(text: str) -> frozenset[str]:
+    """ "multiple" when the text counts more than one injury of a site ("fractures x2", "ribs 5-6")."""
+    return frozenset({"multiple"}) if _MULTIPLE.search(text) else frozenset()
+
+
 def side_words(text: str) -> frozenset[str]:
     """Sides a text documents, with the short forms notes use before a body part ("R distal radius")."""
     found = {w for w in words(text) if w in SIDES}
     found |= {_SIDE_OF[m.group(1).lower()] for m in _SHORT_SIDE.finditer(text)}
     if {"right", "left"} <= found:
         found.add("bilateral")
-    return frozenset(found)
+    # with what each side implies ("right" -> "unilateral"), as the index titles' words carry it
+    return frozenset(found).union(*(words(side) for side in found))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +126,7 @@ class IndexWalker:
                 continue
             sentence, absent_nearby = split_absent(sentences[i])
             sides = side_words(sentence or said)
-            modifiers = own | words(sentence) | sides | absent | absent_nearby
+            modifiers = own | words(sentence) | sides | count_words(sentence or said) | absent | absent_nearby
             hits = self.tree.walk(own, modifiers, context | modifiers, words)
             rank = 0
             for hit in hits[: self.per_mention]:
@@ -224,6 +238,11 @@ def _choose(children: list, parent_title: str, note_words: frozenset[str]):  # t
     ties = [s for s in scored if s[:3] == best[:3]]
     if best[0] >= 0 and (best[1] > 0 or best[0] > 0) and len(ties) == 1:
         return best[3]
+    if len(ties) > 1 and "nondisplaced" not in note_words:
+        # a fracture not documented as displaced or nondisplaced is coded displaced (Guidelines I.C.19.c.1)
+        displaced = [t for t in ties if "nondisplaced" not in content_words(t[3].title)]
+        if len(displaced) == 1 and best[0] >= 0:
+            return displaced[0][3]
     unspecified = [c for c in children if "unspecified" in c.title.lower()]
     if len(unspecified) == 1:
         return unspecified[0]

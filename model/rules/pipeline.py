@@ -4,7 +4,7 @@ Runs after ranking + thresholds and before routing. Each rule is a small callabl
 in a fixed order (safety first, then the classification's own rules, then the procedure rules):
 
     assertion -> code_set -> history_of -> sequela -> pregnancy -> status_codes -> combination -> specificity
-    -> seventh_character -> laterality -> unspecified -> code_first -> use_additional -> excludes1
+    -> injury -> seventh_character -> laterality -> unspecified -> code_first -> use_additional -> excludes1
     -> age_sex -> em_level -> ncci
 
 Codes taken out of the suggested set move to the candidates with their confidence (the ranked list keeps
@@ -34,6 +34,7 @@ from medcode.model.rules.em import EmLevelRule
 from medcode.model.rules.etiology import CodeFirstRule, UseAdditionalRule
 from medcode.model.rules.excludes import Excludes1Rule
 from medcode.model.rules.history import HistoryRule
+from medcode.model.rules.injury import InjuryRule
 from medcode.model.rules.laterality import LateralityRule
 from medcode.model.rules.ncci import NcciRule, PtpEdit, read_ncci_file
 from medcode.model.rules.pregnancy import PregnancyRule
@@ -175,6 +176,7 @@ class CodingRules:
             StatusCodesRule(),
             CombinationRule(candidate_floor=combination_floor, discount=derived_discount),
             SpecificityRule(candidate_floor=candidate_floor / 2, discount=derived_discount),
+            InjuryRule(),
             SeventhCharacterRule(discount=(1 + derived_discount) / 2),
             LateralityRule(),
             UnspecifiedRule(margin=conflict_margin),

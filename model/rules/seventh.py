@@ -18,6 +18,20 @@ from medcode.model.rules.state import RulesState, derived
 from medcode.model.rules.terms import title_support, title_terms
 
 _EPISODES = ("sequela", "subsequent", "initial")
+ACTIVE_TREATMENT_SETTINGS = frozenset({"emergency"})
+"""Settings whose injury encounter is active treatment when the note names no episode (Guidelines
+I.C.19.a: 7th character A while the patient receives active treatment, as in an emergency department
+visit). Not inpatient: it is the encounter's default setting when a source does not say, and an admission
+may be for aftercare."""
+
+
+def documented_episodes(state: RulesState, suggestion: CodeSuggestion) -> list[str]:
+    """The encounter episodes the note documents for a code, else "initial" for an emergency department
+    encounter (active treatment)."""
+    episodes = state.context.episode(suggestion)
+    if not episodes and state.encounter.setting in ACTIVE_TREATMENT_SETTINGS:
+        return ["initial"]
+    return episodes
 
 
 def _episode_of(meaning: str) -> str | None:
@@ -92,7 +106,7 @@ class SeventhCharacterRule:
         self, state: RulesState, suggestion: CodeSuggestion, chars: Mapping[str, str]
     ) -> tuple[str | None, str]:
         context = state.context
-        episodes = context.episode(suggestion)
+        episodes = documented_episodes(state, suggestion)
         if not episodes:
             return (
                 None,
@@ -102,7 +116,11 @@ class SeventhCharacterRule:
             return None, f"the note documents several encounter episodes ({', '.join(episodes)})"
         episode = episodes[0]
         options = {c: m for c, m in chars.items() if _episode_of(m) == episode}
-        why = [f"the documented {episode} encounter"]
+        why = [
+            f"the documented {episode} encounter"
+            if context.episode(suggestion)
+            else f"an {state.encounter.setting} encounter for the injury (active treatment)"
+        ]
         if len(options) > 1:
             is_open, is_closed = context.cue("fracture_open"), context.cue("fracture_closed")
             if is_open and not is_closed:

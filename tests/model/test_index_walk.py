@@ -89,8 +89,8 @@ def test_absent_words_are_split_from_what_the_note_says() -> None:
 
 
 def test_short_side_words_are_read_before_a_body_part() -> None:
-    assert side_words("R distal radius fx") == {"right"}
-    assert side_words("L forearm and R knee") == {"right", "left", "bilateral"}
+    assert side_words("R distal radius fx") == {"right", "unilateral"}
+    assert side_words("L forearm and R knee") == {"right", "left", "bilateral", "unilateral"}
     assert side_words("Vitamin D level") == frozenset()
 
 

@@ -80,6 +80,7 @@ def test_rule_order_is_fixed(rules: CodingRules) -> None:
         "status_codes",
         "combination",
         "specificity",
+        "injury",
         "seventh_character",
         "laterality",
         "unspecified",
