@@ -24,7 +24,16 @@ from typing import Any
 
 import httpx
 
-from benchmarks.service import _child_server, _codiesp_dir, _create_key, _notes, _percentile, _post, machine
+from benchmarks.service import (
+    _child_server,
+    _codiesp_dir,
+    _create_key,
+    _notes,
+    _percentile,
+    _post,
+    machine,
+    publish,
+)
 
 DEFAULT_SIZES = [500, 1_000, 2_000, 3_000, 4_000, 6_000, 8_000, 12_000, 16_000, 24_000, 32_000]
 
@@ -69,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "sizes": rows,
     }
-    if args.notes_file:
-        _append_notes(Path(args.notes_file), report, argv if argv is not None else sys.argv[1:])
-    print(json.dumps(report, sort_keys=True))
-    return 0
+    return publish(report, args.notes_file, _append_notes, argv)
 
 
 def _parser() -> argparse.ArgumentParser:

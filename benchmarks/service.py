@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "runs": runs,
     }
-    if args.notes_file:
-        _append_notes(Path(args.notes_file), report, argv if argv is not None else sys.argv[1:])
-    print(json.dumps(report, sort_keys=True))
-    return 0
+    return publish(report, args.notes_file, _append_notes, argv)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -127,6 +124,20 @@ def _notes(data_dir: Path | None, limit: int | None = None) -> list[str]:
 
     encounters = load_corpus("codiesp", folder, "dev")[:limit]
     return [enc.documents[0].text for enc in encounters]
+
+
+def publish(
+    report: dict[str, Any],
+    notes_file: str | None,
+    write_notes: Callable[[Path, dict[str, Any], list[str]], None],
+    argv: list[str] | None,
+) -> int:
+    """The benchmarks' output: `--notes-file` gets a dated Markdown section (`write_notes`), and the last
+    line of stdout is the report as one JSON object."""
+    if notes_file:
+        write_notes(Path(notes_file), report, argv if argv is not None else sys.argv[1:])
+    print(json.dumps(report, sort_keys=True))
+    return 0
 
 
 def machine() -> dict[str, Any]:
