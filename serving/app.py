@@ -3,9 +3,10 @@
 `create_app()` connects the database and runs its migrations, and installs the routers, the error
 handlers and the request middleware. The model loads once, in a background thread started by the app's
 startup (or on first use when the app runs without its lifespan), into a `ModelHolder` that an admin
-reload or the registry poller can swap without a restart. The server answers from the start: /health
-says "loading" (503) and suggestions answer 503 with Retry-After until the model is ready; startup waits
-only `ready_wait_seconds` for a model that loads quickly.
+reload or the registry poller can swap without a restart; on PostgreSQL every worker process also polls
+the shared reload generation, so that an admin reload reaches them all (serving.model_generation). The
+server answers from the start: /health says "loading" (503) and suggestions answer 503 with Retry-After
+until the model is ready; startup waits only `ready_wait_seconds` for a model that loads quickly.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -25,6 +27,7 @@ from medcode.serving.errors import install_error_handlers
 from medcode.serving.holder import Loader, ModelHolder, VersionProbe, is_pollable_ref, warm_up
 from medcode.serving.limits import SuggestionSlots, failure_limiter, rate_limiter
 from medcode.serving.middleware import RequestContextMiddleware
+from medcode.serving.model_generation import current_generation
 from medcode.serving.orm import utcnow
 from medcode.serving.routers import admin, audit, codes, encounters, fhir, health, review, suggest
 from medcode.serving.services.codes import configured_code_search, lookup_code
@@ -53,14 +56,19 @@ def create_app(
     startup waits at most `ready_wait_seconds` for the model before it accepts requests."""
     settings = settings or get_settings()
     database = Database.connect(settings.resolved_database_url)
+    # PostgreSQL serves several worker processes: an admin reload reaches them all through the database
+    shared = database.engine.dialect.name == "postgresql"
     holder = ModelHolder(
         settings.model_ref,
         loader=loader,
         coder=coder,
         version_probe=version_probe,
         warm=warm_up if loader is None else None,
+        generation_probe=partial(current_generation, database),
     )
-    poll = coder is None and settings.model_poll_seconds > 0 and is_pollable_ref(settings.model_ref)
+    poll = (
+        coder is None and settings.model_poll_seconds > 0 and (shared or is_pollable_ref(settings.model_ref))
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -98,6 +106,7 @@ def create_app(
     app.state.settings = settings
     app.state.db = database
     app.state.model = holder
+    app.state.reload_reaches_all_workers = poll and shared
     app.state.clock = clock or utcnow
     app.state.priority_fn = priority_fn or confidence_priority
     app.state.session_secret = resolve_session_secret(settings.session_secret, settings.home)

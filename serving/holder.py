@@ -6,6 +6,10 @@ atomically; `reload()` loads the configured reference again and keeps the old mo
 and reloads only when the answer changes. `poll_forever()` runs that every `interval` seconds in the
 app's lifespan. In-flight requests keep the model object they started with.
 
+A *generation probe* (serving.model_generation: a counter in the database that an admin reload bumps)
+makes an admin reload reach every server process: `reload()` records the generation it loaded under, and
+`poll_once()` reloads once when the shared generation has moved, whatever the reference (a pack folder too).
+
 `load_in_background()` (the app's startup) loads in a thread: until it ends, `coder` raises `ModelNotReady`
 (503 with Retry-After) instead of making requests wait, and `state` says "loading"; a failed load leaves
 `state` "failed" with the reason in `load_error` until a reload or a new champion succeeds.
@@ -30,6 +34,8 @@ Loader = Callable[[str], Coder]
 WarmUp = Callable[[Coder], None]
 VersionProbe = Callable[[str], str | None]
 """ref -> an identifier that changes when the model behind `ref` changes (None: unknown)."""
+GenerationProbe = Callable[[], int]
+"""The reload generation shared by every server process (serving.model_generation)."""
 LOADING_RETRY_SECONDS = 5
 
 
@@ -99,8 +105,12 @@ class ModelHolder:
         coder: Coder | None = None,
         version_probe: VersionProbe | None = None,
         warm: WarmUp | None = None,
+        generation_probe: GenerationProbe | None = None,
     ) -> None:
         self.ref = ref
+        self._generation_probe = generation_probe
+        self.generation: int | None = None
+        """The shared reload generation the serving model was loaded under (None: no probe, or unknown)."""
         self._warm = warm
         self._loader = loader or default_loader
         self._probe = version_probe or default_version_probe
@@ -184,12 +194,24 @@ class ModelHolder:
 
     def reload(self) -> ReloadOutcome:
         """Load the configured reference again; on failure keep serving the current model."""
+        outcome = self._reload(unless_generation=None)
+        assert outcome is not None
+        return outcome
+
+    def _reload(self, *, unless_generation: int | None) -> ReloadOutcome | None:
+        """`reload()`; skipped (None) when the model is already loaded under `unless_generation` (this
+        process's admin reload ran while its poller waited for the lock)."""
         with self._reload_lock:
+            if unless_generation is not None and self.generation == unless_generation:
+                return None
             previous = self._coder.version if self._coder is not None else None
             probe = self._safe_probe()
+            generation = self._safe_generation()
             try:
                 new = self._load()
             except Exception as exc:
+                if generation is not None:
+                    self.generation = generation  # do not retry a broken model on every poll
                 if self._coder is None:
                     self.load_error = f"{type(exc).__name__}: {exc}"[:500]
                     raise
@@ -199,6 +221,8 @@ class ModelHolder:
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 return ReloadOutcome(False, self._coder.version, previous, error, utcnow())
             self.swap(new)
+            if generation is not None:
+                self.generation = generation
             self.load_error = None
             if probe is not None:
                 self._last_probe = probe
@@ -209,6 +233,14 @@ class ModelHolder:
         the first load runs)."""
         if self._loading:
             return None
+        generation = self._safe_generation()
+        if generation is not None and self.generation is None:
+            self.generation = generation  # unknown at load time (the database was away): from now on
+        elif generation is not None and generation != self.generation:
+            logger.info(
+                "model reload requested (generation %s -> %s); reloading", self.generation, generation
+            )
+            return self._reload(unless_generation=generation)
         probe = self._safe_probe()
         if probe is None or probe == self._last_probe:
             return None
@@ -230,6 +262,8 @@ class ModelHolder:
         logger.info("loading model %r", self.ref)
         if self._last_probe is None:
             self._last_probe = self._safe_probe()
+        if self.generation is None:
+            self.generation = self._safe_generation()
         coder = self._loader(self.ref)
         if self._warm is not None:
             self._warm(coder)  # a model that cannot answer is a failed load: the old one keeps serving
@@ -238,6 +272,15 @@ class ModelHolder:
     def _install(self, coder: Coder) -> None:
         self._coder = coder
         self.loaded_at = utcnow()
+
+    def _safe_generation(self) -> int | None:
+        if self._generation_probe is None:
+            return None
+        try:
+            return self._generation_probe()
+        except Exception as exc:
+            logger.warning("model generation probe failed: %s", type(exc).__name__)
+            return None
 
     def _safe_probe(self) -> str | None:
         try:

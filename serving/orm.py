@@ -226,3 +226,16 @@ class SigninFailureRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     locked_until: Mapped[float] = mapped_column(Float)
     last_failed: Mapped[float] = mapped_column(Float, index=True)
+
+
+class ModelGenerationRow(Base):
+    """How many admin model reloads have been asked for (serving.model_generation): every server process of a
+    `medcode serve --workers N` on PostgreSQL compares it with the generation it loaded, on its model poll,
+    and reloads once when it moved. One row, `name` "model"."""
+
+    __tablename__ = "model_generation"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    requested_at: Mapped[datetime]
+    requested_by: Mapped[str | None] = mapped_column(String(64))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from medcode.serving.deps import Admin, DatabaseDep, JsonBody, ModelDep, SessionDep
+from medcode.serving.model_generation import request_reload
 from medcode.serving.schemas.admin import (
     KeyCreate,
     KeyCreatedPublic,
@@ -51,13 +52,22 @@ def revoke_key(key_id: str, principal: Admin, session: SessionDep) -> KeyPublic:
         503: {"model": ModelReloadPublic, "description": "Loading failed; the old model keeps serving"}
     },
 )
-async def reload_model(principal: Admin, holder: ModelDep, database: DatabaseDep) -> JSONResponse:
+async def reload_model(
+    principal: Admin, holder: ModelDep, database: DatabaseDep, request: Request
+) -> JSONResponse:
+    """Reload the model in this process now; on PostgreSQL every other worker process follows on its next
+    model poll (the request bumps the shared reload generation first)."""
+    everyone = bool(request.app.state.reload_reaches_all_workers)
+    generation = await run_in_threadpool(request_reload, database, principal.key_id) if everyone else None
     outcome = await run_in_threadpool(holder.reload)
     body = ModelReloadPublic(
         reloaded=outcome.reloaded,
         version=outcome.version,
         previous_version=outcome.previous_version,
         error=outcome.error,
+        workers="all" if everyone else "this process",
+        generation=generation,
+        followers_within_seconds=request.app.state.settings.model_poll_seconds if everyone else None,
     )
 
     def record() -> None:
@@ -69,7 +79,7 @@ async def reload_model(principal: Admin, holder: ModelDep, database: DatabaseDep
                 "model",
                 holder.ref,
                 before={"version": outcome.previous_version},
-                after={"version": outcome.version, "error": outcome.error},
+                after={"version": outcome.version, "error": outcome.error, "generation": generation},
                 model_version=outcome.version,
             )
             session.commit()

@@ -4,6 +4,7 @@ first-run background training's progress (read from its status file; serving nev
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -35,6 +36,8 @@ def health(database: DatabaseDep, holder: ModelDep, settings: SettingsDep) -> JS
         code_set_version=coder.code_set_version if coder is not None else None,
         model_ref=holder.ref,
         model_loaded_at=holder.loaded_at,
+        model_generation=holder.generation,
+        pid=os.getpid(),
         model_state=state,
         training=read_training_status(settings.training_status_file),
     )

@@ -40,6 +40,12 @@ class ModelReloadPublic(BaseModel):
     """The version serving now (the old one when loading failed)."""
     previous_version: str | None
     error: str | None = None
+    workers: str = "this process"
+    """Who reloads: "all" (PostgreSQL: this process now, every other worker on its next model poll, within
+    `followers_within_seconds`) or "this process" (SQLite runs one process)."""
+    generation: int | None = None
+    """The shared reload generation this request asked for (/health shows each worker's)."""
+    followers_within_seconds: float | None = None
 
 
 class TrainingStatusPublic(BaseModel):
@@ -68,6 +74,11 @@ class HealthPublic(BaseModel):
     code_set_version: str | None
     model_ref: str
     model_loaded_at: datetime | None = None
+    model_generation: int | None = None
+    """The shared reload generation this worker's model was loaded under: after an admin reload every worker
+    of a `medcode serve --workers N` on PostgreSQL reports the reload's `generation`."""
+    pid: int | None = None
+    """The answering server process: with `model_loaded_at`, tells the workers of one service apart."""
     model_state: str = "ready"
     """ready, loading, failed or unloaded (loads on first use)."""
     training: TrainingStatusPublic | None = None

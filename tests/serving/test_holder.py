@@ -141,6 +141,9 @@ def test_admin_reload_endpoint(sqlite_url: str, broken: bool) -> None:
                 "version": "fake-v2",
                 "previous_version": "fake-v1",
                 "error": None,
+                "workers": "this process",  # SQLite serves one process
+                "generation": None,
+                "followers_within_seconds": None,
             }
         audit = client.get(
             "/v1/audit?action=" + ("model.reload_failed" if broken else "model.reloaded"), headers=admin

@@ -17,7 +17,7 @@ def test_migrations_match_the_models_and_run_twice(db_url: str) -> None:
         with database.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
-            assert context.get_current_revision() == "0004"
+            assert context.get_current_revision() == "0005"
         tables = set(inspect(database.engine).get_table_names())
         assert {"api_keys", "encounters", "encounter_revisions", "review_items", "decisions"} <= tables
         assert {"final_codes", "audit_events"} <= tables
