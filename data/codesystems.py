@@ -275,8 +275,11 @@ class CodeSets:
 
     def billable(self, code: str, system: str | None = None) -> bool | None:
         """Whether a code can stand on a claim as it is: a billable ICD-10-CM code, a 7-character ICD-10-PCS
-        code, a known HCPCS/CPT code; None when no loaded system knows it (and it is not a PCS prefix)."""
+        code, a known HCPCS/CPT code; an ICD-10-PCS code of another length never is (a known prefix or not,
+        as the review's finalize checks refuse it); None when no loaded system knows it."""
         status = self.status(code, system)
+        if status == "unknown" and system is not None and canonical_system(system) == "ICD-10-PCS":
+            return False if len(normalize_pcs(code)) != 7 else None
         return None if status == "unknown" else status == "billable"
 
     # ICD-10-CM hierarchy, notes and 7th characters (the tabular's knowledge) ----------------------------

@@ -52,12 +52,11 @@ from medcode.serving.schemas.review import (
     ReviewItemPublic,
 )
 from medcode.serving.services import audit
-from medcode.serving.services.codes import lookup_code, normalize_key
+from medcode.serving.services.codes import billable, lookup_code, normalize_key
 from medcode.serving.services.encounters import final_codes_of
 from medcode.serving.services.review_checks import (
     MentionSource,
     Problem,
-    billable,
     check_codes,
     note_mentions,
     problems_by_code,
@@ -321,7 +320,7 @@ def _code_public(state: CodeState, problems: dict[str, list[Problem]] | None = N
         status=state.status,  # type: ignore[arg-type]
         reason=state.reason,
         replaced_by=state.replaced_by,
-        billable=billable(state.system, state.code),
+        billable=billable(state.code, state.system),
         problems=[problem_public(p) for p in live],
         rev=state.rev,
     )
@@ -340,7 +339,7 @@ def _candidates_public(result: Result, state: ItemState) -> list[CandidatePublic
             description=c.description,
             confidence=c.confidence,
             evidence=c.evidence,
-            billable=billable(c.system, c.code),
+            billable=billable(c.code, c.system),
         )
         for c in result.candidates
         if state.find(c.code, c.system) is None

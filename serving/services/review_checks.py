@@ -34,7 +34,7 @@ from medcode.model.rules.age_sex import AgeSexRule
 from medcode.model.rules.context import NoteContext, overlaps
 from medcode.model.rules.state import RulesState
 from medcode.model.rules.terms import content_words
-from medcode.serving.services.codes import lookup_code, normalize_key
+from medcode.serving.services.codes import normalize_key
 
 if TYPE_CHECKING:
     from medcode.serving.services.review_state import CodeState
@@ -86,18 +86,6 @@ def rule_tabular() -> RuleTabular:
 @lru_cache(maxsize=1)
 def _age_sex_rule() -> AgeSexRule:
     return AgeSexRule()
-
-
-def billable(system: str, code: str) -> bool | None:
-    """Whether a code can stand on a claim as it is: a billable ICD-10-CM code, a 7-character ICD-10-PCS
-    code, a known HCPCS/CPT code; None when the code set cannot tell."""
-    if system == "ICD-10-CM":
-        entry = rule_tabular().entry(code)
-        return None if entry is None else bool(entry.billable and rule_tabular().icd.get(code) is not None)
-    if system == "ICD-10-PCS" and len(normalize_key(code)) != 7:
-        return False
-    ref = lookup_code(code, system)
-    return None if ref is None else ref.billable
 
 
 def note_mentions(encounter: Encounter) -> Sequence[Mention] | None:
