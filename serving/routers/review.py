@@ -186,9 +186,16 @@ def set_sequence(
     settings: SettingsDep,
     now: NowDep,
 ) -> SequencePublic:
-    """Store the coder's order of the codes (principal diagnosis first); finalize keeps that order."""
+    """Store the coder's order of the codes (principal diagnosis first); finalize keeps that order. With
+    `expected_version`, 409 when the item changed since the page loaded it."""
     return review_flow.set_sequence(
-        session, item_id, principal, body.sequence, now=now, lease_seconds=settings.review_lease_seconds
+        session,
+        item_id,
+        principal,
+        body.sequence,
+        now=now,
+        lease_seconds=settings.review_lease_seconds,
+        expected_version=body.expected_version,
     )
 
 

@@ -196,6 +196,8 @@ class SequenceCreate(BaseModel):
     """The coder's order of the item's codes: "SYSTEM|CODE" keys, the principal diagnosis first."""
 
     sequence: list[str] = Field(min_length=1, max_length=500)
+    expected_version: int | None = Field(None, ge=0)
+    """The item's `version` as the page saw it: 409 when the item has changed since (another tab or coder)."""
 
 
 class SequencePublic(BaseModel):

@@ -73,11 +73,21 @@ def set_sequence(
     *,
     now: datetime,
     lease_seconds: float,
+    expected_version: int | None = None,
 ) -> SequencePublic:
     """Store the coder's order of the item's codes ("SYSTEM|CODE" keys); each key names a code of the item,
-    once. Renews the lease; the audit keeps the order before and after."""
+    once. Renews the lease; the audit keeps the order before and after. `expected_version` (the item's
+    decision count as the page saw it, as finalize takes it): 409 `stale_item` when it has moved since."""
     loaded = _load_leased(session, item_id, principal, now)
-    state = item_state(loaded.result, decision_rows(session, item_id))
+    rows = decision_rows(session, item_id)
+    if expected_version is not None and expected_version != len(rows):
+        session.rollback()
+        raise Conflict(
+            f"review item {item_id} changed since this page loaded ({len(rows)} decisions, you saw "
+            f"{expected_version}); reload it before sequencing",
+            code="stale_item",
+        )
+    state = item_state(loaded.result, rows)
     canonical: list[str] = []
     for key in keys:
         system, sep, code = key.partition("|")

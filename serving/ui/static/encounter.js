@@ -195,9 +195,9 @@ async function moveSelected(delta, toTop = false) {
   focusCard();
   setBusy(true);
   try {
-    const out = await api("PUT", `/v1/review/items/${encodeURIComponent(itemId)}/sequence`, {
-      sequence: app.codes.map((c) => `${c.system}|${c.code}`),
-    });
+    const body = { sequence: app.codes.map((c) => `${c.system}|${c.code}`) };
+    if (typeof app.view.version === "number") body.expected_version = app.view.version; // 409 when stale
+    const out = await api("PUT", `/v1/review/items/${encodeURIComponent(itemId)}/sequence`, body);
     app.sequence = out.sequence;
     if (out.lease_expires_at) app.view.leaseExpiresAt = out.lease_expires_at;
     app.lastRenew = Date.now();
