@@ -309,7 +309,7 @@ class CodeCatalog:
         return catalog
 
 
-COLUMNS_FORMAT = 1
+COLUMNS_FORMAT = 2
 """Bump when `CodeCatalog.to_columns` changes: columns of another format are not read (the catalog is built)."""
 _SEP = "\x1f"
 
@@ -317,12 +317,12 @@ _SEP = "\x1f"
 def _joined(strings: Sequence[str]) -> np.ndarray:
     if any(_SEP in s for s in strings):
         raise ValueError("a code name holds the column separator U+001F")
-    return np.frombuffer(_SEP.join(strings).encode("utf-8"), dtype=np.uint8)
+    # each string ends with the separator, so that no strings and one empty string differ
+    return np.frombuffer(_SEP.join([*strings, ""]).encode("utf-8"), dtype=np.uint8)
 
 
 def _split(column: np.ndarray) -> list[str]:
-    text = column.tobytes().decode("utf-8")
-    return text.split(_SEP) if text else []
+    return column.tobytes().decode("utf-8").split(_SEP)[:-1]
 
 
 # ---------------------------------------------------------------------------------------------- assembly

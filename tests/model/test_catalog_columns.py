@@ -102,6 +102,19 @@ def test_catalog_columns_give_the_same_catalog() -> None:
     assert again.title(CM, "X00") == "" and again.info(CM, "X00") is None and again.terms("HCPCS") == []
 
 
+def test_catalog_columns_keep_empty_strings_and_single_rows() -> None:
+    catalog = CodeCatalog([CodeInfo(CM, "I10", "Hypertension", True, 0, "", None)], [], "")
+    again = _round_trip(catalog)
+    _same_catalog(again, catalog)
+    assert again.info(CM, "I10") == CodeInfo(CM, "I10", "Hypertension", True, 0, "", None)
+    empty = _round_trip(CodeCatalog([], [], "none"))
+    assert (len(empty), empty.systems(), empty.fingerprint) == (
+        0,
+        [],
+        CodeCatalog([], [], "none").fingerprint,
+    )
+
+
 def test_catalog_columns_of_another_format_are_refused() -> None:
     columns = _small_catalog().to_columns()
     columns["format"] = np.asarray(99)
