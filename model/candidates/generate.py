@@ -361,11 +361,11 @@ class CandidateGenerator:
                     key=lambda c: (-(match[c].score if c in match else 0.0), near[c], c),
                 )
                 for code in scored[: cfg.related_per_seed]:
-                    h = match.get(code)
-                    score = h.score if h is not None else 0.0
+                    lexical_hit = match.get(code)
+                    score = lexical_hit.score if lexical_hit is not None else 0.0
                     if score < cfg.related_min:
                         continue
-                    qcov = h.query_coverage if h is not None else 0.0
+                    qcov = lexical_hit.query_coverage if lexical_hit is not None else 0.0
                     add(system, code, Hit(i, RELATED, score, qcov, seed_score, near[code]), True)
 
     def _index_walk(self, view: EncounterView, add) -> None:  # type: ignore[no-untyped-def]
