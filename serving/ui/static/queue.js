@@ -110,9 +110,13 @@ function render() {
   say(status, `${shown.length} of ${items.length} items shown`);
 }
 
+let loads = 0; // a refresh (r, the button, the 30 s timer) can overlap another: only the latest one renders
+
 async function load() {
+  const mine = ++loads;
   try {
     const data = await api("GET", "/v1/review/queue?limit=200");
+    if (mine !== loads) return;
     items = (data && data.items) || [];
     const kinds = [...new Set(items.flatMap((it) => (it.reasons || []).map(reasonKind)))].sort();
     ensureOptions(reasonFilter, kinds, labelOf);
@@ -121,7 +125,7 @@ async function load() {
       say(status, `${items.length} of ${data.total} items loaded (highest priority first)`);
     }
   } catch (err) {
-    say(status, err.message, "error");
+    if (mine === loads) say(status, err.message, "error");
   }
 }
 
