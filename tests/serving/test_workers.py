@@ -254,3 +254,56 @@ def test_every_worker_switches_to_a_new_champion(
         assert suggested.json()["model_version"] == second
     finally:
         server.stop()
+
+
+def _workers_serving(url: str, version: str, *, want: int, timeout: float) -> dict[int, dict[str, object]]:
+    """/health of each distinct worker process (by pid) that answers with `version`, asked over fresh
+    connections until `want` are seen (or the time runs out)."""
+    seen: dict[int, dict[str, object]] = {}
+    deadline = time.monotonic() + timeout
+    while len(seen) < want and time.monotonic() < deadline:
+        body = httpx.get(f"{url}/health", timeout=10).json()
+        if body["model_version"] == version:
+            seen[body["pid"]] = body
+        time.sleep(0.05)
+    return seen
+
+
+def test_an_admin_reload_reaches_every_worker_serving_a_pack_folder(
+    pg_url: str, tiny_pack: Path, home: Path, tmp_path: Path
+) -> None:
+    """A pack folder has no registry to poll: before the shared reload generation, an admin reload reached
+    only the worker that answered it."""
+    current = _copy_as(tiny_pack, tmp_path / "current", "pack-v1")
+    database = Database.connect(pg_url)
+    admin = bearer(_keys(database, "admin", 1)[0])
+    integration = bearer(_keys(database, "integration", 1)[0])
+    database.dispose()
+    env = {"MEDCODE_MODEL": str(current), "MEDCODE_MODEL_POLL_SECONDS": "1"}
+    server = Workers(pg_url, home, tmp_path / "serve.log", env)
+    try:
+        before = _workers_serving(server.url, "pack-v1", want=2, timeout=120)
+        assert len(before) == 2, f"expected two workers serving pack-v1, saw pids {sorted(before)}"
+        assert {body["model_generation"] for body in before.values()} == {0}
+        # a new pack in the same folder (renamed into place, as a deployment would)
+        staged = _copy_as(tiny_pack, tmp_path / "staged", "pack-v2")
+        current.rename(tmp_path / "retired")
+        staged.rename(current)
+        reload = httpx.post(f"{server.url}/v1/admin/model/reload", headers=admin, timeout=120)
+        assert reload.status_code == 200, reload.text
+        answer = reload.json()
+        assert answer["reloaded"] is True and answer["version"] == "pack-v2"
+        assert answer["workers"] == "all" and answer["generation"] == 1
+        after = _workers_serving(server.url, "pack-v2", want=2, timeout=180)
+        assert len(after) == 2, f"only pid(s) {sorted(after)} reloaded to pack-v2"
+        assert set(after) == set(before), "the same two worker processes, reloaded (not restarted)"
+        assert {body["model_generation"] for body in after.values()} == {1}
+        answers = [httpx.get(f"{server.url}/health", timeout=10).json()["model_version"] for _ in range(20)]
+        assert set(answers) == {"pack-v2"}
+        for _ in range(6):  # fresh connections: each worker answers suggestions with the new model
+            note = encounter_json("s1", "Essential hypertension.")
+            suggested = httpx.post(f"{server.url}/v1/suggest", json=note, headers=integration, timeout=60)
+            assert suggested.status_code == 200, suggested.text
+            assert suggested.json()["model_version"] == "pack-v2"
+    finally:
+        server.stop()
