@@ -8,9 +8,12 @@ reads `calibrated` through each result. Each preset's coder implements all of th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from medcode.data.types import Encounter, Result
+
+if TYPE_CHECKING:
+    from medcode.model.text.pipeline import TextPipeline
 
 
 class PresetConfig(Protocol):
@@ -41,6 +44,13 @@ class Coder(Protocol):
 
     @property
     def config(self) -> PresetConfig: ...
+
+    @property
+    def pipeline(self) -> TextPipeline | None:
+        """The text pipeline whose mentions and assertions the model codes from (its pack's own, so the coder
+        UI shows what the model read); None when the model reads notes with the installed one
+        (`model.mentions`)."""
+        ...
 
     def suggest(self, encounter: Encounter) -> Result: ...
 

@@ -24,6 +24,7 @@ from medcode.serving.holder import ModelHolder
 from medcode.serving.limits import ClientSlots, SuggestionSlots, retry_after_header
 from medcode.serving.services import audit
 from medcode.serving.services.encounters import EncounterLimits, PriorityFn
+from medcode.serving.services.review_checks import MentionSource, model_mentions
 from medcode.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer mck_...`")
@@ -49,6 +50,12 @@ def get_model(request: Request) -> ModelHolder:
     return holder
 
 
+def get_mentions(request: Request) -> MentionSource:
+    """The review checks' mentions: those of the serving model's own text pipeline."""
+    holder: ModelHolder = request.app.state.model
+    return model_mentions(lambda: holder.coder)
+
+
 def get_now(request: Request) -> datetime:
     clock: Callable[[], datetime] = request.app.state.clock
     return clock()
@@ -63,6 +70,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SessionDep = Annotated[Session, Depends(get_session)]
 ModelDep = Annotated[ModelHolder, Depends(get_model)]
+MentionsDep = Annotated[MentionSource, Depends(get_mentions)]
 NowDep = Annotated[datetime, Depends(get_now)]
 PriorityDep = Annotated[PriorityFn, Depends(get_priority_fn)]
 

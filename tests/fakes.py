@@ -82,6 +82,8 @@ class FakeCoder:
     calls: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     training_data: dict[str, Any] = field(default_factory=dict)
+    pipeline: Any = None
+    """The model's own text pipeline (`Coder.pipeline`); None: it reads notes with the installed one."""
 
     @classmethod
     def ranking(

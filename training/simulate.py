@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -60,6 +60,9 @@ from medcode.training.retrain import (
     paired_difference,
     retrain,
 )
+
+if TYPE_CHECKING:
+    from medcode.model.text.pipeline import TextPipeline
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +207,10 @@ class CachedCoder:
     @property
     def config(self) -> PresetConfig:
         return self.coder.config
+
+    @property
+    def pipeline(self) -> TextPipeline:
+        return self.coder.pipeline
 
     def save(self, path: Path) -> Path:
         return self.coder.save(path)

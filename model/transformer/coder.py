@@ -122,6 +122,10 @@ class TransformerCoder:
         }
 
     # -- Coder protocol ------------------------------------------------------------------------------
+    @property
+    def pipeline(self) -> None:
+        """None: the network reads mentions through `mention_extractor` (the installed text pipeline)."""
+        return None
 
     @property
     def version(self) -> str:

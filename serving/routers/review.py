@@ -8,7 +8,16 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from medcode.serving.auth import Principal
-from medcode.serving.deps import ItemId, JsonBody, NowDep, Offset, Reviewer, SessionDep, SettingsDep
+from medcode.serving.deps import (
+    ItemId,
+    JsonBody,
+    MentionsDep,
+    NowDep,
+    Offset,
+    Reviewer,
+    SessionDep,
+    SettingsDep,
+)
 from medcode.serving.errors import request_id_of
 from medcode.serving.schemas.common import READ_ERRORS
 from medcode.serving.schemas.review import (
@@ -77,9 +86,11 @@ def claim(
 
 
 @router.get("/items/{item_id}", response_model=ReviewItemPublic)
-def get_item(item_id: ItemId, principal: Reviewer, session: SessionDep) -> ReviewItemPublic:
+def get_item(
+    item_id: ItemId, principal: Reviewer, session: SessionDep, mentions: MentionsDep
+) -> ReviewItemPublic:
     """The item with its note, result, codes as decided so far and the decisions."""
-    item = service.get_item(session, item_id)
+    item = service.get_item(session, item_id, mentions_of=mentions)
     item.lease_holder = visible_holder(principal, item.lease_holder)
     return item
 
@@ -97,6 +108,7 @@ def decide(
     session: SessionDep,
     settings: SettingsDep,
     now: NowDep,
+    mentions: MentionsDep,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> DecisionsResultPublic:
     """Store per-code decisions (accept, reject with reason, replace, add with evidence); renews the lease.
@@ -110,6 +122,7 @@ def decide(
         now=now,
         lease_seconds=settings.review_lease_seconds,
         idempotency_key=idempotency_key,
+        mentions_of=mentions,
     )
 
 
@@ -129,13 +142,14 @@ def finalize(
     principal: Reviewer,
     session: SessionDep,
     now: NowDep,
+    mentions: MentionsDep,
     body: Annotated[FinalizeCreate | None, Body()] = None,
 ) -> FinalizePublic | JSONResponse:
     """Make the item's kept codes the encounter's final codes, once the live code set passes the coding
     rules: each problem is fixed by decisions or overridden with a reason (kept in the audit), and every
     undecided code is decided or accepted as a whole (`accept_undecided`)."""
     try:
-        return service.finalize(session, item_id, principal, now=now, request=body)
+        return service.finalize(session, item_id, principal, now=now, request=body, mentions_of=mentions)
     except service.FinalizeBlocked as exc:
         problems = [p.model_dump(mode="json") for p in exc.problems]
         return JSONResponse(

@@ -37,6 +37,8 @@ from medcode.model.rules.terms import content_words
 from medcode.serving.services.codes import normalize_key
 
 if TYPE_CHECKING:
+    from medcode.model.base import Coder
+    from medcode.model.text.pipeline import TextPipeline
     from medcode.serving.services.review_state import CodeState
 
 logger = logging.getLogger(__name__)
@@ -88,14 +90,21 @@ def _age_sex_rule() -> AgeSexRule:
     return AgeSexRule()
 
 
-def note_mentions(encounter: Encounter) -> Sequence[Mention] | None:
-    """Mentions from the text pipeline the coder UI shows (None when it cannot be loaded)."""
+def note_mentions(encounter: Encounter, pipeline: TextPipeline | None = None) -> Sequence[Mention] | None:
+    """Mentions the coder UI shows: from `pipeline` (the serving model's, `Coder.pipeline`), else from the
+    installed text pipeline (None when it cannot be loaded)."""
     from medcode.serving.ui.annotate import annotate
 
-    annotations = annotate(encounter.encounter_id, encounter.documents)
+    annotations = annotate(encounter.encounter_id, encounter.documents, pipeline)
     if not annotations.mentions_available:
         return None
     return [m for doc in annotations.documents for m in doc.mentions]
+
+
+def model_mentions(model: Callable[[], Coder]) -> MentionSource:
+    """The mention source of the serving model: its own pipeline's mentions, the model taken at each call
+    (a newly promoted champion's pipeline at once)."""
+    return lambda encounter: note_mentions(encounter, model().pipeline)
 
 
 def _suggestion(code: CodeState) -> CodeSuggestion:

@@ -1,7 +1,8 @@
 """What the encounter page draws over a note besides the codes: section spans and clinical mentions.
 
-Mentions (with their assertion: negated, family, hypothetical, ...) come from the text pipeline
-(`model.text.get_pipeline()`); sections from the pipeline when it offers them, else from header lines
+Mentions (with their assertion: negated, family, hypothetical, ...) come from the serving model's own text
+pipeline (`Coder.pipeline`, from its pack), so the coder sees what the model read; a model without one
+reads notes with the installed pipeline (`model.text.get_pipeline()`), and so does the page. Sections from the pipeline when it offers them, else from header lines
 ("HISTORY OF PRESENT ILLNESS:", "Assessment and plan:"). Offsets index the document text as stored.
 """
 
@@ -127,19 +128,25 @@ def _annotate_with(
     return tuple(sections), tuple(mentions)
 
 
-def _annotate_text(text: str, document_id: str) -> tuple[tuple[SectionSpan, ...], tuple[Mention, ...], bool]:
-    pipeline = _load_pipeline()
+def _annotate_text(
+    text: str, document_id: str, model_pipeline: Any | None
+) -> tuple[tuple[SectionSpan, ...], tuple[Mention, ...], bool]:
+    pipeline = model_pipeline if model_pipeline is not None else _load_pipeline()
     if pipeline is None:
         return tuple(header_sections(text)), (), False
     sections, mentions = _annotate_with(pipeline, text, document_id)
     return sections, mentions, True
 
 
-def annotate(encounter_id: str, documents: Sequence[Document]) -> AnnotationsPublic:
+def annotate(
+    encounter_id: str, documents: Sequence[Document], pipeline: Any | None = None
+) -> AnnotationsPublic:
+    """The documents with sections and mentions; `pipeline`: the serving model's (`Coder.pipeline`), None
+    for the installed one."""
     out = []
     available = True
     for doc in documents:
-        sections, mentions, ok = _annotate_text(doc.text, doc.document_id)
+        sections, mentions, ok = _annotate_text(doc.text, doc.document_id, pipeline)
         available = available and ok
         out.append(
             AnnotatedDocument(

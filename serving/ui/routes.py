@@ -19,7 +19,16 @@ from sqlalchemy import select
 
 from medcode.data.types import Encounter
 from medcode.serving.auth import Principal, verify_key
-from medcode.serving.deps import ItemId, Reviewer, SessionDep, SettingsDep, client_of, record_auth_failure
+from medcode.serving.deps import (
+    ItemId,
+    MentionsDep,
+    ModelDep,
+    Reviewer,
+    SessionDep,
+    SettingsDep,
+    client_of,
+    record_auth_failure,
+)
 from medcode.serving.errors import Forbidden, NotFound
 from medcode.serving.limits import retry_after_header
 from medcode.serving.orm import EncounterRow, RevisionRow
@@ -250,16 +259,21 @@ def encounter_page(encounter_id: str, request: Request, db: SessionDep) -> Respo
 @router.get(
     "/api/review/items/{item_id}/annotations", response_model=AnnotationsPublic, responses=READ_ERRORS
 )
-def item_annotations(item_id: ItemId, principal: Reviewer, db: SessionDep) -> AnnotationsPublic:
-    """The item's note with sections and mentions: coders and admins, as `/v1/review/items/{item_id}`."""
-    item = review_service.get_item(db, item_id)
-    return annotate(item.encounter_id, item.documents)
+def item_annotations(
+    item_id: ItemId, principal: Reviewer, db: SessionDep, model: ModelDep, mentions: MentionsDep
+) -> AnnotationsPublic:
+    """The item's note with sections and mentions (the serving model's pipeline's): coders and admins, as
+    `/v1/review/items/{item_id}`."""
+    item = review_service.get_item(db, item_id, mentions_of=mentions)
+    return annotate(item.encounter_id, item.documents, model.coder.pipeline)
 
 
 @router.get(
     "/api/encounters/{encounter_id}/annotations", response_model=AnnotationsPublic, responses=READ_ERRORS
 )
-def encounter_annotations(encounter_id: str, principal: Reviewer, db: SessionDep) -> AnnotationsPublic:
+def encounter_annotations(
+    encounter_id: str, principal: Reviewer, db: SessionDep, model: ModelDep
+) -> AnnotationsPublic:
     """The encounter's latest note with sections and mentions: note text is for coders and admins only
     (as `/v1/review/items/{item_id}`); integrations and scientists read codes, not notes."""
     row = db.scalar(select(EncounterRow).where(EncounterRow.encounter_id == encounter_id))
@@ -275,4 +289,4 @@ def encounter_annotations(encounter_id: str, principal: Reviewer, db: SessionDep
     if revision is None:
         raise NotFound(f"no stored revision of encounter {encounter_id!r}", code="encounter_not_found")
     encounter = Encounter.model_validate(revision.encounter_json)
-    return annotate(encounter_id, encounter.documents)
+    return annotate(encounter_id, encounter.documents, model.coder.pipeline)
