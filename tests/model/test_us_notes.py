@@ -26,16 +26,25 @@ from medcode.data.types import Document, Encounter, Patient, Result
 CASES_FILE = Path(__file__).with_name("us_notes.jsonl")
 
 BUILTIN_MUST_RECALL = 0.80
-"""The built-in model's floor over the whole suite (the issue's done-when; measured 0.84 on 123 notes, see
-benchmarks/us_coding.md)."""
+"""The built-in model's floor over the whole suite (the issue's done-when; measured 0.89 on 123 notes without
+a data folder, see benchmarks/us_coding.md)."""
 
 BUILTIN_BUILT_RECALL = 0.85
-"""The floor on the categories the rules build (measured 0.89)."""
+"""The floor on the categories the rules build, less those needing the index (measured 0.94)."""
 
-NOT_BUILT = frozenset({"injury_7th"})
-"""Categories whose must codes need what is not built yet: injury codes the built-in model does not reach
-from "R distal radius fx" / "laceration of L forearm" (the 7th-character rule itself exists; the index walk
-is the candidate source meant for them)."""
+NOT_BUILT: frozenset[str] = frozenset()
+"""Categories whose must codes need what is not built yet (reported as an expected failure)."""
+
+NEEDS_INDEX = frozenset({"injury_7th"})
+"""Categories coded from the ICD-10-CM Alphabetic Index walk ("R distal radius fx" -> Fracture, traumatic /
+radius / lower end -> S52.501 + the encounter's 7th character). The built-in model made without a data
+folder has no index (the packaged code set is the tabular only), so its figure there is reported, not
+held to a floor; the models with the index (the built-in model from MEDCODE_DATA_DIR, a trained pack) are
+held to INDEX_CATEGORY_RECALL."""
+
+INDEX_CATEGORY_RECALL = 0.83
+"""Floor on NEEDS_INDEX categories for the models with the index (10 of the 12 injury notes; measured 12/12
+on both, benchmarks/us_coding.md)."""
 
 KNOWN_VIOLATIONS: frozenset[str] = frozenset()
 """Must-not codes the built-in model is known to suggest (reported as an expected failure until fixed; any
@@ -195,13 +204,18 @@ def test_builtin_must_recall_over_the_suite(builtin_outcome: UsOutcome) -> None:
 
 
 def test_builtin_must_recall_on_built_categories(builtin_outcome: UsOutcome) -> None:
-    built = frozenset(builtin_outcome.total) - NOT_BUILT
+    built = frozenset(builtin_outcome.total) - NOT_BUILT - NEEDS_INDEX
     assert builtin_outcome.recall(built) >= BUILTIN_BUILT_RECALL, builtin_outcome.report()
 
 
 def test_builtin_must_recall_on_categories_not_built(builtin_outcome: UsOutcome) -> None:
     if builtin_outcome.recall(NOT_BUILT) < 1.0:
         pytest.xfail("not built yet: " + ", ".join(sorted(NOT_BUILT)) + "\n" + builtin_outcome.report())
+
+
+def test_builtin_without_index_on_index_categories(builtin_outcome: UsOutcome) -> None:
+    if builtin_outcome.recall(NEEDS_INDEX) < INDEX_CATEGORY_RECALL:
+        pytest.xfail("no Alphabetic Index without a data folder: " + ", ".join(sorted(NEEDS_INDEX)))
 
 
 # --- models built from outside the repository: the datasets, a trained pack -------------------------------
@@ -218,7 +232,7 @@ class ExternalModel:
 
 
 EXTERNAL_MODELS = [
-    # the built-in model as the service builds it from MEDCODE_DATA_DIR (Alphabetic Index walk on; 0.91 measured)
+    # the built-in model as the service builds it from MEDCODE_DATA_DIR (Alphabetic Index walk on; 0.97 measured)
     ExternalModel("builtin-with-data", "MEDCODE_DATA_DIR", 0.85),
     # a trained pack, e.g. the trained default (the issue's floor)
     ExternalModel("pack", "MEDCODE_TEST_PACK", 0.90),
@@ -260,3 +274,10 @@ def test_external_model_suggests_no_must_not_code(external: tuple[UsOutcome, flo
 def test_external_model_must_recall(external: tuple[UsOutcome, float]) -> None:
     outcome, floor = external
     assert outcome.recall() >= floor, outcome.report()
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_external_model_must_recall_on_index_categories(external: tuple[UsOutcome, float]) -> None:
+    outcome, _floor = external
+    assert outcome.recall(NEEDS_INDEX) >= INDEX_CATEGORY_RECALL, outcome.report()
