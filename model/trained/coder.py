@@ -15,7 +15,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
@@ -157,14 +157,15 @@ class Prepared:
 WALK_KINDS = ("mention", "clause")
 
 
-def walk_kind(view: EncounterView, cand: Candidate) -> str | None:
+def walk_kind(view: EncounterView, cand: Candidate, skip: Collection[int] = ()) -> str | None:
     """How the Alphabetic Index walk vouches for a candidate: "mention" when a walk from a recognised
     mention used all of its words, "clause" when a walk from a stretch of the note applied a subterm (the
     walker keeps no other clause walk); None without such a walk from a present, certain, current mention
-    (a walk that left words unused, or on a possible or historical mention, vouches for nothing)."""
+    (a walk that left words unused, or on a possible or historical mention, vouches for nothing). Walks
+    from the mentions in `skip` are not counted."""
     kinds: set[str] = set()
     for hit in cand.present:
-        if hit.source != WALK or hit.score < 0.999:
+        if hit.source != WALK or hit.score < 0.999 or hit.mention in skip:
             continue
         assertion = view.mentions[hit.mention].assertion
         if not assertion.is_present or assertion.possible or assertion.historical:
@@ -437,12 +438,21 @@ class DefaultCoder:
         floors = self.config.walk_floors if system == CM else {}
         for code, c in zip(keys, conf, strict=True):
             cand = prepared.candidates.get((system, code))
+        # a floor fills a gap: mentions the ranker already codes above the decision threshold keep that code
+        # alone ("HTN" -> I10, not a second code from the walk)
+        covered: set[int] = set()
+        if floors:
+            decision = self.thresholds(task).decision  # type: ignore[arg-type]
+            for code, c in zip(keys, conf, strict=True):
+                scored_cand = prepared.candidates.get((system, code))
+                if scored_cand is not None and c >= decision:
+                    covered.update(h.mention for h in scored_cand.present)
             if cand is not None and cand.present:
                 evidence = mention_evidence(view, cand)
                 best = cand.best()
                 assert best is not None
                 rationale = f"{best.source} match on '{view.mentions[best.mention].text}'"
-                kind = walk_kind(view, cand) if floors else None
+                kind = walk_kind(view, cand, covered) if floors else None
                 floor = floors.get(kind, 0.0) if kind is not None else 0.0
                 if floor > c:
                     c = floor
