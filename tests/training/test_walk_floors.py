@@ -3,12 +3,15 @@ notes, and that a trained default model lifts a walk code to its floor (and noth
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from medcode.data.types import Assertion, Document, Encounter, Mention
 from medcode.model.candidates.generate import Candidate, EncounterView, Hit
 from medcode.model.candidates.index_walk import SOURCE as WALK
+from medcode.model.thresholds import TaskThresholds
 from medcode.model.trained.coder import DefaultConfig, walk_kind
 from medcode.training.default import fit_walk_floors, wilson_lower_bound
 
@@ -41,6 +44,7 @@ def test_walk_kind_tells_clauses_from_mentions() -> None:
     view = _view(Assertion(), Assertion(), clauses_from=1)
     assert walk_kind(view, _candidate("S93.401", Hit(1, WALK, 1.0))) == "clause"
     assert walk_kind(view, _candidate("S93.401", Hit(1, WALK, 1.0), Hit(0, WALK, 1.0))) == "mention"
+    assert walk_kind(view, _candidate("S93.401", Hit(1, WALK, 1.0), Hit(0, WALK, 1.0)), {0}) == "clause"
 
 
 def test_wilson_lower_bound_matches_hand_computed_values() -> None:
@@ -87,11 +91,12 @@ def test_trained_model_lifts_a_walk_code_to_its_floor_and_nothing_else() -> None
             def title(system: str, code: str) -> str:
                 return code
 
-    def scored(floors: dict[str, float]) -> dict[str, float]:
+    def scored(floors: dict[str, float], other: float = 0.1) -> dict[str, float]:
         coder = DefaultCoder.__new__(DefaultCoder)
         coder.config = DefaultConfig(walk_floors=floors)
         coder.resources = _Resources()  # type: ignore[assignment]
-        out = coder._scored(prepared, "diagnosis", ["S93.401", "M25.571"], np.array([0.1, 0.1]), {})
+        coder.tasks = {"diagnosis": SimpleNamespace(thresholds=TaskThresholds(decision=0.3))}  # type: ignore[dict-item]
+        out = coder._scored(prepared, "diagnosis", ["S93.401", "M25.571"], np.array([0.1, other]), {})
         return {s.code: s.confidence for s in out}
 
     assert scored({}) == {"S93.401": pytest.approx(0.1), "M25.571": pytest.approx(0.1)}
@@ -99,3 +104,5 @@ def test_trained_model_lifts_a_walk_code_to_its_floor_and_nothing_else() -> None
     assert lifted["S93.401"] == pytest.approx(0.55)
     assert lifted["M25.571"] == pytest.approx(0.1)
     assert scored({"mention": 0.05})["S93.401"] == pytest.approx(0.1)  # a floor never lowers
+    # the mention already has a code above the decision threshold: the walk adds no second one
+    assert scored({"mention": 0.55}, other=0.8)["S93.401"] == pytest.approx(0.1)
