@@ -436,8 +436,6 @@ class DefaultCoder:
         view = prepared.view
         out: list[Scored] = []
         floors = self.config.walk_floors if system == CM else {}
-        for code, c in zip(keys, conf, strict=True):
-            cand = prepared.candidates.get((system, code))
         # a floor fills a gap: mentions the ranker already codes above the decision threshold keep that code
         # alone ("HTN" -> I10, not a second code from the walk)
         covered: set[int] = set()
@@ -447,6 +445,8 @@ class DefaultCoder:
                 scored_cand = prepared.candidates.get((system, code))
                 if scored_cand is not None and c >= decision:
                     covered.update(h.mention for h in scored_cand.present)
+        for code, c in zip(keys, conf, strict=True):
+            cand = prepared.candidates.get((system, code))
             if cand is not None and cand.present:
                 evidence = mention_evidence(view, cand)
                 best = cand.best()
