@@ -10,13 +10,10 @@ ranking step.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from spacy.tokenizer import Tokenizer
 
@@ -25,7 +22,7 @@ from medcode.model.text.normalize import Normalization
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-"""Format of the pickled lexicon cache (`save` / `load`)."""
+"""Format of the pickled lexicon cache (`write` / `read`)."""
 JSON_FORMAT = 2
 """Format `to_json` writes: columns (keys, types, codes, sources) and the key prefixes, which load several
 times faster than format 1's rows (still read: packs saved before)."""
@@ -172,28 +169,22 @@ class Lexicon:
         )
         return cls(entries, prefixes=set(data["prefixes"]), meta=meta)
 
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.{threading.get_ident()}.tmp")  # one per writer
-        with tmp.open("wb") as handle:
-            pickle.dump(
-                {
-                    "format": FORMAT_VERSION,
-                    "entries": self.entries,
-                    "meta": self.meta,
-                    "prefixes": self.prefixes,
-                },
-                handle,
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
-        tmp.replace(path)
+    def write(self, handle: BinaryIO) -> None:
+        """Pickle the lexicon into an open cache file (`data.cache.write_cache`)."""
+        payload = {
+            "format": FORMAT_VERSION,
+            "entries": self.entries,
+            "meta": self.meta,
+            "prefixes": self.prefixes,
+        }
+        pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def load(cls, path: Path) -> Lexicon:
-        with path.open("rb") as handle:
-            payload = pickle.load(handle)
+    def read(cls, handle: BinaryIO) -> Lexicon:
+        """A lexicon pickled by `write` (`data.cache.read_cache`); ValueError for another format."""
+        payload = pickle.load(handle)
         if payload.get("format") != FORMAT_VERSION:
-            raise ValueError(f"lexicon cache {path} has format {payload.get('format')}, not {FORMAT_VERSION}")
+            raise ValueError(f"lexicon cache has format {payload.get('format')}, not {FORMAT_VERSION}")
         return cls(
             payload["entries"], prefixes=payload.get("prefixes") or set(), meta=payload.get("meta", {})
         )

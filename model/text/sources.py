@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from medcode.data.cache import read_cache, write_cache
 from medcode.data.errors import MedcodeError
 from medcode.data.types import Encounter
 from medcode.model.text.lexicon import Lexicon, TermKeyer, TermSpec
@@ -603,16 +604,11 @@ def load_default_lexicon(keyer: TermKeyer, data_dir: Path | None, cache_dir: Pat
     if cache_dir is None:
         return build_default_lexicon(keyer, data_dir)
     path = lexicon_cache_path(data_dir, cache_dir)
-    if path.is_file():
-        try:
-            return Lexicon.load(path)
-        except Exception as exc:  # an unreadable cache is rebuilt, never fatal
-            logger.warning("ignoring unreadable lexicon cache %s: %s", path, exc)
+    cached = read_cache(path, Lexicon.read, "lexicon cache")
+    if cached is not None:
+        return cached
     lexicon = build_default_lexicon(keyer, data_dir)
-    try:
-        lexicon.save(path)
-    except OSError as exc:
-        logger.warning("could not write the lexicon cache %s: %s", path, exc)
+    write_cache(path, lexicon.write, "lexicon cache")
     return lexicon
 
 

@@ -13,18 +13,22 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from medcode.data.cache import read_cache, write_cache
 from medcode.data.errors import ModelNotFoundError
 from medcode.data.icd10cm import load_icd10cm
 from medcode.model.transformer.codes import billable_diagnosis_codes
 from medcode.model.transformer.network import LabelAttentionNet, embed_many
 
 log = logging.getLogger(__name__)
+
+_CACHE = "title-embedding cache"
+"""What the cache's warnings call it (`data.cache`)."""
 
 CACHE_FORMAT = 1
 
@@ -85,24 +89,22 @@ def build_title_index(
     file = (
         cache_file(cache_dir, code_set_version, encoder_fingerprint, codes, max_tokens) if cache_dir else None
     )
-    if file is not None and file.is_file():
-        try:
-            with np.load(file, allow_pickle=False) as data:
-                emb = torch.from_numpy(data["embeddings"].astype(np.float32))
-            if emb.shape == (len(codes), net.hidden):
-                return TitleIndex(codes, titles, emb)
-        except (OSError, ValueError, KeyError):
-            log.warning("ignoring an unreadable title-embedding cache file %s", file)
+    cached = read_cache(file, _read_embeddings, _CACHE) if file is not None else None
+    if cached is not None and cached.shape == (len(codes), net.hidden):
+        return TitleIndex(codes, titles, cached)
     log.info("embedding %d code titles", len(codes))
     emb = embed_many(
         net, tokenizer, titles, max_tokens, device, batch_size=batch_size, progress=len(codes) > 2000
     )
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(file.name + ".tmp.npz")
-        np.savez(tmp, embeddings=emb.numpy().astype(np.float16))
-        tmp.replace(file)
+        half = emb.numpy().astype(np.float16)
+        write_cache(file, lambda handle: np.savez(handle, embeddings=half), _CACHE)
     return TitleIndex(codes, titles, emb.half().float())
+
+
+def _read_embeddings(handle: BinaryIO) -> Tensor:
+    with np.load(handle, allow_pickle=False) as data:
+        return torch.from_numpy(data["embeddings"].astype(np.float32))
 
 
 TITLES_FILE = "titles.npz"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from medcode.data.cache import read_cache, write_cache
 from medcode.data.icd10cm import load_icd10cm
 from medcode.model.text.lexicon import Lexicon
 from medcode.model.text.pipeline import TextPipeline, make_keyer, make_nlp
@@ -52,8 +53,9 @@ def test_lexicon_from_icd10cm_alone(tmp_path: Path) -> None:
     assert found["left femur fracture"].type == "injury"
     assert found["fever"].assertion.negated
     path = tmp_path / "lexicon.pkl"
-    lexicon.save(path)
-    assert Lexicon.load(path).entries == lexicon.entries
+    assert write_cache(path, lexicon.write, "lexicon cache")
+    cached = read_cache(path, Lexicon.read, "lexicon cache")
+    assert cached is not None and cached.entries == lexicon.entries
 
 
 @pytest.mark.shared

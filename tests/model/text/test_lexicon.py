@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
 
+from medcode.data.cache import read_cache, write_cache
 from medcode.model.text.lexicon import Lexicon, TermKeyer, TermSpec
 from medcode.model.text.pipeline import make_keyer, make_nlp, stop_keys
 
@@ -67,11 +69,20 @@ def test_generic_and_stop_terms_are_left_out_of_generated_sources(keyer: TermKey
     assert lexicon.entries["disease"][2] == "core"
 
 
-def test_save_and_load_round_trip(keyer: TermKeyer, tmp_path: Path) -> None:
+def test_cache_write_and_read_round_trip(keyer: TermKeyer, tmp_path: Path) -> None:
     lexicon = Lexicon.build([TermSpec("acute appendicitis", codes=("K35.80",))], keyer, meta={"v": 1})
-    path = tmp_path / "lexicon.pkl"
-    lexicon.save(path)
-    loaded = Lexicon.load(path)
+    path = tmp_path / "text" / "lexicon.pkl"
+    assert write_cache(path, lexicon.write, "lexicon cache")
+    loaded = read_cache(path, Lexicon.read, "lexicon cache")
+    assert loaded is not None
     assert loaded.entries == lexicon.entries
     assert loaded.prefixes == lexicon.prefixes
     assert loaded.meta == {"v": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["lexicon.pkl"]  # no temporary file left
+
+
+def test_a_cache_of_another_format_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "lexicon.pkl"
+    path.write_bytes(pickle.dumps({"format": 0, "entries": {}}))
+    assert read_cache(path, Lexicon.read, "lexicon cache") is None
+    assert "lexicon cache" in caplog.text and "format 0" in caplog.text
