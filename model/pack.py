@@ -186,16 +186,21 @@ def _write_json_gz(file: Path, payload: Any) -> None:
         fh.write(data)
 
 
-def load_knowledge(folder: Path) -> Knowledge:
-    """The code knowledge a pack folder carries (ModelNotFoundError when absent or unreadable)."""
+def load_knowledge(folder: Path, sha256: str | None = None) -> Knowledge:
+    """The code knowledge a pack folder carries (ModelNotFoundError when absent or unreadable, or when its
+    file's digest is not `sha256`: a model loaded earlier reads it late, and the folder has changed since)."""
     from medcode.model.catalog import Knowledge
 
     file = Path(folder) / KNOWLEDGE_FILE
     if not file.is_file():
         raise ModelNotFoundError(f"model pack {folder} carries no code knowledge ({KNOWLEDGE_FILE})")
     try:
-        with gzip.open(file, "rt", encoding="utf-8") as fh:
-            knowledge = Knowledge.from_json(json.load(fh))
+        data = file.read_bytes()
+        if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise ModelNotFoundError(
+                f"model pack {folder} changed since it was loaded: its {KNOWLEDGE_FILE} is another one"
+            )
+        knowledge = Knowledge.from_json(json.loads(gzip.decompress(data)))
     except (OSError, EOFError, ValueError, TypeError) as exc:
         raise ModelNotFoundError(f"model pack {folder} has unreadable code knowledge: {exc}") from exc
     knowledge.index_tree = load_index_tree(folder)
@@ -230,6 +235,11 @@ def save_catalog(catalog: CodeCatalog, folder: Path) -> None:
     columns["knowledge_sha256"] = np.asarray(_sha256(Path(folder) / KNOWLEDGE_FILE))
     columns["tabular"] = np.asarray(_tabular_key())
     np.savez_compressed(Path(folder) / CATALOG_FILE, **columns)  # type: ignore[arg-type]
+
+
+def knowledge_digest(folder: Path) -> str:
+    """The sha256 of a pack folder's knowledge file (for `load_knowledge(folder, sha256=...)`)."""
+    return _sha256(Path(folder) / KNOWLEDGE_FILE)
 
 
 def load_catalog_columns(folder: Path) -> CodeCatalog | None:

@@ -55,6 +55,7 @@ from medcode.model.catalog import CM, PCS, CodeCatalog, Knowledge, build_catalog
 from medcode.model.mentions import Extractor
 from medcode.model.pack import (
     PackManifest,
+    knowledge_digest,
     load_arrays,
     load_catalog_columns,
     load_index_tree,
@@ -120,11 +121,13 @@ class DefaultConfig:
     target_precision: float = 0.95
     per_code_min_support: int = 25
     walk_floors: dict[str, float] = field(default_factory=dict)
-    """Confidence floor of a diagnosis code the Alphabetic Index walk reached and the tabular verified,
+    """Decision floor of a diagnosis code the Alphabetic Index walk reached and the tabular verified,
     by walk kind (`walk_kind`: "mention", "clause"): the share of such codes that were gold codes on the
     training notes (Wilson 95% lower bound; fitted by `training.default.fit_walk_floors`). A code the index
     and tabular vouch for is not dropped because the ranker learned a corpus that seldom codes it (US
-    injury codes in translated case reports). Empty: no floor (packs fitted before it)."""
+    injury codes in translated case reports): it is suggested when its floor passes the decision threshold,
+    with the ranker's confidence and place in the ranked list kept (so it routes to a coder, and ranking
+    metrics do not move). Empty: no floor (packs fitted before it)."""
     seed: int = 13
 
     def to_json(self) -> dict[str, Any]:
@@ -223,6 +226,8 @@ class CodeResources:
             raise ValueError("CodeResources needs the knowledge, or a pack folder and its stored catalog")
         self._knowledge = knowledge
         self._pack = pack
+        # what the stored catalog was checked against: the knowledge read later must be that one
+        self._knowledge_sha256 = knowledge_digest(pack) if knowledge is None and pack is not None else None
         self.extra_pcs_codes = sorted(set(extra_pcs_codes))
         self.training_codes = sorted(set(training_codes))
         self.config = config
@@ -248,7 +253,7 @@ class CodeResources:
     def knowledge(self) -> Knowledge:
         """The code knowledge the catalog was built from (a loaded pack's is read when first asked for)."""
         if self._knowledge is None:
-            self._knowledge = load_knowledge(Path(str(self._pack)))
+            self._knowledge = load_knowledge(Path(str(self._pack)), self._knowledge_sha256)
         return self._knowledge
 
     def _dense_indexes(self, encoder: Encoder, cache_dir: Path | None) -> dict[str, DenseCodeIndex]:
@@ -447,6 +452,7 @@ class DefaultCoder:
                     covered.update(h.mention for h in scored_cand.present)
         for code, c in zip(keys, conf, strict=True):
             cand = prepared.candidates.get((system, code))
+            floor = 0.0
             if cand is not None and cand.present:
                 evidence = mention_evidence(view, cand)
                 best = cand.best()
@@ -455,10 +461,9 @@ class DefaultCoder:
                 kind = walk_kind(view, cand, covered) if floors else None
                 floor = floors.get(kind, 0.0) if kind is not None else 0.0
                 if floor > c:
-                    c = floor
                     rationale += (
-                        f"; index walk verified in the tabular: confidence {floor:.2f}, the share of "
-                        f"{kind} walk codes that were right on the training notes"
+                        f"; index walk verified in the tabular: suggested on its floor {floor:.2f} (the share "
+                        f"of {kind} walk codes that were right on the training notes), ranker confidence kept"
                     )
             elif code in memory:
                 evidence = [sentence_evidence(view, memory[code].sentence)]
@@ -478,6 +483,7 @@ class DefaultCoder:
                     evidence,
                     description=catalog.title(system, code),
                     rationale=rationale,
+                    floor=floor if cand is not None and cand.present else 0.0,
                 )
             )
         return out

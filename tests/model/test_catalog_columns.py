@@ -205,6 +205,20 @@ def test_a_loaded_pack_saved_again_writes_the_same_knowledge_and_catalog(
         assert all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
+def test_a_loaded_pack_whose_folder_changed_is_not_saved_with_other_knowledge(
+    trained: tuple[DefaultCoder, Path], tmp_path: Path
+) -> None:
+    _, folder = trained
+    copy = _copy(folder, tmp_path / "copy")
+    loaded = load_pack(copy)
+    assert isinstance(loaded, DefaultCoder)
+    knowledge = load_knowledge(copy)
+    knowledge.cm_terms.append(("glimmerfold syndrome", "R50.9", "synonym"))
+    save_knowledge(knowledge, copy)  # the folder changes under the loaded model
+    with pytest.raises(ModelNotFoundError, match="changed since it was loaded"):
+        loaded.save(tmp_path / "again")
+
+
 def test_a_pack_saved_before_the_catalog_columns_builds_it_as_before(
     trained: tuple[DefaultCoder, Path], tmp_path: Path
 ) -> None:
