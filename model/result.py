@@ -42,6 +42,10 @@ class Scored:
     """False when the code may be shown as an alternative but not suggested (e.g. not the best code of
     any mention in the built-in model)."""
     extra: dict[str, Any] = field(default_factory=dict)
+    floor: float = 0.0
+    """A floor the code's evidence guarantees for the suggestion decision only (a trained model's index-walk
+    code, `DefaultConfig.walk_floors`): the code is suggested when the floor passes the threshold, while its
+    confidence, and so its place in the ranked list and its routing, stay the ranker's."""
 
 
 class RulesStep(Protocol):
@@ -78,7 +82,11 @@ def split_by_threshold(
                 evidence=s.evidence,
                 rationale=s.rationale,
             )
-            passes = s.eligible and bool(s.evidence) and s.confidence >= thresholds(task).decision_for(s.code)
+            passes = (
+                s.eligible
+                and bool(s.evidence)
+                and max(s.confidence, s.floor) >= thresholds(task).decision_for(s.code)
+            )
             (codes if passes else candidates).append(suggestion)
     return codes, candidates
 

@@ -1,5 +1,5 @@
 """Index-walk confidence floors: which walk codes vouch for a candidate, how the floor is fitted on training
-notes, and that a trained default model lifts a walk code to its floor (and nothing else)."""
+notes, that a trained default model gives a walk code its floor for the decision only."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_floors_are_the_lower_bound_of_walk_precision_on_training_notes() -> Non
     assert fit_walk_floors(notes[:10], gold[:10]) == {}  # too few to trust
 
 
-def test_trained_model_lifts_a_walk_code_to_its_floor_and_nothing_else() -> None:
+def test_trained_model_gives_only_a_walk_code_its_floor() -> None:
     from medcode.model.trained.coder import DefaultCoder, Prepared
 
     view = _view(Assertion(), clauses_from=-1)
@@ -91,18 +91,32 @@ def test_trained_model_lifts_a_walk_code_to_its_floor_and_nothing_else() -> None
             def title(system: str, code: str) -> str:
                 return code
 
-    def scored(floors: dict[str, float], other: float = 0.1) -> dict[str, float]:
+    def scored(floors: dict[str, float], other: float = 0.1) -> dict[str, tuple[float, float]]:
         coder = DefaultCoder.__new__(DefaultCoder)
         coder.config = DefaultConfig(walk_floors=floors)
         coder.resources = _Resources()  # type: ignore[assignment]
         coder.tasks = {"diagnosis": SimpleNamespace(thresholds=TaskThresholds(decision=0.3))}  # type: ignore[dict-item]
         out = coder._scored(prepared, "diagnosis", ["S93.401", "M25.571"], np.array([0.1, other]), {})
-        return {s.code: s.confidence for s in out}
+        return {s.code: (round(s.confidence, 6), s.floor) for s in out}
 
-    assert scored({}) == {"S93.401": pytest.approx(0.1), "M25.571": pytest.approx(0.1)}
-    lifted = scored({"mention": 0.55})
-    assert lifted["S93.401"] == pytest.approx(0.55)
-    assert lifted["M25.571"] == pytest.approx(0.1)
-    assert scored({"mention": 0.05})["S93.401"] == pytest.approx(0.1)  # a floor never lowers
+    assert scored({}) == {"S93.401": (0.1, 0.0), "M25.571": (0.1, 0.0)}
+    # the walk code gets its floor for the decision; its confidence (and ranked place) stays the ranker's
+    assert scored({"mention": 0.55}) == {"S93.401": (0.1, 0.55), "M25.571": (0.1, 0.0)}
     # the mention already has a code above the decision threshold: the walk adds no second one
-    assert scored({"mention": 0.55}, other=0.8)["S93.401"] == pytest.approx(0.1)
+    assert scored({"mention": 0.55}, other=0.8)["S93.401"] == (0.1, 0.0)
+
+
+def test_a_floor_decides_the_suggestion_but_not_the_ranked_order() -> None:
+    from medcode.data.types import Evidence
+    from medcode.model.result import Scored, split_by_threshold
+
+    evidence = [Evidence(document_id="d1", start=0, end=6, text="Sprain")]
+    scored = [
+        Scored(CM, "S93.401A", 0.1, evidence, floor=0.55),
+        Scored(CM, "M25.571", 0.2, evidence),
+        Scored(CM, "R52", 0.05, evidence, floor=0.2),
+    ]
+    codes, candidates = split_by_threshold(scored, lambda task: TaskThresholds(decision=0.3))
+    assert [c.code for c in codes] == ["S93.401A"]
+    assert codes[0].confidence == pytest.approx(0.1)
+    assert [c.code for c in candidates] == ["M25.571", "R52"]
