@@ -85,8 +85,8 @@ def run_suggest(args: argparse.Namespace) -> int:
     from medcode.commands.text import import_spacy_without_torch
     from medcode.settings import get_settings
 
-    # spaCy without torch: a float32 encoder runs in numpy and a re-saved pack's ranker and TF-IDF too,
-    # so suggesting imports neither torch nor scikit-learn (a model that needs torch still imports it)
+    # spaCy without torch, and a pack's rankers and TF-IDF in numpy: suggesting with a pack without
+    # dense retrieval imports neither torch nor scikit-learn (the sentence encoder still imports torch)
     import_spacy_without_torch()
 
     settings = get_settings()

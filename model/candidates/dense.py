@@ -25,6 +25,7 @@ from medcode.model.runtime import PRECISIONS, Runtime
 log = logging.getLogger(__name__)
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
+BACKENDS = ("torch", "numpy")
 DIM = 384
 
 
@@ -46,7 +47,10 @@ class Encoder:
         precision: str = "auto",
         threads: int | None = None,
         name: str = ENCODER_NAME,
+        backend: str = "torch",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"encoder backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         if precision not in PRECISIONS:
             raise ValueError(f"encoder precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self._path = path
@@ -60,6 +64,11 @@ class Encoder:
         self.threads = threads
         self._model: Any = None
         self._tokenizer: Any = None
+        self.backend = backend
+        """ "torch", or "numpy": a float32 plain BERT run by `minibert.NumpyBert` without importing torch.
+        Its vectors differ from torch's by about 1e-7, which changes a trained pack's answers (its rankers
+        split on similarities of exactly 1.0 between a note sentence and a training sentence embedded by
+        torch), so packs are read with torch; numpy is for models whose vectors it computed itself."""
         self._numpy = False
         """True when the model is `minibert.NumpyBert` (float32 plain BERT: torch is never imported)."""
         self._lock = threading.Lock()
@@ -84,7 +93,7 @@ class Encoder:
 
         path = self._path or packaged_encoder_path()
         float32 = resolve_precision(self.precision) == "float32"
-        if float32 and minibert.supports(path):
+        if self.backend == "numpy" and float32 and minibert.supports(path):
             # a plain BERT in float32: numpy's forward pass, without importing torch (about 2 s of CPU)
             loaded = minibert.load_numpy(path)
             if loaded is not None:
@@ -175,14 +184,9 @@ def packaged_encoder_path() -> Path:
 
 
 def resolve_precision(precision: str) -> str:
-    """ "auto" -> "bfloat16" where the CPU has native bfloat16 units, else "float32". On Linux the CPU's
-    flags say so (avx512_bf16 or amx_bf16 on x86, bf16 on Arm), without importing torch; elsewhere
-    oneDNN (through torch) is asked."""
+    """ "auto" -> "bfloat16" where the CPU computes bfloat16 natively (oneDNN says so), else "float32"."""
     if precision != "auto":
         return precision
-    flags = _cpu_flags()
-    if flags is not None:
-        return "bfloat16" if flags & {"avx512_bf16", "amx_bf16", "bf16"} else "float32"
     import torch
 
     try:
@@ -190,19 +194,6 @@ def resolve_precision(precision: str) -> str:
     except (AttributeError, RuntimeError):
         native = False
     return "bfloat16" if native else "float32"
-
-
-def _cpu_flags() -> set[str] | None:
-    """The CPU feature flags of /proc/cpuinfo (None where there is no such file)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return set(value.split())
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,17 +223,17 @@ class DenseCodeIndex:
     def search(self, queries: np.ndarray, k: int = 10) -> list[list[DenseHit]]:
         if len(self.codes) == 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
-        # numpy (BLAS) product, then the `take` best of each row, best first; equal scores in row order
+        import torch
+
+        # torch's own threads for the product and the top-k: numpy's BLAS threads would spin and slow the
+        # encoder running next
         take = min(k * 3, len(self.codes))
-        sims = np.ascontiguousarray(queries, dtype=np.float32) @ self.vectors.T
-        if take < sims.shape[1]:
-            part = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-        else:
-            part = np.broadcast_to(np.arange(sims.shape[1]), sims.shape)
-        part_values = np.take_along_axis(sims, part, axis=1)
-        order = np.lexsort((part, -part_values), axis=1)
-        indices = np.take_along_axis(part, order, axis=1)
-        values = np.take_along_axis(part_values, order, axis=1)
+        with torch.inference_mode():
+            sims = (
+                torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+                @ torch.from_numpy(self.vectors).T
+            )
+            values, indices = torch.topk(sims, take, dim=1)
         out = []
         for row_values, row_indices in zip(values.tolist(), indices.tolist(), strict=True):
             hits: list[DenseHit] = []

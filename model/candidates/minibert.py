@@ -6,9 +6,11 @@ seconds when it is busy) before the first sentence is embedded. A BERT encoder i
 this module runs them on the same weights (`model.safetensors`) with the same tokenizer (`tokenizer.json`,
 through the `tokenizers` library), so `medcode suggest` embeds its first note after importing torch alone.
 
-`NumpyBert` runs the same operations in numpy (float32), so a float32 encoder never imports torch at all
-(importing torch is about 2 s of CPU): its vectors agree with the torch pass within float noise (about
-1e-7; `tests/model/test_minibert.py`). Torch stays for bfloat16 and for fine-tuning.
+`NumpyBert` runs the same operations in numpy (float32) without importing torch (about 2 s of CPU): its
+vectors agree with the torch pass within float noise (about 1e-7; `tests/model/test_minibert.py`). That
+noise still changes a trained pack's answers (its rankers split on sentence similarities of exactly 1.0,
+which only the encoder that embedded the training sentences reproduces), so `Encoder` uses it only when
+asked (`backend="numpy"`); packs are read with torch.
 
 It computes what `BertModel(...).last_hidden_state` computes, with the operations transformers' default
 (SDPA) attention uses; `tests/model/test_minibert.py` checks the two agree. Folders it cannot read (another

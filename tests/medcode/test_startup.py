@@ -114,3 +114,40 @@ def test_quiet_and_verbose_together_is_a_one_line_usage_error(capsys: pytest.Cap
         main(["codes", "show", "I10", "--quiet", "--verbose"])
     assert exc.value.code == 2
     assert "--verbose and --quiet exclude each other" in capsys.readouterr().err
+
+
+def test_suggest_with_a_trained_pack_imports_neither_torch_nor_scikit_learn(tmp_path: Path) -> None:
+    """A pack saved by this medcode stores its rankers and TF-IDF as arrays: `medcode suggest` with a pack
+    without dense retrieval imports spaCy (the text pipeline) and nothing else heavy, and answers as the
+    model loaded in this process does."""
+    import json
+
+    from medcode.data.types import Document, Encounter
+    from medcode.model.catalog import Knowledge
+    from medcode.model.trained.coder import DefaultConfig
+    from medcode.training.default import fit_default
+    from tests.model.synthetic import make_corpus
+
+    config = DefaultConfig(use_dense=False, folds=2, ranker_folds=2, ranker_max_iter=20)
+    coder, _ = fit_default(make_corpus(30, seed=5), Knowledge(), config)
+    pack = coder.save(tmp_path / "pack")
+    note = tmp_path / "note.txt"
+    text = "Essential hypertension. Type 2 diabetes mellitus. Denies fever."
+    note.write_text(text)
+    assert _imports_after(["suggest", "--model", str(pack), str(note)], tmp_path / "home") == {"spacy"}
+    code = (
+        "import contextlib, io, json\n"
+        "from medcode.cli import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    main(['suggest', '--model', {str(pack)!r}, '--compact', {str(note)!r}])\n"
+        "print(json.dumps([[c['code'], c['confidence']] for c in json.loads(out.getvalue())['codes']]))\n"
+    )
+    run = _run(code, tmp_path / "home")
+    assert run.returncode == 0, run.stderr
+    expected = coder.suggest(
+        Encounter(encounter_id="e1", documents=[Document(document_id="d1", text=text)])
+    ).codes
+    child = json.loads(run.stdout.strip().splitlines()[-1])
+    assert [c for c, _ in child] == [c.code for c in expected]
+    assert max((abs(p - c.confidence) for (_, p), c in zip(child, expected, strict=True)), default=0) <= 1e-6

@@ -80,3 +80,26 @@ def test_pack_with_another_feature_set_is_refused(trained: DefaultCoder, tmp_pat
     path.write_text(json.dumps(data))
     with pytest.raises(ModelNotFoundError, match="feature set"):
         load_pack(tmp_path / "pack")
+
+
+def test_pack_without_numpy_arrays_loads_through_scikit_learn_with_the_same_answers(
+    trained: DefaultCoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older pack (rankers and TF-IDF only as joblib objects) still loads, through scikit-learn, and
+    answers as the same model stored with arrays (read in numpy)."""
+    from medcode.model.trained import classifier, coder
+    from medcode.model.trained.numeric import TfidfSims, TreeRanker
+
+    trained.save(tmp_path / "new")
+    with monkeypatch.context() as patch:
+        patch.setattr(coder, "ranker_arrays", lambda ranker: {})
+        patch.setattr(classifier.TfidfSims, "arrays_of", staticmethod(lambda vectorizer, train: {}))
+        trained.save(tmp_path / "old")
+    old, new = load_pack(tmp_path / "old"), load_pack(tmp_path / "new")
+    assert isinstance(old, DefaultCoder) and isinstance(new, DefaultCoder)
+    assert not isinstance(old.tasks["diagnosis"].ranker, TreeRanker)
+    assert old.tasks["diagnosis"].classifier.tfidf is None
+    assert isinstance(new.tasks["diagnosis"].ranker, TreeRanker)
+    assert isinstance(new.tasks["diagnosis"].classifier.tfidf, TfidfSims)
+    for enc in make_corpus(6, seed=13):
+        assert old.suggest(enc) == new.suggest(enc)
