@@ -152,7 +152,7 @@ def fit_default(
     heldout_mask = np.zeros(n, dtype=bool)
     if holdout > 0:
         heldout_mask[rng.permutation(n)[: max(1, round(n * holdout))]] = True
-    if config.index_walk:
+    if config.index_walk and config.fit_walk_floors:
         diagnoses = [set(e.gold.diagnosis) if e.gold else set() for e in train]
         floors = fit_walk_floors([(p.view, p.candidates) for p in prepared], diagnoses)
         config = replace(config, walk_floors=floors)

@@ -128,6 +128,10 @@ class DefaultConfig:
     injury codes in translated case reports): it is suggested when its floor passes the decision threshold,
     with the ranker's confidence and place in the ranked list kept (so it routes to a coder, and ranking
     metrics do not move). Empty: no floor (packs fitted before it)."""
+    fit_walk_floors: bool = False
+    """Fit `walk_floors` at training time. Off by default: on CodiEsp dev (25 notes, benchmarks/us_coding.md)
+    the floors kept MAP (0.5370 vs 0.5372) and recall but cost micro precision (0.601 vs 0.638), for one more
+    US must code (H66.92) where the injury rule already brings the walk's injury codes."""
     seed: int = 13
 
     def to_json(self) -> dict[str, Any]:
