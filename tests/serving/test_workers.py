@@ -91,9 +91,23 @@ class Workers:
             )
         try:
             wait_healthy(self.url, self.process, timeout=300)
+            # one worker answering 200 says nothing of the other, which may still load its model (a request it
+            # takes answers 503 model_loading): wait until each worker process has answered 200
+            self._wait_all_ready(workers, timeout=300)
         except BaseException:
             self.stop()
             raise
+
+    def _wait_all_ready(self, workers: int, timeout: float) -> None:
+        ready: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(ready) < workers:
+            assert time.monotonic() < deadline, f"only worker(s) {sorted(ready)} became ready"
+            assert self.process.poll() is None, f"the server exited with {self.process.returncode}"
+            response = httpx.get(f"{self.url}/health", timeout=10)  # a fresh connection: any worker
+            if response.status_code == 200:
+                ready.add(int(response.json()["pid"]))
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.process.poll() is None:
