@@ -1,6 +1,6 @@
 """Fit the index-walk confidence floors of a trained default pack on its training notes, and write a copy of
-the pack that carries them (a pack fitted before `DefaultConfig.walk_floors` existed; `medcode train` fits
-them itself).
+the pack that carries them (for a pack fitted without them; `medcode train` fits them when the preset config
+sets `fit_walk_floors`).
 
     .venv/bin/python benchmarks/walk_floors.py --pack /tmp/s5/train/pack \\
         --data-dir /work/shared/datasets/codiesp --out /tmp/pack-with-floors

@@ -16,6 +16,7 @@ from pathlib import Path
 from medcode.data.corpora import load_corpus
 from medcode.evaluation.scoring import build_task_view, score_task
 from medcode.model.pack import load_pack
+from medcode.model.trained.coder import DefaultCoder
 
 METRICS = ("map", "micro_f1", "micro_precision", "micro_recall", "p_at_5")
 
@@ -29,18 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     coder = load_pack(args.pack)
-    config = coder.config  # type: ignore[attr-defined]
+    if not isinstance(coder, DefaultCoder):
+        parser.error(f"{args.pack} is not a trained default pack")
+    config = coder.config
     floors = dict(config.walk_floors)
     encounters = load_corpus("codiesp", args.data_dir, args.split)
     if args.limit:
         encounters = encounters[: args.limit]
     on, off = [], []
     for k, encounter in enumerate(encounters, 1):
-        prepared = coder.resources.prepare(encounter, coder.extractor)  # type: ignore[attr-defined]
+        prepared = coder.resources.prepare(encounter, coder.extractor)
         config.walk_floors = floors
-        on.append(coder.suggest_prepared(prepared))  # type: ignore[attr-defined]
+        on.append(coder.suggest_prepared(prepared))
         config.walk_floors = {}
-        off.append(coder.suggest_prepared(prepared))  # type: ignore[attr-defined]
+        off.append(coder.suggest_prepared(prepared))
         if k % 25 == 0 or k == len(encounters):
             row: dict[str, object] = {
                 "notes": k,
