@@ -32,6 +32,7 @@ from medcode.serving.orm import utcnow
 from medcode.serving.routers import admin, audit, codes, encounters, fhir, health, review, suggest
 from medcode.serving.services.codes import configured_code_search, lookup_code
 from medcode.serving.services.encounters import PriorityFn, confidence_priority
+from medcode.serving.services.review_checks import rule_tabular
 from medcode.serving.ui.session import resolve_session_secret
 from medcode.settings import Settings, get_settings
 
@@ -130,6 +131,7 @@ def _warm_code_sets() -> None:
     """Load the code sets that validate coders' codes now, not in the first coder's request."""
     try:
         lookup_code("I10", "ICD-10-CM")
+        rule_tabular()  # the finalize checks' view, else built inside the first coder's decision
     except Exception as exc:  # a missing optional code set is reported when used
         logger.warning("code sets not loaded at startup: %s", type(exc).__name__)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -77,9 +78,18 @@ class Problem:
         return self.kind not in FIX_ONLY
 
 
-@lru_cache(maxsize=1)
+_tabular_lock = threading.Lock()
+
+
 def rule_tabular() -> RuleTabular:
-    """The rules' view of the packaged ICD-10-CM release (built once)."""
+    """The rules' view of the packaged ICD-10-CM release, built once: concurrent first callers (several
+    coders' first decisions after a restart) wait for one build instead of each building it."""
+    with _tabular_lock:
+        return _build_rule_tabular()
+
+
+@lru_cache(maxsize=1)
+def _build_rule_tabular() -> RuleTabular:
     from medcode.data.icd10cm import load_icd10cm
 
     return RuleTabular(load_icd10cm())
