@@ -109,7 +109,11 @@ def rules() -> CodingRules:
 
 
 def _rules_codes(
-    rules: CodingRules, candidate_rationale: str, note: str = NOTE, historical: bool = False
+    rules: CodingRules,
+    candidate_rationale: str,
+    note: str = NOTE,
+    historical: bool = False,
+    setting: str = "emergency",
 ) -> list[str]:
     phrase = "contusion of L knee"
     start = note.index(phrase)
@@ -126,7 +130,7 @@ def _rules_codes(
     encounter = Encounter(
         encounter_id="e1",
         patient=Patient(age=30, sex="female"),
-        setting="emergency",
+        setting=setting,
         documents=[Document(document_id="d1", text=note)],
     )
     codes = [
@@ -156,8 +160,11 @@ def test_injury_code_found_by_name_similarity_only_is_not_promoted(rules: Coding
 def test_past_injury_or_undocumented_encounter_is_not_promoted(rules: CodingRules) -> None:
     rationale = f"{WALK} match on 'contusion of L knee'"
     assert not [c for c in _rules_codes(rules, rationale, historical=True) if c.startswith("S80")]
-    no_episode = "ED: contusion of L knee after fall."
-    assert not [c for c in _rules_codes(rules, rationale, note=no_episode) if c.startswith("S80")]
+    no_episode = "Contusion of L knee after fall."
+    office = _rules_codes(rules, rationale, note=no_episode, setting="outpatient")
+    assert not [c for c in office if c.startswith("S80")]
+    # an emergency department visit is active treatment (Guidelines I.C.19.a): 7th character A
+    assert "S80.02XA" in _rules_codes(rules, rationale, note=no_episode, setting="emergency")
 
 
 def test_rule_reads_the_rationales_both_models_write() -> None:
