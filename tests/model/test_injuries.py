@@ -160,7 +160,7 @@ def test_injury_code_found_by_name_similarity_only_is_not_promoted(rules: Coding
 def test_past_injury_or_undocumented_encounter_is_not_promoted(rules: CodingRules) -> None:
     rationale = f"{WALK} match on 'contusion of L knee'"
     assert not [c for c in _rules_codes(rules, rationale, historical=True) if c.startswith("S80")]
-    no_episode = "Contusion of L knee after fall."
+    no_episode = "Seen today for contusion of L knee after fall."
     office = _rules_codes(rules, rationale, note=no_episode, setting="outpatient")
     assert not [c for c in office if c.startswith("S80")]
     # an emergency department visit is active treatment (Guidelines I.C.19.a): 7th character A
