@@ -149,23 +149,30 @@ class TreeRanker:
         return out
 
     def raw(self, x: np.ndarray) -> np.ndarray:
-        """Sum of the leaf values (plus the baseline) per row, accumulated tree after tree in float64."""
+        """Sum of the leaf values (plus the baseline) per row, accumulated tree after tree in float64.
+
+        Every (row, tree) pair walks down one level per step; pairs that reached their leaf drop out, so
+        the work follows the paths' real lengths rather than the deepest tree's."""
         data = self._columns(x, self.source)
-        n = len(data)
-        node = np.broadcast_to(self.roots, (n, len(self.roots))).copy()
-        rows = np.arange(n)[:, None]
-        for _ in range(self.depth):
-            feature = self.feature[node]
-            value = data[rows, feature]
+        n, n_trees = len(data), len(self.roots)
+        node = np.tile(self.roots, n)  # pair i: row i // n_trees, tree i % n_trees
+        row = np.repeat(np.arange(n), n_trees)
+        active = np.flatnonzero(self.left[node] != node)
+        while active.size:
+            at = node[active]
+            feature = self.feature[at]
+            value = data[row[active], feature]
             missing = np.isnan(value)
-            go_left = np.where(missing, self.missing_left[node], value <= self.thresholds[node])
-            categorical = self.categorical[node] & ~missing
+            go_left = np.where(missing, self.missing_left[at], value <= self.thresholds[at])
+            categorical = self.categorical[at] & ~missing
             if categorical.any():
-                go_left = np.where(categorical, self._categorical_left(node, feature, value), go_left)
-            node = np.where(go_left, self.left[node], self.right[node])
-        leaves = self.values[node]
+                go_left = np.where(categorical, self._categorical_left(at, feature, value), go_left)
+            at = np.where(go_left, self.left[at], self.right[at])
+            node[active] = at
+            active = active[self.left[at] != at]
+        leaves = self.values[node].reshape(n, n_trees)
         total = np.full(n, self.baseline)
-        for t in range(leaves.shape[1]):
+        for t in range(n_trees):
             total += leaves[:, t]
         return total
 
