@@ -129,9 +129,9 @@ class DefaultConfig:
     with the ranker's confidence and place in the ranked list kept (so it routes to a coder, and ranking
     metrics do not move). Empty: no floor (packs fitted before it)."""
     fit_walk_floors: bool = False
-    """Fit `walk_floors` at training time. Off by default: on CodiEsp dev (25 notes, benchmarks/us_coding.md)
-    the floors kept MAP (0.5370 vs 0.5372) and recall but cost micro precision (0.601 vs 0.638), for one more
-    US must code (H66.92) where the injury rule already brings the walk's injury codes."""
+    """Fit `walk_floors` at training time. Off by default: on CodiEsp dev (benchmarks/us_coding.md) the floors
+    kept MAP (0.5193 vs 0.5194) and raised recall (0.426 vs 0.418) but cost micro precision (0.608 vs 0.645),
+    for one more US must code (H66.92) where the injury rule already brings the walk's injury codes."""
     seed: int = 13
 
     def to_json(self) -> dict[str, Any]:
