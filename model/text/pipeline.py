@@ -329,14 +329,19 @@ def save_rule_files(pipeline: TextPipeline, folder: Path) -> Path:
 def load_pipeline(folder: Path) -> TextPipeline:
     """The text pipeline over the lexicon a model pack folder carries (never the datasets folder)."""
     lexicon = read_json_gz(folder, LEXICON_FILE, "text lexicon", Lexicon.from_json)
+    rules = Path(folder) / RULES_DIR
+
+    def key_file(name: str) -> Path:  # the pack's own copy where it carries one: the pipeline reads that
+        packed = rules / name
+        return packed if name in RULE_RESOURCES and packed.is_file() else resource_path(name)
+
     recorded = lexicon.meta.get("key_resources")
-    if recorded is not None and recorded != resources_fingerprint(KEY_RESOURCES):
+    if recorded is not None and recorded != resources_fingerprint(KEY_RESOURCES, key_file):
         logger.warning(
             "model pack %s: its lexicon was keyed with other normalisation resources than this medcode has; "
             "some terms may not match until it is retrained",
             folder,
         )
-    rules = Path(folder) / RULES_DIR
     if not all((rules / name).is_file() for name in RULE_RESOURCES):
         logger.debug(
             "model pack %s carries no text rules (saved before they were packed): installed rules", folder

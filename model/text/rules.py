@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -88,11 +88,12 @@ def _load_json(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
     return data
 
 
-def resources_fingerprint(names: Iterable[str]) -> str:
-    """A short hash of the content of some resource files (part of cache keys)."""
+def resources_fingerprint(names: Iterable[str], path_of: Callable[[str], Path] | None = None) -> str:
+    """A short hash of the content of some resource files (part of cache keys); `path_of` finds a file by
+    name (default: the installed resources)."""
     digest = hashlib.sha256()
     for name in sorted(names):
-        path = resource_path(name)
+        path = (path_of or resource_path)(name)
         digest.update(name.encode())
         if path.is_file():
             digest.update(path.read_bytes())

@@ -130,3 +130,51 @@ def test_a_pipeline_knows_its_rule_files_from_its_own_steps(saved: Path) -> None
     rewrapped = TextPipeline(loaded.nlp, loaded.lexicon, max_note_chars=1000)
     assert rewrapped.rule_files == loaded.rule_files
     assert build_pipeline(terms=TERMS).rule_files == pipeline_module.installed_rule_files()
+
+
+@pytest.fixture
+def changed_installed_abbreviations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installed abbreviation table as a later medcode might ship it (one more row)."""
+    folder = tmp_path / "installed-abbreviations"
+    folder.mkdir()
+    table = rules_module.resource_path("abbreviations.tsv").read_text(encoding="utf-8")
+    (folder / "abbreviations.tsv").write_text(table + "zzq\tzebra quotient\n", encoding="utf-8")
+    original = rules_module.resource_path
+
+    def patched(name: str) -> Path:
+        return folder / name if (folder / name).is_file() else original(name)
+
+    monkeypatch.setattr(rules_module, "resource_path", patched)
+    monkeypatch.setattr(pipeline_module, "resource_path", patched)
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> Path:
+    """A pack whose lexicon records the fingerprint of the tables its keys were made with (as the full
+    lexicon of `medcode train` does)."""
+    pipeline = build_pipeline(terms=TERMS)
+    pipeline.lexicon.meta["key_resources"] = rules_module.resources_fingerprint(pipeline_module.KEY_RESOURCES)
+    save_lexicon(pipeline, tmp_path / "keyed")
+    return tmp_path / "keyed"
+
+
+def _stale_key_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "keyed with other normalisation" in r.getMessage()]
+
+
+def test_a_pack_with_its_rules_is_not_stale_when_the_installed_keys_change(
+    keyed: Path, changed_installed_abbreviations: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    # its lexicon keys were made with the abbreviation table the pack carries, and the pack reads that one
+    with caplog.at_level(logging.WARNING, logger=pipeline_module.logger.name):
+        load_pipeline(keyed)
+    assert _stale_key_warnings(caplog) == []
+
+
+def test_a_pack_whose_keys_differ_from_the_tables_it_reads_says_so(
+    keyed: Path, changed_installed_abbreviations: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    shutil.rmtree(keyed / RULES_DIR)  # saved before rules were packed: it reads the installed, changed table
+    with caplog.at_level(logging.WARNING, logger=pipeline_module.logger.name):
+        load_pipeline(keyed)
+    assert len(_stale_key_warnings(caplog)) == 1
