@@ -37,6 +37,8 @@ class TrainingOptions:
     """K of the default preset's out-of-fold training (None: the preset's default)."""
     ranker_max_iter: int | None = None
     """Boosting iterations of the default preset's ranker (None: the preset's default)."""
+    max_candidates: int | None = None
+    """Most candidates the default preset ranks per note and task (None: the preset's default, 400)."""
     dense: bool = True
     encoder: str = "generic"
     """Sentence encoder of dense retrieval: "generic" (the packaged MiniLM) or "linked" (fine-tuned here to
@@ -64,6 +66,8 @@ class TrainingOptions:
             raise InvalidInputError("--folds must be at least 2")
         if self.ranker_max_iter is not None and self.ranker_max_iter < 1:
             raise InvalidInputError("--ranker-iter must be at least 1")
+        if self.max_candidates is not None and self.max_candidates < 1:
+            raise InvalidInputError("--max-candidates must be at least 1")
         if self.encoder not in ENCODERS:
             raise InvalidInputError(f"--encoder must be one of {', '.join(ENCODERS)}")
         if self.encoder_steps is not None and self.encoder_steps < 1:
@@ -150,6 +154,13 @@ def add_training_options(
         type=int,
         default=ranker_iter,
         help=f"boosting iterations of the default preset's ranker (default: {ranker_iter or 'the preset config'})",
+    )
+    parser.add_argument(
+        "--max-candidates",
+        dest="max_candidates",
+        type=int,
+        default=None,
+        help="most candidates the default preset ranks per note and task (default: the preset config, 400)",
     )
     parser.add_argument("--no-dense", action="store_true", help="default preset without the sentence encoder")
     parser.add_argument(

@@ -133,7 +133,8 @@ class FitJob:
 
 
 def default_config(options: TrainingOptions) -> DefaultConfig:
-    """The default preset's configuration with the options' overrides (dense encoder, folds, ranker)."""
+    """The default preset's configuration with the options' overrides (dense encoder, folds, ranker,
+    candidate cap)."""
     from medcode.model.trained.coder import DefaultConfig
 
     config = DefaultConfig(use_dense=options.dense)
@@ -141,6 +142,8 @@ def default_config(options: TrainingOptions) -> DefaultConfig:
         config.folds = options.folds
     if options.ranker_max_iter:
         config.ranker_max_iter = options.ranker_max_iter
+    if options.max_candidates:
+        config.max_candidates_per_task = options.max_candidates
     if options.related_candidates:
         config.generator = {**config.generator, "related": True}
     return config
