@@ -109,14 +109,22 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         yield from enumerate(reader, start=2)
 
 
+_NOTE = re.compile(r"\s*note\s*:", re.IGNORECASE)
+
+
 def _paths(path: Path) -> Iterator[tuple[int, dict[str, str], tuple[str, ...]]]:
-    """Each row with its path, following the "nearest earlier row with a lower level" rule."""
+    """Each row with its path, following the "nearest earlier row with a lower level" rule. A "Note: ..."
+    row is a printed instruction, not a term: it is skipped and leaves the path as it was, so the rows
+    after it stay below their term ("Failure, heart" has a note on heart failure stages at level 1 before
+    its level-2 subterms "stage A" ... "systolic")."""
     stack: list[str] = []
     for lineno, row in _rows(path):
         try:
             level = int(row.get("Level") or 0)
         except ValueError:
             raise InvalidInputError(f"{path}:{lineno}: Level is not a number: {row.get('Level')!r}") from None
+        if _NOTE.match(row.get("Term") or "") and level > 0:
+            continue
         if level > len(stack):
             raise InvalidInputError(f"{path}:{lineno}: level {level} follows a row of level {len(stack) - 1}")
         del stack[level:]

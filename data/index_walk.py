@@ -205,20 +205,23 @@ class IndexTree:
         by_word: dict[str, list[int]] = defaultdict(list)
         heads: list[frozenset[str]] = []
         for i, main in enumerate(self.mains):
-            head = words(main.title.split(",")[0])
-            heads.append(head)
-            if head:
-                by_word[min(head)].append(i)
+            names, _ = _head_parts(main.title)
+            heads.append(words(names[0]))
+            for name in names:
+                head = words(name)
+                if head and i not in by_word[min(head)]:
+                    by_word[min(head)].append(i)
         self._heads[id(words)] = (words, by_word, heads)
         return by_word, heads
 
     def main_terms(self, mention_words: frozenset[str], words: Words) -> list[int]:
-        """Main terms whose head (the words before the first comma) the mention's words all contain."""
-        by_word, heads = self._head_table(words)
+        """Main terms whose head (the words before the first comma, or one of the other forms of that word
+        the title lists: "Infarct, infarction") the mention's words all contain."""
+        by_word, _ = self._head_table(words)
         found: set[int] = set()
         for word in mention_words:
             for i in by_word.get(word, ()):
-                if heads[i] <= mention_words:
+                if any(words(name) <= mention_words for name in _head_parts(self.mains[i].title)[0]):
                     found.add(i)
         return sorted(found)
 
@@ -246,7 +249,8 @@ class IndexTree:
         _, heads = self._head_table(words)
         for i in self.main_terms(mention_words, words):
             main = self.mains[i]
-            qualifiers = [words(q) for q in main.title.split(",")[1:]]
+            _, rest = _head_parts(main.title)
+            qualifiers = [words(q) for q in rest]
             head = heads[i]
             unmatched = sum(1 for q in qualifiers if q and not (q <= modifiers | head))
             used = frozenset().union(*(q for q in qualifiers if q and q <= modifiers))
@@ -510,6 +514,32 @@ class IndexTree:
             else frozenset()
         )
         return WalkHit(path, code, depth + levels, matched | cues, ("Table of Neoplasms",), "neoplasm")
+
+
+@lru_cache(maxsize=131072)
+def _head_parts(title: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A main term's names and its qualifiers: after the first comma, a single word that is another form
+    of the head ("Infarct, infarction", "Failure, failed") names the same term; the other parts qualify
+    it ("Fracture, traumatic")."""
+    head, *parts = (p.strip() for p in title.split(","))
+    names = [head]
+    qualifiers: list[str] = []
+    for part in parts:
+        (names if _same_word(head, part) else qualifiers).append(part)
+    return tuple(names), tuple(qualifiers)
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Two single words sharing a stem of 4 or more letters covering most of the shorter one."""
+    a, b = a.lower(), b.lower()
+    if not a or not b or " " in a or " " in b:
+        return False
+    shared = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        shared += 1
+    return shared >= 4 and shared >= 0.6 * min(len(a), len(b))
 
 
 def neoplasm_column(found: frozenset[str]) -> str | None:

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
 from medcode.data.codesystems import CodeSets, load_code_sets
 from medcode.data.icd10cm import ref_covers
 from medcode.data.index_walk import NOT, IndexTree, WalkHit
 from medcode.data.types import Mention
-from medcode.model.rules.laterality import SIDES
-from medcode.model.rules.terms import content_words, title_support
+from medcode.model.rules.laterality import SIDES, note_sides
+from medcode.model.rules.terms import content_words, normalize_words, title_support
 
 SOURCE = "index_walk"
 MAX_DEPTH = 4
-_SHORT_SIDE = re.compile(r"(?<![\w/])(R|L|rt|lt|Rt|Lt)(?=\s+[A-Za-z])")
-_SIDE_OF = {"r": "right", "rt": "right", "l": "left", "lt": "left"}
 _WALKED_TYPES = frozenset({"condition", "sign_symptom", "injury", "other"})
 _MULTIPLE = re.compile(
     r"\bx\s?[2-9]\b"  # "rib fractures x2"
@@ -44,9 +43,26 @@ _MULTIPLE = re.compile(
 """A count of injuries in the sentence: the index's "multiple" subterm ("Fracture, rib, multiple")."""
 
 
+_STAGED = frozenset({"stage", "grade"})
+"""Words whose value is the word after them: "stage 3a" gives "stage:3a" besides "stage" and "3a"."""
+
+
 def words(text: str) -> frozenset[str]:
-    """The one normaliser of both sides (note and index titles): the rules' content words."""
-    return content_words(text)
+    """The one normaliser of both sides (note and index titles): the rules' content words, and a stage or
+    grade with its value as one word, so that "Disease, kidney, chronic, stage 2" needs "stage 2" said
+    together (the "2" of "T2DM" beside "CKD stage 3a" is not a stage)."""
+    found = content_words(text)
+    if found & _STAGED:
+        seq = normalize_words(text)
+        found |= {f"{a}:{b}" for a, b in pairwise(seq) if a in _STAGED}
+    if "non" in found:
+        # "non-ST" is one word in a title and in a note, two where an abbreviation is spelled out
+        # ("NSTEMI" -> "non st elevation ..."): joined, the "st" of a non-ST infarction is no ST elevation
+        seq = normalize_words(text)
+        joined = [(a, b) for a, b in pairwise(seq) if a == "non"]
+        rest = [w for i, w in enumerate(seq) if w != "non" and (i == 0 or seq[i - 1] != "non")]
+        found = (found - {"non"} - {b for _, b in joined if b not in rest}) | {a + b for a, b in joined}
+    return found
 
 
 _ABSENT = re.compile(r"\b(?:without|w/o|no|denies|negative for)\b([^.;,:\n]*)", re.IGNORECASE)
@@ -66,8 +82,7 @@ def count_words(text: str) -> frozenset[str]:
 
 def side_words(text: str) -> frozenset[str]:
     """Sides a text documents, with the short forms notes use before a body part ("R distal radius")."""
-    found = {w for w in words(text) if w in SIDES}
-    found |= {_SIDE_OF[m.group(1).lower()] for m in _SHORT_SIDE.finditer(text)}
+    found = {w for w in words(text) if w in SIDES} | note_sides(text)
     if {"right", "left"} <= found:
         found.add("bilateral")
     # with what each side implies ("right" -> "unilateral"), as the index titles' words carry it
