@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from medcode.data.icd10cm_index import read_index_csv
-from medcode.data.index_walk import IndexTree, build_tree
-from medcode.data.types import Assertion, Document, Encounter, Mention, Patient
+from medcode.data.index_walk import IndexTree
+from medcode.data.types import Assertion, Mention
 from medcode.model.builtin import BuiltinCoder, BuiltinConfig
 from medcode.model.candidates.index_walk import IndexWalker, side_words, split_absent
 from medcode.model.catalog import Knowledge
 from medcode.model.pack import INDEX_TREE_FILE, load_pack, read_manifest
 from medcode.model.trained.features import FEATURES, pack_columns
+from tests.model.index_csv import suggested_codes, tree_from_csv
 
 INDEX_CSV = """RowID,Letter,Level,Term,See,SeeAlso,NonEssModif,Code
 1,F,0,"Fracture, pathological",,"Fracture, traumatic",(pathologic),M84.40
@@ -35,9 +35,7 @@ INDEX_CSV = """RowID,Letter,Level,Term,See,SeeAlso,NonEssModif,Code
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> IndexTree:
-    file = tmp_path_factory.mktemp("index") / "ICD10CM_2026_Index.csv"
-    file.write_text(INDEX_CSV)
-    return build_tree(read_index_csv(file), "test")
+    return tree_from_csv(tmp_path_factory.mktemp("index"), INDEX_CSV)
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +55,7 @@ def _mention(text: str, negated: bool = False) -> Mention:
 
 
 def _codes(coder: BuiltinCoder, text: str, setting: str = "outpatient") -> list[str]:
-    encounter = Encounter(
-        encounter_id="e1",
-        patient=Patient(age=40, sex="female"),
-        setting=setting,
-        documents=[Document(document_id="d1", text=text)],
-    )
-    return [c.code for c in coder.suggest(encounter).codes]
+    return suggested_codes(coder, text, setting=setting, sex="female")
 
 
 def test_walk_code_is_completed_in_the_tabular_with_the_documented_side(tree: IndexTree) -> None:

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from medcode.data.icd10cm_index import read_index_csv
-from medcode.data.index_walk import IndexTree, build_tree
+from medcode.data.index_walk import IndexTree
 from medcode.data.types import Assertion, Document, Encounter, Mention, Patient
 from medcode.model.builtin import BuiltinCoder
 from medcode.model.candidates.index_walk import IndexWalker, side_words, words
 from medcode.model.catalog import Knowledge
+from tests.model.index_csv import tree_from_csv
 
 INDEX_CSV = """RowID,Letter,Level,Term,See,SeeAlso,NonEssModif,Code
 1,D,0,"Diabetes, diabetic",,,(mellitus),E11.9
@@ -52,9 +53,7 @@ INDEX_CSV = """RowID,Letter,Level,Term,See,SeeAlso,NonEssModif,Code
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> IndexTree:
-    file = tmp_path_factory.mktemp("index") / "ICD10CM_2026_Index.csv"
-    file.write_text(INDEX_CSV)
-    return build_tree(read_index_csv(file), "test")
+    return tree_from_csv(tmp_path_factory.mktemp("index"), INDEX_CSV)
 
 
 @pytest.fixture(scope="module")

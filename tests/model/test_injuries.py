@@ -11,8 +11,6 @@ from __future__ import annotations
 import pytest
 
 from medcode.data.icd10cm import load_icd10cm
-from medcode.data.icd10cm_index import read_index_csv
-from medcode.data.index_walk import IndexTree, build_tree
 from medcode.data.types import Assertion, CodeSuggestion, Document, Encounter, Evidence, Mention, Patient
 from medcode.model.builtin import BuiltinCoder
 from medcode.model.candidates.index_walk import SOURCE as WALK
@@ -20,6 +18,7 @@ from medcode.model.candidates.index_walk import count_words, side_words
 from medcode.model.catalog import Knowledge
 from medcode.model.rules import CodingRules
 from medcode.model.rules.injury import VOUCHED
+from tests.model.index_csv import suggested_codes, tree_from_csv
 
 INDEX_CSV = """RowID,Letter,Level,Term,See,SeeAlso,NonEssModif,Code
 1,F,0,"Fracture, traumatic",,,(abduction) (adduction),T14.8
@@ -41,20 +40,11 @@ INDEX_CSV = """RowID,Letter,Level,Term,See,SeeAlso,NonEssModif,Code
 
 @pytest.fixture(scope="module")
 def coder(tmp_path_factory: pytest.TempPathFactory) -> BuiltinCoder:
-    file = tmp_path_factory.mktemp("index") / "ICD10CM_2026_Index.csv"
-    file.write_text(INDEX_CSV)
-    tree: IndexTree = build_tree(read_index_csv(file), "test")
-    return BuiltinCoder(Knowledge(index_tree=tree))
+    return BuiltinCoder(Knowledge(index_tree=tree_from_csv(tmp_path_factory.mktemp("index"), INDEX_CSV)))
 
 
 def _codes(coder: BuiltinCoder, text: str, setting: str = "emergency") -> list[str]:
-    encounter = Encounter(
-        encounter_id="e1",
-        patient=Patient(age=40, sex="male"),
-        setting=setting,
-        documents=[Document(document_id="d1", text=text)],
-    )
-    return [c.code for c in coder.suggest(encounter).codes]
+    return suggested_codes(coder, text, setting=setting, sex="male")
 
 
 # --- the walk from note shorthand -------------------------------------------------------------------------
