@@ -93,15 +93,21 @@ class Plan:
 
 @dataclass
 class ReviewStats:
+    """The simulated coder's decisions the service stored, by action, and what it refused."""
+
     accepted: int = 0
     rejected: int = 0
+    """Suggested codes rejected, including those rejected because they could not be finalized."""
     replaced: int = 0
+    """Suggested codes replaced by the gold code the note documents more precisely."""
     added: int = 0
+    """Gold codes the model did not suggest, added with an evidence span."""
     refused: int = 0
     """Decisions the service refused (codes it does not know)."""
     unfinalizable: int = 0
     """Codes the coding rules would not let be final (rejected before finalizing)."""
     evidence: Counter[str] = field(default_factory=Counter)
+    """Where each added code's evidence span came from (`find_evidence`'s source) -> codes."""
 
     def to_json(self) -> dict[str, Any]:
         return {

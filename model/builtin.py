@@ -52,17 +52,24 @@ VERSION = "builtin-1"
 
 @dataclass
 class BuiltinConfig:
+    """The builtin coder's scores (0-1) and the factors that scale them; saved in the pack."""
+
     decision_threshold: float = 0.75
+    """Least score of a suggested code (there is no auto-accept: the builtin coder is not calibrated)."""
     lexicon_score: float = 0.9
+    """A lexicon concept's score when its name matches the mention fully (70% of it for no word match)."""
     clause_factor: float = 0.98
     """Clause hits compete with the pipeline mention they contain, slightly behind on ties."""
     clause_min: float = 0.85
+    """A clause holding no pipeline mention suggests its best code only from this score."""
     out_of_context_factor: float = 0.8
     """Pregnancy (O) and perinatal (P) codes when the note and patient give no such context."""
-    """A clause holding no pipeline mention suggests its best code only from this score."""
     non_billable_factor: float = 0.85
+    """A code that is not billable (a category with children), unless the index walk reached it."""
     historical_factor: float = 0.6
+    """A hit from a mention the note gives as history (not the "personal history of" query's own hits)."""
     possible_factor: float = 0.7
+    """A hit from a mention the note gives as possible (suspected, rule out)."""
     index_walk: bool = True
     """Walk the Alphabetic Index for each mention (when the knowledge holds the index tree)."""
     walk_score: float = 1.0
@@ -70,6 +77,7 @@ class BuiltinConfig:
     repeat_bonus: float = 0.15
     """Share of the remaining headroom added per extra supporting mention (at most two)."""
     generator: dict[str, Any] | None = None
+    """Keyword arguments of the candidate generator's `GeneratorConfig` (None: its defaults)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -77,11 +77,16 @@ class TaskFit:
     """Diagnostics of one task's fit (logged to MLflow by the trainer)."""
 
     rows: int = 0
+    """Ranker training rows: (document, proposed code) pairs of the task."""
     positives: int = 0
+    """Rows whose code is a gold code."""
     missed: int = 0
+    """Gold codes no candidate source proposed (the ranker cannot learn them)."""
     heldout_ece: float = 0.0
+    """Expected calibration error of the calibrated scores on the held-out (or out-of-fold) rows."""
     heldout_scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     heldout_labels: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Those rows' calibrated confidences, and whether each row's code is gold."""
 
 
 def training_fingerprint(encounters: Sequence[Encounter]) -> str:

@@ -41,8 +41,11 @@ class Summary:
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    """Encounters of shards a previous run finished (not read again)."""
     shards: int = 0
+    """Output files this run wrote."""
     seconds: float = 0.0
+    """Wall time of the run."""
     first_result: float | None = None
     """Seconds from the start to the first result (model load and Ray start included)."""
     ready_at: float | None = None

@@ -56,22 +56,36 @@ _SEED_SOURCES = frozenset({"lexicon", "lexical", "dense", "index_walk"})
 
 @dataclass
 class GeneratorConfig:
+    """How many codes each retrieval source proposes per mention, and the least score it keeps."""
+
     lexical_k: int = 10
+    """Codes the lexical (word-match) index retrieves per mention."""
     lexical_min: float = 0.3
+    """Least lexical match score (0-1) a retrieved code needs; also for the history-of and pair queries."""
     dense_k: int = 10
+    """Codes the dense (sentence-encoder) index retrieves per mention."""
     dense_min: float = 0.45
+    """Least cosine similarity a dense hit needs."""
     pair_k: int = 5
+    """Codes retrieved per "personal history of X" query and per "X with Y" pair query (combination codes)."""
     max_pairs_per_sentence: int = 6
+    """Pairs of present conditions of one sentence queried as combinations, at most."""
     block_lexical_k: int = 3
+    """A mention that is not present (negated, family, hypothetical) keeps its top lexical hits as absent
+    evidence: a code whose only evidence is absent is blocked (`blocked`)."""
     block_lexical_min: float = 0.6
+    """Least lexical score of such an absent hit."""
     block_dense_k: int = 2
+    """The same for dense hits: top hits of a mention that is not present kept as absent evidence."""
     block_dense_min: float = 0.75
+    """Least cosine similarity of such an absent dense hit."""
     related: bool = False
     """Add the tabular relatives (children, siblings, parent) of each present mention's strongest hits as
     "related" hits (`model.candidates.related`); off in packs saved before the option."""
     related_seeds: int = 2
     """Seeds per mention: its best codes from lexicon, lexical, dense and index-walk hits."""
     related_seed_min: float = 0.5
+    """Least hit score (0-1) a code needs to be a seed."""
     related_per_seed: int = 8
     """Relatives kept per seed, best own lexical match with the mention first."""
     related_min: float = 0.0

@@ -30,15 +30,21 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ClassifierConfig:
+    """The document classifier: a kernel ridge model over TF-IDF and similarity-weighted kNN votes."""
+
     min_count: int = 2
     """Codes with fewer training documents get no linear model (the kNN votes still cover them)."""
     ridge: float = 1.0
     """Ridge penalty of the linear model (larger: smoother scores)."""
     max_features: int = 60_000
+    """Vocabulary size of the TF-IDF (word 1- and 2-grams, most frequent first)."""
     knn_k: int = 15
+    """Nearest training documents that vote for their codes."""
     knn_power: float = 3.0
+    """A neighbour's vote is its cosine similarity to this power (larger: the nearest count more)."""
     keep: int = 150
-    """Codes per document each scorer keeps (the candidates proposed come from these)."""
+    """Codes per document the linear model keeps, best first (the candidates proposed come from these and
+    from every code of the kNN neighbours)."""
 
 
 @dataclass
