@@ -38,6 +38,23 @@ def _cues() -> dict[str, Any]:
     return compiled
 
 
+CLAUSE_END = re.compile(r"[.;\n]")
+"""Where a clause ends for the rules: a full stop, a semicolon or a line break."""
+
+
+def around(
+    text: str, start: int, end: int, ends: re.Pattern[str] = CLAUSE_END, *, window: int | None = None
+) -> tuple[int, int]:
+    """The bounds of the stretch of `text` that holds `text[start:end]`: from just after the last match of
+    `ends` before `start` to the first match after `end`, else to the text's edges (with `window`: at most
+    that many characters each way)."""
+    low = 0 if window is None else max(0, start - window)
+    high = len(text) if window is None else min(len(text), end + window)
+    before = [m.end() for m in ends.finditer(text, low, start)]
+    after = ends.search(text, end, high)
+    return (before[-1] if before else low, after.start() if after else high)
+
+
 def overlaps(evidence: Evidence, mention: Mention) -> bool:
     """Whether an evidence span and a mention share characters of the same document."""
     return (

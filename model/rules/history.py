@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medcode.data.types import CodeSuggestion, Evidence, Mention
-from medcode.model.rules.context import overlaps
+from medcode.model.rules.context import around, overlaps
 from medcode.model.rules.refs import compact
 from medcode.model.rules.resources import load_resource
 from medcode.model.rules.state import RulesState, derived
@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 RESOURCE = "history_of.json"
 _QUALIFIER = re.compile(r"\b(with|without)\b", re.IGNORECASE)
-_CLAUSE_END = re.compile(r"[.;\n]")
 _SENTENCE_END = re.compile(r"(?<!\bs)\.(?:\s|$)|[;\n]")
 
 
@@ -286,13 +285,11 @@ class HistoryRule:
         if any(p.search(state.context.text) for p in table["active"]):
             return False
         for evidence in suggestion.evidence:
-            try:
-                text = state.encounter.document(evidence.document_id).text
-            except KeyError:
+            text = state.document_text(evidence.document_id)
+            if text is None:
                 continue
-            starts = [m.end() for m in _SENTENCE_END.finditer(text, 0, evidence.start)]
-            end = _SENTENCE_END.search(text, evidence.end)
-            sentence = text[starts[-1] if starts else 0 : end.start() if end else len(text)]
+            start, end = around(text, evidence.start, evidence.end, _SENTENCE_END)
+            sentence = text[start:end]
             if any(p.search(sentence) for p in table["treated"]) and any(
                 p.search(sentence) for p in table["no_disease"]
             ):
@@ -361,14 +358,10 @@ class HistoryRule:
         """Words of the clause around each historical mention ("... stroke without residual deficits.")."""
         words: set[str] = set()
         for mention in mentions:
-            try:
-                text = state.encounter.document(mention.document_id).text
-            except KeyError:
+            text = state.document_text(mention.document_id)
+            if text is None:
                 continue
-            starts = [m.end() for m in _CLAUSE_END.finditer(text, 0, mention.start)]
-            start = starts[-1] if starts else 0
-            end_match = _CLAUSE_END.search(text, mention.end)
-            end = end_match.start() if end_match else len(text)
+            start, end = around(text, mention.start, mention.end)
             words |= content_words(text[start:end])
         return frozenset(words)
 

@@ -17,6 +17,7 @@ import re
 from functools import lru_cache
 
 from medcode.data.types import CodeSuggestion, Evidence
+from medcode.model.rules.context import around
 from medcode.model.rules.state import RulesState, derived
 from medcode.model.rules.tabular import RuleTabular
 from medcode.model.rules.terms import normalize_words
@@ -193,23 +194,15 @@ def _with_bilateral(sides: set[str]) -> frozenset[str]:
 def _evidence_text(state: RulesState, evidence: Evidence) -> str:
     if evidence.text:
         return evidence.text
-    try:
-        return state.encounter.document(evidence.document_id).text[evidence.start : evidence.end]
-    except KeyError:
-        return ""
+    text = state.document_text(evidence.document_id)
+    return text[evidence.start : evidence.end] if text is not None else ""
 
 
 def _clause(state: RulesState, evidence: Evidence) -> str:
     """The clause around an evidence span (up to the sentence or list punctuation, at most 80 characters
     each way): "Unilateral primary osteoarthritis of the left knee"."""
-    try:
-        text = state.encounter.document(evidence.document_id).text
-    except KeyError:
+    text = state.document_text(evidence.document_id)
+    if text is None:
         return ""
-    low = max(0, evidence.start - 80)
-    before = [m.end() for m in _CLAUSE_END.finditer(text, low, evidence.start)]
-    start = before[-1] if before else low
-    high = min(len(text), evidence.end + 80)
-    after = _CLAUSE_END.search(text, evidence.end, high)
-    end = after.start() if after else high
+    start, end = around(text, evidence.start, evidence.end, _CLAUSE_END, window=80)
     return text[start:end]

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from medcode.data.types import Evidence
-from medcode.model.rules.context import overlaps
+from medcode.model.rules.context import around, overlaps
 from medcode.model.rules.refs import compact
 from medcode.model.rules.resources import load_resource
 from medcode.model.rules.state import RulesState, derived
 from medcode.model.rules.terms import content_words, title_support, title_terms
 
 RESOURCE = "pregnancy.json"
-_CLAUSE_END = re.compile(r"[.;\n]")
 
 
 @dataclass(frozen=True)
@@ -223,13 +222,11 @@ class PregnancyRule:
         """Words of the clause around each evidence span ("gestational diabetes, diet controlled")."""
         words: set[str] = set()
         for evidence in suggestion.evidence:
-            try:
-                text = state.encounter.document(evidence.document_id).text
-            except KeyError:
+            text = state.document_text(evidence.document_id)
+            if text is None:
                 continue
-            starts = [m.end() for m in _CLAUSE_END.finditer(text, 0, evidence.start)]
-            end = _CLAUSE_END.search(text, evidence.end)
-            words |= content_words(text[starts[-1] if starts else 0 : end.start() if end else len(text)])
+            start, end = around(text, evidence.start, evidence.end)
+            words |= content_words(text[start:end])
         return words
 
     def _weeks(self, state: RulesState) -> None:

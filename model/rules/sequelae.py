@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medcode.data.types import Evidence, Mention
+from medcode.model.rules.context import around
 from medcode.model.rules.excludes import excludes1_conflict
 from medcode.model.rules.refs import compact
 from medcode.model.rules.resources import load_resource
@@ -24,7 +25,6 @@ from medcode.model.rules.state import RulesState, derived
 from medcode.model.rules.terms import content_words, title_terms
 
 RESOURCE = "sequelae.json"
-_CLAUSE_END = re.compile(r"[.;\n]")
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,11 @@ class SequelaRule:
 
     @staticmethod
     def _clause(state: RulesState, mention: Mention) -> tuple[str | None, int]:
-        try:
-            text = state.encounter.document(mention.document_id).text
-        except KeyError:
+        text = state.document_text(mention.document_id)
+        if text is None:
             return None, 0
-        starts = [m.end() for m in _CLAUSE_END.finditer(text, 0, mention.start)]
-        start = starts[-1] if starts else 0
-        end = _CLAUSE_END.search(text, mention.end)
-        return text[start : end.start() if end else len(text)], start
+        start, end = around(text, mention.start, mention.end)
+        return text[start:end], start
 
     def _residual_code(self, state: RulesState, category: str, clause: str) -> str | None:
         """The child of `category` naming the residual the clause documents, with its side."""

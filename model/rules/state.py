@@ -105,6 +105,13 @@ class RulesState:
     def icd_key(code: str) -> str:
         return f"ICD-10-CM:{compact(code)}"
 
+    def document_text(self, document_id: str) -> str | None:
+        """The text of one of the encounter's documents (None when it has no document of that id)."""
+        try:
+            return self.encounter.document(document_id).text
+        except KeyError:
+            return None
+
     def diagnoses(self) -> list[CodeSuggestion]:
         return [c for c in self.codes if c.system == "ICD-10-CM"]
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from medcode.data.types import Evidence, Mention
+from medcode.model.rules.context import around
 from medcode.model.rules.refs import compact
 from medcode.model.rules.resources import load_resource
 from medcode.model.rules.state import RulesState, derived
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from medcode.model.rules.history import HistoryRule
 
 RESOURCE = "status_codes.json"
-_CLAUSE_END = re.compile(r"[.;\n]")
 
 
 @dataclass(frozen=True)
@@ -206,10 +206,7 @@ class StatusCodesRule:
     def _stated(
         self, state: RulesState, document_id: str, text: str, match: re.Match[str], entry: PhraseEntry
     ) -> bool:
-        starts = [m.end() for m in _CLAUSE_END.finditer(text, 0, match.start())]
-        start = starts[-1] if starts else 0
-        end_match = _CLAUSE_END.search(text, match.end())
-        end = end_match.start() if end_match else len(text)
+        start, end = around(text, match.start(), match.end())
         before, clause = text[start : match.start()], text[start:end]
         if any(p.search(before) for p in self.tables.blocked_before):
             return False

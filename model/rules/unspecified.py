@@ -24,6 +24,7 @@ import re
 from functools import lru_cache
 
 from medcode.data.types import CodeSuggestion, Evidence
+from medcode.model.rules.context import around
 from medcode.model.rules.laterality import note_sides
 from medcode.model.rules.refs import compact
 from medcode.model.rules.state import RulesState, derived
@@ -250,13 +251,8 @@ def _alternatives(state: RulesState, code: str) -> tuple[str, ...]:
 def _phrase(state: RulesState, evidence: Evidence) -> str:
     """The phrase around an evidence span, up to the nearest punctuation each way (at most 60 characters
     each way): "cellulitis of R lower leg" for "cellulitis"."""
-    try:
-        text = state.encounter.document(evidence.document_id).text
-    except KeyError:
+    text = state.document_text(evidence.document_id)
+    if text is None:
         return evidence.text
-    low = max(0, evidence.start - 60)
-    before = [m.end() for m in _PHRASE_END.finditer(text, low, evidence.start)]
-    start = before[-1] if before else low
-    high = min(len(text), evidence.end + 60)
-    after = _PHRASE_END.search(text, evidence.end, high)
-    return text[start : after.start() if after else high]
+    start, end = around(text, evidence.start, evidence.end, _PHRASE_END, window=60)
+    return text[start:end]
