@@ -219,7 +219,7 @@ class HistoryRule:
             found = self._match(words)
             if not found:
                 continue  # the index does not file it under history: a chronic condition stays coded
-            context = self._clause_words(state, mentions)
+            context = state.clause_words(mentions)
             full = [e for e in found if e.qualifiers <= context]
             codes = sorted({e.code for e in (full or found)})
             if full and len(codes) == 1:
@@ -250,7 +250,7 @@ class HistoryRule:
             found = self._match(words)
             if not found:
                 continue
-            context_words = self._clause_words(state, [mention])
+            context_words = state.clause_words([mention])
             full = [e for e in found if e.qualifiers <= context_words]
             if len({e.code for e in full}) != 1 or len({e.code for e in found}) != 1:
                 continue
@@ -352,18 +352,6 @@ class HistoryRule:
             return []
         best = max(len(e.required) for e in matched)
         return [e for e in matched if len(e.required) == best]
-
-    @staticmethod
-    def _clause_words(state: RulesState, mentions: list[Mention]) -> frozenset[str]:
-        """Words of the clause around each historical mention ("... stroke without residual deficits.")."""
-        words: set[str] = set()
-        for mention in mentions:
-            text = state.document_text(mention.document_id)
-            if text is None:
-                continue
-            start, end = around(text, mention.start, mention.end)
-            words |= content_words(text[start:end])
-        return frozenset(words)
 
     # changes --------------------------------------------------------------------------------------------
     def _replace(self, state: RulesState, suggestion: CodeSuggestion, found: HistoryEntry) -> None:

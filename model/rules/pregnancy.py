@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medcode.data.types import Evidence
-from medcode.model.rules.context import around, overlaps
+from medcode.model.rules.context import overlaps
 from medcode.model.rules.refs import compact
 from medcode.model.rules.resources import load_resource
 from medcode.model.rules.state import RulesState, derived
@@ -198,7 +198,7 @@ class PregnancyRule:
         ]
         if not targets:
             return None
-        words = set(state.context.words_for([suggestion])) | self._clause_words(state, suggestion)
+        words = set(state.context.words_for([suggestion])) | state.clause_words(suggestion.evidence)
         for word in list(words):
             words.update(self.implies.get(word, ()))
         given = title_terms(state.tabular.title(header)).required
@@ -216,18 +216,6 @@ class PregnancyRule:
             fallback = [c for _, _, c in scored if "unspecified" in state.tabular.title(c).lower()]
             return fallback[0] if len(fallback) == 1 else None
         return scored[0][2]
-
-    @staticmethod
-    def _clause_words(state: RulesState, suggestion: Any) -> set[str]:
-        """Words of the clause around each evidence span ("gestational diabetes, diet controlled")."""
-        words: set[str] = set()
-        for evidence in suggestion.evidence:
-            text = state.document_text(evidence.document_id)
-            if text is None:
-                continue
-            start, end = around(text, evidence.start, evidence.end)
-            words |= content_words(text[start:end])
-        return words
 
     def _weeks(self, state: RulesState) -> None:
         weeks = state.context.gestational_weeks

@@ -9,12 +9,14 @@ rationale and warnings of the codes it touched, plus a routing reason where it l
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from medcode.data.types import CodeSuggestion, Encounter, Evidence, Mention
-from medcode.model.rules.context import NoteContext
+from medcode.model.rules.context import NoteContext, around
 from medcode.model.rules.refs import compact
 from medcode.model.rules.tabular import RuleTabular
+from medcode.model.rules.terms import content_words
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,17 @@ class RulesState:
             return self.encounter.document(document_id).text
         except KeyError:
             return None
+
+    def clause_words(self, spans: Iterable[Mention | Evidence]) -> frozenset[str]:
+        """Content words of the clause around each span (`context.around`): "stroke without residual
+        deficits", "gestational diabetes, diet controlled"."""
+        words: set[str] = set()
+        for span in spans:
+            text = self.document_text(span.document_id)
+            if text is not None:
+                start, end = around(text, span.start, span.end)
+                words |= content_words(text[start:end])
+        return frozenset(words)
 
     def diagnoses(self) -> list[CodeSuggestion]:
         return [c for c in self.codes if c.system == "ICD-10-CM"]
