@@ -11,6 +11,7 @@ before keep their joblib objects and are read through scikit-learn.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections import Counter
@@ -198,7 +199,9 @@ class TreeRanker:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         raw = self.raw(x)
-        positive = 1.0 / (1.0 + np.exp(-raw))
+        # scikit-learn's logistic is scipy's expit, 1 / (1 + exp(-x)) with the C library's exp; numpy's own
+        # vectorised exp can differ from it in the last bit on some CPUs, so the C library's is used here too
+        positive = np.array([1.0 / (1.0 + _c_exp(-v)) for v in raw.tolist()], dtype=np.float64)
         return np.stack([1.0 - positive, positive], axis=1)
 
 
@@ -338,3 +341,8 @@ def pop_ranker(arrays: dict[str, np.ndarray]) -> TreeRanker | None:
     """The ranker stored in a task's arrays (its keys removed from `arrays`); None for an older pack."""
     own = {k[len(RANKER_PREFIX) :]: arrays.pop(k) for k in list(arrays) if k.startswith(RANKER_PREFIX)}
     return TreeRanker(own) if own else None
+
+
+def _c_exp(x: float) -> float:
+    """The C library's exp (what scipy's expit calls), inf past float64's range as C returns it."""
+    return math.exp(x) if x < 709.78 else math.inf
