@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     )
     """Number format of the sentence encoder: bfloat16 is about twice as fast where the CPU has native
     bfloat16 units ("auto" picks it there), float32 everywhere else."""
+    encoder_backend: Literal["auto", "torch", "numpy"] = Field("auto", alias="MEDCODE_ENCODER_BACKEND")
+    """What runs the sentence encoder: "auto" is numpy (float32, no torch import) for a one-note command
+    (`medcode suggest`) and torch for everything that codes many notes; the codes are the same either way."""
     max_note_chars: int = Field(200_000, alias="MEDCODE_MAX_NOTE_CHARS")
     review_lease_seconds: int = Field(900, alias="MEDCODE_REVIEW_LEASE_SECONDS")
     model_poll_seconds: float = Field(30.0, alias="MEDCODE_MODEL_POLL_SECONDS")
@@ -132,8 +135,16 @@ class Settings(BaseSettings):
             model_name=self.registered_model_name,
             data_dir=self.data_dir,
             builtin_rules=self.rules,
-            runtime=Runtime(precision=self.encoder_precision),
+            runtime=self.runtime(),
         )
+
+    def runtime(self, one_note: bool = False) -> Runtime:
+        """How this machine runs a loaded pack; `one_note` for a command that codes a single note and exits
+        (numpy's encoder spares it importing torch, unless bfloat16 or torch is asked for)."""
+        backend = self.encoder_backend
+        if backend == "auto":
+            backend = "numpy" if one_note and self.encoder_precision != "bfloat16" else "torch"
+        return Runtime(precision=self.encoder_precision, encoder_backend=backend)
 
     @cached_property
     def rules(self) -> RulesConfig:

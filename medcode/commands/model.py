@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -85,14 +86,15 @@ def run_suggest(args: argparse.Namespace) -> int:
     from medcode.commands.text import import_spacy_without_torch
     from medcode.settings import get_settings
 
-    # spaCy without torch, and a pack's rankers and TF-IDF in numpy: suggesting with a pack without
-    # dense retrieval imports neither torch nor scikit-learn (the sentence encoder still imports torch)
+    # spaCy without torch, a pack's rankers and TF-IDF and (MEDCODE_ENCODER_BACKEND=auto) its sentence
+    # encoder in numpy: suggesting imports neither torch nor scikit-learn
     import_spacy_without_torch()
 
     settings = get_settings()
     encounter = parse_encounter(read_input(args.path), args.encounter_id)
     load_icd10cm(settings.cache_dir)
-    coder = settings.registry.load_model(args.model or settings.model_ref)
+    registry = dataclasses.replace(settings.registry, runtime=settings.runtime(one_note=True))
+    coder = registry.load_model(args.model or settings.model_ref)
     result = coder.suggest(encounter)
     data = result.model_dump(mode="json")
     if args.no_candidates:

@@ -10,6 +10,7 @@ never embeds code names again.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,13 +21,20 @@ import numpy as np
 
 from medcode.data.cache import read_cache, write_cache
 from medcode.model.packfile import read_json_gz, write_json_gz
-from medcode.model.runtime import PRECISIONS, Runtime
+from medcode.model.runtime import BACKENDS, PRECISIONS, Runtime
 
 log = logging.getLogger(__name__)
 
 ENCODER_NAME = "all-MiniLM-L6-v2"
-BACKENDS = ("torch", "numpy")
 DIM = 384
+SIMILARITY_DECIMALS = 4
+
+
+def steady(similarities: np.ndarray) -> np.ndarray:
+    """Cosine similarities as a model reads them: rounded to 4 decimals, so that a sentence met in training
+    scores exactly 1.0 and a near tie falls the same way whichever backend (torch or numpy, which differ by
+    about 1e-7) computed the vectors: rankers split on such values."""
+    return np.round(similarities, SIMILARITY_DECIMALS)
 
 
 class Encoder:
@@ -65,17 +73,21 @@ class Encoder:
         self._model: Any = None
         self._tokenizer: Any = None
         self.backend = backend
-        """ "torch", or "numpy": a float32 plain BERT run by `minibert.NumpyBert` without importing torch.
-        Its vectors differ from torch's by about 1e-7, which changes a trained pack's answers (its rankers
-        split on similarities of exactly 1.0 between a note sentence and a training sentence embedded by
-        torch), so packs are read with torch; numpy is for models whose vectors it computed itself."""
+        """ "torch", or "numpy": a float32 plain BERT run by `minibert.NumpyBert` without importing torch
+        (its vectors differ from torch's by about 1e-7; models read similarities through `steady`)."""
         self._numpy = False
         """True when the model is `minibert.NumpyBert` (float32 plain BERT: torch is never imported)."""
         self._lock = threading.Lock()
 
     @classmethod
     def for_runtime(cls, runtime: Runtime, path: Path | None = None, name: str = ENCODER_NAME) -> Encoder:
-        return cls(path=path, precision=runtime.precision, threads=runtime.threads, name=name)
+        return cls(
+            path=path,
+            precision=runtime.precision,
+            threads=runtime.threads,
+            name=name,
+            backend=runtime.encoder_backend,
+        )
 
     @property
     def path(self) -> Path | None:
@@ -92,8 +104,7 @@ class Encoder:
         from medcode.model.candidates import minibert
 
         path = self._path or packaged_encoder_path()
-        float32 = resolve_precision(self.precision) == "float32"
-        if self.backend == "numpy" and float32 and minibert.supports(path):
+        if self.backend == "numpy" and self.precision != "bfloat16" and minibert.supports(path):
             # a plain BERT in float32: numpy's forward pass, without importing torch (about 2 s of CPU)
             loaded = minibert.load_numpy(path)
             if loaded is not None:
@@ -103,6 +114,7 @@ class Encoder:
                 return
         import torch
 
+        float32 = resolve_precision(self.precision) == "float32"
         torch.set_num_threads(self.threads or max(1, os.cpu_count() or 1))
         model: Any
         if minibert.supports(path):  # a plain BERT: the same vectors without importing transformers
@@ -221,39 +233,49 @@ class DenseCodeIndex:
         return len(self.codes)
 
     def search(self, queries: np.ndarray, k: int = 10) -> list[list[DenseHit]]:
+        """The `k` nearest codes of each query (one hit per code, its best name), by steady similarity, then
+        by row."""
         if len(self.codes) == 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
-        import torch
-
-        # torch's own threads for the product and the top-k: numpy's BLAS threads would spin and slow the
-        # encoder running next
         take = min(k * 3, len(self.codes))
-        with torch.inference_mode():
-            sims = (
-                torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-                @ torch.from_numpy(self.vectors).T
-            )
-            values, indices = torch.topk(sims, take, dim=1)
+        values, indices = self._top(np.ascontiguousarray(queries, dtype=np.float32), take)
+        values = steady(values)
         out = []
-        for row_values, row_indices in zip(values.tolist(), indices.tolist(), strict=True):
+        for row_values, row_indices in zip(values, indices, strict=True):
             hits: list[DenseHit] = []
             seen: set[str] = set()
-            for score, j in zip(row_values, row_indices, strict=True):
+            for i in np.lexsort((row_indices, -row_values)):
+                j = int(row_indices[i])
                 code = self.codes[j]
                 if code not in seen:
                     seen.add(code)
-                    hits.append(DenseHit(code, float(score), self.texts[j]))
+                    hits.append(DenseHit(code, float(row_values[i]), self.texts[j]))
                 if len(hits) >= k:
                     break
             out.append(hits)
         return out
 
+    def _top(self, queries: np.ndarray, take: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `take` largest similarities of each query with the code names, and their rows (any order).
+        In torch when the encoder already loaded it (torch's threads: numpy's BLAS threads would spin and
+        slow the encoder running next), else in numpy, so a one-note command never imports torch."""
+        if "torch" in sys.modules:
+            import torch
+
+            with torch.inference_mode():
+                product = torch.from_numpy(queries) @ torch.from_numpy(self.vectors).T
+                values, indices = torch.topk(product, take, dim=1)
+            return values.numpy(), indices.numpy()
+        sims = queries @ self.vectors.T
+        rows = np.argpartition(-sims, take - 1, axis=1)[:, :take]
+        return np.take_along_axis(sims, rows, axis=1), rows
+
     def similarity(self, queries: np.ndarray, code: str) -> np.ndarray:
-        """Best similarity of each query with any name of `code` (-1 when the code has no vector)."""
+        """Best steady similarity of each query with any name of `code` (-1 when the code has no vector)."""
         rows = self._row_of.get(code)
         if not rows:
             return np.full(len(queries), -1.0, dtype=np.float32)
-        return (queries @ self.vectors[rows].T).max(axis=1)
+        return steady((queries @ self.vectors[rows].T).max(axis=1))
 
     def code_vector(self, code: str) -> np.ndarray | None:
         """The unit mean of the code's name vectors (computed once per code)."""

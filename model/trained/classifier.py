@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from medcode.model.candidates.dense import steady
 from medcode.model.trained.numeric import TFIDF_KEYS, TfidfSims
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class DocumentClassifier:
             sims_tfidf = np.asarray((x @ self.train_tfidf.T).todense(), dtype=np.float32)
         linear = sims_tfidf @ self.dual + self.bias[None, :] if len(self.linear_codes) else None
         sims_dense = (
-            np.asarray(vectors, dtype=np.float32) @ self.train_vectors.T
+            steady(np.asarray(vectors, dtype=np.float32) @ self.train_vectors.T)
             if vectors is not None and self.train_vectors is not None
             else None
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medcode.model.candidates.dense import steady
 from medcode.model.candidates.generate import MENTION_TYPES, SECTIONS, Candidate, EncounterView, Hit
 from medcode.model.catalog import CodeInfo
 from medcode.model.trained.classifier import DocScores
@@ -241,8 +242,8 @@ def code_similarities(
     n = len(have)
     sentence = np.full(n, -1.0)
     if view.sentence_vectors is not None and len(view.sentence_vectors):
-        sentence = (view.sentence_vectors @ matrix.T).max(axis=0)
-    document = matrix @ ctx.document_vector if ctx.document_vector is not None else np.full(n, -1.0)
+        sentence = steady((view.sentence_vectors @ matrix.T).max(axis=0))
+    document = steady(matrix @ ctx.document_vector) if ctx.document_vector is not None else np.full(n, -1.0)
     for k, i in enumerate(have):
         out[i] = (float(sentence[k]), float(document[k]))
     return out

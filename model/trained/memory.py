@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from medcode.model.candidates.dense import steady
+
 
 @dataclass(frozen=True, slots=True)
 class MemoryHit:
@@ -42,7 +44,7 @@ class SentenceMemory:
     def query(self, sentence_vectors: np.ndarray | None) -> dict[str, MemoryHit]:
         if sentence_vectors is None or len(sentence_vectors) == 0 or len(self.codes) == 0:
             return {}
-        sims = sentence_vectors @ self.vectors.T
+        sims = steady(sentence_vectors @ self.vectors.T)
         k = min(self.k, sims.shape[1])
         best: dict[str, list[float | int]] = {}
         for s_idx, row in enumerate(sims):

@@ -75,3 +75,24 @@ def test_default_home_is_the_xdg_data_folder_never_the_home_folder_itself(
     assert Settings().home == tmp_path / ".local" / "share" / "medcode"
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert Settings().home == tmp_path / "xdg" / "medcode"
+
+
+def test_encoder_backend_auto_is_numpy_for_one_note_and_torch_for_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MEDCODE_ENCODER_BACKEND", raising=False)
+    monkeypatch.delenv("MEDCODE_ENCODER_PRECISION", raising=False)
+    settings = Settings()
+    assert settings.runtime(one_note=True).encoder_backend == "numpy"
+    assert settings.runtime().encoder_backend == "torch"
+    assert settings.registry.runtime.encoder_backend == "torch"
+    monkeypatch.setenv("MEDCODE_ENCODER_PRECISION", "bfloat16")  # numpy runs float32 only
+    assert Settings().runtime(one_note=True).encoder_backend == "torch"
+    monkeypatch.setenv("MEDCODE_ENCODER_BACKEND", "torch")
+    monkeypatch.setenv("MEDCODE_ENCODER_PRECISION", "auto")
+    assert Settings().runtime(one_note=True).encoder_backend == "torch"
+    monkeypatch.setenv("MEDCODE_ENCODER_BACKEND", "numpy")
+    assert Settings().runtime().encoder_backend == "numpy"
+    monkeypatch.setenv("MEDCODE_ENCODER_BACKEND", "onnx")
+    with pytest.raises(ValidationError):
+        Settings()
