@@ -263,14 +263,11 @@ class BuiltinCoder:
         self._parts()
 
     def save(self, path: Path) -> Path:
-        manifest = PackManifest(
-            preset=PRESET,
-            version=self.version,
-            code_set_version=self.code_set_version,
+        manifest = PackManifest.of(
+            self,
+            PRESET,
             thresholds={t: self.thresholds(t).to_json() for t in ("diagnosis", "procedure")},
             calibration={"method": "identity"},
-            training_data=dict(self.training_data),
-            metrics=dict(self.metrics),
             config={**self.config.to_json(), "rules": self.rules_config.to_json()},
         )
 

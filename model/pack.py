@@ -66,6 +66,29 @@ class PackManifest:
     format: str = PACK_FORMAT
     format_version: int = PACK_FORMAT_VERSION
 
+    @classmethod
+    def of(
+        cls,
+        coder: Coder,
+        preset: str,
+        *,
+        thresholds: dict[str, Any],
+        calibration: dict[str, Any],
+        config: dict[str, Any],
+    ) -> PackManifest:
+        """The manifest of `coder`: its version, code-set version, training data and metrics as the `Coder`
+        protocol gives them, and what its preset stores of its own."""
+        return cls(
+            preset=preset,
+            version=coder.version,
+            code_set_version=coder.code_set_version,
+            thresholds=thresholds,
+            calibration=calibration,
+            training_data=dict(coder.training_data),
+            metrics=dict(coder.metrics),
+            config=config,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -537,14 +537,11 @@ class DefaultCoder:
         config["training_codes"] = self.resources.training_codes
         config["text"] = {"pipeline": self.pipeline.version, "lexicon_keys": len(self.pipeline.lexicon)}
         config["rules"] = self.rules_config.to_json()
-        manifest = PackManifest(
-            preset=PRESET,
-            version=self.version,
-            code_set_version=self.code_set_version,
+        manifest = PackManifest.of(
+            self,
+            PRESET,
             thresholds={t: m.thresholds.to_json() for t, m in self.tasks.items()},
             calibration={t: m.calibrator.to_json() for t, m in self.tasks.items()},
-            training_data=dict(self.training_data),
-            metrics=dict(self.metrics),
             config=config,
         )
         knowledge = self.resources.knowledge

@@ -42,14 +42,11 @@ def save_pack(coder: Any, path: Path) -> Path:
     config["labels"] = coder.labels_json()
     config["encoder_fingerprint"] = coder.weights_fingerprint()
     config["rules"] = coder.rules_config.to_json()
-    manifest = PackManifest(
-        preset=PRESET,
-        version=coder.version,
-        code_set_version=coder.code_set_version,
+    manifest = PackManifest.of(
+        coder,
+        PRESET,
         thresholds={task: th.to_json() for task, th in coder.thresholds.items()},
         calibration={key: cal.to_json() for key, cal in coder.calibration.items()},
-        training_data=dict(coder.training_data),
-        metrics=dict(coder.metrics),
         config=config,
     )
 
