@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from medcode.serving.app import create_app
@@ -102,6 +103,21 @@ class LiveServer:
     keys: dict[str, str]
     key_ids: dict[str, str]
 
+    def api(self, role: str) -> httpx.Client:
+        """An API client with the key of `role` (use it as a context manager)."""
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.keys[role]}"}, timeout=30
+        )
+
+    def submit(self, encounter_id: str, text: str | None = None, **extra: Any) -> None:
+        """Submit an encounter to review as the integration: `text` its note (default NOTE), `extra` more
+        fields of the payload."""
+        payload = encounter_payload(encounter_id) if text is None else encounter_payload(encounter_id, text)
+        payload.update(extra)
+        with self.api("integration") as client:
+            response = client.post("/v1/encounters", params={"route": "review"}, json=payload)
+        assert response.status_code in (200, 201), response.text
+
 
 @contextmanager
 def serve(tmp_path: Path, coder: Any, **settings_overrides: Any) -> Iterator[LiveServer]:
@@ -150,6 +166,30 @@ def serve(tmp_path: Path, coder: Any, **settings_overrides: Any) -> Iterator[Liv
 def live_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
     """The app with the deterministic note coder and the small text pipeline."""
     with serve(tmp_path, note_coder()) as server:
+        yield server
+
+
+PROBLEM_NOTE = (
+    "ASSESSMENT AND PLAN: Urinary incontinence. Urge incontinence on exam. Essential hypertension.\n"
+    "PROCEDURE: Bladder resection.\n"
+)
+
+
+PROBLEM_RULES = (
+    Rule("Urinary incontinence", "R32", 0.72, description="Unspecified urinary incontinence"),
+    Rule("Urge incontinence", "N39.41", 0.64, description="Urge incontinence"),
+    Rule("Essential hypertension", "I10", 0.95, description="Essential (primary) hypertension"),
+    Rule("Bladder resection", "0TTB", 0.55, system="ICD-10-PCS", description="Resection of Bladder"),
+)
+"""An Excludes1 pair (R32 with N39.41), I10 and an incomplete ICD-10-PCS code (0TTB), all suggested."""
+
+
+@pytest.fixture
+def problem_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
+    """The app with a coder that suggests PROBLEM_RULES' codes, which the finalize checks refuse."""
+    with serve(
+        tmp_path, FakeCoder(rules=PROBLEM_RULES, auto_accept=0.0, version="ui-problem-coder-1")
+    ) as server:
         yield server
 
 

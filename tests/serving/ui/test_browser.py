@@ -7,34 +7,24 @@ the queue and the encounter page at 1366x768 go to test-artifacts/.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.fakes import FakeCoder, Rule
-
-from .conftest import ADD_PHRASE, NEGATED_PHRASE, NOTE, VIEWPORT, LiveServer, encounter_payload, serve
+from .conftest import (
+    ADD_PHRASE,
+    NEGATED_PHRASE,
+    NOTE,
+    PROBLEM_NOTE,
+    VIEWPORT,
+    LiveServer,
+    encounter_payload,
+)
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-
-
-def _api(server: LiveServer, role: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {server.keys[role]}"}, timeout=30
-    )
-
-
-def _submit(server: LiveServer, encounter_id: str) -> None:
-    with _api(server, "integration") as client:
-        response = client.post(
-            "/v1/encounters", params={"route": "review"}, json=encounter_payload(encounter_id)
-        )
-    assert response.status_code in (200, 201), response.text
 
 
 def _screenshot(page: Any, name: str) -> None:
@@ -153,7 +143,7 @@ def _select_text(page: Any, start: int, end: int) -> None:
 
 def test_coder_reviews_an_encounter_end_to_end(live_server: LiveServer, page: Any) -> None:
     encounter_id = "enc-ui-1"
-    _submit(live_server, encounter_id)
+    live_server.submit(encounter_id)
 
     # sign in, see the queue
     _sign_in(page, live_server)
@@ -256,7 +246,7 @@ def test_coder_reviews_an_encounter_end_to_end(live_server: LiveServer, page: An
     assert "added by a coder" not in _card(page, "I10").inner_text(), "a model code is not labelled as added"
 
     # the API shows the final codes ...
-    with _api(live_server, "integration") as client:
+    with live_server.api("integration") as client:
         encounter = client.get(f"/v1/encounters/{encounter_id}").json()
     assert encounter["status"] == "final"
     assert {c["code"] for c in encounter["final_codes"]} == {"E11.22", "I10", "E78.00", "N18.32"}
@@ -265,13 +255,13 @@ def test_coder_reviews_an_encounter_end_to_end(live_server: LiveServer, page: An
     assert [(e["start"], e["end"], e["text"]) for e in n18["evidence"]] == [
         (start, start + len(ADD_PHRASE), ADD_PHRASE)
     ]
-    with _api(live_server, "coder") as client:
+    with live_server.api("coder") as client:
         item = client.get(f"/v1/review/items/{item_id}").json()
     rejected = next(c for c in item["codes"] if c["code"] == "E66.9")
     assert rejected["status"] == "rejected" and "BMI not documented" in rejected["reason"]
 
     # ... and the audit log shows each step, by the signed-in coder
-    with _api(live_server, "admin") as client:
+    with live_server.api("admin") as client:
         events = client.get("/v1/audit", params={"encounter_id": encounter_id, "limit": 500}).json()["events"]
     coder_steps = [e["action"] for e in events if e["actor"] == live_server.key_ids["coder"]]
     assert coder_steps == [
@@ -289,7 +279,7 @@ def test_coder_reviews_an_encounter_end_to_end(live_server: LiveServer, page: An
 
 def test_negated_mention_is_marked_and_never_evidence(live_server: LiveServer, page: Any) -> None:
     encounter_id = "enc-ui-neg"
-    _submit(live_server, encounter_id)
+    live_server.submit(encounter_id)
     _sign_in(page, live_server)
     page.get_by_role("button", name="Claim next item").click()
     page.wait_for_url("**/ui/review/*")
@@ -325,7 +315,7 @@ def test_negated_mention_is_marked_and_never_evidence(live_server: LiveServer, p
     assert _card(page, "R07.9").count() == 0
 
     # and through the API: no suggested code points at the negated mention
-    with _api(live_server, "integration") as client:
+    with live_server.api("integration") as client:
         result = client.get(f"/v1/encounters/{encounter_id}").json()["result"]
     for code in result["codes"]:
         for ev in code["evidence"]:
@@ -333,8 +323,8 @@ def test_negated_mention_is_marked_and_never_evidence(live_server: LiveServer, p
 
 
 def test_an_item_held_by_another_coder_is_read_only(live_server: LiveServer, page: Any) -> None:
-    _submit(live_server, "enc-ui-held")
-    with _api(live_server, "admin") as client:  # admin may review too: it takes the lease
+    live_server.submit("enc-ui-held")
+    with live_server.api("admin") as client:  # admin may review too: it takes the lease
         claim = client.post("/v1/review/claim").json()
     _sign_in(page, live_server)
     page.goto(f"{live_server.url}/ui/review/{claim['item_id']}")
@@ -351,8 +341,8 @@ def test_builtin_model_never_codes_a_negated_mention(builtin_server: LiveServer,
     """With the real model and the full pipeline: the negated mention is shown negated, and no suggested
     code (on the page or in the API) takes its evidence from it."""
     encounter_id = "enc-ui-builtin"
-    _submit(builtin_server, encounter_id)
-    with _api(builtin_server, "coder") as client:
+    builtin_server.submit(encounter_id)
+    with builtin_server.api("coder") as client:
         annotations = client.get(f"/ui/api/encounters/{encounter_id}/annotations").json()
     assert annotations["mentions_available"]
     negated = [m for m in annotations["documents"][0]["mentions"] if m["assertion"]["negated"]]
@@ -367,7 +357,7 @@ def test_builtin_model_never_codes_a_negated_mention(builtin_server: LiveServer,
     assert page.locator(".note-text .m-negated.ev").count() == 0
     _screenshot(page, "encounter-builtin.png")
 
-    with _api(builtin_server, "integration") as client:
+    with builtin_server.api("integration") as client:
         result = client.get(f"/v1/encounters/{encounter_id}").json()["result"]
     for code in result["codes"]:
         for ev in code["evidence"]:
@@ -379,31 +369,9 @@ def test_builtin_model_never_codes_a_negated_mention(builtin_server: LiveServer,
 
 # -- the live code set, decision states, visible errors, stale tabs ---------------------------------------
 
-PROBLEM_NOTE = (
-    "ASSESSMENT AND PLAN: Urinary incontinence. Urge incontinence on exam. Essential hypertension.\n"
-    "PROCEDURE: Bladder resection.\n"
-)
-
-
-PROBLEM_RULES = (
-    Rule("Urinary incontinence", "R32", 0.72, description="Unspecified urinary incontinence"),
-    Rule("Urge incontinence", "N39.41", 0.64, description="Urge incontinence"),
-    Rule("Essential hypertension", "I10", 0.95, description="Essential (primary) hypertension"),
-    Rule("Bladder resection", "0TTB", 0.55, system="ICD-10-PCS", description="Resection of Bladder"),
-)
-"""An Excludes1 pair (R32 with N39.41), I10 and an incomplete ICD-10-PCS code (0TTB), all suggested."""
-
-
-@pytest.fixture
-def problem_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
-    with serve(
-        tmp_path, FakeCoder(rules=PROBLEM_RULES, auto_accept=0.0, version="ui-problem-coder-1")
-    ) as server:
-        yield server
-
 
 def _open_problem_item(page: Any, server: LiveServer, encounter_id: str) -> int:
-    with _api(server, "integration") as client:
+    with server.api("integration") as client:
         response = client.post(
             "/v1/encounters", params={"route": "review"}, json=encounter_payload(encounter_id, PROBLEM_NOTE)
         )
@@ -483,13 +451,13 @@ def test_finalize_is_refused_until_each_problem_is_fixed_or_overridden(
     assert page.locator("#final-codes").inner_text() == "R32, N39.41"
     assert page.evaluate("() => document.activeElement.id") == "final-box", "focus moves to the final banner"
 
-    with _api(problem_server, "admin") as client:
+    with problem_server.api("admin") as client:
         events = client.get("/v1/audit", params={"encounter_id": encounter_id, "limit": 500}).json()["events"]
     final = next(e for e in events if e["action"] == "review.finalized")
     assert [(o["key"], o["reason"]) for o in final["after"]["overrides"]] == [
         ("excludes1:R32|N39.41", "stress and urge components documented by urology")
     ]
-    with _api(problem_server, "coder") as client:
+    with problem_server.api("coder") as client:
         assert client.get(f"/v1/review/items/{item_id}").json()["status"] == "final"
 
 

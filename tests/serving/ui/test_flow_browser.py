@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.fakes import FakeCoder, Rule
 
-from .conftest import LiveServer, encounter_payload, serve
+from .conftest import PROBLEM_NOTE, LiveServer, serve
 from .test_browser import _CONTRAST_JS, _UNLABELLED_JS, _card, _sign_in
 
 pytestmark = pytest.mark.browser
@@ -66,20 +65,6 @@ def _twenty_coder() -> FakeCoder:
 def twenty_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
     with serve(tmp_path, _twenty_coder()) as server:
         yield server
-
-
-def _api(server: LiveServer, role: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {server.keys[role]}"}, timeout=30
-    )
-
-
-def _submit(server: LiveServer, encounter_id: str, text: str | None = None, **extra: Any) -> None:
-    payload = encounter_payload(encounter_id) if text is None else encounter_payload(encounter_id, text)
-    payload.update(extra)
-    with _api(server, "integration") as client:
-        response = client.post("/v1/encounters", params={"route": "review"}, json=payload)
-    assert response.status_code in (200, 201), response.text
 
 
 def _focused_card(page: Any) -> str | None:
@@ -140,7 +125,7 @@ def test_table_view_groups_codes_and_key_sequencing_is_kept_by_finalize(
     live_server: LiveServer, page: Any
 ) -> None:
     encounter_id = "enc-ui-seq"
-    _submit(live_server, encounter_id, date="2026-11-30")
+    live_server.submit(encounter_id, date="2026-11-30")
     _sign_in(page, live_server)
     page.get_by_role("button", name="Claim next item").click()
     page.wait_for_url("**/ui/review/*")
@@ -207,16 +192,16 @@ def test_table_view_groups_codes_and_key_sequencing_is_kept_by_finalize(
     page.locator("#final-codes").wait_for()
     assert page.locator("#final-codes").inner_text().startswith(f"{second}, {first}")
 
-    with _api(live_server, "integration") as client:
+    with live_server.api("integration") as client:
         final = client.get(f"/v1/encounters/{encounter_id}").json()["final_codes"]
     assert [c["code"] for c in final] == [c for c in shown if c != "E66.9"]
-    with _api(live_server, "admin") as client:
+    with live_server.api("admin") as client:
         events = client.get("/v1/audit", params={"encounter_id": encounter_id, "limit": 500}).json()["events"]
     finalized = next(e for e in events if e["action"] == "review.finalized")
     assert finalized["after"]["principal"] == f"ICD-10-CM:{second}"
     bulk = [e for e in events if e["action"] == "review.decision.accept"]
     assert bulk and all(e["after"]["reason"] == "accepted in bulk: confidence at or above 50%" for e in bulk)
-    with _api(live_server, "coder") as client:
+    with live_server.api("coder") as client:
         stored = client.get(f"/v1/review/items/{item_id}").json()["sequence"]
     assert stored[0] == "ICD-10-CM|" + second.replace(".", "")
 
@@ -228,7 +213,7 @@ def test_compact_queue_shows_fifteen_rows_and_claims_a_chosen_item_by_keyboard(
     live_server: LiveServer, page: Any
 ) -> None:
     for n in range(18):
-        _submit(live_server, f"enc-q-{n:02d}")
+        live_server.submit(f"enc-q-{n:02d}")
     page.set_viewport_size({"width": 1440, "height": 900})
     _sign_in(page, live_server)
     page.locator("#queue-body tr").nth(17).wait_for()
@@ -269,7 +254,7 @@ def test_compact_queue_shows_fifteen_rows_and_claims_a_chosen_item_by_keyboard(
     assert page.locator("#finalize").is_visible()
 
     # an item another coder holds cannot be claimed from the queue
-    with _api(live_server, "admin") as client:
+    with live_server.api("admin") as client:
         held = client.post("/v1/review/claim").json()
     page.goto(f"{live_server.url}/ui/queue")
     held_row = page.locator(f'#queue-body tr[data-item-id="{held["item_id"]}"]')
@@ -293,7 +278,7 @@ def test_lease_renews_while_the_coder_works_and_expiry_disables_finalize(
     short_lease_server: LiveServer, page: Any
 ) -> None:
     server = short_lease_server
-    _submit(server, "enc-ui-lease")
+    server.submit("enc-ui-lease")
     _sign_in(page, server)
     page.get_by_role("button", name="Claim next item").click()
     page.wait_for_url("**/ui/review/*")
@@ -302,7 +287,7 @@ def test_lease_renews_while_the_coder_works_and_expiry_disables_finalize(
     assert page.locator("#lease-until").inner_text().endswith("left")
 
     def expires() -> str:
-        with _api(server, "coder") as client:
+        with server.api("coder") as client:
             return str(client.get(f"/v1/review/items/{item_id}").json()["lease_expires_at"])
 
     before = expires()
@@ -337,7 +322,7 @@ def test_superseded_item_links_to_the_new_revision_with_decisions_carried(
     from .conftest import NOTE
 
     encounter_id = "enc-ui-super"
-    _submit(live_server, encounter_id)
+    live_server.submit(encounter_id)
     _sign_in(page, live_server)
     page.get_by_role("button", name="Claim next item").click()
     page.wait_for_url("**/ui/review/*")
@@ -351,7 +336,7 @@ def test_superseded_item_links_to_the_new_revision_with_decisions_carried(
     page.wait_for_selector('.code-card[data-code="E66.9"][data-status="rejected"]')
 
     # the EHR sends a new revision: obesity is gone from the note, the rest stays
-    _submit(live_server, encounter_id, NOTE.replace(" Obesity.", " Weight stable."))
+    live_server.submit(encounter_id, NOTE.replace(" Obesity.", " Weight stable."))
     page.reload()
     link = page.get_by_role("link", name="Open the new revision")
     link.wait_for()
@@ -374,8 +359,8 @@ def test_superseded_item_links_to_the_new_revision_with_decisions_carried(
 def test_twenty_code_encounter_by_keyboard_in_at_most_forty_presses(
     twenty_server: LiveServer, page: Any
 ) -> None:
-    _submit(twenty_server, "enc-twenty", TWENTY_NOTE, date="2026-11-28")
-    _submit(twenty_server, "enc-after", "ASSESSMENT AND PLAN: Essential hypertension. Asthma.\n")
+    twenty_server.submit("enc-twenty", TWENTY_NOTE, date="2026-11-28")
+    twenty_server.submit("enc-after", "ASSESSMENT AND PLAN: Essential hypertension. Asthma.\n")
     page.set_viewport_size({"width": 1440, "height": 900})
     _sign_in(page, twenty_server)
     page.locator('#queue-body tr[data-encounter-id="enc-twenty"]').wait_for()
@@ -415,11 +400,11 @@ def test_twenty_code_encounter_by_keyboard_in_at_most_forty_presses(
     assert next_code == "I10", "focus lands on the next item's first undecided code"
     assert keys.count <= 40, f"{keys.count} key presses"
 
-    with _api(twenty_server, "coder") as client:
+    with twenty_server.api("coder") as client:
         item = client.get(f"/v1/review/items/{item_id}").json()
     assert item["status"] == "final"
     assert {c["status"] for c in item["codes"]} == {"accepted", "rejected"}, "every code was decided"
-    with _api(twenty_server, "admin") as client:
+    with twenty_server.api("admin") as client:
         events = client.get("/v1/audit", params={"encounter_id": "enc-twenty", "limit": 500}).json()["events"]
     finalized = next(e for e in events if e["action"] == "review.finalized")
     assert finalized["after"]["accepted_undecided"] == [], "nothing was accepted without a decision"
@@ -440,7 +425,7 @@ def test_pages_reflow_at_200_percent_zoom_and_focus_follows_each_action(
 ) -> None:
     """1440x900 at 200% zoom is a 720x450 CSS viewport: nothing scrolls sideways, the note keeps most of the
     width (the panes stack), and focus stays on a card after each keyboard action."""
-    _submit(live_server, "enc-ui-zoom")
+    live_server.submit("enc-ui-zoom")
     page.set_viewport_size({"width": 720, "height": 450})
     _sign_in(page, live_server)
     page.locator("#queue-body tr").first.wait_for()
@@ -474,30 +459,18 @@ def test_pages_reflow_at_200_percent_zoom_and_focus_follows_each_action(
     page.locator("#message").filter(has_text="press Shift+F again").wait_for()
     page.keyboard.press("Shift+F")
     page.locator("#message").filter(has_text="The queue is empty").wait_for()
-    with _api(live_server, "integration") as client:
+    with live_server.api("integration") as client:
         assert client.get("/v1/encounters/enc-ui-zoom").json()["status"] == "final"
 
 
 # -- finalize and next through a refused finalize --------------------------------------------------------
 
 
-@pytest.fixture
-def problem_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
-    from .test_browser import PROBLEM_RULES
-
-    with serve(
-        tmp_path, FakeCoder(rules=PROBLEM_RULES, auto_accept=0.0, version="ui-problem-coder-1")
-    ) as server:
-        yield server
-
-
 def test_finalize_and_next_goes_on_after_the_problems_are_overridden(
     problem_server: LiveServer, page: Any
 ) -> None:
-    from .test_browser import PROBLEM_NOTE
-
-    _submit(problem_server, "enc-ui-blocked", PROBLEM_NOTE)
-    _submit(problem_server, "enc-ui-following", "ASSESSMENT AND PLAN: Essential hypertension.\n")
+    problem_server.submit("enc-ui-blocked", PROBLEM_NOTE)
+    problem_server.submit("enc-ui-following", "ASSESSMENT AND PLAN: Essential hypertension.\n")
     _sign_in(page, problem_server)
     page.locator('#queue-body tr[data-encounter-id="enc-ui-blocked"]').wait_for()
     page.keyboard.press("n")
@@ -527,5 +500,5 @@ def test_finalize_and_next_goes_on_after_the_problems_are_overridden(
     )
     page.locator("#enc-id").filter(has_text="enc-ui-following").wait_for()
     assert _wait_focus_on_pending(page) == "I10"
-    with _api(problem_server, "coder") as client:
+    with problem_server.api("coder") as client:
         assert client.get(f"/v1/review/items/{blocked_item}").json()["status"] == "final"

@@ -19,22 +19,14 @@ import pytest
 from medcode.settings import reset_settings
 from tests.data.conftest import PCS_CODES, PCS_TABLES
 
-from .conftest import NOTE, LiveServer, encounter_payload, note_coder, serve
+from .conftest import NOTE, LiveServer, note_coder, serve
 from .test_browser import _card, _sign_in
-from .test_flow_browser import Keys, _api, _check_accessibility, _screenshot
+from .test_flow_browser import Keys, _check_accessibility, _screenshot
 
 pytestmark = pytest.mark.browser
 
 HIP = "Hip fracture right, initial"
 LOOKUP_NOTE = NOTE.replace("Obesity.\n", f"Obesity. {HIP} evaluation after a fall.\n")
-
-
-def _submit(server: LiveServer, encounter_id: str) -> None:
-    with _api(server, "integration") as client:
-        response = client.post(
-            "/v1/encounters", params={"route": "review"}, json=encounter_payload(encounter_id, LOOKUP_NOTE)
-        )
-    assert response.status_code in (200, 201), response.text
 
 
 def _select(page: Any, start: int, end: int) -> None:
@@ -63,7 +55,7 @@ def _select(page: Any, start: int, end: int) -> None:
 def test_plus_opens_search_from_selected_text_and_enter_adds_the_code(
     live_server: LiveServer, page: Any
 ) -> None:
-    _submit(live_server, "enc-lookup-1")
+    live_server.submit("enc-lookup-1", LOOKUP_NOTE)
     _sign_in(page, live_server)
     page.get_by_role("button", name="Claim next item").click()
     page.wait_for_url("**/ui/review/*")
@@ -110,7 +102,7 @@ def test_plus_opens_search_from_selected_text_and_enter_adds_the_code(
     keys.press("Enter")
     page.wait_for_selector('.code-card[data-code="S72.001A"][data-status="added"]')
     item = int(page.url.rstrip("/").split("/")[-1])
-    with _api(live_server, "coder") as client:
+    with live_server.api("coder") as client:
         codes = client.get(f"/v1/review/items/{item}").json()["codes"]
     added = next(c for c in codes if c["code"] == "S72.001A")
     assert [e["text"] for e in added["evidence"]] == [HIP], "the selected text is the added code's evidence"
@@ -133,7 +125,7 @@ def pcs_server(tmp_path: Path, ui_pipeline: Any) -> Iterator[LiveServer]:
 
 
 def test_pcs_builder_walks_the_axes_by_keyboard_and_adds_the_code(pcs_server: LiveServer, page: Any) -> None:
-    _submit(pcs_server, "enc-lookup-pcs")
+    pcs_server.submit("enc-lookup-pcs", LOOKUP_NOTE)
     _sign_in(page, pcs_server)
     page.get_by_role("button", name="Claim next item").click()
     page.wait_for_url("**/ui/review/*")
