@@ -1,14 +1,16 @@
 """Helpers of the service tests: the fake coder (`tests.fakes.FakeCoder`, keyword rules, negation-aware like
-the real one), a settable clock, encounter JSON and FHIR Bundles."""
+the real one), a settable clock, encounter JSON and FHIR Bundles, and clients run at once on threads."""
 
 from __future__ import annotations
 
 import base64
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tests.fakes import FakeCoder
 
-__all__ = ["FakeClock", "FakeCoder", "encounter_json", "fhir_bundle", "fhir_document"]
+__all__ = ["FakeClock", "FakeCoder", "encounter_json", "fhir_bundle", "fhir_document", "run_at_once"]
 
 
 class FakeClock:
@@ -26,6 +28,31 @@ class FakeClock:
         from datetime import timedelta
 
         self.now = self.now + timedelta(seconds=seconds)
+
+
+def run_at_once(calls: Sequence[tuple[str, Callable[[], None]]], *, timeout: float) -> list[str]:
+    """Run each (name, call) on its own thread, all at once, and wait up to `timeout` seconds for each. What
+    went wrong, one line per call: an exception it raised (a timeout, a dropped connection), named, so that
+    the test fails with its cause, or that it still runs after the wait."""
+    errors: list[str] = []
+
+    def guarded(name: str, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception as exc:
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=guarded, args=call) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    errors.extend(
+        f"{name}: still running after {timeout} s"
+        for (name, _), t in zip(calls, threads, strict=True)
+        if t.is_alive()
+    )
+    return errors
 
 
 def encounter_json(encounter_id: str, text: str, **extra: object) -> dict[str, object]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from medcode.serving.services.review_checks import rule_tabular
 from medcode.serving.ui.annotate import annotate
 
 from .conftest import bearer, new_key
-from .fakes import FakeClock, encounter_json
+from .fakes import FakeClock, encounter_json, run_at_once
 
 ACCEPT_UNDECIDED = {"accept_undecided": True}
 """Finalize body: keep the codes left without a decision as suggested."""
@@ -56,12 +57,6 @@ def test_eight_coders_claim_fifty_items_without_overlap(app: FastAPI, base_url: 
     claimed: list[list[int]] = [[] for _ in range(N_CODERS)]
     errors: list[str] = []
 
-    def work(index: int) -> None:
-        try:
-            claim_and_decide(index)
-        except Exception as exc:  # a timeout or a dropped connection fails the test with its cause
-            errors.append(f"coder {index}: {type(exc).__name__}: {exc}")
-
     def claim_and_decide(index: int) -> None:
         with httpx.Client(base_url=base_url, headers=bearer(coder_keys[index]), timeout=120) as http:
             start.wait()
@@ -83,11 +78,9 @@ def test_eight_coders_claim_fifty_items_without_overlap(app: FastAPI, base_url: 
                 if finalized.status_code != 200:
                     errors.append(f"finalize {finalized.status_code}: {finalized.text}")
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(N_CODERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
+    errors += run_at_once(
+        [(f"coder {i}", partial(claim_and_decide, i)) for i in range(N_CODERS)], timeout=300
+    )
     assert not errors, errors[:5]
     everything = [item for items in claimed for item in items]
     assert len(everything) == N_ITEMS
@@ -113,11 +106,8 @@ def test_simultaneous_claims_never_share_an_item(app: FastAPI, base_url: str) ->
             response = http.post("/v1/review/claim")
             results[index] = response.json()["item_id"] if response.status_code == 200 else None
 
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(coder_keys))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    errors = run_at_once([(f"coder {i}", partial(claim, i)) for i in range(len(coder_keys))], timeout=120)
+    assert not errors, errors[:5]
     won = [r for r in results if r is not None]
     assert len(won) == N_CODERS and len(set(won)) == N_CODERS  # 8 items, 16 coders: 8 win, 8 get 204
 
@@ -163,11 +153,9 @@ def test_resubmissions_racing_finalizations_stay_consistent(app: FastAPI, base_u
             payload = encounter_json(encounter_id, "Diabetes and asthma, revised.")
             resubmitted[encounter_id] = http.post("/v1/encounters", json=payload).status_code
 
-    threads = [threading.Thread(target=f, args=(e,)) for e in claims for f in (finalize, resubmit)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    calls = [(f"{f.__name__} {e}", partial(f, e)) for e in claims for f in (finalize, resubmit)]
+    errors = run_at_once(calls, timeout=120)
+    assert not errors, errors[:5]
     assert set(resubmitted.values()) == {201}
     assert set(finalized.values()) <= {200, 409}
     with httpx.Client(base_url=base_url, headers=integration, timeout=60) as http:

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -30,7 +31,7 @@ from medcode.serving.services import keys as key_service
 
 from .child_server import free_port, wait_healthy
 from .conftest import _postgres_database, bearer
-from .fakes import encounter_json
+from .fakes import encounter_json, run_at_once
 
 # Each test starts two server processes that load a model (tens of seconds on a busy machine).
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(800)]
@@ -146,12 +147,6 @@ def test_claims_stay_exclusive_across_two_workers(
     lock = threading.Lock()
     start = threading.Barrier(N_CODERS)
 
-    def coder(key: str) -> None:
-        try:
-            claim_and_release(key)
-        except Exception as exc:  # a timeout or a dropped connection fails the test with its cause
-            errors.append(f"coder {key[-6:]}: {type(exc).__name__}: {exc}")
-
     def claim_and_release(key: str) -> None:
         with httpx.Client(base_url=server.url, headers=bearer(key), timeout=120) as http:
             start.wait()
@@ -185,12 +180,8 @@ def test_claims_stay_exclusive_across_two_workers(
                 text = f"Essential hypertension and type 2 diabetes, visit {i}. Denies chest pain."
                 submitted = http.post("/v1/encounters?route=review", json=encounter_json(f"w{i}", text))
                 assert submitted.status_code == 201, submitted.text
-        threads = [threading.Thread(target=coder, args=(key,)) for key in coder_keys]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=300)
-        assert not any(t.is_alive() for t in threads), "a coder hung"
+        coders = [(f"coder {key[-6:]}", partial(claim_and_release, key)) for key in coder_keys]
+        errors += run_at_once(coders, timeout=300)  # a coder that hung is one of them
         workers = _loads_seen(server.url, _health_version(server.url), want=2, timeout=60)
     finally:
         server.stop()
