@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from medcode.commands.model import add_model_argument
 from medcode.data.errors import MedcodeError
 from medcode.data.types import Document, Encounter, Patient
 from medcode.model.base import Coder
@@ -277,7 +278,7 @@ def append_notes(result: dict[str, Any], path: Path) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None, help="model reference (default: MEDCODE_MODEL, 'champion')")
+    add_model_argument(parser)
     parser.add_argument(
         "--dataset",
         default=None,

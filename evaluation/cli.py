@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from medcode.commands.model import add_model_argument
+
 log = logging.getLogger(__name__)
 
 
@@ -55,12 +57,7 @@ def _register_evaluate(subparsers: Any) -> None:
         "plots to --out and logs the run to MLflow.",
     )
     _corpus_arguments(parser)
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="model reference: champion (default), builtin, "
-        "models:/NAME/VERSION, models:/NAME@alias or a model pack folder",
-    )
+    add_model_argument(parser)
     parser.add_argument(
         "--out",
         type=Path,
