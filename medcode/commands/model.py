@@ -33,10 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
     """`--model REF`, the same option on every command that codes encounters (suggest, batch, evaluate,
-    benchmark): read as `args.model or settings.model_ref`."""
+    benchmark, serve): read as `args.model or settings.model_ref`."""
     parser.add_argument(
         "--model",
         default=None,
+        metavar="REF",
         help="model reference: builtin, champion, models:/NAME/VERSION, models:/NAME@ALIAS or a pack folder "
         "(default: MEDCODE_MODEL, else champion)",
     )

@@ -14,6 +14,8 @@ import signal
 import sys
 from typing import Any
 
+from medcode.commands.model import add_model_argument
+
 logger = logging.getLogger(__name__)
 
 WORKER_HEALTHCHECK_SECONDS = 120
@@ -35,11 +37,7 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--db", metavar="URL", help="database URL (default: MEDCODE_DATABASE_URL or SQLite)")
-    serve.add_argument(
-        "--model",
-        metavar="REF",
-        help="model: champion (default), builtin, models:/NAME@alias or a pack folder",
-    )
+    add_model_argument(serve)
     serve.add_argument("--log-level", default=None, help="log level (default: MEDCODE_LOG_LEVEL or INFO)")
     serve.add_argument(
         "--workers",
