@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from medcode.serving.app import create_app
 from tests.fakes import FakeCoder, Rule
+from tests.serving.child_server import free_port
 from tests.serving.conftest import make_settings, new_key
 
 NOTE = (
@@ -73,12 +73,6 @@ def encounter_payload(encounter_id: str, text: str = NOTE) -> dict[str, object]:
         "setting": "outpatient",
         "documents": [{"document_id": "d1", "type": "progress_note", "text": text}],
     }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -139,7 +133,7 @@ def serve(tmp_path: Path, coder: Any, **settings_overrides: Any) -> Iterator[Liv
     )
     app = create_app(settings, coder=coder)
     keys = {role: new_key(app, role, f"ui {role}") for role in ("coder", "integration", "admin")}
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
