@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 BACKENDS = ("torch", "numpy")
+TRAINING_PRECISION = "float32"
+"""What a training computes the vectors it stores in (code names, training sentences and documents): float32
+whatever the machine, so that a pack answers the same everywhere; bfloat16 stays a serving choice."""
 
 
 @dataclass(frozen=True, slots=True)

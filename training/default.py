@@ -32,7 +32,7 @@ from medcode.model.candidates.generate import Candidate, EncounterView
 from medcode.model.catalog import Knowledge
 from medcode.model.pack import fingerprint_texts
 from medcode.model.rules.pipeline import RulesConfig
-from medcode.model.runtime import Runtime
+from medcode.model.runtime import TRAINING_PRECISION, Runtime
 from medcode.model.text.pipeline import TextPipeline
 from medcode.model.text.sources import full_pipeline
 from medcode.model.thresholds import tune_task_thresholds
@@ -125,8 +125,10 @@ def fit_default(
     keeps the compiled lexicon and the code vectors between fits; `rules` is the coding-rules config the
     model runs (default: on, no NCCI edits). `resources` and `prepared` (notes already read with `pipeline`)
     may be passed in to reuse work across fits (experiments, tests). `encoder` is the sentence encoder
-    of dense retrieval (None: the packaged one; a linked one travels inside the pack)."""
+    of dense retrieval (None: the packaged one; a linked one travels inside the pack). `runtime` computes the
+    vectors the pack stores (default: float32 on any machine, `TRAINING_PRECISION`)."""
     config = config or DefaultConfig()
+    runtime = runtime or Runtime(precision=TRAINING_PRECISION)
     started = time.perf_counter()
     train = [e for e in train if e.gold is not None]
     if len(train) < 4:

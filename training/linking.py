@@ -33,7 +33,7 @@ import numpy as np
 from medcode.data.types import Encounter, Mention
 from medcode.model.candidates.dense import ENCODER_NAME, Encoder, packaged_encoder_path
 from medcode.model.catalog import CM, PCS, CodeCatalog, Knowledge
-from medcode.model.runtime import Runtime
+from medcode.model.runtime import TRAINING_PRECISION, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -434,7 +434,7 @@ def encoder_for_training(
             )
         return pairs
 
-    runtime = runtime or Runtime()
+    runtime = runtime or Runtime(precision=TRAINING_PRECISION)
     return linked_encoder(
         key_parts,
         make_pairs,

@@ -301,9 +301,13 @@ def build_code_index(
     cache_dir: Path | None = None,
 ) -> DenseCodeIndex:
     """Embed code names (at training time). With `cache_dir`, through `cache_dir/dense` chunk by chunk, so
-    that a long first embedding resumes where it stopped. `key` names the code set (catalog fingerprint +
-    system)."""
-    folder = cache_dir / "dense" / encoder.name if cache_dir is not None else None
+    that a long first embedding resumes where it stopped (one folder per encoder and number format). `key`
+    names the code set (catalog fingerprint + system)."""
+    folder = (
+        cache_dir / "dense" / f"{encoder.name}-{resolve_precision(encoder.precision)}"
+        if cache_dir is not None
+        else None
+    )
     parts: list[np.ndarray] = []
     todo = [i for i in range(0, len(texts), CHUNK)]
     if todo and not (

@@ -149,7 +149,7 @@ def test_pack_carries_the_linked_encoder_and_gives_the_same_vectors(
     tuned: tuple[Path, dict[str, float]], tmp_path: Path
 ) -> None:
     folder, _ = tuned
-    encoder = Encoder(path=folder, name="linked-test", threads=1)
+    encoder = Encoder(path=folder, name="linked-test", threads=1, precision="float32")
     codes = sorted(CODES)
     vectors = encoder.encode([CODES[c] for c in codes])
     save_code_indexes({CM: DenseCodeIndex(codes, [CODES[c] for c in codes], vectors)}, tmp_path, encoder)
