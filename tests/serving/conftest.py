@@ -99,6 +99,10 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+Auth = Callable[[str], dict[str, str]]
+"""The `as_role` fixture: a role's name -> the Authorization header of that role's key."""
+
+
 @pytest.fixture
-def as_role(keys: dict[str, str]) -> Callable[[str], dict[str, str]]:
+def as_role(keys: dict[str, str]) -> Auth:
     return lambda role: bearer(keys[role])

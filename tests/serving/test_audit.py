@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from .conftest import Auth
 from .fakes import encounter_json
-
-Auth = Callable[[str], dict[str, str]]
 
 
 def _workflow(client: TestClient, as_role: Auth) -> int:

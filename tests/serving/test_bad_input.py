@@ -4,7 +4,6 @@ and leaves nothing half-written; note text never reaches the log."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import pytest
 from fastapi import FastAPI
@@ -15,10 +14,9 @@ from medcode.data.types import Result
 from medcode.serving.app import create_app
 from medcode.serving.orm import AuditEventRow, EncounterRow, ReviewItemRow, RevisionRow
 
-from .conftest import bearer, make_settings, new_key
+from .conftest import Auth, bearer, make_settings, new_key
 from .fakes import FakeClock, FakeCoder, encounter_json
 
-Auth = Callable[[str], dict[str, str]]
 SECRET_NOTE = "Zanzibar-quokka patient narrative with diabetes"
 
 

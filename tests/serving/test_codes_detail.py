@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from medcode.serving.errors import InvalidRequest, NotFound
 from medcode.serving.services.code_detail import pcs_step
 from tests.data.conftest import PCS_CODES, PCS_TABLES
 
-Auth = Callable[[str], dict[str, str]]
+from .conftest import Auth
 
 
 def _detail(client: TestClient, auth: Auth, system: str, code: str) -> dict:

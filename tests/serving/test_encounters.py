@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from medcode.serving.orm import EncounterRow, RevisionRow
 
+from .conftest import Auth
 from .fakes import FakeClock, encounter_json
-
-Auth = Callable[[str], dict[str, str]]
 
 
 def _count(app: FastAPI, model: type) -> int:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from medcode.data.feedback import FeedbackExample
 from medcode.serving.feedback import export_feedback
 
+from .conftest import Auth
 from .fakes import encounter_json
 
-Auth = Callable[[str], dict[str, str]]
 NOTE = "Type 2 diabetes. Asthma. Hypertension."
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 
-Auth = Callable[[str], dict[str, str]]
+from .conftest import Auth
+
 URL = "/fhir/r4/$suggest-codes"
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 NOTE = "Admitted for appendicitis; laparoscopic appendectomy. Known hypertension. No chest pain. Diabetes."

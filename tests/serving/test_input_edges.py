@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,9 @@ from medcode.data.types import Encounter, Result
 from medcode.serving.app import create_app
 from medcode.serving.orm import EncounterRow
 
-from .conftest import bearer, make_settings, new_key
+from .conftest import Auth, bearer, make_settings, new_key
 from .fakes import FakeCoder, encounter_json, fhir_bundle, fhir_document
 
-Auth = Callable[[str], dict[str, str]]
 JSON = {"Content-Type": "application/json"}
 BIG = 2**63
 

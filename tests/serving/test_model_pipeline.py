@@ -3,15 +3,14 @@ not from the one installed from the datasets folder."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from .conftest import Auth
 from .fakes import FakeCoder, encounter_json
 
-Auth = Callable[[str], dict[str, str]]
 NOTE = "Type 2 diabetes. Hypertension. Denies chest tightness."
 
 

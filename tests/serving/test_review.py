@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,9 +13,9 @@ from sqlalchemy.exc import DBAPIError
 from medcode.serving.orm import DecisionRow
 from tests.fakes import Rule
 
+from .conftest import Auth
 from .fakes import FakeClock, FakeCoder, encounter_json
 
-Auth = Callable[[str], dict[str, str]]
 NOTE = "Type 2 diabetes. Asthma. Hypertension."
 PIPELINE_TERMS = [
     "diabetes",

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from .conftest import Auth
 from .fakes import FakeClock, encounter_json
 
-Auth = Callable[[str], dict[str, str]]
 NOTE = "Type 2 diabetes. Asthma. Hypertension. Stage 3b kidney disease."
 
 

@@ -3,17 +3,13 @@ role may call which endpoint is the matrix in test_role_matrix.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from medcode.serving.auth import SYSTEM_PRINCIPAL
 from medcode.serving.services import keys as key_service
 
-from .conftest import bearer
-
-Auth = Callable[[str], dict[str, str]]
+from .conftest import Auth, bearer
 
 
 def test_health_needs_no_key(client: TestClient) -> None:

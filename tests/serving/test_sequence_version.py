@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastapi.testclient import TestClient
 
+from .conftest import Auth
 from .fakes import encounter_json
 
-Auth = Callable[[str], dict[str, str]]
 NOTE = "Type 2 diabetes. Asthma. Hypertension."
 
 
