@@ -1,6 +1,7 @@
 """Time the quick-start commands of the command line, each in a fresh process, as a user runs them.
 
-    python -m benchmarks.first_run --pack PACK [--runs 3] [--out FILE.json]
+    python -m benchmarks.first_run --pack PACK [--runs 3] [--out FILE.json] [--set MEDCODE_X=VALUE]
+        [--only suggest|extract|codes]
 
 Measures `medcode suggest --model PACK note.txt`, `medcode extract sentence.txt` and `medcode codes show I10`:
 wall seconds and the CPU seconds of the process and its children (user + system, from `os.wait4`), with
@@ -67,20 +68,37 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--home", type=Path, default=None, help="MEDCODE_HOME (default: a new empty one)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MEDCODE_X=VALUE",
+        help="a setting for the timed commands (e.g. MEDCODE_ENCODER_BACKEND=torch); repeatable",
+    )
+    parser.add_argument("--only", choices=["suggest", "extract", "codes"], default=None)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="first-run-"))
     (work / "note.txt").write_text(NOTE)
     (work / "sentence.txt").write_text(SENTENCE)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDCODE_", "TQDM_"))}
     env["MEDCODE_HOME"] = str(args.home or work / "home")
+    for setting in args.set:
+        name, _, value = setting.partition("=")
+        env[name] = value
     medcode = [sys.executable, "-m", "medcode.cli"]
     commands = [
         [*medcode, "suggest", "--model", str(args.pack), str(work / "note.txt"), "--compact"],
         [*medcode, "extract", str(work / "sentence.txt"), "--compact"],
         [*medcode, "codes", "show", "I10"],
     ]
-    results = [measure(argv, env, args.runs) for argv in commands]
-    report = {"pack": str(args.pack), "cpus": os.cpu_count(), "runs": args.runs, "results": results}
+    results = [measure(argv, env, args.runs) for argv in commands if args.only in (None, argv[3])]
+    report = {
+        "pack": str(args.pack),
+        "cpus": os.cpu_count(),
+        "runs": args.runs,
+        "settings": args.set,
+        "results": results,
+    }
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

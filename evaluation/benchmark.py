@@ -204,11 +204,12 @@ def _time_each(
     from tqdm import tqdm
 
     from medcode.evaluation.metrics import latency_summary  # numpy: when used, not at `medcode --help`
+    from medcode.evaluation.runner import bar_switch
 
     latencies: list[float] = []
     answers: list[T] = []
     start = time.perf_counter()
-    for encounter in tqdm(encounters, desc=desc, unit="note", file=sys.stderr, disable=not progress):
+    for encounter in tqdm(encounters, desc=desc, unit="note", file=sys.stderr, **bar_switch(progress)):
         t0 = time.perf_counter()
         answers.append(call(encounter))
         latencies.append(time.perf_counter() - t0)

@@ -87,6 +87,12 @@ class ModelRun:
         return latency_summary(self.latencies, self.seconds)
 
 
+def bar_switch(progress: bool) -> dict[str, bool]:
+    """tqdm's `disable` for a command's progress flag: off when asked, else left to tqdm, which reads
+    TQDM_DISABLE (set by the command line when stderr is not a terminal, unless --progress)."""
+    return {} if progress else {"disable": True}
+
+
 def run_coder(
     coder: Coder, encounters: Sequence[Encounter], *, desc: str = "suggest", progress: bool = True
 ) -> ModelRun:
@@ -95,7 +101,7 @@ def run_coder(
 
     run = ModelRun(results=[])
     start = time.perf_counter()
-    for encounter in tqdm(encounters, desc=desc, unit="note", file=sys.stderr, disable=not progress):
+    for encounter in tqdm(encounters, desc=desc, unit="note", file=sys.stderr, **bar_switch(progress)):
         t0 = time.perf_counter()
         result = coder.suggest(encounter)
         run.latencies.append(time.perf_counter() - t0)
