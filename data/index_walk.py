@@ -9,19 +9,24 @@ of the deepest subterm reached, or the main term's default code when no subterm 
 The Neoplasm table is walked by site with the column the behaviour names (malignant primary / secondary,
 in situ, benign, uncertain, unspecified); the Drug table is kept by substance and intent column.
 
-`IndexTree` is plain data (`to_json` / `from_json`) so a model pack carries it. Word matching is the
-caller's: `walk` takes a `words` function (text -> normalised content words) so this module stays free of
-the text pipeline; the same function must normalise the mention and the index titles.
+`IndexTree` is plain data (`to_json` / `from_json` / `loads`) so a model pack carries it; a loaded tree
+decodes a main term's subtree, and the Neoplasm and Drug tables, on first use (a note walks a few of the
+~8,000 main terms), and writes back the same JSON whether decoded or not. Word matching is the caller's:
+`walk` takes a `words` function (text -> normalised content words) so this module stays free of the text
+pipeline; the same function must normalise the mention and the index titles.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, overload
+
+import numpy as np
 
 from medcode.data.icd10cm_index import IndexTerm
 
@@ -121,6 +126,70 @@ class IndexNode:
         )
 
 
+RawNode = bytes | list[Any]
+"""A node as `IndexNode.to_json` writes it: JSON text not parsed yet, or the parsed list."""
+
+
+def _parsed(raw: RawNode) -> Any:
+    return json.loads(raw) if isinstance(raw, bytes) else raw
+
+
+class MainTerms(Sequence[IndexNode]):
+    """The main terms in index order, each decoded from its JSON on first access (`self[i]`); the titles,
+    which choose the main terms a mention names, are at hand without decoding (`title(i)`)."""
+
+    __slots__ = ("_items", "_titles")
+
+    def __init__(self, titles: list[str], items: Iterable[IndexNode | RawNode]) -> None:
+        self._titles = titles
+        self._items = list(items)
+        if len(titles) != len(self._items):
+            raise ValueError(f"{len(titles)} main term titles for {len(self._items)} main terms")
+
+    @classmethod
+    def of(cls, nodes: Iterable[IndexNode]) -> MainTerms:
+        """Main terms already decoded (a tree built from the index files)."""
+        decoded = list(nodes)
+        return cls([n.title for n in decoded], decoded)
+
+    def title(self, i: int) -> str:
+        return self._titles[i]
+
+    @property
+    def titles(self) -> Sequence[str]:
+        return self._titles
+
+    def decoded(self) -> int:
+        """How many main terms are decoded so far."""
+        return sum(1 for item in self._items if isinstance(item, IndexNode))
+
+    def _node(self, i: int) -> IndexNode:
+        item = self._items[i]
+        if isinstance(item, IndexNode):
+            return item
+        node = self._items[i] = IndexNode.from_json(_parsed(item))
+        return node
+
+    @overload
+    def __getitem__(self, i: int) -> IndexNode: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[IndexNode]: ...
+    def __getitem__(self, i: int | slice) -> IndexNode | list[IndexNode]:
+        if isinstance(i, slice):
+            return [self._node(j) for j in range(len(self._items))[i]]
+        return self._node(range(len(self._items))[i])
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[IndexNode]:
+        return (self._node(i) for i in range(len(self._items)))
+
+    def to_json(self) -> list[Any]:
+        """Each main term as `IndexNode.to_json` writes it (an undecoded one: its JSON as it was read)."""
+        return [item.to_json() if isinstance(item, IndexNode) else _parsed(item) for item in self._items]
+
+
 @dataclass(frozen=True, slots=True)
 class WalkHit:
     """Where a walk ended: the path taken (main term first), the code printed there, and how it got there."""
@@ -156,43 +225,97 @@ class IndexTree:
 
     def __init__(
         self,
-        mains: list[IndexNode],
+        mains: Sequence[IndexNode],
         neoplasm: IndexNode | None = None,
         drugs: list[IndexNode] | None = None,
         version: str = "",
     ) -> None:
-        self.mains = mains
-        self.neoplasm = neoplasm
-        self.drugs = drugs or []
+        self.mains = mains if isinstance(mains, MainTerms) else MainTerms.of(mains)
+        self._neoplasm: IndexNode | None = neoplasm
+        self._drugs: list[IndexNode] | None = drugs or []
+        self._raw_neoplasm: RawNode | None = None
+        self._raw_drugs: RawNode | None = None
         self.version = version
-        self._by_title: dict[str, list[int]] = defaultdict(list)
-        for i, main in enumerate(mains):
-            self._by_title[_plain(main.title)].append(i)
-            self._by_title[_plain(main.title.split(",")[0])].append(i)
+        self._titles_plain: dict[str, list[int]] | None = None
         self._heads: dict[int, tuple[Words, dict[str, list[int]], list[frozenset[str]]]] = {}
         self._sizes: dict[int, int] = {}
         self._words_of: Words | None = None
         self._title_words: dict[str, tuple[frozenset[str], ...]] = {}
         self._child_words: dict[int, tuple[IndexNode, list[int], dict[str, list[int]]]] = {}
 
+    @property
+    def neoplasm(self) -> IndexNode | None:
+        """The Neoplasm table (its main term and sites), decoded on first use."""
+        if self._raw_neoplasm is not None:
+            self._neoplasm, self._raw_neoplasm = IndexNode.from_json(_parsed(self._raw_neoplasm)), None
+        return self._neoplasm
+
+    @property
+    def drugs(self) -> list[IndexNode]:
+        """The Table of Drugs and Chemicals by substance, decoded on first use."""
+        if self._drugs is None:
+            assert self._raw_drugs is not None
+            self._drugs = [IndexNode.from_json(d) for d in _parsed(self._raw_drugs)]
+            self._raw_drugs = None
+        return self._drugs
+
+    @property
+    def _by_title(self) -> dict[str, list[int]]:
+        """Main term indices by plain title, and by the plain part before the first comma."""
+        if self._titles_plain is None:
+            by_title: dict[str, list[int]] = defaultdict(list)
+            for i, title in enumerate(self.mains.titles):
+                by_title[_plain(title)].append(i)
+                by_title[_plain(title.split(",")[0])].append(i)
+            self._titles_plain = dict(by_title)
+        return self._titles_plain
+
     # serialisation -----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "mains": [m.to_json() for m in self.mains],
-            "neoplasm": self.neoplasm.to_json() if self.neoplasm else None,
-            "drugs": [d.to_json() for d in self.drugs],
-        }
+        """The tree as JSON data; parts not decoded yet are written as they were read (same JSON)."""
+        if self._raw_neoplasm is not None:
+            neoplasm: Any = _parsed(self._raw_neoplasm)
+        else:
+            neoplasm = self._neoplasm.to_json() if self._neoplasm else None
+        if self._drugs is None:
+            assert self._raw_drugs is not None
+            drugs: Any = _parsed(self._raw_drugs)
+        else:
+            drugs = [d.to_json() for d in self._drugs]
+        return {"version": self.version, "mains": self.mains.to_json(), "neoplasm": neoplasm, "drugs": drugs}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> IndexTree:
+        """The tree from `to_json` data; each main term and table is decoded on first use."""
+        mains = list(data.get("mains", []))
         neoplasm = data.get("neoplasm")
-        return cls(
-            [IndexNode.from_json(m) for m in data.get("mains", [])],
-            IndexNode.from_json(neoplasm) if neoplasm else None,
-            [IndexNode.from_json(d) for d in data.get("drugs", [])],
+        drugs = data.get("drugs", [])
+        return cls._lazy(
+            MainTerms([str(m[0]) for m in mains], mains),
+            neoplasm or None,
+            list(drugs),
             str(data.get("version", "")),
         )
+
+    @classmethod
+    def loads(cls, text: bytes) -> IndexTree:
+        """The tree from the JSON text `to_json` was dumped to, parsing only the main terms' titles now:
+        the text of each main term and table is kept and parsed on first use (ValueError when the text is
+        not JSON)."""
+        split = _split_tree_json(text)
+        if split is None:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError(f"an index tree is a JSON object, not {type(data).__name__}")
+            return cls.from_json(data)
+        version, titles, mains, neoplasm, drugs = split
+        return cls._lazy(MainTerms(titles, list(mains)), neoplasm, drugs, version)
+
+    @classmethod
+    def _lazy(cls, mains: MainTerms, neoplasm: RawNode | None, drugs: RawNode, version: str) -> IndexTree:
+        tree = cls(mains, None, None, version)
+        tree._raw_neoplasm, tree._raw_drugs, tree._drugs = neoplasm, drugs, None
+        return tree
 
     def __len__(self) -> int:
         return len(self.mains)
@@ -204,8 +327,8 @@ class IndexTree:
             return cached[1], cached[2]
         by_word: dict[str, list[int]] = defaultdict(list)
         heads: list[frozenset[str]] = []
-        for i, main in enumerate(self.mains):
-            names, _ = _head_parts(main.title)
+        for i, title in enumerate(self.mains.titles):
+            names, _ = _head_parts(title)
             heads.append(words(names[0]))
             for name in names:
                 head = words(name)
@@ -221,7 +344,7 @@ class IndexTree:
         found: set[int] = set()
         for word in mention_words:
             for i in by_word.get(word, ()):
-                if any(words(name) <= mention_words for name in _head_parts(self.mains[i].title)[0]):
+                if any(words(name) <= mention_words for name in _head_parts(self.mains.title(i))[0]):
                     found.add(i)
         return sorted(found)
 
@@ -453,10 +576,10 @@ class IndexTree:
         for k in range(len(parts), 0, -1):
             key = _plain(", ".join(parts[:k]))
             for i in self._by_title.get(key, ()):
-                main = self.mains[i]
-                exact = _plain(main.title) == key
+                exact = _plain(self.mains.title(i)) == key
                 if not exact and k > 1:
                     continue
+                main = self.mains[i]
                 path: tuple[str, ...] = (main.title,)
                 node, consumed = main, k if exact else 1
                 for part in parts[consumed:]:
@@ -514,6 +637,90 @@ class IndexTree:
             else frozenset()
         )
         return WalkHit(path, code, depth + levels, matched | cues, ("Table of Neoplasms",), "neoplasm")
+
+
+def _split_tree_json(text: bytes) -> tuple[str, list[str], list[bytes], bytes | None, bytes] | None:
+    """`IndexTree.to_json` as `json.dumps` writes it (ASCII), cut without parsing it whole: (version, main
+    term titles, each main term's JSON text, the Neoplasm table's, the Drug table's). The cut follows the
+    brackets outside strings (numpy over the bytes); None for a text of another shape (the caller then
+    parses it whole)."""
+    if not text.isascii():
+        return None
+    chars = np.frombuffer(text, dtype=np.uint8)
+    quotes = np.flatnonzero(chars == ord('"'))
+    closing = np.ones(len(quotes), dtype=bool)
+    for j in np.flatnonzero(chars[np.maximum(quotes - 1, 0)] == ord("\\")).tolist():
+        # a quote ends a string unless an odd run of backslashes precedes it (rare: checked one by one)
+        q = run = int(quotes[j])
+        while run > 0 and text[run - 1] == ord("\\"):
+            run -= 1
+        closing[j] = (q - run) % 2 == 0
+    quotes = quotes[closing]
+    if len(quotes) % 2:
+        return None
+    brackets = np.flatnonzero(
+        (chars == ord("[")) | (chars == ord("]")) | (chars == ord("{")) | (chars == ord("}"))
+    )
+    brackets = brackets[np.searchsorted(quotes, brackets) % 2 == 0]  # outside strings
+    if not len(brackets) or chars[brackets[0]] != ord("{"):
+        return None
+    opening = (chars[brackets] == ord("[")) | (chars[brackets] == ord("{"))
+    step = np.where(opening, 1, -1)
+    after = np.cumsum(step)
+    if after[-1] != 0 or after.min() < 0 or (after[:-1] == 0).any():
+        return None
+    before = after - step
+
+    def values(level: int, start: int, end: int) -> list[tuple[int, int]]:
+        """The spans of the arrays and objects at `level` strictly between `start` and `end`."""
+        inside = (brackets > start) & (brackets < end)
+        starts = brackets[inside & opening & (before == level)].tolist()
+        ends = brackets[inside & ~opening & (after == level)].tolist()
+        return list(zip(starts, ends, strict=True))
+
+    # the top-level object with each array or object in it replaced by its number: keys and scalars
+    top = values(1, int(brackets[0]), int(brackets[-1]))
+    pieces, done = [], 0
+    for n, (start, end) in enumerate(top):
+        pieces += [text[done:start], str(n).encode()]
+        done = end + 1
+    data = json.loads(b"".join([*pieces, text[done:]]))
+    if not isinstance(data, dict):
+        return None
+    mains_at, neoplasm_at, drugs_at = data.get("mains"), data.get("neoplasm"), data.get("drugs")
+    if not (
+        type(mains_at) is int and type(drugs_at) is int and (neoplasm_at is None or type(neoplasm_at) is int)
+    ):
+        return None
+    if any(chars[top[n][0]] != ord("[") for n in (mains_at, neoplasm_at, drugs_at) if n is not None):
+        return None
+    mains_start, mains_end = top[mains_at]
+    mains = values(2, mains_start, mains_end)
+    # the main terms' list holds arrays and nothing else: "[" first "," second ... last "]"
+    bounds = [mains_start, *(b for span in mains for b in span), mains_end]
+    gaps = [text[bounds[j] + 1 : bounds[j + 1]] for j in range(0, len(bounds), 2)]
+    if gaps != ([b"", *[b","] * (len(mains) - 1), b""] if mains else [b""]):
+        return None
+    # each main term's title is its first item: the string right after its "["
+    starts = np.asarray([s for s, _ in mains], dtype=np.int64)
+    at = np.searchsorted(quotes, starts + 1)
+    if len(mains) and (at[-1] + 1 >= len(quotes) or (quotes[at] != starts + 1).any()):
+        return None
+    titles = []
+    for s, e in zip((starts + 1).tolist(), quotes[at + 1].tolist() if len(mains) else [], strict=True):
+        raw = text[s + 1 : e]
+        titles.append(json.loads(text[s : e + 1]) if b"\\" in raw else raw.decode("ascii"))
+
+    def part(n: int) -> bytes:
+        return text[top[n][0] : top[n][1] + 1]
+
+    return (
+        str(data.get("version", "")),
+        titles,
+        [text[s : e + 1] for s, e in mains],
+        None if neoplasm_at is None else part(neoplasm_at),
+        part(drugs_at),
+    )
 
 
 @lru_cache(maxsize=131072)

@@ -239,8 +239,8 @@ def load_index_tree(folder: Path) -> IndexTree | None:
     from medcode.data.index_walk import IndexTree
 
     try:
-        with gzip.open(tree_file, "rt", encoding="utf-8") as fh:
-            return IndexTree.from_json(json.load(fh))
+        with gzip.open(tree_file, "rb") as fh:
+            return IndexTree.loads(fh.read())
     except (OSError, EOFError, ValueError, TypeError) as exc:
         raise ModelNotFoundError(f"model pack {folder} has unreadable code knowledge: {exc}") from exc
 
