@@ -233,8 +233,9 @@ class IndexTree:
         self.mains = mains if isinstance(mains, MainTerms) else MainTerms.of(mains)
         self._neoplasm: IndexNode | None = neoplasm
         self._drugs: list[IndexNode] | None = drugs or []
+        # a loaded tree's tables as read, decoded into the two above on first use (kept: threads may race)
         self._raw_neoplasm: RawNode | None = None
-        self._raw_drugs: RawNode | None = None
+        self._raw_drugs: RawNode = []
         self.version = version
         self._titles_plain: dict[str, list[int]] | None = None
         self._heads: dict[int, tuple[Words, dict[str, list[int]], list[frozenset[str]]]] = {}
@@ -246,17 +247,15 @@ class IndexTree:
     @property
     def neoplasm(self) -> IndexNode | None:
         """The Neoplasm table (its main term and sites), decoded on first use."""
-        if self._raw_neoplasm is not None:
-            self._neoplasm, self._raw_neoplasm = IndexNode.from_json(_parsed(self._raw_neoplasm)), None
+        if self._neoplasm is None and self._raw_neoplasm is not None:
+            self._neoplasm = IndexNode.from_json(_parsed(self._raw_neoplasm))
         return self._neoplasm
 
     @property
     def drugs(self) -> list[IndexNode]:
         """The Table of Drugs and Chemicals by substance, decoded on first use."""
         if self._drugs is None:
-            assert self._raw_drugs is not None
             self._drugs = [IndexNode.from_json(d) for d in _parsed(self._raw_drugs)]
-            self._raw_drugs = None
         return self._drugs
 
     @property
@@ -273,21 +272,20 @@ class IndexTree:
     # serialisation -----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """The tree as JSON data; parts not decoded yet are written as they were read (same JSON)."""
-        if self._raw_neoplasm is not None:
-            neoplasm: Any = _parsed(self._raw_neoplasm)
-        else:
-            neoplasm = self._neoplasm.to_json() if self._neoplasm else None
-        if self._drugs is None:
-            assert self._raw_drugs is not None
-            drugs: Any = _parsed(self._raw_drugs)
-        else:
-            drugs = [d.to_json() for d in self._drugs]
+        neoplasm: Any = None
+        if self._neoplasm is not None:
+            neoplasm = self._neoplasm.to_json()
+        elif self._raw_neoplasm is not None:
+            neoplasm = _parsed(self._raw_neoplasm)
+        drugs = [d.to_json() for d in self._drugs] if self._drugs is not None else _parsed(self._raw_drugs)
         return {"version": self.version, "mains": self.mains.to_json(), "neoplasm": neoplasm, "drugs": drugs}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> IndexTree:
         """The tree from `to_json` data; each main term and table is decoded on first use."""
         mains = list(data.get("mains", []))
+        if not all(isinstance(m, list) and m for m in mains):
+            raise TypeError("each main term of an index tree is a JSON list, its title first")
         neoplasm = data.get("neoplasm")
         drugs = data.get("drugs", [])
         return cls._lazy(

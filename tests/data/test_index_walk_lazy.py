@@ -119,7 +119,14 @@ def test_json_of_another_layout_is_read_whole(built: IndexTree) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    [b"", b'{"version":"v","mains":[["A","",', b"[1, 2]", b'{"mains":[1]}', b'{"mains":true,"drugs":[]}'],
+    [
+        b"",
+        b'{"version":"v","mains":[["A","",',
+        b"[1, 2]",
+        b'{"mains":[1]}',
+        b'{"mains":true,"drugs":[]}',
+        b'{"mains":[{"a":1}]}',
+    ],
 )
 def test_text_that_is_no_tree_is_an_error(text: bytes) -> None:
     with pytest.raises((ValueError, TypeError)):
