@@ -22,11 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from medcode.commands.model import add_model_argument
 from medcode.data.errors import MedcodeError
 from medcode.data.types import Document, Encounter, Patient
 from medcode.model.base import Coder
-from medcode.settings import get_settings
+from medcode.settings import add_model_argument, get_settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

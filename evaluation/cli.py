@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from medcode.commands.model import add_model_argument
+from medcode.settings import add_model_argument
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ Settings are read at the edges (the `medcode` CLI, the app factory, benchmark sc
 
 from __future__ import annotations
 
+import argparse
 import os
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -162,3 +163,15 @@ def get_settings() -> Settings:
 def reset_settings() -> None:
     """Forget the cached settings (tests change the environment)."""
     get_settings.cache_clear()
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """`--model REF`, the same option on every command that codes encounters (suggest, batch, evaluate,
+    benchmark, serve): read as `args.model or settings.model_ref` (MEDCODE_MODEL)."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="REF",
+        help="model reference: builtin, champion, models:/NAME/VERSION, models:/NAME@ALIAS or a pack folder "
+        "(default: MEDCODE_MODEL, else champion)",
+    )

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from medcode.commands.model import add_model_argument
 from medcode.data.errors import InvalidInputError
 from medcode.data.types import Encounter
+from medcode.settings import add_model_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

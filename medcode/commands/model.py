@@ -12,6 +12,7 @@ from medcode.data.errors import DatasetNotFoundError, InvalidInputError
 from medcode.data.icd10cm import load_icd10cm
 from medcode.data.jsonl import parse_encounter_line
 from medcode.data.types import Document, Encounter
+from medcode.settings import add_model_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -29,18 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--compact", action="store_true", help="one-line JSON")
     parser.add_argument("--no-candidates", action="store_true", help="leave the ranked alternatives out")
     parser.set_defaults(func=run_suggest)
-
-
-def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    """`--model REF`, the same option on every command that codes encounters (suggest, batch, evaluate,
-    benchmark, serve): read as `args.model or settings.model_ref`."""
-    parser.add_argument(
-        "--model",
-        default=None,
-        metavar="REF",
-        help="model reference: builtin, champion, models:/NAME/VERSION, models:/NAME@ALIAS or a pack folder "
-        "(default: MEDCODE_MODEL, else champion)",
-    )
 
 
 def read_input(path: str) -> str:

@@ -14,7 +14,7 @@ import signal
 import sys
 from typing import Any
 
-from medcode.commands.model import add_model_argument
+from medcode.settings import add_model_argument
 
 logger = logging.getLogger(__name__)
 
