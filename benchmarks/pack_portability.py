@@ -6,6 +6,9 @@ MEDCODE_HOME with no MEDCODE_* variables — and compare the two outputs with `-
     MEDCODE_HOME=$HOME_A MEDCODE_DATA_DIR=../shared/datasets python -m benchmarks.pack_portability PACK a.json
     env -i PATH=$PATH HOME=/tmp/empty MEDCODE_HOME=/tmp/empty python -m benchmarks.pack_portability COPY b.json
     python -m benchmarks.pack_portability --compare a.json b.json
+
+`--backend numpy|torch` and `--precision float32|bfloat16|auto` choose how the sentence encoder runs (the
+runtime, never the pack): the same pack under two runtimes should give the same codes.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from pathlib import Path
 
 from medcode.data.types import Document, Encounter
 from medcode.model.pack import load_pack
+from medcode.model.runtime import Runtime
 
 
 def code_notes(
-    pack: Path, notes: Path, limit: int
+    pack: Path, notes: Path, limit: int, runtime: Runtime | None = None
 ) -> tuple[dict[str, list[tuple[str, float]]], dict[str, float]]:
     started = time.perf_counter()
-    coder = load_pack(pack)
+    coder = load_pack(pack, runtime)
     loaded = time.perf_counter()
     first: float | None = None
     results: dict[str, list[tuple[str, float]]] = {}
@@ -55,11 +59,14 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true")
     parser.add_argument("--notes", type=Path, default=Path("../shared/datasets/codiesp/dev/text_files_en"))
     parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--backend", choices=["torch", "numpy"], default="torch")
+    parser.add_argument("--precision", choices=["auto", "float32", "bfloat16"], default="auto")
     args = parser.parse_args()
     if args.compare:
         print(json.dumps(compare(*args.paths)))
         return
-    results, timing = code_notes(args.paths[0], args.notes, args.limit)
+    runtime = Runtime(precision=args.precision, encoder_backend=args.backend)
+    results, timing = code_notes(args.paths[0], args.notes, args.limit, runtime)
     args.paths[1].write_text(json.dumps(results))
     print(json.dumps(timing))
 

@@ -49,8 +49,9 @@ class Settings(BaseSettings):
     encoder_precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", alias="MEDCODE_ENCODER_PRECISION"
     )
-    """Number format of the sentence encoder: bfloat16 is about twice as fast where the CPU has native
-    bfloat16 units ("auto" picks it there), float32 everywhere else."""
+    """Number format of the sentence encoder: "auto" (float32, the format of a pack's own vectors, so its own
+    answers), or "bfloat16": about twice as fast where the CPU has native bfloat16 units, but it changes a
+    trained pack's answers."""
     encoder_backend: Literal["auto", "torch", "numpy"] = Field("auto", alias="MEDCODE_ENCODER_BACKEND")
     """What runs the sentence encoder: "auto" is numpy (float32, no torch import) for a one-note command
     (`medcode suggest`) and torch for everything that codes many notes; the codes are the same either way."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from medcode.data.cache import read_cache, write_cache
 from medcode.model.packfile import read_json_gz, write_json_gz
-from medcode.model.runtime import BACKENDS, PRECISIONS, Runtime
+from medcode.model.runtime import BACKENDS, PRECISIONS, TRAINING_PRECISION, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,11 @@ class Encoder:
     """The sentence encoder: texts -> L2-normalised float32 vectors (mean pooling over tokens).
 
     Texts are sorted by length and batched under a token budget, so a note's short mention queries are not
-    padded to the length of its longest sentence. `precision` "bfloat16" runs the weights in bfloat16
-    (about twice as fast on CPUs with native bfloat16 matrix units; vectors agree with float32 to a cosine
-    of 0.9999); "auto" picks it only where the CPU supports it natively.
+    padded to the length of its longest sentence. `precision` "auto" is float32, the format a pack's stored
+    vectors are computed in (`runtime.TRAINING_PRECISION`); "bfloat16" runs the weights in bfloat16, about
+    twice as fast on CPUs with native bfloat16 matrix units, with vectors that agree with float32 only to a
+    cosine of 0.9999: a trained pack's answers change (246 of 250 CodiEsp dev notes in a measurement), so it
+    is only for who asks for it.
     """
 
     def __init__(
@@ -196,16 +198,9 @@ def packaged_encoder_path() -> Path:
 
 
 def resolve_precision(precision: str) -> str:
-    """ "auto" -> "bfloat16" where the CPU computes bfloat16 natively (oneDNN says so), else "float32"."""
-    if precision != "auto":
-        return precision
-    import torch
-
-    try:
-        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        native = False
-    return "bfloat16" if native else "float32"
+    """ "auto" -> the format a pack's vectors are computed in (float32 on every machine): the rankers read
+    similarities to training sentences met again at exactly 1.0, which bfloat16 vectors miss."""
+    return TRAINING_PRECISION if precision == "auto" else precision
 
 
 @dataclass(frozen=True, slots=True)
