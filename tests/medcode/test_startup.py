@@ -116,10 +116,13 @@ def test_quiet_and_verbose_together_is_a_one_line_usage_error(capsys: pytest.Cap
     assert "--verbose and --quiet exclude each other" in capsys.readouterr().err
 
 
-def test_suggest_with_a_trained_pack_imports_neither_torch_nor_scikit_learn(tmp_path: Path) -> None:
-    """A pack saved by this medcode stores its rankers and TF-IDF as arrays: `medcode suggest` with a pack
-    without dense retrieval imports spaCy (the text pipeline) and nothing else heavy, and answers as the
-    model loaded in this process does."""
+@pytest.mark.parametrize("dense", [False, True])
+def test_suggest_with_a_trained_pack_imports_neither_torch_nor_scikit_learn(
+    tmp_path: Path, dense: bool
+) -> None:
+    """A pack saved by this medcode stores its rankers and TF-IDF as arrays, and `medcode suggest` runs the
+    sentence encoder in numpy: it imports spaCy (the text pipeline) and nothing else heavy, and answers as the
+    model loaded in this process (torch encoder) does."""
     import json
 
     from medcode.data.types import Document, Encounter
@@ -128,7 +131,9 @@ def test_suggest_with_a_trained_pack_imports_neither_torch_nor_scikit_learn(tmp_
     from medcode.training.default import fit_default
     from tests.model.synthetic import make_corpus
 
-    config = DefaultConfig(use_dense=False, folds=2, ranker_folds=2, ranker_max_iter=20)
+    config = DefaultConfig(
+        use_dense=dense, dense_scope="training", folds=2, ranker_folds=2, ranker_max_iter=20
+    )
     coder, _ = fit_default(make_corpus(30, seed=5), Knowledge(), config)
     pack = coder.save(tmp_path / "pack")
     note = tmp_path / "note.txt"
