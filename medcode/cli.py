@@ -88,9 +88,28 @@ def subcommand_parsers(parser: argparse.ArgumentParser) -> list[argparse.Argumen
     return found
 
 
+_quick_exit = False
+"""Set by `main` when the command asks for a quick exit (`set_defaults(quick_exit=True)`)."""
+
+
+def run() -> None:
+    """The `medcode` program: `main`, then the exit. A one-note command (suggest, extract) leaves without
+    the interpreter's clean-up of everything it loaded (about 0.5 s of a 4 s `medcode suggest`, freeing
+    the model's millions of objects): its output is flushed first, and it holds nothing else to close."""
+    code = main()
+    if _quick_exit:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    global _quick_exit
     parser = build_parser()  # imports no tqdm, MLflow or transformers: they read their settings later
     args = parser.parse_args(argv)
+    _quick_exit = bool(getattr(args, "quick_exit", False))
     verbose, quiet = bool(getattr(args, "verbose", False)), bool(getattr(args, "quiet", False))
     if verbose and quiet:
         parser.error("--verbose and --quiet exclude each other")
@@ -172,4 +191,4 @@ def one_line(exc: ValidationError) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--encounter-id", default="e1", help="encounter id for plain-text input (default e1)")
     parser.add_argument("--compact", action="store_true", help="one-line JSON")
     parser.add_argument("--no-candidates", action="store_true", help="leave the ranked alternatives out")
-    parser.set_defaults(func=run_suggest)
+    parser.set_defaults(func=run_suggest, quick_exit=True)
 
 
 def read_input(path: str) -> str:

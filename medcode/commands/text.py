@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         action="store_true",
         help="leave out negated, family and hypothetical mentions",
     )
-    parser.set_defaults(func=run_extract)
+    parser.set_defaults(func=run_extract, quick_exit=True)
 
 
 def mention_json(mention: Mention) -> dict[str, Any]:

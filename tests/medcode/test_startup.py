@@ -156,3 +156,37 @@ def test_suggest_with_a_trained_pack_imports_neither_torch_nor_scikit_learn(
     child = json.loads(run.stdout.strip().splitlines()[-1])
     assert [c for c, _ in child] == [c.code for c in expected]
     assert max((abs(p - c.confidence) for (_, p), c in zip(child, expected, strict=True)), default=0) <= 1e-6
+
+
+def test_one_note_commands_exit_quickly_with_their_whole_output_and_exit_code(tmp_path: Path) -> None:
+    """`medcode suggest` and `extract` leave without the interpreter's clean-up (os._exit): their output
+    through a pipe is still whole, their exit codes are kept, and other commands exit as usual."""
+    import json
+
+    note = tmp_path / "note.txt"
+    note.write_text("Essential hypertension. Denies fever.\n" * 40)
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('clean-up ran', file=sys.stderr))\n"
+        "sys.argv = ['medcode'] + sys.argv[1:]\n"
+        "from medcode.cli import run\n"
+        "run()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TQDM_", "MEDCODE_"))}
+    env["MEDCODE_HOME"] = str(tmp_path / "home")
+
+    def medcode(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=600
+        )
+
+    suggest = medcode("suggest", "--model", "builtin", str(note))
+    assert suggest.returncode == 0, suggest.stderr
+    assert json.loads(suggest.stdout)["encounter_id"] == "e1"
+    assert "clean-up ran" not in suggest.stderr
+    extract = medcode("extract", str(note), "--compact")
+    assert extract.returncode == 0 and len(json.loads(extract.stdout)["mentions"]) >= 40
+    missing = medcode("suggest", str(tmp_path / "missing.txt"))
+    assert missing.returncode != 0 and missing.stderr.count("\n") == 1, missing.stderr
+    listed = medcode("codes", "show", "I10")
+    assert listed.returncode == 0 and "clean-up ran" in listed.stderr
