@@ -45,7 +45,7 @@ class Encoder:
     vectors are computed in (`runtime.TRAINING_PRECISION`); "bfloat16" runs the weights in bfloat16, about
     twice as fast on CPUs with native bfloat16 matrix units, with vectors that agree with float32 only to a
     cosine of 0.9999: a trained pack's answers change (246 of 250 CodiEsp dev notes in a measurement), so it
-    is only for who asks for it.
+    runs only when asked for.
     """
 
     def __init__(
