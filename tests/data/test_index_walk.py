@@ -73,13 +73,22 @@ def words(text: str) -> frozenset[str]:
     return frozenset(w.rstrip("s") if len(w) > 4 else w for w in re.findall(r"[a-z0-9]+", lowered)) - _STOP
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> IndexTree:
-    folder = tmp_path_factory.mktemp("index") / "icd10cm" / "fy2025_index"
+def tree_of(root: Path, drugs: str | None = None) -> IndexTree:
+    """The tree built from this module's index and neoplasm CSVs (and a drug table's, when given) written as
+    the FY2025 index folder under `root`."""
+    folder = root / "icd10cm" / "fy2025_index"
     folder.mkdir(parents=True)
     (folder / "ICD10CM_2025_Index.csv").write_text(INDEX_CSV)
     (folder / "ICD10CM_2025_neoplasms.csv").write_text(NEOPLASM_CSV)
-    return build_tree(load_index(folder.parent.parent, ("index", "neoplasm")), "test")
+    if drugs is not None:
+        (folder / "ICD10CM_2025_Drugs.csv").write_text(drugs)
+    kinds = ("index", "neoplasm", "drug") if drugs is not None else ("index", "neoplasm")
+    return build_tree(load_index(root, kinds), "test")
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> IndexTree:
+    return tree_of(tmp_path_factory.mktemp("index"))
 
 
 def walk(tree: IndexTree, mention: str, sentence: str = "", encounter: str = "") -> list[tuple[str, ...]]:

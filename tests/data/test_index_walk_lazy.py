@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from medcode.data.icd10cm_index import load_index
-from medcode.data.index_walk import NOT, IndexNode, IndexTree, MainTerms, build_tree
+from medcode.data.index_walk import NOT, IndexNode, IndexTree, MainTerms
 from medcode.model.pack import INDEX_TREE_FILE, load_index_tree
-from tests.data.test_index_walk import INDEX_CSV, NEOPLASM_CSV, walk, words
+from tests.data.test_index_walk import tree_of, walk, words
 
 DRUG_CSV = """\
 RowID,Letter,Level,Term,SeeAlso,NonEssModif,PoisoningAccidental,PoisoningIntentionalSelfHarm,PoisoningAssault,PoisoningUndetermined,AdverseEffect,Underdosing
@@ -41,12 +40,7 @@ def _dump(tree: IndexTree) -> bytes:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> IndexTree:
-    folder = tmp_path_factory.mktemp("index") / "icd10cm" / "fy2025_index"
-    folder.mkdir(parents=True)
-    (folder / "ICD10CM_2025_Index.csv").write_text(INDEX_CSV)
-    (folder / "ICD10CM_2025_neoplasms.csv").write_text(NEOPLASM_CSV)
-    (folder / "ICD10CM_2025_Drugs.csv").write_text(DRUG_CSV)
-    return build_tree(load_index(folder.parent.parent, ("index", "neoplasm", "drug")), "test")
+    return tree_of(tmp_path_factory.mktemp("index"), drugs=DRUG_CSV)
 
 
 def _hits(tree: IndexTree, mention: str, sentence: str, encounter: str) -> list[object]:
