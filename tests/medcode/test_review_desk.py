@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medcode.review_desk import best_sentence
+from medcode.review_desk import ReviewStats, best_sentence
 
 
 def test_best_sentence_is_the_one_sharing_most_words_with_the_title() -> None:
@@ -15,3 +15,17 @@ def test_best_sentence_falls_back_to_the_first_sentence() -> None:
     text = "Hypertension. Asthma."
     evidence = best_sentence({"d1": text}, "Fracture of femur")
     assert text[evidence.start : evidence.end] == "Hypertension."
+
+
+def test_review_stats_report_counts_added_evidence_by_source() -> None:
+    stats = ReviewStats(accepted=2, rejected=1, added=3, unfinalizable=1)
+    stats.evidence.update(["corpus", "corpus", "title_overlap"])
+    assert stats.to_json() == {
+        "accepted": 2,
+        "rejected": 1,
+        "replaced": 0,
+        "added": 3,
+        "refused": 0,
+        "unfinalizable": 1,
+        "added_evidence": {"corpus": 2, "title_overlap": 1},
+    }
