@@ -7,6 +7,7 @@ once for the local loop, once per actor on Ray (Ray Data `map_batches` with an a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -79,11 +80,17 @@ def run_local(jobs: Iterable[Job], coder: Callable[[], Coder]) -> Generator[Outc
         yield Outcome(job.shard, job.position, result, error, ready_at)
 
 
+ACTOR_CPUS = 1
+"""CPUs each model actor asks Ray for, and the threads its model runs with: an actor whose encoder took every
+core of its node would compete with the other actors there (two actors coded no faster than one)."""
+
+
 class SuggestActor:
     """A Ray Data actor: loads the model once, then codes batches of encounters (JSON strings)."""
 
     def __init__(self, registry: Registry, model_ref: str) -> None:
-        self.coder = load_coder(registry, model_ref)
+        runtime = dataclasses.replace(registry.runtime, threads=ACTOR_CPUS)
+        self.coder = load_coder(dataclasses.replace(registry, runtime=runtime), model_ref)
         self.ready_at = time.time()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +150,7 @@ def run_ray(
             compute=ray.data.ActorPoolStrategy(size=actors),
             batch_size=options.batch_size,
             batch_format="numpy",
-            num_cpus=1,
+            num_cpus=ACTOR_CPUS,
         )
         for row in coded.iter_rows():
             result = json.loads(row["result"]) if row["result"] else None

@@ -394,3 +394,24 @@ def test_results_are_submitted_to_the_review_queue_once(
         database.dispose()
     assert statuses == {"in_review"}  # the built-in model is uncalibrated: everything goes to a coder
     assert queued == 5
+
+
+def test_a_ray_actor_runs_its_model_on_the_cpus_it_asked_ray_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each model actor asks Ray for ACTOR_CPUS and its encoder runs that many threads, not every core of
+    the node (actors sharing a node would compete: two coded no faster than one)."""
+    from medcode.model.registry import Registry
+    from medcode.model.runtime import Runtime
+
+    loaded: list[Registry] = []
+
+    def load_coder(registry: Registry, model_ref: str) -> object:
+        loaded.append(registry)
+        return object()
+
+    monkeypatch.setattr(engines, "load_coder", load_coder)
+    registry = Registry(tracking_uri="sqlite://", cache_dir=tmp_path, runtime=Runtime(precision="float32"))
+    engines.SuggestActor(registry, "builtin")
+    assert loaded[0].runtime == Runtime(precision="float32", threads=engines.ACTOR_CPUS)
+    assert registry.runtime.threads is None  # the caller's registry is left as it was
