@@ -28,14 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from medcode.data.codiesp import read_split
 from medcode.model.candidates.dense import Encoder, as_stored, build_code_index
 from medcode.model.catalog import CM, CodeCatalog, build_catalog, knowledge_from
-from medcode.model.text.sources import full_pipeline
-from medcode.model.trained.coder import dense_worthy
-from medcode.settings import get_settings
-from medcode.training.codiesp_evidence import codiesp_sentence_evidence
 from medcode.training.linking import LINKED_PREFIX, LinkConfig, heldout_index_pairs
+
+# The text pipeline, the CodiEsp reader and the settings are imported where they are used: `ranks` and
+# `accuracy` are also read by benchmarks/gpu_linking.py on a GPU machine that has only torch and numpy.
 
 log = logging.getLogger("linking-benchmark")
 
@@ -65,6 +63,11 @@ def read_queries(
     root: Path, catalog: CodeCatalog, codes: set[str], heldout_percent: int, limit_docs: int | None
 ):  # type: ignore[no-untyped-def]
     """Held-out index terms [(term, code)] and dev evidence [(sentence, [mention texts], code)]."""
+    from medcode.data.codiesp import read_split
+    from medcode.model.text.sources import full_pipeline
+    from medcode.settings import get_settings
+    from medcode.training.codiesp_evidence import codiesp_sentence_evidence
+
     heldout = [(p.mention, p.code) for p in heldout_index_pairs(catalog, heldout_percent) if p.code in codes]
     split = read_split(root / "codiesp", "dev")
     docs = {e.encounter_id: e.documents[0].text for e in split.encounters}
@@ -85,6 +88,37 @@ def read_queries(
     return heldout, dev
 
 
+def billable_targets(catalog: CodeCatalog) -> list[str]:
+    """The billable codes among those the default preset embeds (`CodeResources._dense_indexes`'s order)."""
+    from medcode.model.trained.coder import dense_worthy
+
+    embedded = sorted(
+        c for c in catalog.codes(CM) if catalog.title(CM, c) and dense_worthy(c, catalog.title(CM, c))
+    )
+    return [c for c in embedded if (info := catalog.info(CM, c)) is not None and info.billable]
+
+
+def sample(
+    heldout: list[tuple[str, str]],
+    dev: list[tuple[str, list[str], str]],
+    billable: list[str],
+    max_heldout: int,
+    targets: int,
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """The seeded sample of held-out terms (`max_heldout`, 0: all) and the target codes (`targets`: the
+    queries' gold codes plus seeded others; 0: every billable embedded code)."""
+    rng = np.random.default_rng(7)
+    if max_heldout and len(heldout) > max_heldout:
+        heldout = [heldout[int(i)] for i in sorted(rng.choice(len(heldout), max_heldout, replace=False))]
+    codes = billable
+    if targets:
+        gold = sorted({c for _, c in heldout} | {c for *_, c in dev})
+        others = sorted(set(billable) - set(gold))
+        extra = max(0, targets - len(gold))
+        codes = sorted(gold + [others[int(i)] for i in rng.choice(len(others), extra, replace=False)])
+    return heldout, codes
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--linked", type=Path, default=None, help="folder of the linked encoder's weights")
@@ -102,17 +136,15 @@ def main() -> int:
     )
     parser.add_argument("--max-heldout", type=int, default=0, help="a seeded sample of N held-out terms")
     args = parser.parse_args()
+    from medcode.settings import get_settings
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     root = args.data_dir or settings.data_dir
     if root is None:
         parser.error("name the datasets folder: --data-dir or MEDCODE_DATA_DIR")
     catalog = build_catalog(knowledge_from(root))
-    # the code list of CodeResources._dense_indexes (same order: the cached chunks are found again)
-    embedded = sorted(
-        c for c in catalog.codes(CM) if catalog.title(CM, c) and dense_worthy(c, catalog.title(CM, c))
-    )
-    billable = [c for c in embedded if (info := catalog.info(CM, c)) is not None and info.billable]
+    billable = billable_targets(catalog)
     if args.queries is not None and args.queries.is_file():
         stored = json.loads(args.queries.read_text(encoding="utf-8"))
         heldout = [tuple(h) for h in stored["heldout"]]
@@ -121,15 +153,7 @@ def main() -> int:
         heldout, dev = read_queries(root, catalog, set(billable), args.heldout_percent, args.limit_docs)
         if args.queries is not None:
             args.queries.write_text(json.dumps({"heldout": heldout, "dev": dev}), encoding="utf-8")
-    rng = np.random.default_rng(7)
-    if args.max_heldout and len(heldout) > args.max_heldout:
-        heldout = [heldout[int(i)] for i in sorted(rng.choice(len(heldout), args.max_heldout, replace=False))]
-    codes = billable
-    if args.targets:
-        gold = sorted({c for _, c in heldout} | {c for *_, c in dev})
-        others = sorted(set(billable) - set(gold))
-        extra = max(0, args.targets - len(gold))
-        codes = sorted(gold + [others[int(i)] for i in rng.choice(len(others), extra, replace=False)])
+    heldout, codes = sample(heldout, dev, billable, args.max_heldout, args.targets)
     titles = [catalog.title(CM, c) for c in codes]
     row_of = {c: i for i, c in enumerate(codes)}
     log.info(

@@ -24,7 +24,7 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +78,46 @@ class LinkConfig:
     time_budget_s: float | None = None
     """Stop after this many seconds even before `steps` (None: no limit)."""
 
+    @classmethod
+    def for_profile(cls, profile: str, steps: int | None = None, minutes: float | None = None) -> LinkConfig:
+        """The settings of a profile ("cpu" or "gpu", `LINK_PROFILES`) with the command line's overrides."""
+        base = LINK_PROFILES[profile]
+        return replace(
+            base,
+            steps=steps or base.steps,
+            time_budget_s=float(minutes) * 60 if minutes else base.time_budget_s,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+LINK_PROFILES: dict[str, LinkConfig] = {
+    "cpu": LinkConfig(),
+    "gpu": LinkConfig(
+        steps=1200,
+        batch_size=256,
+        learning_rate=5e-5,
+        codiesp_share=0.1,
+        max_length=32,
+        frozen_layers=0,
+    ),
+}
+"""How the encoder is fine-tuned where it runs: "cpu" fits a 2-core machine in minutes (240 steps of 32 pairs,
+the embeddings and two lowest layers frozen, about 8% of the pairs seen once); "gpu" sees every pair about three
+times (1,200 steps of 256, all layers trained, the CodiEsp pairs a tenth of each batch so that their ~3,000 are
+not repeated dozens of times). Settings chosen before any measurement; part of the cache key, so weights
+trained on a GPU are found again by a CPU run with the same profile."""
+LINK_PROFILE_NAMES = tuple(LINK_PROFILES)
+
+
+def default_profile() -> str:
+    """ "gpu" where torch sees a CUDA device, else "cpu"."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return "cpu"
+    return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 def is_heldout(code: str, percent: int) -> bool:
@@ -241,9 +279,11 @@ def fine_tune(
     config: LinkConfig | None = None,
     base: Path | None = None,
     threads: int | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Fine-tune the encoder at `base` (default: the packaged MiniLM) on `pairs` and write it (float16
-    safetensors + tokenizer) to `out`. Returns what happened (steps, seconds, last loss)."""
+    safetensors + tokenizer) to `out`. Runs on `device` (default: "cuda" where torch sees one, else the
+    CPU). Returns what happened (steps, seconds, last loss, device)."""
     import torch
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -252,13 +292,15 @@ def fine_tune(
     if not pairs:
         raise ValueError("no linking pairs to fine-tune on")
     hf_logging.disable_progress_bar()
+    packaged = base is None
     base = base or packaged_encoder_path()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads or config.threads)
     tokenizer = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
-    model = AutoModel.from_pretrained(str(base), local_files_only=True).float().train()
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = AutoModel.from_pretrained(str(base), local_files_only=True).float().to(device).train()
     frozen = ("embeddings.", *(f"encoder.layer.{i}." for i in range(config.frozen_layers)))
     for param_name, param in model.named_parameters():
         param.requires_grad = not param_name.startswith(frozen)
@@ -278,7 +320,7 @@ def fine_tune(
     def embed(texts: list[str]) -> Any:
         batch = tokenizer(
             texts, padding=True, truncation=True, max_length=config.max_length, return_tensors="pt"
-        )
+        ).to(device)
         hidden = model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -317,8 +359,8 @@ def fine_tune(
                 for i in range(len(batch))
             ]
         )
-        logits = logits.masked_fill(clash, -1e4)
-        loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+        logits = logits.masked_fill(clash.to(device), -1e4)
+        loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch), device=device))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -333,7 +375,7 @@ def fine_tune(
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.eval().half().save_pretrained(str(tmp), safe_serialization=True)
+    model.eval().cpu().half().save_pretrained(str(tmp), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp))
     info = {
         "steps": step,
@@ -342,7 +384,8 @@ def fine_tune(
         "last_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
         "pairs": len(pairs),
         "config": config.to_json(),
-        "base": ENCODER_NAME if base == packaged_encoder_path() else str(base),
+        "base": ENCODER_NAME if packaged else str(base),
+        "device": torch.cuda.get_device_name(device) if str(device).startswith("cuda") else "cpu",
     }
     (tmp / "linking.json").write_text(json.dumps(info, indent=1, sort_keys=True), encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
@@ -362,33 +405,58 @@ def fingerprint(parts: Iterable[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class LinkingJob:
+    """One fine-tune, named by its inputs: `key` is the cache folder's name (`cache/linking/<key>`); the
+    pairs are built by `make_pairs` only when the weights are not in the cache."""
+
+    key: str
+    make_pairs: Callable[[], list[LinkPair]]
+    names: Mapping[tuple[str, str], str]
+    config: LinkConfig
+
+    @classmethod
+    def of(
+        cls,
+        key_parts: Sequence[str],
+        make_pairs: Callable[[], list[LinkPair]],
+        names: Mapping[tuple[str, str], str],
+        config: LinkConfig,
+    ) -> LinkingJob:
+        key = fingerprint([*key_parts, json.dumps(config.to_json(), sort_keys=True)])
+        return cls(key, make_pairs, names, config)
+
+    def folder(self, root: Path) -> Path:
+        return Path(root) / "linking" / self.key
+
+    def cached(self, root: Path) -> bool:
+        folder = self.folder(root)
+        return (folder / "linking.json").is_file() and (folder / "model.safetensors").is_file()
+
+
 def linked_encoder(
-    key_parts: Sequence[str],
-    make_pairs: Callable[[], list[LinkPair]],
-    names: Mapping[tuple[str, str], str],
-    config: LinkConfig,
+    job: LinkingJob,
     cache_dir: Path | None,
     work_dir: Path | None = None,
     encoder_options: Mapping[str, Any] | None = None,
 ) -> Encoder:
-    """The fine-tuned encoder for these inputs: from `cache_dir/linking/<key>` when it is there, else
-    trained now (pairs built by `make_pairs` only then) and kept there. `key_parts` name the inputs
-    (catalog fingerprint, training data fingerprint, ...); the config is added to the key."""
-    key = fingerprint([*key_parts, json.dumps(config.to_json(), sort_keys=True)])
-    name = f"{LINKED_PREFIX}{key}"
+    """The fine-tuned encoder of `job`: from `cache_dir/linking/<key>` when it is there, else trained now
+    and kept there."""
     root = cache_dir if cache_dir is not None else work_dir
     if root is None:
         import tempfile
 
         root = Path(tempfile.mkdtemp(prefix="medcode-linking-"))
-    folder = Path(root) / "linking" / key
-    if (folder / "linking.json").is_file() and (folder / "model.safetensors").is_file():
-        log.info("linking encoder %s from the cache", key)
+    folder = job.folder(root)
+    if job.cached(root):
+        log.info("linking encoder %s from the cache", job.key)
     else:
-        pairs = make_pairs()
-        log.info("fine-tuning the linking encoder on %d pairs (%d steps at most)", len(pairs), config.steps)
-        fine_tune(pairs, names, folder, config)
-    return Encoder(path=folder, name=name, **dict(encoder_options or {}))
+        pairs = job.make_pairs()
+        log.info(
+            "fine-tuning the linking encoder on %d pairs (%d steps at most)", len(pairs), job.config.steps
+        )
+        fine_tune(pairs, job.names, folder, job.config)
+    return Encoder(path=folder, name=f"{LINKED_PREFIX}{job.key}", **dict(encoder_options or {}))
 
 
 def trained_info(encoder: Encoder) -> dict[str, Any]:
@@ -399,7 +467,7 @@ def trained_info(encoder: Encoder) -> dict[str, Any]:
     return data
 
 
-def encoder_for_training(
+def linking_job(
     knowledge: Knowledge,
     train: Sequence[Encounter],
     evidence: Mapping[str, Sequence[tuple[str, str, str, int, int]]] | None,
@@ -407,10 +475,9 @@ def encoder_for_training(
     *,
     lexicon_dir: Path | None = None,
     cache_dir: Path | None = None,
-    runtime: Runtime | None = None,
-) -> Encoder:
-    """The linked encoder of a default-preset fit: catalog names of `knowledge` plus the training notes'
-    evidence mentions (only `train`: never the split a model is evaluated on), fine-tuned or cached."""
+) -> LinkingJob:
+    """The fine-tune of a default-preset fit: catalog names of `knowledge` plus the training notes' evidence
+    mentions (only `train`: never the split a model is evaluated on)."""
     from medcode.model.catalog import build_catalog
     from medcode.model.pack import fingerprint_texts
     from medcode.training.default import training_fingerprint
@@ -434,12 +501,22 @@ def encoder_for_training(
             )
         return pairs
 
+    return LinkingJob.of(key_parts, make_pairs, names, config)
+
+
+def encoder_for_training(
+    knowledge: Knowledge,
+    train: Sequence[Encounter],
+    evidence: Mapping[str, Sequence[tuple[str, str, str, int, int]]] | None,
+    config: LinkConfig,
+    *,
+    lexicon_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    runtime: Runtime | None = None,
+) -> Encoder:
+    """The linked encoder of a default-preset fit (`linking_job`), fine-tuned or cached."""
+    job = linking_job(knowledge, train, evidence, config, lexicon_dir=lexicon_dir, cache_dir=cache_dir)
     runtime = runtime or Runtime(precision=TRAINING_PRECISION)
     return linked_encoder(
-        key_parts,
-        make_pairs,
-        names,
-        config,
-        cache_dir,
-        encoder_options={"precision": runtime.precision, "threads": runtime.threads},
+        job, cache_dir, encoder_options={"precision": runtime.precision, "threads": runtime.threads}
     )

@@ -17,6 +17,8 @@ from medcode.data.types import Encounter
 from medcode.model import presets
 
 ENCODERS = ("generic", "linked")
+ENCODER_PROFILES = ("cpu", "gpu")
+"""`training.linking.LINK_PROFILES` (named here: reading the options imports no torch)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class TrainingOptions:
     """Fine-tuning steps of the linked encoder (None: `LinkConfig`'s default)."""
     encoder_minutes: float | None = None
     """Wall-clock budget of the linked encoder's fine-tune (None: only the step budget bounds it)."""
+    encoder_profile: str | None = None
+    """How the linked encoder is fine-tuned: "cpu" or "gpu" (`training.linking.LINK_PROFILES`); None: "gpu"
+    where torch sees a CUDA device, else "cpu"."""
     related_candidates: bool = False
     """Default preset: also offer the tabular relatives (children, siblings, parent) of each mention's
     strongest codes as candidates (`model.candidates.related`; saved in the pack's generator config)."""
@@ -74,6 +79,8 @@ class TrainingOptions:
             raise InvalidInputError("--encoder-steps must be at least 1")
         if self.encoder_minutes is not None and self.encoder_minutes <= 0:
             raise InvalidInputError("--encoder-minutes must be positive")
+        if self.encoder_profile is not None and self.encoder_profile not in ENCODER_PROFILES:
+            raise InvalidInputError(f"--encoder-profile must be one of {', '.join(ENCODER_PROFILES)}")
         if self.tolerance < 0:
             raise InvalidInputError("--tolerance must not be negative")
 
@@ -188,6 +195,14 @@ def add_training_options(
         default=None,
         help="stop the linked encoder's fine-tune after this many minutes even before its steps (part of its "
         "cache key; default: no time limit, deterministic)",
+    )
+    parser.add_argument(
+        "--encoder-profile",
+        choices=ENCODER_PROFILES,
+        default=None,
+        help="how the linked encoder is fine-tuned: cpu (240 steps of 32 pairs, minutes on 2 cores) or gpu "
+        "(1,200 steps of 256, every layer; a GPU minute, or its weights from the cache; default: gpu where torch "
+        "sees a CUDA device, else cpu)",
     )
     parser.add_argument(
         "--knowledge-dir",

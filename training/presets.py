@@ -160,11 +160,10 @@ def dense_encoder(
     encoder fine-tuned on `train` (and its evidence), cached in the environment's cache folder."""
     if options.encoder != "linked" or not options.dense:
         return None
-    from medcode.training.linking import LinkConfig, encoder_for_training
+    from medcode.training.linking import LinkConfig, default_profile, encoder_for_training
 
-    config = LinkConfig(
-        steps=options.encoder_steps or LinkConfig.steps,
-        time_budget_s=float(options.encoder_minutes) * 60 if options.encoder_minutes else None,
+    config = LinkConfig.for_profile(
+        options.encoder_profile or default_profile(), options.encoder_steps, options.encoder_minutes
     )
     root = options.knowledge_root(environment.knowledge_fallback)
     return encoder_for_training(

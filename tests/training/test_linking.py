@@ -20,6 +20,7 @@ from medcode.model.catalog import CM, CodeCatalog, Term
 from medcode.model.runtime import Runtime
 from medcode.training.linking import (
     LinkConfig,
+    LinkingJob,
     LinkPair,
     catalog_pairs,
     code_names,
@@ -176,13 +177,25 @@ def test_a_second_fit_takes_the_linked_encoder_from_the_cache(tmp_path: Path) ->
 
     config = LinkConfig(steps=1, batch_size=4, heldout_percent=0)
     names = code_names(_catalog())
-    first = linked_encoder(["catalog", "train"], make_pairs, names, config, tmp_path)
-    second = linked_encoder(["catalog", "train"], make_pairs, names, config, tmp_path)
+    job = LinkingJob.of(["catalog", "train"], make_pairs, names, config)
+    first = linked_encoder(job, tmp_path)
+    second = linked_encoder(LinkingJob.of(["catalog", "train"], make_pairs, names, config), tmp_path)
     assert built == [1]
-    assert first.name == second.name and first.name.startswith("linked-")
-    assert first.path == second.path
-    other = linked_encoder(["catalog", "other train"], make_pairs, names, config, tmp_path)
+    assert first.name == second.name == f"linked-{job.key}"
+    assert first.path == second.path == job.folder(tmp_path)
+    other = linked_encoder(LinkingJob.of(["catalog", "other train"], make_pairs, names, config), tmp_path)
     assert built == [1, 1] and other.name != first.name
+    # another profile is another key: weights trained with other settings are never taken for these
+    gpu = LinkingJob.of(["catalog", "train"], make_pairs, names, LinkConfig.for_profile("gpu"))
+    assert gpu.key != job.key and not gpu.cached(tmp_path)
+
+
+def test_profiles_and_their_command_line_overrides() -> None:
+    cpu, gpu = LinkConfig.for_profile("cpu"), LinkConfig.for_profile("gpu")
+    assert cpu == LinkConfig()
+    assert gpu.batch_size > cpu.batch_size and gpu.steps > cpu.steps and gpu.frozen_layers == 0
+    tuned = LinkConfig.for_profile("gpu", steps=7, minutes=1.5)
+    assert (tuned.steps, tuned.time_budget_s, tuned.batch_size) == (7, 90.0, gpu.batch_size)
 
 
 def test_unknown_encoder_option_is_one_clear_error(tmp_path: Path) -> None:
@@ -195,6 +208,8 @@ def test_unknown_encoder_option_is_one_clear_error(tmp_path: Path) -> None:
         TrainingOptions(dataset="jsonl", data_dir=tmp_path, encoder="linked", encoder_steps=0)
     with pytest.raises(InvalidInputError, match="--encoder-minutes"):
         TrainingOptions(dataset="jsonl", data_dir=tmp_path, encoder="linked", encoder_minutes=0)
+    with pytest.raises(InvalidInputError, match="--encoder-profile"):
+        TrainingOptions(dataset="jsonl", data_dir=tmp_path, encoder="linked", encoder_profile="tpu")
 
 
 def test_generic_encoder_option_fine_tunes_nothing(tmp_path: Path) -> None:
