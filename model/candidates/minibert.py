@@ -165,13 +165,21 @@ class MiniBert:
     model: `model(input_ids=..., attention_mask=...).last_hidden_state`."""
 
     def __init__(self, path: Path) -> None:
+        import torch
         from safetensors.torch import load_file
 
         path = Path(path)
         self.shape = BertShape.from_config(json.loads((path / CONFIG).read_text()))
         weights = load_file(str(path / WEIGHTS))
         # checkpoints name the encoder "bert.*" (from a task head) or bare; both are read
-        self.w = {k.removeprefix("bert."): v.float() for k, v in weights.items()}
+        w = {k.removeprefix("bert."): v.float() for k, v in weights.items()}
+        # each layer's query, key and value projections as one (3 x hidden, hidden) product: the same
+        # values as three products (each output is the same dot product), one pass over the tokens
+        for i in range(self.shape.layers):
+            p = f"encoder.layer.{i}.attention.self."
+            for part in ("weight", "bias"):
+                w[f"{p}qkv.{part}"] = torch.cat([w.pop(f"{p}{n}.{part}") for n in ("query", "key", "value")])
+        self.w = w
         self.dtype = self.w["embeddings.word_embeddings.weight"].dtype
 
     def to(self, dtype: Any) -> MiniBert:
@@ -183,6 +191,14 @@ class MiniBert:
         return BertOutput(self.forward(input_ids, attention_mask))
 
     def forward(self, ids: Any, mask: Any) -> Any:
+        """The last hidden state of a right-padded batch (padding positions hold zeros).
+
+        The token-wise work (every linear layer, layer norm and GELU: nearly all of the pass) runs on the
+        batch's real tokens only, gathered into one (tokens, hidden) matrix; only attention sees the padded
+        (batch, length) layout. A note's texts are a few mention words and sentences of up to 128 tokens,
+        so a padded batch is mostly padding (2.8 padded tokens per real one on CodiEsp dev): this halves the
+        encoder's time. A real token's vector is the padded pass's within float noise (a product over fewer
+        rows may take another kernel, about 1e-7); a batch without padding is computed exactly as before."""
         import torch
         import torch.nn.functional as F
 
@@ -194,27 +210,34 @@ class MiniBert:
         x = x + F.embedding(positions, w["embeddings.position_embeddings.weight"])
         x = self._norm(x, "embeddings.LayerNorm")
         # no padding: no mask at all (what transformers passes to SDPA then); else a boolean key mask
-        attn_mask = (
-            None if bool(mask.all()) else mask.bool()[:, None, None, :].expand(batch, 1, length, length)
-        )
+        padded = not bool(mask.all())
+        attn_mask = mask.bool()[:, None, None, :].expand(batch, 1, length, length) if padded else None
+        keep = mask.reshape(-1).nonzero().squeeze(1) if padded else None
+        x = x.reshape(batch * length, s.hidden)
+        if keep is not None:
+            x = x[keep]
         head = s.hidden // s.heads
+
+        # the padded layout attention reads, zeros at padding (only real tokens' rows are ever written)
+        grid = x.new_zeros(batch * length, 3 * s.hidden) if keep is not None else None
         for i in range(s.layers):
             p = f"encoder.layer.{i}."
-
-            def split(t: Any) -> Any:
-                return t.view(batch, length, -1, head).transpose(1, 2)
-
-            q = split(self._linear(x, p + "attention.self.query"))
-            k = split(self._linear(x, p + "attention.self.key"))
-            v = split(self._linear(x, p + "attention.self.value"))
+            qkv = self._linear(x, p + "attention.self.qkv")
+            if grid is not None:
+                qkv = grid.index_copy_(0, keep, qkv)
+            q, k, v = qkv.view(batch, length, 3, s.heads, head).permute(2, 0, 3, 1, 4)
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=head**-0.5)
-            a = a.transpose(1, 2).contiguous().reshape(batch, length, -1).contiguous()
+            a = a.transpose(1, 2).reshape(batch * length, -1)
+            if keep is not None:
+                a = a[keep]
             x = self._norm(
                 self._linear(a, p + "attention.output.dense") + x, p + "attention.output.LayerNorm"
             )
             h = F.gelu(self._linear(x, p + "intermediate.dense"))
             x = self._norm(self._linear(h, p + "output.dense") + x, p + "output.LayerNorm")
-        return x
+        if keep is None:
+            return x.view(batch, length, s.hidden)
+        return x.new_zeros(batch * length, s.hidden).index_copy_(0, keep, x).view(batch, length, s.hidden)
 
     def _linear(self, x: Any, name: str) -> Any:
         import torch.nn.functional as F
