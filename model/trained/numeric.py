@@ -42,6 +42,9 @@ class TreeRanker:
         flags = np.asarray(arrays["tree_flags"], dtype=np.uint8)
         self.missing_left = (flags & _MISSING_LEFT) > 0
         self.categorical = (flags & _CATEGORICAL) > 0
+        self.any_categorical = bool(self.categorical.any())
+        self.inner = self.left != np.arange(len(self.left))
+        """False at a leaf (which points at itself)."""
         meta = np.asarray(arrays["meta"], dtype=np.float64)
         # meta: baseline, depth, trees, features, categorical columns..., then the tree roots
         self.baseline = float(meta[0])
@@ -156,21 +159,28 @@ class TreeRanker:
         the work follows the paths' real lengths rather than the deepest tree's."""
         data = self._columns(x, self.source)
         n, n_trees = len(data), len(self.roots)
+        values = data.ravel()
         node = np.tile(self.roots, n)  # pair i: row i // n_trees, tree i % n_trees
-        row = np.repeat(np.arange(n), n_trees)
-        active = np.flatnonzero(self.left[node] != node)
+        start = np.repeat(np.arange(n) * data.shape[1], n_trees)  # where the pair's row begins in `values`
+        active = np.flatnonzero(self.inner[node])
         while active.size:
             at = node[active]
             feature = self.feature[at]
-            value = data[row[active], feature]
+            value = values[start[active] + feature]
+            go_left = value <= self.thresholds[at]
             missing = np.isnan(value)
-            go_left = np.where(missing, self.missing_left[at], value <= self.thresholds[at])
-            categorical = self.categorical[at] & ~missing
-            if categorical.any():
-                go_left = np.where(categorical, self._categorical_left(at, feature, value), go_left)
+            if missing.any():
+                gone = np.flatnonzero(missing)
+                go_left[gone] = self.missing_left[at[gone]]
+            if self.any_categorical:  # categorical splits are few: their rule runs on their pairs only
+                categorical = np.flatnonzero(self.categorical[at] & ~missing)
+                if categorical.size:
+                    go_left[categorical] = self._categorical_left(
+                        at[categorical], feature[categorical], value[categorical]
+                    )
             at = np.where(go_left, self.left[at], self.right[at])
             node[active] = at
-            active = active[self.left[at] != at]
+            active = active[self.inner[at]]
         leaves = self.values[node].reshape(n, n_trees)
         total = np.full(n, self.baseline)
         for t in range(n_trees):
