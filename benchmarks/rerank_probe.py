@@ -196,7 +196,8 @@ def score(args: argparse.Namespace) -> int:
     with gzip.open(args.folder / "pairs.json.gz", "rt", encoding="utf-8") as handle:
         dev = json.load(handle)["dev"]
     report = json.loads(args.scores.read_text(encoding="utf-8"))
-    golds, orders = [], {"pack": [], "cross-encoder": [], "rank average": []}
+    golds: list[list[str]] = []
+    orders: dict[str, list[list[str]]] = {"pack": [], "cross-encoder": [], "rank average": []}
     for note in dev:
         codes = [i["code"] for i in note["items"]]
         ce = np.asarray(report["scores"][note["id"]], dtype=float)
