@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from medcode.data.errors import InvalidInputError
 from medcode.data.types import Encounter, Mention
 from medcode.model.candidates.dense import ENCODER_NAME, Encoder, packaged_encoder_path
 from medcode.model.catalog import CM, PCS, CodeCatalog, Knowledge
@@ -439,9 +440,11 @@ def linked_encoder(
     cache_dir: Path | None,
     work_dir: Path | None = None,
     encoder_options: Mapping[str, Any] | None = None,
+    needs_gpu: bool = False,
 ) -> Encoder:
     """The fine-tuned encoder of `job`: from `cache_dir/linking/<key>` when it is there, else trained now
-    and kept there."""
+    and kept there. `needs_gpu`: a fine-tune too long for a CPU (the gpu profile without a time budget) is
+    refused with a clear error where torch sees no CUDA device and the weights are not cached."""
     root = cache_dir if cache_dir is not None else work_dir
     if root is None:
         import tempfile
@@ -451,6 +454,11 @@ def linked_encoder(
     if job.cached(root):
         log.info("linking encoder %s from the cache", job.key)
     else:
+        if needs_gpu and default_profile() != "gpu":
+            raise InvalidInputError(
+                "the gpu profile of the linked encoder needs a CUDA device or its weights in the cache "
+                "(benchmarks/gpu_linking.py); use --encoder-profile cpu, or bound it with --encoder-minutes"
+            )
         pairs = job.make_pairs()
         log.info(
             "fine-tuning the linking encoder on %d pairs (%d steps at most)", len(pairs), job.config.steps
@@ -513,10 +521,14 @@ def encoder_for_training(
     lexicon_dir: Path | None = None,
     cache_dir: Path | None = None,
     runtime: Runtime | None = None,
+    needs_gpu: bool = False,
 ) -> Encoder:
     """The linked encoder of a default-preset fit (`linking_job`), fine-tuned or cached."""
     job = linking_job(knowledge, train, evidence, config, lexicon_dir=lexicon_dir, cache_dir=cache_dir)
     runtime = runtime or Runtime(precision=TRAINING_PRECISION)
     return linked_encoder(
-        job, cache_dir, encoder_options={"precision": runtime.precision, "threads": runtime.threads}
+        job,
+        cache_dir,
+        encoder_options={"precision": runtime.precision, "threads": runtime.threads},
+        needs_gpu=needs_gpu,
     )

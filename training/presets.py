@@ -162,9 +162,8 @@ def dense_encoder(
         return None
     from medcode.training.linking import LinkConfig, default_profile, encoder_for_training
 
-    config = LinkConfig.for_profile(
-        options.encoder_profile or default_profile(), options.encoder_steps, options.encoder_minutes
-    )
+    profile = options.encoder_profile or default_profile()
+    config = LinkConfig.for_profile(profile, options.encoder_steps, options.encoder_minutes)
     root = options.knowledge_root(environment.knowledge_fallback)
     return encoder_for_training(
         knowledge,
@@ -173,6 +172,7 @@ def dense_encoder(
         config,
         lexicon_dir=root,
         cache_dir=environment.cache_dir,
+        needs_gpu=profile == "gpu" and options.encoder_minutes is None,
     )
 
 

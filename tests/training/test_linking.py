@@ -190,6 +190,29 @@ def test_a_second_fit_takes_the_linked_encoder_from_the_cache(tmp_path: Path) ->
     assert gpu.key != job.key and not gpu.cached(tmp_path)
 
 
+def test_the_gpu_profile_is_refused_on_a_cpu_unless_its_weights_are_cached(tmp_path: Path) -> None:
+    import torch
+
+    from medcode.data.errors import InvalidInputError
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device would train it")
+    built: list[int] = []
+
+    def make_pairs() -> list[LinkPair]:
+        built.append(1)
+        return [LinkPair(text, CM, code, kind) for text, code, kind in TERMS]
+
+    names = code_names(_catalog())
+    job = LinkingJob.of(["catalog", "train"], make_pairs, names, LinkConfig.for_profile("gpu"))
+    with pytest.raises(InvalidInputError, match="--encoder-profile cpu"):
+        linked_encoder(job, tmp_path, needs_gpu=True)
+    assert built == [] and not job.folder(tmp_path).exists()
+    # weights trained elsewhere (here: one quick step) under the job's key are taken without a GPU
+    fine_tune(make_pairs(), names, job.folder(tmp_path), LinkConfig(steps=1, batch_size=4, heldout_percent=0))
+    assert linked_encoder(job, tmp_path, needs_gpu=True).path == job.folder(tmp_path)
+
+
 def test_profiles_and_their_command_line_overrides() -> None:
     cpu, gpu = LinkConfig.for_profile("cpu"), LinkConfig.for_profile("gpu")
     assert cpu == LinkConfig()
