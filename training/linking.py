@@ -439,11 +439,12 @@ def linked_encoder(
     job: LinkingJob,
     cache_dir: Path | None,
     work_dir: Path | None = None,
-    encoder_options: Mapping[str, Any] | None = None,
+    runtime: Runtime | None = None,
     needs_gpu: bool = False,
 ) -> Encoder:
     """The fine-tuned encoder of `job`: from `cache_dir/linking/<key>` when it is there, else trained now
-    and kept there. `needs_gpu`: a fine-tune too long for a CPU (the gpu profile without a time budget) is
+    and kept there; it encodes with `runtime`'s threads and precision (default: the precision training stores
+    vectors in). `needs_gpu`: a fine-tune too long for a CPU (the gpu profile without a time budget) is
     refused with a clear error where torch sees no CUDA device and the weights are not cached."""
     root = cache_dir if cache_dir is not None else work_dir
     if root is None:
@@ -464,7 +465,10 @@ def linked_encoder(
             "fine-tuning the linking encoder on %d pairs (%d steps at most)", len(pairs), job.config.steps
         )
         fine_tune(pairs, job.names, folder, job.config)
-    return Encoder(path=folder, name=f"{LINKED_PREFIX}{job.key}", **dict(encoder_options or {}))
+    runtime = runtime or Runtime(precision=TRAINING_PRECISION)
+    return Encoder(
+        path=folder, name=f"{LINKED_PREFIX}{job.key}", precision=runtime.precision, threads=runtime.threads
+    )
 
 
 def trained_info(encoder: Encoder) -> dict[str, Any]:
@@ -510,25 +514,3 @@ def linking_job(
         return pairs
 
     return LinkingJob.of(key_parts, make_pairs, names, config)
-
-
-def encoder_for_training(
-    knowledge: Knowledge,
-    train: Sequence[Encounter],
-    evidence: Mapping[str, Sequence[tuple[str, str, str, int, int]]] | None,
-    config: LinkConfig,
-    *,
-    lexicon_dir: Path | None = None,
-    cache_dir: Path | None = None,
-    runtime: Runtime | None = None,
-    needs_gpu: bool = False,
-) -> Encoder:
-    """The linked encoder of a default-preset fit (`linking_job`), fine-tuned or cached."""
-    job = linking_job(knowledge, train, evidence, config, lexicon_dir=lexicon_dir, cache_dir=cache_dir)
-    runtime = runtime or Runtime(precision=TRAINING_PRECISION)
-    return linked_encoder(
-        job,
-        cache_dir,
-        encoder_options={"precision": runtime.precision, "threads": runtime.threads},
-        needs_gpu=needs_gpu,
-    )

@@ -160,19 +160,21 @@ def dense_encoder(
     encoder fine-tuned on `train` (and its evidence), cached in the environment's cache folder."""
     if options.encoder != "linked" or not options.dense:
         return None
-    from medcode.training.linking import LinkConfig, default_profile, encoder_for_training
+    from medcode.training.linking import LinkConfig, default_profile, linked_encoder, linking_job
 
     profile = options.encoder_profile or default_profile()
     config = LinkConfig.for_profile(profile, options.encoder_steps, options.encoder_minutes)
     root = options.knowledge_root(environment.knowledge_fallback)
-    return encoder_for_training(
+    job = linking_job(
         knowledge,
         [e for e in train if e.gold is not None],
         evidence,
         config,
         lexicon_dir=root,
         cache_dir=environment.cache_dir,
-        needs_gpu=profile == "gpu" and options.encoder_minutes is None,
+    )
+    return linked_encoder(
+        job, environment.cache_dir, needs_gpu=profile == "gpu" and options.encoder_minutes is None
     )
 
 

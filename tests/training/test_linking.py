@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +243,39 @@ def test_generic_encoder_option_fine_tunes_nothing(tmp_path: Path) -> None:
     options = TrainingOptions(dataset="jsonl", data_dir=tmp_path)
     assert dense_encoder(options, [], None, FitEnvironment(cache_dir=tmp_path), None) is None
     assert not (tmp_path / "linking").exists()
+
+
+def test_linked_encoder_option_takes_its_profile_and_refuses_the_gpu_one_on_a_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from medcode.data.errors import InvalidInputError
+    from medcode.training import linking
+    from medcode.training.options import TrainingOptions
+    from medcode.training.presets import FitEnvironment, dense_encoder
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device would train the gpu profile")
+    configs: list[LinkConfig] = []
+
+    def small_job(
+        knowledge: object, train: object, evidence: object, config: LinkConfig, **_: object
+    ) -> LinkingJob:
+        configs.append(config)
+        pairs = [LinkPair(text, CM, code, kind) for text, code, kind in TERMS]
+        return LinkingJob.of(["catalog", "train"], lambda: pairs, code_names(_catalog()), config)
+
+    monkeypatch.setattr(linking, "linking_job", small_job)
+    environment = FitEnvironment(cache_dir=tmp_path)
+
+    def options(**kw: object) -> TrainingOptions:
+        return TrainingOptions(dataset="jsonl", data_dir=tmp_path, encoder="linked", **kw)  # type: ignore[arg-type]
+
+    with pytest.raises(InvalidInputError, match="gpu profile"):
+        dense_encoder(options(encoder_profile="gpu"), [], None, environment, None)
+    assert configs[-1] == LinkConfig.for_profile("gpu")
+    encoder = dense_encoder(options(encoder_profile="cpu", encoder_steps=1), [], None, environment, None)
+    assert configs[-1] == LinkConfig.for_profile("cpu", steps=1)
+    assert encoder.path is not None and encoder.path.parent == tmp_path / "linking"
+    assert json.loads((encoder.path / "linking.json").read_text())["steps"] == 1
