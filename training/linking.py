@@ -109,7 +109,6 @@ the embeddings and two lowest layers frozen, about 8% of the pairs seen once); "
 times (1,200 steps of 256, all layers trained, the CodiEsp pairs a tenth of each batch so that their ~3,000 are
 not repeated dozens of times). Settings chosen before any measurement; part of the cache key, so weights
 trained on a GPU are found again by a CPU run with the same profile."""
-LINK_PROFILE_NAMES = tuple(LINK_PROFILES)
 
 
 def default_profile() -> str:

@@ -215,6 +215,10 @@ def test_the_gpu_profile_is_refused_on_a_cpu_unless_its_weights_are_cached(tmp_p
 
 
 def test_profiles_and_their_command_line_overrides() -> None:
+    from medcode.training.linking import LINK_PROFILES
+    from medcode.training.options import ENCODER_PROFILES
+
+    assert ENCODER_PROFILES == tuple(LINK_PROFILES)  # the command line offers exactly the profiles there are
     cpu, gpu = LinkConfig.for_profile("cpu"), LinkConfig.for_profile("gpu")
     assert cpu == LinkConfig()
     assert gpu.batch_size > cpu.batch_size and gpu.steps > cpu.steps and gpu.frozen_layers == 0
