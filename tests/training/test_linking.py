@@ -218,7 +218,7 @@ def test_profiles_and_their_command_line_overrides() -> None:
     from medcode.training.linking import LINK_PROFILES
     from medcode.training.options import ENCODER_PROFILES
 
-    assert ENCODER_PROFILES == tuple(LINK_PROFILES)  # the command line offers exactly the profiles there are
+    assert tuple(LINK_PROFILES) == ENCODER_PROFILES  # the command line offers exactly the profiles there are
     cpu, gpu = LinkConfig.for_profile("cpu"), LinkConfig.for_profile("gpu")
     assert cpu == LinkConfig()
     assert gpu.batch_size > cpu.batch_size and gpu.steps > cpu.steps and gpu.frozen_layers == 0
