@@ -6,8 +6,9 @@ CodiEsp train only, reorders the default's top K better, before anything is buil
 
 1. `export` (here): a trained pack's top K diagnosis codes for every train and dev note, each with its evidence
    (the mention and the sentence around it), the code's title and whether it is gold;
-2. `train` (on a GPU machine: torch and transformers only): the packaged MiniLM with a one-logit head, fine-tuned
-   on the train notes' pairs (binary cross-entropy), then the dev pairs scored;
+2. `train` (on a GPU machine with torch and transformers; carry pydantic's wheels as for `gpu_linking.py`): the
+   packaged MiniLM with a one-logit head, fine-tuned on the train notes' pairs (binary cross-entropy), then the
+   dev pairs scored;
 3. `score` (here): dev MAP of the pack's order, of the cross-encoder's order, and of their rank average (Borda:
    no weight fitted, so nothing is tuned on dev), each on the top K followed by the rest of the pack's ranking.
 
@@ -101,6 +102,8 @@ def train(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from medcode.training.linking import train_step
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(13)
     with gzip.open(args.folder / "pairs.json.gz", "rt", encoding="utf-8") as handle:
@@ -143,12 +146,7 @@ def train(args: argparse.Namespace) -> int:
             logits = model(**enc).logits.squeeze(-1)
             target = torch.tensor([y for *_, y in batch], device=device)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
+            losses.append(train_step(loss, model, optimizer, scheduler))
             step += 1
             if step % 20 == 0:
                 log.info("step %d/%d, loss %.4f", step, steps, float(np.mean(losses[-20:])))

@@ -361,12 +361,7 @@ def fine_tune(
         )
         logits = logits.masked_fill(clash.to(device), -1e4)
         loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch), device=device))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(float(loss.detach()))
+        losses.append(train_step(loss, model, optimizer, scheduler))
         step += 1
         if step % 50 == 0:
             log.info("linking fine-tune: step %d, loss %.3f", step, float(np.mean(losses[-50:])))
@@ -392,6 +387,18 @@ def fine_tune(
     tmp.replace(out)
     log.info("linking encoder fine-tuned: %d steps in %.0f s", step, seconds)
     return info
+
+
+def train_step(loss: Any, model: Any, optimizer: Any, scheduler: Any) -> float:
+    """One optimiser step on `loss`: gradients clipped at norm 1, the schedule advanced; the loss's value."""
+    import torch
+
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    return float(loss.detach())
 
 
 # ---------------------------------------------------------------------------------------------- cached
