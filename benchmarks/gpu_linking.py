@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from linking import accuracy, ranks
 
-from medcode.training.linking import LinkConfig, LinkPair, fine_tune
+from medcode.training.linking import LinkConfig, LinkPair, fine_tune, mean_pooled
 
 log = logging.getLogger("gpu-linking")
 CHUNK = "encoder.tar.part-"
@@ -135,10 +135,7 @@ def _embedder(folder: Path, device: str) -> Any:
                     max_length=128,
                     return_tensors="pt",
                 ).to(device)
-                hidden = model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out.append(torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy())
+                out.append(mean_pooled(model, batch).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, 384), dtype=np.float32)
 
     return embed

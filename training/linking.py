@@ -113,10 +113,8 @@ trained on a GPU are found again by a CPU run with the same profile."""
 
 def default_profile() -> str:
     """ "gpu" where torch sees a CUDA device, else "cpu"."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return "cpu"
+    import torch
+
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
@@ -321,10 +319,7 @@ def fine_tune(
         batch = tokenizer(
             texts, padding=True, truncation=True, max_length=config.max_length, return_tensors="pt"
         ).to(device)
-        hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        return mean_pooled(model, batch)
 
     started = time.perf_counter()
     losses: list[float] = []
@@ -387,6 +382,17 @@ def fine_tune(
     tmp.replace(out)
     log.info("linking encoder fine-tuned: %d steps in %.0f s", step, seconds)
     return info
+
+
+def mean_pooled(model: Any, batch: Any) -> Any:
+    """The encoder's vectors of a tokenized batch as the product reads them: the mean of the real tokens'
+    last hidden states, L2-normalised (on the batch's device; gradients flow when enabled)."""
+    import torch
+
+    hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled, dim=-1)
 
 
 def train_step(loss: Any, model: Any, optimizer: Any, scheduler: Any) -> float:
